@@ -1,0 +1,3 @@
+from controller.shell.cli import main
+
+raise SystemExit(main())

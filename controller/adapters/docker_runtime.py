@@ -1,0 +1,373 @@
+"""The ContainerRuntime port on the Docker Engine API (docker SDK, low-level APIClient).
+
+Every docker/requests exception is translated here, at the edge, so the shell only ever sees
+controller.errors types: NotFound, ImagePullError, ContainerRuntimeError, and TemporaryError
+for an engine that cannot be reached (the reconciler backs off and retries those).
+
+Engine API 1.41 (Docker 20.10) shapes this module: a container can be created with one
+network endpoint only, and endpoint aliases cannot be changed on a live endpoint, so
+`add_aliases` has to disconnect and reconnect (see its docstring for the measured cost).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.utils import parse_repository_tag
+
+from controller.adapters._docker_rows import (
+    observed_from_row,
+    service_aliases,
+    status_from_inspect,
+)
+from controller.core.model import (
+    LABEL_MANAGED,
+    LABEL_PROJECT,
+    NetworkAttachment,
+    NetworkDef,
+    ObservedContainer,
+    VolumeDef,
+)
+from controller.errors import (
+    ContainerRuntimeError,
+    ImagePullError,
+    NotFound,
+    TemporaryError,
+)
+from controller.ports import ContainerStatus
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+_ATTACHED = ("host", "none", "bridge", "default")
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    return str(exc.explanation or exc)
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Map foreign exceptions to Berth's; `what` names the operation for the log line."""
+    try:
+        yield
+    except docker.errors.NotFound as exc:  # includes ImageNotFound
+        raise NotFound(f"{what}: {_explain(exc)}") from exc
+    except docker.errors.APIError as exc:
+        raise ContainerRuntimeError(f"{what}: {_explain(exc)}") from exc
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise TemporaryError(f"{what}: Docker engine unreachable: {exc}", delay=2.0) from exc
+    except docker.errors.DockerException as exc:
+        msg = str(exc)
+        if "connection" in msg.lower() or "timed out" in msg.lower():
+            raise TemporaryError(f"{what}: {msg}", delay=2.0) from exc
+        raise ContainerRuntimeError(f"{what}: {msg}") from exc
+
+
+def _endpoint(att: NetworkAttachment, *, aliases: bool) -> dict[str, Any]:
+    ep: dict[str, Any] = {}
+    if aliases and att.aliases:
+        ep["Aliases"] = list(att.aliases)
+    if att.ipv4_address:
+        ep["IPAMConfig"] = {"IPv4Address": att.ipv4_address}
+    return ep
+
+
+class DockerRuntime:
+    """ContainerRuntime on one Docker engine. Thread-safe: the executor shares it between
+    rollout threads, and the APIClient's connection pool is thread-safe."""
+
+    def __init__(self, base_url: str | None = None, *, timeout: float = 60.0) -> None:
+        self._base_url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+        self._timeout = timeout
+        self._client: docker.APIClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def _api(self) -> Any:
+        """Connected lazily, so a daemon that starts before Docker does not crash: it gets a
+        TemporaryError on first use and retries."""
+        with self._lock:
+            if self._client is None:
+                with _translated(f"connect {self._base_url}"):
+                    self._client = docker.APIClient(
+                        base_url=self._base_url, version="auto", timeout=int(self._timeout)
+                    )
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- observation ----------------------------------------------------------------------
+
+    def list_containers(self, *, project: str | None = None) -> list[ObservedContainer]:
+        """All Berth-managed containers (of one project when given), in one list call."""
+        wanted = [f"{LABEL_MANAGED}=true"]
+        if project is not None:
+            wanted.append(f"{LABEL_PROJECT}={project}")
+        with _translated("list containers"):
+            rows = self._api.containers(all=True, filters={"label": wanted})
+        return [observed_from_row(r) for r in rows]
+
+    def inspect(self, cid: str) -> ContainerStatus:
+        with _translated(f"inspect {cid}"):
+            return status_from_inspect(self._api.inspect_container(cid))
+
+    def aliases_of(self, cid: str) -> dict[str, tuple[str, ...]]:
+        """Service aliases per network, as Docker's DNS will answer them (for checks/status)."""
+        with _translated(f"inspect {cid}"):
+            doc = self._api.inspect_container(cid)
+        nets = (doc.get("NetworkSettings") or {}).get("Networks") or {}
+        return {n: service_aliases(doc, n) for n in nets}
+
+    def image_present(self, ref: str) -> bool:
+        try:
+            with _translated(f"inspect image {ref}"):
+                self._api.inspect_image(ref)
+        except NotFound:
+            return False
+        return True
+
+    def events(
+        self, *, since: float | None = None, until: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Container events of Berth-managed containers. Without `until` this blocks for new
+        events; the daemon treats them only as a hint to reconcile (the stream can drop)."""
+        filters = {"type": ["container"], "label": [f"{LABEL_MANAGED}=true"]}
+        with _translated("events"):
+            stream = self._api.events(
+                since=None if since is None else f"{since:.9f}",
+                until=None if until is None else f"{until:.9f}",
+                filters=filters,
+                decode=True,
+            )
+        try:
+            while True:
+                with _translated("events"):
+                    event = next(stream, None)
+                if event is None:
+                    return
+                yield event
+        finally:
+            stream.close()
+
+    # -- images, networks, volumes ------------------------------------------------------
+
+    def pull(self, ref: str) -> None:
+        """Pulls with an explicit tag (the SDK would otherwise pull every tag of a bare repo).
+        Docker reports most pull failures inside the 200 stream, not as an HTTP status."""
+        repo, tag = parse_repository_tag(ref)
+        try:
+            with _translated(f"pull {ref}"):
+                for chunk in self._api.pull(repo, tag=tag or "latest", stream=True, decode=True):
+                    if isinstance(chunk, dict) and chunk.get("error"):
+                        raise ImagePullError(f"pull {ref}: {chunk['error']}")
+        except TemporaryError:
+            raise
+        except ImagePullError:
+            raise
+        except ContainerRuntimeError as exc:
+            raise ImagePullError(str(exc)) from exc
+        if not self.image_present(ref):
+            raise ImagePullError(f"pull {ref}: finished but the image is not present")
+
+    def ensure_network(self, net: NetworkDef, *, project: str) -> None:
+        """Creates a missing network with compose's labels (so `docker compose` adopts it);
+        an existing one is left as it is, an external one must already exist."""
+        try:
+            with _translated(f"inspect network {net.name}"):
+                self._api.inspect_network(net.name)
+            return
+        except NotFound:
+            if net.external:
+                raise ContainerRuntimeError(
+                    f"external network {net.name!r} does not exist; create it first"
+                ) from None
+        labels = {
+            **dict(net.labels),
+            "com.docker.compose.project": project,
+            "com.docker.compose.network": net.key,
+            LABEL_MANAGED: "true",
+        }
+        try:
+            with _translated(f"create network {net.name}"):
+                self._api.create_network(
+                    net.name,
+                    driver=net.driver,
+                    options=dict(net.driver_opts) or None,
+                    internal=net.internal,
+                    attachable=net.attachable or None,
+                    labels=labels,
+                    check_duplicate=True,
+                )
+        except ContainerRuntimeError:
+            # Lost a race with a concurrent creator: fine if the network now exists.
+            with _translated(f"inspect network {net.name}"):
+                self._api.inspect_network(net.name)
+
+    def ensure_volume(self, vol: VolumeDef, *, project: str) -> None:
+        """Like ensure_network; Docker's volume create is idempotent, the inspect is for
+        external volumes, which Berth must never create."""
+        try:
+            with _translated(f"inspect volume {vol.name}"):
+                self._api.inspect_volume(vol.name)
+            return
+        except NotFound:
+            if vol.external:
+                raise ContainerRuntimeError(
+                    f"external volume {vol.name!r} does not exist; create it first"
+                ) from None
+        labels = {
+            **dict(vol.labels),
+            "com.docker.compose.project": project,
+            "com.docker.compose.volume": vol.key,
+            LABEL_MANAGED: "true",
+        }
+        with _translated(f"create volume {vol.name}"):
+            self._api.create_volume(
+                vol.name,
+                driver=vol.driver or "local",
+                driver_opts=dict(vol.driver_opts) or None,
+                labels=labels,
+            )
+
+    # -- container lifecycle --------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        name: str,
+        image: str,
+        body: Mapping[str, Any],
+        labels: Mapping[str, str],
+        networks: Sequence[NetworkAttachment],
+        aliases: bool,
+    ) -> str:
+        """Creates with the first network (API 1.41 takes one endpoint), connects the rest
+        before start. Without `aliases` no endpoint carries a service alias, so Docker's DNS
+        does not hand the unproven container to clients of the service name. A half-made
+        container is removed again so a failed create leaves no orphan."""
+        config = dict(body)
+        config["Image"] = image
+        config["Labels"] = {**dict(body.get("Labels") or {}), **dict(labels)}
+        host = dict(config.get("HostConfig") or {})
+        if networks:
+            first = networks[0]
+            if host.get("NetworkMode") in (None, "", "default"):
+                host["NetworkMode"] = first.network
+            config["HostConfig"] = host
+            config["NetworkingConfig"] = {
+                "EndpointsConfig": {first.network: _endpoint(first, aliases=aliases)}
+            }
+        with _translated(f"create {name}"):
+            cid = str(self._api.create_container_from_config(config, name=name)["Id"])
+        try:
+            for att in networks[1:]:
+                self._connect(cid, att, aliases=aliases)
+        except Exception:
+            self.remove(cid)
+            raise
+        return cid
+
+    def _connect(
+        self, cid: str, att: NetworkAttachment, *, aliases: bool, ip: str | None = None
+    ) -> None:
+        with _translated(f"connect {cid[:12]} to {att.network}"):
+            self._api.connect_container_to_network(
+                cid,
+                att.network,
+                aliases=list(att.aliases) if aliases and att.aliases else None,
+                ipv4_address=ip or att.ipv4_address,
+            )
+
+    def _reconnect_keeping_ip(self, cid: str, att: NetworkAttachment, old_ip: str) -> None:
+        """Asks for the old address (only networks with a user-configured subnet allow it);
+        elsewhere the IPAM's first-free allocation usually hands the same address back."""
+        if att.ipv4_address or not old_ip:
+            self._connect(cid, att, aliases=True)
+            return
+        try:
+            self._connect(cid, att, aliases=True, ip=old_ip)
+        except ContainerRuntimeError as exc:
+            if "user configured subnets" not in str(exc):
+                raise
+            self._connect(cid, att, aliases=True)
+
+    def start(self, cid: str) -> None:
+        with _translated(f"start {cid[:12]}"):
+            self._api.start(cid)
+
+    def stop(self, cid: str, *, timeout: float) -> None:
+        """The engine sends the container's own StopSignal, then SIGKILL after `timeout`
+        (whole seconds in API 1.41, rounded up so a grace period is never shortened)."""
+        with _translated(f"stop {cid[:12]}"):
+            self._api.stop(cid, timeout=max(0, math.ceil(timeout)))
+
+    def remove(self, cid: str) -> None:
+        """Force-remove; gone (or already being removed) counts as done, so retries after a
+        crash are harmless."""
+        try:
+            with _translated(f"remove {cid[:12]}"):
+                self._api.remove_container(cid, force=True)
+        except NotFound:
+            return
+        except ContainerRuntimeError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+    def kill(self, cid: str, signal: str) -> None:
+        with _translated(f"kill -{signal} {cid[:12]}"):
+            self._api.kill(cid, signal=signal)
+
+    def processes(self, cid: str) -> list[tuple[int, str]]:
+        """`docker top` (host PIDs): lets the proxy adapter see nginx's old workers exit."""
+        with _translated(f"top {cid[:12]}"):
+            top = self._api.top(cid, ps_args="-eo pid,args")
+        titles = [str(t).upper() for t in top.get("Titles") or []]
+        pid_col = titles.index("PID") if "PID" in titles else 0
+        cmd_col = next((i for i, t in enumerate(titles) if t in ("COMMAND", "CMD", "ARGS")), -1)
+        return [
+            (int(row[pid_col]), str(row[cmd_col]))
+            for row in top.get("Processes") or []
+            if str(row[pid_col]).isdigit()
+        ]
+
+    def exec(self, cid: str, cmd: Sequence[str]) -> tuple[int, str]:
+        with _translated(f"exec in {cid[:12]}"):
+            ex = self._api.exec_create(cid, list(cmd), stdout=True, stderr=True)
+            out = self._api.exec_start(ex["Id"], demux=False)
+            code = self._api.exec_inspect(ex["Id"]).get("ExitCode")
+        text = out.decode(errors="replace") if isinstance(out, bytes) else str(out or "")
+        return (int(code) if code is not None else -1), text
+
+    def add_aliases(self, cid: str, networks: Sequence[NetworkAttachment]) -> None:
+        """Engine API 1.41 cannot change aliases of a live endpoint, so each network with
+        aliases is disconnected and reconnected with them. The container keeps its IP when
+        the network lets Berth ask for it (user-configured subnet) or the IPAM hands the
+        freed address back; it is briefly off that network either way (see the report in
+        tests/integration/test_contract_runtime.py), so call this before the cut-over, and
+        re-read IPs with `inspect` afterwards."""
+        for att in networks:
+            if not att.aliases or att.network in _ATTACHED:
+                continue
+            with _translated(f"inspect {cid[:12]}"):
+                doc = self._api.inspect_container(cid)
+            if set(att.aliases) <= set(service_aliases(doc, att.network)):
+                continue  # already done (e.g. the controller restarted mid-way)
+            old_ip = status_from_inspect(doc).ips.get(att.network, "")
+            with _translated(f"disconnect {cid[:12]} from {att.network}"):
+                try:
+                    self._api.disconnect_container_from_network(cid, att.network)
+                except docker.errors.APIError as exc:
+                    if "is not connected" not in _explain(exc):
+                        raise
+            self._reconnect_keeping_ip(cid, att, old_ip)

@@ -1,0 +1,258 @@
+"""The StateStore port on SQLite: rollout history and quarantined revisions.
+
+One connection guarded by a lock: the executor writes from several rollout threads, the
+writes are tiny, and a single connection is the only way `:memory:` can be shared. WAL mode
+lets `berth history` read while `berth run` writes (another process, another connection);
+busy_timeout makes the rare writer-writer overlap wait instead of failing.
+
+Schema versions live in `PRAGMA user_version`; MIGRATIONS[i] takes version i to i + 1, each
+in its own transaction, so a file from any older Berth opens and an empty file is version 0.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar, get_args
+
+from controller.errors import PermanentError, TemporaryError
+from controller.ports import Outcome, Quarantine, RolloutRecord
+
+ABANDONED_REASON = "controller restarted during rollout"
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE rollouts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            project TEXT NOT NULL,
+            service TEXT NOT NULL,
+            from_tag TEXT,
+            to_tag TEXT NOT NULL,
+            from_revision TEXT,
+            to_revision TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            source_commit TEXT
+        )""",
+        "CREATE INDEX rollouts_by_service ON rollouts (service, project, id)",
+        "CREATE INDEX rollouts_by_outcome ON rollouts (outcome)",
+        """CREATE TABLE quarantine (
+            project TEXT NOT NULL,
+            service TEXT NOT NULL,
+            revision TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            since REAL NOT NULL,
+            UNIQUE (project, service, revision)
+        )""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_OUTCOMES = frozenset(get_args(Outcome))
+_COLUMNS = (
+    "id, project, service, from_tag, to_tag, from_revision, to_revision, "
+    "started_at, finished_at, outcome, reason, source_commit"
+)
+T = TypeVar("T")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Brings the schema to SCHEMA_VERSION; refuses a file written by a newer Berth rather
+    than guessing at its meaning. Returns the version found."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise PermanentError(
+            f"state database has schema {found}, this Berth knows up to {SCHEMA_VERSION}"
+        )
+    for version in range(found, SCHEMA_VERSION):
+        with _transaction(conn):  # per step: a crash leaves a consistent older version
+            for stmt in MIGRATIONS[version]:
+                conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+    return found
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Explicit BEGIN IMMEDIATE (the connection is in autocommit mode): DDL is transactional
+    too, and a writer takes the write lock up front instead of failing on upgrade."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _record(row: tuple[Any, ...]) -> RolloutRecord:
+    return RolloutRecord(
+        id=row[0],
+        project=row[1],
+        service=row[2],
+        from_tag=row[3],
+        to_tag=row[4],
+        from_revision=row[5],
+        to_revision=row[6],
+        started_at=row[7],
+        finished_at=row[8],
+        outcome=row[9],
+        reason=row[10],
+        commit=row[11],
+    )
+
+
+class SqliteStateStore:
+    """StateStore on one SQLite file (or `:memory:`)."""
+
+    def __init__(self, path: str) -> None:
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+            self._conn.execute("PRAGMA busy_timeout = 10000")
+            if path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+            migrate(self._conn)
+        except sqlite3.Error as exc:
+            raise PermanentError(f"cannot open state database {path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """Serialises threads and translates sqlite errors: a locked file is temporary."""
+        with self._lock:
+            try:
+                with _transaction(self._conn) as conn:
+                    yield conn
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise TemporaryError(f"state database busy: {exc}") from exc
+                raise PermanentError(f"state database: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise PermanentError(f"state database: {exc}") from exc
+
+    def _query(self, sql: str, args: tuple[Any, ...], convert: Callable[[Any], T]) -> list[T]:
+        with self._tx() as c:
+            return [convert(r) for r in c.execute(sql, args).fetchall()]
+
+    # -- rollouts ---------------------------------------------------------------------------
+
+    def begin_rollout(
+        self,
+        *,
+        project: str,
+        service: str,
+        from_tag: str | None,
+        to_tag: str,
+        from_revision: str | None,
+        to_revision: str,
+        commit: str | None,
+        at: float,
+    ) -> int:
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO rollouts (project, service, from_tag, to_tag, from_revision,"
+                " to_revision, started_at, outcome, reason, source_commit)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'in_progress', '', ?)",
+                (project, service, from_tag, to_tag, from_revision, to_revision, at, commit),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_rollout(self, rollout_id: int, *, outcome: Outcome, reason: str, at: float) -> None:
+        if outcome not in _OUTCOMES or outcome == "in_progress":
+            raise ValueError(f"not a final outcome: {outcome!r}")
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE rollouts SET outcome = ?, reason = ?, finished_at = ? WHERE id = ?",
+                (outcome, reason, at, rollout_id),
+            )
+            if cur.rowcount == 0:
+                raise PermanentError(f"no rollout with id {rollout_id}")
+
+    def abandon_in_progress(self, project: str | None, service: str | None, *, at: float) -> int:
+        """Rollouts a killed controller left `in_progress` become `superseded` with reason
+        ABANDONED_REASON: not `failed`, because nothing proved the revision bad, so it is not
+        quarantined and the restarted controller simply converges again. None = any."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE rollouts SET outcome = 'superseded', reason = ?, finished_at = ?"
+                " WHERE outcome = 'in_progress' AND (? IS NULL OR project = ?)"
+                " AND (? IS NULL OR service = ?)",
+                (ABANDONED_REASON, at, project, project, service, service),
+            )
+            return cur.rowcount
+
+    def history(self, project: str | None, service: str, *, limit: int = 50) -> list[RolloutRecord]:
+        """Newest first; `project=None` finds the service in any stack (CLI convenience)."""
+        return self._query(
+            f"SELECT {_COLUMNS} FROM rollouts WHERE service = ? AND (? IS NULL OR project = ?)"
+            " ORDER BY id DESC LIMIT ?",
+            (service, project, project, limit),
+            _record,
+        )
+
+    def last(self, project: str, service: str) -> RolloutRecord | None:
+        rows = self.history(project, service, limit=1)
+        return rows[0] if rows else None
+
+    def last_good(self, project: str | None, service: str) -> RolloutRecord | None:
+        """The most recent succeeded rollout: what `berth rollback` goes back to."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM rollouts WHERE service = ? AND (? IS NULL OR project = ?)"
+            " AND outcome = 'succeeded' ORDER BY id DESC LIMIT 1",
+            (service, project, project),
+            _record,
+        )
+        return rows[0] if rows else None
+
+    def outcomes(self) -> dict[tuple[str, str], RolloutRecord]:
+        """Latest rollout per (project, service), for `berth status` in one query."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM rollouts WHERE id IN"
+            " (SELECT MAX(id) FROM rollouts GROUP BY project, service)",
+            (),
+            _record,
+        )
+        return {(r.project, r.service): r for r in rows}
+
+    # -- quarantine ---------------------------------------------------------------------------
+
+    def quarantine(
+        self, *, project: str, service: str, revision: str, tag: str, reason: str, at: float
+    ) -> None:
+        """Idempotent: quarantining again updates the reason but keeps the first `since`."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO quarantine (project, service, revision, tag, reason, since)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project, service, revision)"
+                " DO UPDATE SET tag = excluded.tag, reason = excluded.reason",
+                (project, service, revision, tag, reason, at),
+            )
+
+    def lift_quarantine(self, project: str | None, service: str) -> int:
+        with self._tx() as c:
+            cur = c.execute(
+                "DELETE FROM quarantine WHERE service = ? AND (? IS NULL OR project = ?)",
+                (service, project, project),
+            )
+            return cur.rowcount
+
+    def quarantined(self) -> list[Quarantine]:
+        return self._query(
+            "SELECT project, service, revision, tag, reason, since FROM quarantine"
+            " ORDER BY since, project, service",
+            (),
+            lambda r: Quarantine(*r),
+        )

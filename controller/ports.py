@@ -1,0 +1,182 @@
+"""Narrow ports between the shell and the world. Adapters implement them; unit tests fake them.
+
+Every port has a contract test against the real thing (tests/integration/test_contract_*.py),
+so the fakes in tests/fakes.py cannot drift from reality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from controller.core.model import (
+    ContainerState,
+    NetworkAttachment,
+    NetworkDef,
+    ObservedContainer,
+    ProbeSpec,
+    VolumeDef,
+)
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    """The part of `docker inspect` the gate needs."""
+
+    id: str
+    state: ContainerState
+    health: Literal["starting", "healthy", "unhealthy"] | None
+    exit_code: int | None
+    restart_count: int
+    ips: Mapping[str, str]  # network name -> IPv4
+    started_at: float | None = None
+    error: str = ""
+
+
+class ContainerRuntime(Protocol):
+    def list_containers(self, *, project: str | None = None) -> list[ObservedContainer]:
+        """All Berth-managed containers (of one project when given), in one list call."""
+        ...
+
+    def image_present(self, ref: str) -> bool: ...
+
+    def pull(self, ref: str) -> None:
+        """Raises ImagePullError when the image cannot be had."""
+        ...
+
+    def ensure_network(self, net: NetworkDef, *, project: str) -> None: ...
+
+    def ensure_volume(self, vol: VolumeDef, *, project: str) -> None: ...
+
+    def create(
+        self,
+        *,
+        name: str,
+        image: str,
+        body: Mapping[str, Any],
+        labels: Mapping[str, str],
+        networks: Sequence[NetworkAttachment],
+        aliases: bool,
+    ) -> str:
+        """Create (not start) a container; returns its id. Without `aliases` the container
+        joins its networks under no service alias (it is not reachable by service name)."""
+        ...
+
+    def start(self, cid: str) -> None: ...
+
+    def stop(self, cid: str, *, timeout: float) -> None:
+        """Stop with the container's own stop signal, then SIGKILL after `timeout` seconds."""
+        ...
+
+    def remove(self, cid: str) -> None:
+        """Force-remove; a container that is already gone is not an error."""
+        ...
+
+    def inspect(self, cid: str) -> ContainerStatus:
+        """Raises NotFound when the container is gone."""
+        ...
+
+    def add_aliases(self, cid: str, networks: Sequence[NetworkAttachment]) -> None:
+        """Make a container reachable under its service aliases (after it passed its gate)."""
+        ...
+
+    def exec(self, cid: str, cmd: Sequence[str]) -> tuple[int, str]:
+        """Run a command in a running container; exit code and combined output."""
+        ...
+
+    def kill(self, cid: str, signal: str) -> None: ...
+
+    def processes(self, cid: str) -> list[tuple[int, str]]:
+        """(pid, command line) of every process in a running container (`docker top`)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    detail: str = ""
+
+
+class HealthProber(Protocol):
+    def probe(self, host: str, spec: ProbeSpec) -> ProbeResult: ...
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds, monotonic enough for deadlines (wall clock for records)."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+Outcome = Literal["succeeded", "rolled_back", "failed", "superseded", "in_progress"]
+
+
+@dataclass(frozen=True)
+class RolloutRecord:
+    id: int
+    project: str
+    service: str
+    from_tag: str | None
+    to_tag: str
+    from_revision: str | None
+    to_revision: str
+    started_at: float
+    finished_at: float | None
+    outcome: Outcome
+    reason: str
+    commit: str | None
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    project: str
+    service: str
+    revision: str
+    tag: str
+    reason: str
+    since: float
+
+
+class StateStore(Protocol):
+    def begin_rollout(
+        self,
+        *,
+        project: str,
+        service: str,
+        from_tag: str | None,
+        to_tag: str,
+        from_revision: str | None,
+        to_revision: str,
+        commit: str | None,
+        at: float,
+    ) -> int: ...
+
+    def finish_rollout(
+        self, rollout_id: int, *, outcome: Outcome, reason: str, at: float
+    ) -> None: ...
+
+    def history(
+        self, project: str | None, service: str, *, limit: int = 50
+    ) -> list[RolloutRecord]: ...
+
+    def last(self, project: str, service: str) -> RolloutRecord | None: ...
+
+    def last_good(self, project: str, service: str) -> RolloutRecord | None:
+        """The most recent rollout that succeeded (for `berth rollback`)."""
+        ...
+
+    def abandon_in_progress(self, project: str, service: str, *, at: float) -> int:
+        """Close rollouts a killed controller left `in_progress`; returns how many."""
+        ...
+
+    def quarantine(
+        self, *, project: str, service: str, revision: str, tag: str, reason: str, at: float
+    ) -> None: ...
+
+    def lift_quarantine(self, project: str | None, service: str) -> int:
+        """Returns how many revisions were lifted."""
+        ...
+
+    def quarantined(self) -> list[Quarantine]: ...

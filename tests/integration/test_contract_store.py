@@ -1,0 +1,165 @@
+"""Contract of the StateStore port on a real SQLite file (the CLI and daemon share it)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.adapters.sqlite_store import (
+    ABANDONED_REASON,
+    SCHEMA_VERSION,
+    SqliteStateStore,
+    migrate,
+)
+from controller.errors import PermanentError
+
+
+def _begin(store: SqliteStateStore, service: str = "api", project: str = "shop",
+           to_tag: str = "1.0", at: float = 100.0, **kw: Any) -> int:
+    args: dict[str, Any] = dict(project=project, service=service, from_tag=None, to_tag=to_tag,
+                                from_revision=None, to_revision=f"rev-{to_tag}", commit="c0ffee",
+                                at=at)
+    args.update(kw)
+    return store.begin_rollout(**args)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStateStore:
+    return SqliteStateStore(str(tmp_path / "state.db"))
+
+
+def test_begin_finish_history_last(store: SqliteStateStore) -> None:
+    a = _begin(store, to_tag="1.0", at=100)
+    store.finish_rollout(a, outcome="succeeded", reason="", at=110)
+    b = _begin(store, to_tag="1.1", at=200, from_tag="1.0", from_revision="rev-1.0")
+    [new, old] = store.history("shop", "api")
+    assert (new.id, old.id) == (b, a)
+    assert new.outcome == "in_progress" and new.finished_at is None
+    assert (new.from_tag, new.to_tag, new.from_revision, new.commit) == (
+        "1.0", "1.1", "rev-1.0", "c0ffee")
+    assert old.outcome == "succeeded" and old.finished_at == 110
+    assert store.last("shop", "api") == new
+    assert store.last("shop", "web") is None
+    store.finish_rollout(b, outcome="rolled_back", reason="unhealthy", at=250)
+    last = store.last("shop", "api")
+    assert last is not None and (last.outcome, last.reason) == ("rolled_back", "unhealthy")
+    assert store.history("shop", "api", limit=1) == [last]
+
+
+def test_finish_rejects_unknown_ids_and_non_final_outcomes(store: SqliteStateStore) -> None:
+    with pytest.raises(PermanentError):
+        store.finish_rollout(999, outcome="failed", reason="", at=1)
+    rid = _begin(store)
+    with pytest.raises(ValueError):
+        store.finish_rollout(rid, outcome="in_progress", reason="", at=1)
+
+
+def test_history_without_project_spans_projects(store: SqliteStateStore) -> None:
+    _begin(store, project="shop")
+    _begin(store, project="blog")
+    _begin(store, project="blog", service="web")
+    assert {r.project for r in store.history(None, "api")} == {"shop", "blog"}
+    assert [r.project for r in store.history("blog", "api")] == ["blog"]
+
+
+def test_last_good_and_outcomes(store: SqliteStateStore) -> None:
+    good = _begin(store, to_tag="1.0")
+    store.finish_rollout(good, outcome="succeeded", reason="", at=1)
+    bad = _begin(store, to_tag="1.1")
+    store.finish_rollout(bad, outcome="failed", reason="exit 1", at=2)
+    web = _begin(store, service="web", to_tag="3")
+    lg = store.last_good("shop", "api")
+    assert lg is not None and lg.to_tag == "1.0"
+    assert store.last_good("shop", "web") is None
+    out = store.outcomes()
+    assert set(out) == {("shop", "api"), ("shop", "web")}
+    assert out[("shop", "api")].id == bad and out[("shop", "web")].id == web
+
+
+def test_abandon_in_progress_supersedes_only_open_rollouts(store: SqliteStateStore) -> None:
+    done = _begin(store)
+    store.finish_rollout(done, outcome="succeeded", reason="", at=1)
+    open_api = _begin(store)
+    open_web = _begin(store, service="web")
+    assert store.abandon_in_progress("shop", "api", at=5) == 1
+    rec = store.last("shop", "api")
+    assert rec is not None and rec.id == open_api
+    assert (rec.outcome, rec.reason, rec.finished_at) == ("superseded", ABANDONED_REASON, 5)
+    assert store.abandon_in_progress(None, None, at=6) == 1
+    web = store.last("shop", "web")
+    assert web is not None and web.id == open_web and web.outcome == "superseded"
+    assert store.history("shop", "api")[-1].outcome == "succeeded"
+
+
+def test_quarantine_is_unique_and_liftable(store: SqliteStateStore) -> None:
+    store.quarantine(project="shop", service="api", revision="r1", tag="1.1", reason="a", at=10)
+    store.quarantine(project="shop", service="api", revision="r1", tag="1.1", reason="b", at=20)
+    store.quarantine(project="blog", service="api", revision="r9", tag="2", reason="c", at=30)
+    [q1, q2] = store.quarantined()
+    assert (q1.project, q1.revision, q1.reason, q1.since) == ("shop", "r1", "b", 10)
+    assert q2.project == "blog"
+    assert store.lift_quarantine("shop", "api") == 1
+    assert store.lift_quarantine("shop", "api") == 0
+    assert [q.project for q in store.quarantined()] == ["blog"]
+    assert store.lift_quarantine(None, "api") == 1 and store.quarantined() == []
+
+
+def test_reopen_persists(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    first = SqliteStateStore(path)
+    rid = _begin(first)
+    first.quarantine(project="shop", service="api", revision="r", tag="t", reason="x", at=1)
+    first.close()
+    again = SqliteStateStore(path)
+    last = again.last("shop", "api")
+    assert last is not None and last.id == rid
+    assert len(again.quarantined()) == 1
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_migration_from_an_empty_file_and_refusal_of_a_newer_one(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    SqliteStateStore(str(path)).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert migrate(conn) == SCHEMA_VERSION  # idempotent
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(PermanentError):
+        SqliteStateStore(str(path))
+
+
+def test_memory_store_works() -> None:
+    mem = SqliteStateStore(":memory:")
+    _begin(mem)
+    assert len(mem.history(None, "api")) == 1
+
+
+def test_concurrent_writers_from_four_threads(store: SqliteStateStore) -> None:
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                rid = _begin(store, service=f"s{n}", to_tag=str(i))
+                store.finish_rollout(rid, outcome="succeeded", reason="", at=float(i))
+                store.quarantine(project="shop", service=f"s{n}", revision=str(i), tag="t",
+                                 reason="r", at=float(i))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.outcomes()) == 4
+    assert all(len(store.history("shop", f"s{n}", limit=100)) == 50 for n in range(4))
+    assert len(store.quarantined()) == 200
