@@ -1,0 +1,339 @@
+"""The rollout state machine: `next_step(state, obs, now) -> (state, Step)`, pure.
+
+The executor observes, asks for the next step, performs it, and repeats until a `Finish`.
+Nothing here remembers more than an observation can restore: a controller that dies between
+two steps starts a new rollout from the same observed containers and lands in the same
+place (existing new containers are reused, finished steps are not repeated).
+
+Phases (start-first): PREPARE (pull) -> START (create + start new, without service aliases)
+-> GATE -> CUTOVER (aliases + proxy switch) -> [BAKE] -> RETIRE (stop + remove old) -> DONE.
+stop-first stops (keeps) the old containers in START first; ABORT restores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from controller.core.gate import GateInput, GateRules, evaluate
+from controller.core.model import ContainerState, ObservedContainer, Strategy
+from controller.core.plan import ActionKind
+
+
+class Phase(StrEnum):
+    PREPARE = "prepare"
+    START = "start"
+    GATE = "gate"
+    CUTOVER = "cutover"
+    BAKE = "bake"
+    RETIRE = "retire"
+    SWITCH_BACK = "switch-back"
+    ABORT = "abort"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class NewObs:
+    """A container of the target revision, as the gate sees it."""
+
+    number: int
+    created: float
+    gate: GateInput
+
+
+@dataclass(frozen=True)
+class RolloutObs:
+    image_present: bool
+    new: tuple[NewObs, ...]
+    old: tuple[ObservedContainer, ...]
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    kind: ActionKind
+    strategy: Strategy
+    replicas: int
+    image: str
+    progress_deadline: float
+    probe_interval: float
+    threshold: int
+    docker_health: bool
+    http_probe: bool
+    bake: float
+    from_revision: str | None  # the revision that served before (restored by stop-first)
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    cfg: RolloutConfig
+    phase: Phase = Phase.PREPARE
+    deadline: float = 0.0
+    bake_until: float = 0.0
+    passes: Mapping[str, int] = field(default_factory=dict)
+    failure: str = ""
+    outcome: str = ""  # set when the rollout ends without success: rolled_back | failed
+    cut_over: bool = False
+    infra_failure: bool = False  # the failure was not the revision's fault: no quarantine
+    published: bool = False  # the new containers carry their service aliases
+
+
+# ---- steps ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pull:
+    image: str
+
+
+@dataclass(frozen=True)
+class StopOld:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RemoveNew:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Create:
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Start:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Observe:
+    wait: float
+    probe: bool  # run the HTTP probe on the new containers in the next observation
+
+
+@dataclass(frozen=True)
+class Publish:
+    """The gate passed: make the new containers resolvable under their service aliases.
+    Docker can only add aliases by reconnecting the endpoint, which makes the container
+    unreachable for a moment, so the gate runs again before any traffic moves."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CutOver:
+    """Give the new containers their service aliases and switch the proxy to them."""
+
+    new_ids: tuple[str, ...]
+    old_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SwitchBack:
+    """Bake failed: point the proxy back at the old containers, which are still running."""
+
+    old_ids: tuple[str, ...]
+    new_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Retire:
+    """Take containers out of the proxy, stop them gracefully, remove them."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Abort:
+    remove: tuple[str, ...]
+    keep: str | None  # newest failed container, stopped and kept for `docker logs`
+    restore: tuple[str, ...]  # stop-first: old containers to start again
+    quarantine: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    outcome: str  # succeeded | rolled_back | failed
+    reason: str
+
+
+Step = (
+    Pull
+    | StopOld
+    | RemoveNew
+    | Create
+    | Start
+    | Observe
+    | CutOver
+    | SwitchBack
+    | Retire
+    | Abort
+    | Finish
+)
+
+
+def next_step(state: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    handler = _HANDLERS[state.phase]
+    return handler(state, obs, now)
+
+
+def failed_pull(state: RolloutState, reason: str) -> RolloutState:
+    """The executor reports a pull failure: nothing was touched, the rollout fails."""
+    return replace(state, phase=Phase.DONE, failure=f"pull failed: {reason}")
+
+
+def cutover_failed(state: RolloutState, reason: str) -> RolloutState:
+    """The proxy could not be switched (nginx down, `nginx -t` failed): traffic never moved,
+    so roll back; the revision is not to blame and is not quarantined."""
+    return replace(
+        state,
+        phase=Phase.ABORT,
+        failure=f"cut-over failed: {reason}",
+        infra_failure=True,
+        cut_over=False,
+    )
+
+
+def _prepare(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    if s.cfg.kind in (ActionKind.REMOVE, ActionKind.SCALE_DOWN):
+        return _retire(replace(s, phase=Phase.RETIRE), obs, now)
+    if not obs.image_present:
+        return s, Pull(s.cfg.image)
+    return _start(replace(s, phase=Phase.START), obs, now)
+
+
+def _start(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    if s.cfg.strategy == "stop-first":
+        running_old = tuple(c.id for c in obs.old if c.running)
+        if running_old:
+            return s, StopOld(running_old)
+    dead = tuple(n.gate.cid for n in obs.new if n.gate.state in _DEAD)
+    if dead:
+        return s, RemoveNew(dead)
+    have = {n.number for n in obs.new}
+    missing = tuple(i for i in range(1, s.cfg.replicas + 1) if i not in have)
+    if missing:
+        return s, Create(missing)
+    created = tuple(n.gate.cid for n in _gated(s, obs) if n.gate.state is ContainerState.CREATED)
+    if created:
+        return s, Start(created)
+    s = replace(s, phase=Phase.GATE, deadline=now + s.cfg.progress_deadline, passes={})
+    return s, Observe(0.0, probe=True)
+
+
+def _gate(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    gated = _gated(s, obs)
+    if len(gated) < s.cfg.replicas:
+        # A new container vanished under us (removed by hand): fail rather than guess.
+        return _abort(
+            replace(s, phase=Phase.ABORT, failure="a new container disappeared during the gate"),
+            obs,
+            now,
+        )
+    rules = GateRules(s.cfg.docker_health, s.cfg.http_probe, s.cfg.threshold, s.deadline)
+    verdict = evaluate(rules, [n.gate for n in gated], s.passes, now=now)
+    s = replace(s, passes=verdict.passes)
+    if verdict.failed:
+        return _abort(replace(s, phase=Phase.ABORT, failure=verdict.reason), obs, now)
+    if verdict.passed and not s.published:
+        ids = tuple(n.gate.cid for n in gated)
+        return replace(s, published=True, passes={}), Publish(ids)
+    if verdict.passed:
+        new_ids = tuple(n.gate.cid for n in gated)
+        old_ids = tuple(c.id for c in obs.old if c.running)
+        bake = s.cfg.bake > 0 and bool(old_ids)
+        nxt = Phase.BAKE if bake else Phase.RETIRE
+        return replace(
+            s, phase=nxt, cut_over=True, bake_until=now + s.cfg.bake, passes={}
+        ), CutOver(new_ids, old_ids)
+    return s, Observe(s.cfg.probe_interval, probe=True)
+
+
+def _bake(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    gated = _gated(s, obs)
+    rules = GateRules(s.cfg.docker_health, s.cfg.http_probe, 1, float("inf"))
+    failures = dict(s.passes)  # during bake, counts consecutive probe failures per container
+    for n in gated:
+        verdict = evaluate(rules, [n.gate], {}, now=now)
+        if verdict.failed:
+            return _switch_back(s, obs, f"failed during bake: {verdict.reason}")
+        failures[n.gate.cid] = 0 if verdict.passed else failures.get(n.gate.cid, 0) + 1
+        if failures[n.gate.cid] >= max(2, s.cfg.threshold):
+            return _switch_back(
+                s, obs, f"failed during bake: {n.gate.name} stopped passing its health check"
+            )
+    if len(gated) < s.cfg.replicas:
+        return _switch_back(s, obs, "failed during bake: a new container disappeared")
+    s = replace(s, passes=failures)
+    if now >= s.bake_until:
+        return _retire(replace(s, phase=Phase.RETIRE), obs, now)
+    return s, Observe(min(s.cfg.probe_interval, max(0.0, s.bake_until - now)), probe=True)
+
+
+def _switch_back(s: RolloutState, obs: RolloutObs, reason: str) -> tuple[RolloutState, Step]:
+    old_ids = tuple(c.id for c in obs.old if c.running)
+    new_ids = tuple(n.gate.cid for n in obs.new)
+    return replace(s, phase=Phase.ABORT, failure=reason, cut_over=False), SwitchBack(
+        old_ids, new_ids
+    )
+
+
+def _retire(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    ids = [c.id for c in obs.old]
+    ids += [n.gate.cid for n in obs.new if n.number > s.cfg.replicas]
+    if ids:
+        return s, Retire(tuple(ids))
+    return replace(s, phase=Phase.DONE), Finish("succeeded", _success_reason(s))
+
+
+def _abort(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    has_old = bool(obs.old)
+    if has_old:
+        victims = list(obs.new)
+    else:  # create / scale-up: keep new containers that do pass, remove the failing ones
+        victims = [n for n in obs.new if s.passes.get(n.gate.cid, 0) < s.cfg.threshold]
+    victims.sort(key=lambda n: n.created)
+    keep = victims[-1].gate.cid if victims else None
+    remove = tuple(n.gate.cid for n in victims if n.gate.cid != keep)
+    restore: tuple[str, ...] = ()
+    if s.cfg.strategy == "stop-first":
+        restore = tuple(
+            c.id for c in obs.old if not c.running and c.revision == s.cfg.from_revision
+        )
+    outcome = "rolled_back" if has_old else "failed"
+    done = replace(s, phase=Phase.DONE, outcome=outcome)
+    return done, Abort(remove, keep, restore, not s.infra_failure, s.failure)
+
+
+def _done(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    if s.failure:
+        return s, Finish(s.outcome or "failed", s.failure)
+    return s, Finish("succeeded", _success_reason(s))
+
+
+def _gated(s: RolloutState, obs: RolloutObs) -> list[NewObs]:
+    return sorted((n for n in obs.new if n.number <= s.cfg.replicas), key=lambda n: n.number)
+
+
+def _success_reason(s: RolloutState) -> str:
+    return {
+        ActionKind.REMOVE: "removed",
+        ActionKind.SCALE_DOWN: f"scaled down to {s.cfg.replicas}",
+    }.get(s.cfg.kind, f"{s.cfg.replicas} replica(s) healthy")
+
+
+_DEAD = (ContainerState.EXITED, ContainerState.DEAD)
+
+_HANDLERS = {
+    Phase.PREPARE: _prepare,
+    Phase.START: _start,
+    Phase.GATE: _gate,
+    Phase.CUTOVER: _gate,
+    Phase.BAKE: _bake,
+    Phase.RETIRE: _retire,
+    Phase.SWITCH_BACK: _done,
+    Phase.ABORT: _abort,
+    Phase.DONE: _done,
+}

@@ -1,0 +1,240 @@
+"""Table-driven tests of the rollout state machine (`next_step`) and the gate."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from controller.core import rollout as r
+from controller.core.gate import GateInput, GateRules, evaluate
+from controller.core.model import ContainerState
+from controller.core.plan import ActionKind
+from tests.unit.builders import container, target
+
+RUN, EXITED, CREATED = ContainerState.RUNNING, ContainerState.EXITED, ContainerState.CREATED
+V1 = target(tag="1", replicas=2)
+V2 = target(tag="2", replicas=2)
+OLD = (container(V1, 1), container(V1, 2))
+
+
+def cfg(**kw: object) -> r.RolloutConfig:
+    base = r.RolloutConfig(
+        kind=ActionKind.REPLACE,
+        strategy="start-first",
+        replicas=2,
+        image="example/api:2",
+        progress_deadline=10.0,
+        probe_interval=0.25,
+        threshold=2,
+        docker_health=False,
+        http_probe=True,
+        bake=0.0,
+        from_revision=V1.revision,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def new(
+    n: int,
+    state: ContainerState = RUN,
+    probe: bool | None = True,
+    created: float = 0.0,
+    restarts: int = 0,
+    health: str | None = None,
+) -> r.NewObs:
+    gi = GateInput(
+        f"new{n}", f"api-new-{n}", state, health, 1 if state is EXITED else None, restarts, probe
+    )
+    return r.NewObs(n, created, gi)
+
+
+def obs(
+    new_: tuple[r.NewObs, ...] = (), old: tuple[object, ...] = OLD, image: bool = True
+) -> r.RolloutObs:
+    return r.RolloutObs(image, new_, old)  # type: ignore[arg-type]
+
+
+S0 = r.RolloutState(cfg())
+GATING = replace(S0, phase=r.Phase.GATE, deadline=10.0)
+
+TABLE = [
+    ("image missing -> pull", S0, obs(image=False), r.Pull),
+    ("image present, no new -> create both", S0, obs(), r.Create),
+    ("one new exists -> create only the other", S0, obs((new(1, CREATED),)), r.Create),
+    (
+        "both created, not started -> start",
+        replace(S0, phase=r.Phase.START),
+        obs((new(1, CREATED), new(2, CREATED))),
+        r.Start,
+    ),
+    (
+        "dead new container from earlier -> remove it first",
+        replace(S0, phase=r.Phase.START),
+        obs((new(1, EXITED), new(2))),
+        r.RemoveNew,
+    ),
+    ("stop-first stops old first", r.RolloutState(cfg(strategy="stop-first")), obs(), r.StopOld),
+    (
+        "all running -> enter gate and observe",
+        replace(S0, phase=r.Phase.START),
+        obs((new(1), new(2))),
+        r.Observe,
+    ),
+    ("gate: probes pass once -> observe again", GATING, obs((new(1), new(2))), r.Observe),
+    (
+        "gate: threshold reached -> publish aliases first",
+        replace(GATING, passes={"new1": 1, "new2": 1}),
+        obs((new(1), new(2))),
+        r.Publish,
+    ),
+    (
+        "gate: passed again after publishing -> cut over",
+        replace(GATING, passes={"new1": 1, "new2": 1}, published=True),
+        obs((new(1), new(2))),
+        r.CutOver,
+    ),
+    ("gate: a container exited -> abort", GATING, obs((new(1), new(2, EXITED))), r.Abort),
+    ("gate: a container restarted -> abort", GATING, obs((new(1), new(2, restarts=1))), r.Abort),
+    (
+        "gate: deadline passed -> abort",
+        replace(GATING, deadline=-1.0),
+        obs((new(1), new(2, probe=False))),
+        r.Abort,
+    ),
+    (
+        "retire: old containers remain -> retire",
+        replace(S0, phase=r.Phase.RETIRE),
+        obs((new(1), new(2))),
+        r.Retire,
+    ),
+    (
+        "retire: nothing old -> finish",
+        replace(S0, phase=r.Phase.RETIRE),
+        obs((new(1), new(2)), old=()),
+        r.Finish,
+    ),
+    (
+        "bake: new fails -> switch back",
+        replace(S0, phase=r.Phase.BAKE, bake_until=99.0),
+        obs((new(1), new(2, EXITED))),
+        r.SwitchBack,
+    ),
+    (
+        "bake: over -> retire",
+        replace(S0, phase=r.Phase.BAKE, bake_until=-1.0),
+        obs((new(1), new(2))),
+        r.Retire,
+    ),
+    (
+        "scale down -> retire extras",
+        r.RolloutState(cfg(kind=ActionKind.SCALE_DOWN, replicas=1)),
+        obs((new(1), new(2)), old=()),
+        r.Retire,
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "state", "o", "step_type"), TABLE, ids=[t[0] for t in TABLE])
+def test_next_step_table(
+    name: str, state: r.RolloutState, o: r.RolloutObs, step_type: type
+) -> None:
+    _, step = r.next_step(state, o, now=0.0)
+    assert isinstance(step, step_type), step
+
+
+def test_create_asks_only_for_missing_numbers() -> None:
+    _, step = r.next_step(S0, obs((new(2, CREATED),)), now=0.0)
+    assert step == r.Create((1,))
+
+
+def test_abort_with_old_removes_all_new_and_keeps_newest_failed() -> None:
+    o = obs((new(1, created=1.0), new(2, EXITED, created=2.0)))
+    s, step = r.next_step(GATING, o, now=0.0)
+    assert isinstance(step, r.Abort)
+    assert step.keep == "new2" and step.remove == ("new1",) and step.quarantine
+    assert "exited" in step.reason
+    _, fin = r.next_step(s, obs(()), now=0.0)
+    assert fin == r.Finish("rolled_back", step.reason)
+
+
+def test_failed_create_from_nothing_is_failed_not_rolled_back() -> None:
+    s = replace(GATING, cfg=cfg(kind=ActionKind.CREATE))
+    s, step = r.next_step(s, obs((new(1, EXITED), new(2)), old=()), now=0.0)
+    assert isinstance(step, r.Abort)
+    _, fin = r.next_step(s, obs((), old=()), now=0.0)
+    assert isinstance(fin, r.Finish) and fin.outcome == "failed"
+
+
+def test_stop_first_abort_restores_old_of_previous_revision_only() -> None:
+    stopped = (
+        container(V1, 1, state=EXITED),
+        container(V2, 1, state=EXITED, cid="junk", revision="ffff0000"),
+    )
+    s = replace(GATING, cfg=cfg(strategy="stop-first", replicas=1))
+    _, step = r.next_step(s, obs((new(1, EXITED),), old=stopped), now=0.0)
+    assert isinstance(step, r.Abort)
+    assert step.restore == (stopped[0].id,)
+
+
+def test_pull_failure_finishes_failed() -> None:
+    s = r.failed_pull(S0, "manifest unknown")
+    _, fin = r.next_step(s, obs(), now=0.0)
+    assert fin == r.Finish("failed", "pull failed: manifest unknown")
+
+
+def test_bake_without_old_containers_is_skipped() -> None:
+    s = replace(
+        GATING,
+        cfg=cfg(bake=5.0, kind=ActionKind.CREATE),
+        passes={"new1": 1, "new2": 1},
+        published=True,
+    )
+    s2, step = r.next_step(s, obs((new(1), new(2)), old=()), now=0.0)
+    assert isinstance(step, r.CutOver) and s2.phase is r.Phase.RETIRE
+
+
+def test_bake_with_old_containers_bakes() -> None:
+    s = replace(GATING, cfg=cfg(bake=5.0), passes={"new1": 1, "new2": 1}, published=True)
+    s2, step = r.next_step(s, obs((new(1), new(2))), now=1.0)
+    assert isinstance(step, r.CutOver) and s2.phase is r.Phase.BAKE and s2.bake_until == 6.0
+
+
+RULES = GateRules(docker_health=True, http_probe=True, threshold=2, deadline=10.0)
+
+
+@pytest.mark.parametrize(
+    ("health", "probe", "passes_after"),
+    [("healthy", True, 1), ("starting", True, 0), ("healthy", False, 0), (None, True, 0)],
+)
+def test_gate_needs_both_docker_health_and_probe(
+    health: str | None, probe: bool, passes_after: int
+) -> None:
+    gi = GateInput("c", "c", RUN, health, None, 0, probe)
+    v = evaluate(RULES, [gi], {}, now=0.0)
+    assert v.passes["c"] == passes_after and not v.failed and not v.passed
+
+
+def test_gate_consecutive_passes_reset_on_failure() -> None:
+    ok = GateInput("c", "c", RUN, "healthy", None, 0, True)
+    bad = replace(ok, probe_ok=False)
+    v = evaluate(RULES, [ok], {}, now=0.0)
+    v = evaluate(RULES, [bad], v.passes, now=0.0)
+    assert v.passes["c"] == 0
+    v = evaluate(RULES, [ok], v.passes, now=0.0)
+    v = evaluate(RULES, [ok], v.passes, now=0.0)
+    assert v.passed
+
+
+def test_gate_unhealthy_docker_fails_fast() -> None:
+    gi = GateInput("c", "c", RUN, "unhealthy", None, 0, True)
+    v = evaluate(RULES, [gi], {}, now=0.0)
+    assert v.failed and "unhealthy" in v.reason
+
+
+def test_publish_resets_passes_so_the_gate_runs_again() -> None:
+    s = replace(GATING, passes={"new1": 1, "new2": 1})
+    s2, step = r.next_step(s, obs((new(1), new(2))), now=0.0)
+    assert step == r.Publish(("new1", "new2")) and s2.passes == {} and s2.published
+    _, step = r.next_step(s2, obs((new(1), new(2))), now=0.0)
+    assert isinstance(step, r.Observe)  # one pass is not enough after the reconnect
