@@ -1,0 +1,41 @@
+"""What translating one service needs to know about its stack."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.core.model import NetworkDef, VolumeDef
+from controller.core.yamlsrc import Located, Path
+
+
+@dataclass(frozen=True)
+class StackCtx:
+    """Shared, read-only facts plus the problem collector (`loc`) and the files read."""
+
+    loc: Located
+    project: str
+    project_dir: str  # directory of the first compose file: relative paths resolve here
+    env: Mapping[str, str]  # project environment: `.env` overlaid by the real environment
+    read_text: Callable[[str], str]
+    networks: Mapping[str, NetworkDef]
+    volumes: Mapping[str, VolumeDef]
+    files_read: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Body:
+    """The container create body being built: top level and HostConfig, with set-once checks."""
+
+    top: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)
+
+    def set_host(self, ctx: StackCtx, path: Path, key: str, value: Any) -> None:
+        """Two compose keys may both map to one field (mem_limit and deploy limits)."""
+        if value is None:  # the reader already recorded why
+            return
+        if key in self.host and self.host[key] != value:
+            ctx.loc.error(path, f"conflicts with another setting of HostConfig.{key}")
+            return
+        self.host[key] = value

@@ -1,0 +1,170 @@
+"""Typed reads of compose values that record a located Problem instead of raising.
+
+Compose casts interpolated strings to the type the schema expects (`replicas: ${N}` is an
+int after interpolation), so numbers and booleans are accepted as strings here too. Each
+helper returns None after recording the problem, so one pass reports every bad field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from controller.core.durations import parse_duration
+from controller.core.yamlsrc import Located, Path
+
+_BYTES = re.compile(r"(\d+(?:\.\d+)?)\s?([kmgtp])?i?b?", re.IGNORECASE)
+_MULT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+
+
+def parse_bytes(value: str | int) -> int:
+    """Memory sizes as compose parses them (docker/go-units RAMInBytes: binary multiples)."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid size {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"invalid size {value!r}: must not be negative")
+        return value
+    match = _BYTES.fullmatch(str(value).strip())
+    if match is None:
+        raise ValueError(f"invalid size {value!r}: expected e.g. '512m', '1g', '1.5gb', '1048576'")
+    unit = (match.group(2) or "").lower()
+    return int(float(match.group(1)) * _MULT[unit])
+
+
+def check_keys(loc: Located, path: Path, value: dict[str, Any], allowed: Iterable[str]) -> None:
+    """Unknown keys are errors: a typo must not silently disable a setting."""
+    known = set(allowed)
+    for key in value:
+        if key not in known:
+            loc.error((*path, key), f"unknown key; allowed: {', '.join(sorted(known))}")
+
+
+def want_map(loc: Located, path: Path, value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        return value
+    loc.error(path, f"must be a mapping, got {_kind(value)}")
+    return None
+
+
+def want_str(loc: Located, path: Path, value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    loc.error(path, f"must be a string, got {_kind(value)}")
+    return None
+
+
+def want_int(loc: Located, path: Path, value: Any, *, minimum: int | None = None) -> int | None:
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        number = int(value)
+    if number is None:
+        loc.error(path, f"must be an integer, got {_kind(value)} {value!r}")
+        return None
+    if minimum is not None and number < minimum:
+        loc.error(path, f"must be >= {minimum}, got {number}")
+        return None
+    return number
+
+
+def want_float(loc: Located, path: Path, value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    loc.error(path, f"must be a number, got {_kind(value)} {value!r}")
+    return None
+
+
+def want_bool(loc: Located, path: Path, value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    loc.error(path, f"must be true or false, got {_kind(value)} {value!r}")
+    return None
+
+
+def want_duration(loc: Located, path: Path, value: Any) -> float | None:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        loc.error(path, str(exc))
+        return None
+
+
+def want_bytes(loc: Located, path: Path, value: Any) -> int | None:
+    try:
+        return parse_bytes(value)
+    except ValueError as exc:
+        loc.error(path, str(exc))
+        return None
+
+
+def want_str_list(
+    loc: Located, path: Path, value: Any, *, allow_str: bool = True
+) -> list[str] | None:
+    """A list of strings; a single string is a one-item list where compose allows that."""
+    if allow_str and isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        loc.error(path, f"must be a list of strings, got {_kind(value)}")
+        return None
+    out: list[str] = []
+    for i, item in enumerate(value):
+        text = want_str(loc, (*path, i), item)
+        if text is None:
+            return None
+        out.append(text)
+    return out
+
+
+def scalar_text(value: Any) -> str:
+    """Stringify a map value the way compose does (`true` -> "true", null -> "")."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def kv_pairs(
+    loc: Located, path: Path, value: Any, *, sep: str = "="
+) -> dict[str, str | None] | None:
+    """Compose's list-or-map fields (`labels`, `environment`, `sysctls`...).
+
+    A list item without the separator maps to None, which callers interpret (environment:
+    take it from the project environment; labels: empty value).
+    """
+    if isinstance(value, dict):
+        return {k: (None if v is None else scalar_text(v)) for k, v in value.items()}
+    items = want_str_list(loc, path, value, allow_str=False)
+    if items is None:
+        return None
+    out: dict[str, str | None] = {}
+    for item in items:
+        key, found, val = item.partition(sep)
+        out[key] = val if found else None
+    return out
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a string"

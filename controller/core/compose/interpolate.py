@@ -1,0 +1,217 @@
+"""Variable interpolation and `.env` parsing with Docker Compose's rules.
+
+Operators know compose's `${VAR:-default}` syntax from their existing files, so Berth must
+give identical results: `$$` is a literal dollar, `$VAR` and `${VAR}` substitute (unset
+means empty, as compose does after a warning), `:-`/`-` default on unset-or-empty/unset,
+`:?`/`?` fail on unset-or-empty/unset, `:+`/`+` substitute on set-and-non-empty/set.
+Defaults may nest further interpolations. A `$` that starts no expression (`$5`, a regex's
+trailing `$`) stays literal, as in compose; a malformed `${...}` is an error (compose's
+"invalid template").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from controller.core.yamlsrc import Node, Path, dotted, map_nodes
+from controller.errors import Problem
+
+Lookup = Callable[[str], str | None]
+
+_NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+
+
+class InterpolationError(ValueError):
+    """A template that compose would refuse, or a `${VAR?err}` whose variable is unset."""
+
+
+def interpolate(text: str, lookup: Lookup) -> str:
+    """Substitute every `$` expression in `text`."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char != "$":
+            out.append(char)
+            i += 1
+            continue
+        nxt = text[i + 1 : i + 2]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "{":
+            value, i = _braced(text, i + 2, lookup)
+            out.append(value)
+        else:
+            match = _NAME.match(text, i + 1)
+            if match is None:  # compose keeps a `$` that starts no expression ('^v\d+$')
+                out.append("$")
+                i += 1
+                continue
+            out.append(lookup(match.group()) or "")
+            i = match.end()
+    return "".join(out)
+
+
+def _closing(text: str, start: int) -> int:
+    """Index of the `}` that closes a `${` whose body starts at `start` (nesting aware)."""
+    depth = 1
+    i = start
+    while i < len(text):
+        if text.startswith("$$", i):
+            i += 2
+            continue
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise InterpolationError(f"invalid interpolation format in {text!r}: unclosed '${{'")
+
+
+def _braced(text: str, start: int, lookup: Lookup) -> tuple[str, int]:
+    end = _closing(text, start)
+    body = text[start:end]
+    match = _NAME.match(body)
+    if match is None:
+        raise InterpolationError(
+            f"invalid interpolation format in {text!r}: bad name in '${{{body}}}'"
+        )
+    name = match.group()
+    rest = body[match.end() :]
+    value = lookup(name)
+    if not rest:
+        return value or "", end + 1
+    op = next((o for o in _OPERATORS if rest.startswith(o)), None)
+    if op is None:
+        raise InterpolationError(f"invalid interpolation format in {text!r}: '${{{body}}}'")
+    arg = rest[len(op) :]
+    unset = value is None
+    empty = unset or value == ""
+    missing = empty if op.startswith(":") else unset
+    if op in (":-", "-"):
+        result = interpolate(arg, lookup) if missing else (value or "")
+    elif op in (":?", "?"):
+        if missing:
+            why = interpolate(arg, lookup) or "is not set"
+            raise InterpolationError(f"required variable {name} is missing a value: {why}")
+        result = value or ""
+    else:
+        result = "" if missing else interpolate(arg, lookup)
+    return result, end + 1
+
+
+def interpolate_node(node: Node, lookup: Lookup) -> tuple[Node, list[Problem]]:
+    """Interpolate every string scalar (not keys, as compose), collecting all errors."""
+    problems: list[Problem] = []
+
+    def visit(n: Node, path: Path) -> Node:
+        if not isinstance(n.value, str) or "$" not in n.value:
+            return n
+        try:
+            return Node(interpolate(n.value, lookup), n.file, n.line)
+        except InterpolationError as exc:
+            problems.append(Problem(n.file, n.line, dotted(path), str(exc)))
+            return n
+
+    return map_nodes(node, visit), problems
+
+
+# --- .env files -------------------------------------------------------------------------
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "$": "$$"}
+
+
+class DotenvError(ValueError):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def parse_dotenv(text: str, *, environ: Mapping[str, str]) -> dict[str, str]:
+    """Parse `.env` / `env_file` syntax: KEY=VALUE, `export`, quotes, comments, bare KEY.
+
+    Unquoted and double-quoted values are interpolated against the file's earlier variables,
+    then `environ`; single-quoted values are literal. A bare `KEY` takes its value from
+    `environ` and is left out when unset, like compose.
+    """
+    result: dict[str, str] = {}
+
+    def lookup(name: str) -> str | None:
+        return result[name] if name in result else environ.get(name)
+
+    lines = text.replace("\r\n", "\n").split("\n")
+    index = 0
+    while index < len(lines):
+        lineno = index + 1
+        raw = lines[index].strip()
+        index += 1
+        if not raw or raw.startswith("#"):
+            continue
+        if raw.startswith("export "):
+            raw = raw[len("export ") :].lstrip()
+        key, sep, rest = raw.partition("=")
+        key = key.strip()
+        if not _KEY.fullmatch(key):
+            raise DotenvError(lineno, f"line {lineno}: invalid variable name {key!r}")
+        if not sep:
+            if key in environ:
+                result[key] = environ[key]
+            continue
+        rest = rest.lstrip()
+        value, index = _dotenv_value(rest, lines, index, lineno, lookup)
+        result[key] = value
+    return result
+
+
+def _dotenv_value(
+    rest: str, lines: list[str], index: int, lineno: int, lookup: Lookup
+) -> tuple[str, int]:
+    if rest[:1] in ("'", '"'):
+        quote = rest[0]
+        body = rest[1:]
+        while not _has_close(body, quote):
+            if index >= len(lines):
+                raise DotenvError(lineno, f"line {lineno}: unterminated {quote} quote")
+            body += "\n" + lines[index]
+            index += 1
+        end = _close_at(body, quote)
+        inner = body[:end]
+        if quote == "'":
+            return inner, index
+        inner = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), inner)
+        return _interp(inner, lookup, lineno), index
+    comment = re.search(r"\s#", rest)
+    if comment:
+        rest = rest[: comment.start()]
+    return _interp(rest.strip(), lookup, lineno), index
+
+
+def _interp(value: str, lookup: Lookup, lineno: int) -> str:
+    try:
+        return interpolate(value, lookup)
+    except InterpolationError as exc:
+        raise DotenvError(lineno, f"line {lineno}: {exc}") from exc
+
+
+def _close_at(body: str, quote: str) -> int:
+    i = 0
+    while i < len(body):
+        if quote == '"' and body[i] == "\\":
+            i += 2
+            continue
+        if body[i] == quote:
+            return i
+        i += 1
+    return -1
+
+
+def _has_close(body: str, quote: str) -> bool:
+    return _close_at(body, quote) >= 0

@@ -1,0 +1,122 @@
+"""Merging several compose files (`-f a.yml -f b.yml`) the way Docker Compose does.
+
+Kept deliberately to compose's documented rules that operators rely on:
+
+- mappings merge key by key, recursively; a scalar or a list in a later file replaces the
+  earlier one (so `command`, `entrypoint`, `healthcheck.test` are replaced whole);
+- `environment`, `labels`, `sysctls` merge by variable/label name (list and map forms mix);
+- `ports`, `expose`, `dns`, `dns_search`, `dns_opt`, `tmpfs`, `cap_add`, `cap_drop`,
+  `security_opt`, `extra_hosts`, `env_file`, `group_add`, `devices` are concatenated with
+  duplicates dropped;
+- `volumes` merge by container path (a later file's mount for `/data` replaces the earlier);
+- `networks` and `depends_on` merge by name (list and map forms mix).
+
+Every value keeps the file and line it came from, so errors after merging still point into
+the file that wrote the offending value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.core.yamlsrc import Node
+
+_UNION = frozenset(
+    {
+        "ports",
+        "expose",
+        "dns",
+        "dns_search",
+        "dns_opt",
+        "tmpfs",
+        "cap_add",
+        "cap_drop",
+        "security_opt",
+        "extra_hosts",
+        "env_file",
+        "group_add",
+        "devices",
+    }
+)
+_KEYED = frozenset({"environment", "labels", "sysctls"})
+_NAMED = frozenset({"networks", "depends_on"})
+
+
+def merge_files(nodes: list[Node]) -> Node:
+    result = nodes[0]
+    for node in nodes[1:]:
+        result = _merge(result, node, ())
+    return result
+
+
+def _merge(base: Node, over: Node, path: tuple[str, ...]) -> Node:
+    if len(path) == 3 and path[0] == "services":
+        key = path[2]
+        if key in _UNION and isinstance(base.value, list) and isinstance(over.value, list):
+            return _union(base, over)
+        if key in _KEYED:
+            base, over = _as_map(base, "="), _as_map(over, "=")
+        elif key in _NAMED:
+            base, over = _as_map(base, None), _as_map(over, None)
+        elif key == "volumes" and isinstance(base.value, list) and isinstance(over.value, list):
+            return _volumes(base, over)
+    if isinstance(base.value, dict) and isinstance(over.value, dict):
+        merged = dict(base.value)
+        for key, child in over.value.items():
+            merged[key] = _merge(merged[key], child, (*path, key)) if key in merged else child
+        return Node(merged, over.file, base.line)
+    return over
+
+
+def _plain(node: Node) -> Any:
+    if isinstance(node.value, dict):
+        return {k: _plain(v) for k, v in node.value.items()}
+    if isinstance(node.value, list):
+        return [_plain(v) for v in node.value]
+    return node.value
+
+
+def _union(base: Node, over: Node) -> Node:
+    items = list(base.value)
+    seen = [_plain(n) for n in items]
+    for item in over.value:
+        if _plain(item) not in seen:
+            items.append(item)
+            seen.append(_plain(item))
+    return Node(items, over.file, base.line)
+
+
+def _as_map(node: Node, sep: str | None) -> Node:
+    """List form -> map form; items that are not plain strings are left for validation."""
+    if not isinstance(node.value, list):
+        return node
+    out: dict[str, Node] = {}
+    for item in node.value:
+        if not isinstance(item.value, str):
+            return node
+        if sep is None:
+            out[item.value] = Node(None, item.file, item.line)
+        else:
+            key, found, val = item.value.partition(sep)
+            out[key] = Node(val if found else None, item.file, item.line)
+    return Node(out, node.file, node.line)
+
+
+def _target(item: Node) -> Any:
+    if isinstance(item.value, dict):
+        target = item.value.get("target")
+        return target.value if target is not None else _plain(item)
+    if isinstance(item.value, str):
+        parts = item.value.split(":")
+        return parts[1] if len(parts) >= 2 else parts[0]
+    return _plain(item)
+
+
+def _volumes(base: Node, over: Node) -> Node:
+    by_target: dict[Any, Node] = {}
+    for item in [*base.value, *over.value]:
+        target = _target(item)
+        key = target if isinstance(target, str) else repr(target)
+        by_target.pop(key, None)
+        by_target[key] = item
+    return Node(list(by_target.values()), over.file, base.line)

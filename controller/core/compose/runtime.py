@@ -1,0 +1,223 @@
+"""Process-level service keys: command, environment, healthcheck, restart, logging, limits."""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+import shlex
+from typing import Any
+
+from controller.core.compose.context import Body, StackCtx
+from controller.core.compose.fields import (
+    check_keys,
+    kv_pairs,
+    want_bool,
+    want_duration,
+    want_int,
+    want_map,
+    want_str,
+    want_str_list,
+)
+from controller.core.compose.interpolate import DotenvError, parse_dotenv
+from controller.core.yamlsrc import Path
+from controller.errors import ConfigError, Problem
+
+_HEALTH_KEYS = (
+    "test",
+    "interval",
+    "timeout",
+    "retries",
+    "start_period",
+    "disable",
+    "start_interval",
+)
+
+
+def command_list(ctx: StackCtx, path: Path, value: Any) -> list[str] | None:
+    """A string is split like a POSIX shell would, as compose does; a list is taken as is."""
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            ctx.loc.error(path, f"cannot split command: {exc}")
+            return None
+    return want_str_list(ctx.loc, path, value, allow_str=False)
+
+
+def translate_command(ctx: StackCtx, svc: dict[str, Any], path: Path, body: Body) -> None:
+    if svc.get("command") is not None:
+        cmd = command_list(ctx, (*path, "command"), svc["command"])
+        if cmd is not None:
+            body.top["Cmd"] = cmd
+    if svc.get("entrypoint") is not None:
+        entry = command_list(ctx, (*path, "entrypoint"), svc["entrypoint"])
+        if entry is not None:
+            # An empty entrypoint clears the image's, which the API spells [""].
+            body.top["Entrypoint"] = entry or [""]
+
+
+def _env_files(ctx: StackCtx, path: Path, value: Any) -> dict[str, str]:
+    entries: list[tuple[Path, str, bool]] = []
+    items = value if isinstance(value, list) else [value]
+    for i, item in enumerate(items):
+        here = (*path, i) if isinstance(value, list) else path
+        if isinstance(item, dict):
+            check_keys(ctx.loc, here, item, ("path", "required", "format"))
+            file = want_str(ctx.loc, (*here, "path"), item.get("path"))
+            required = want_bool(ctx.loc, (*here, "required"), item.get("required", True))
+            if file is not None:
+                entries.append((here, file, required is not False))
+        elif (file := want_str(ctx.loc, here, item)) is not None:
+            entries.append((here, file, True))
+    result: dict[str, str] = {}
+    for here, file, required in entries:
+        full = posixpath.normpath(posixpath.join(ctx.project_dir, file))
+        ctx.files_read.append(full)
+        try:
+            text = ctx.read_text(full)
+        except FileNotFoundError:
+            if required:
+                ctx.loc.error(here, f"env_file {full} does not exist")
+            continue
+        except ConfigError as exc:
+            ctx.loc.error(here, f"cannot read env_file {full}: {exc}")
+            continue
+        try:
+            result.update(parse_dotenv(text, environ=ctx.env))
+        except DotenvError as exc:
+            ctx.loc.problems.append(Problem(full, exc.line, "", str(exc)))
+    return result
+
+
+def translate_environment(ctx: StackCtx, svc: dict[str, Any], path: Path, body: Body) -> None:
+    """env_file first, then `environment` overrides; a bare KEY comes from the environment."""
+    env: dict[str, str] = {}
+    if svc.get("env_file") is not None:
+        env.update(_env_files(ctx, (*path, "env_file"), svc["env_file"]))
+    if svc.get("environment") is not None:
+        pairs = kv_pairs(ctx.loc, (*path, "environment"), svc["environment"])
+        for key, val in (pairs or {}).items():
+            if val is not None:
+                env[key] = val
+            elif key in ctx.env:
+                env[key] = ctx.env[key]
+    if env:
+        body.top["Env"] = [f"{k}={v}" for k, v in env.items()]
+
+
+def _nanos(ctx: StackCtx, path: Path, value: Any) -> int | None:
+    seconds = want_duration(ctx.loc, path, value)
+    return None if seconds is None else round(seconds * 1e9)
+
+
+def translate_healthcheck(ctx: StackCtx, path: Path, value: Any, body: Body) -> bool:
+    """Returns whether the container has a healthcheck of its own to gate on."""
+    hc = want_map(ctx.loc, path, value)
+    if hc is None:
+        return False
+    check_keys(ctx.loc, path, hc, _HEALTH_KEYS)
+    if "start_interval" in hc:
+        ctx.loc.error((*path, "start_interval"), "needs Engine API 1.44; this engine has 1.41")
+    if hc.get("disable") is True:
+        body.top["Healthcheck"] = {"Test": ["NONE"]}
+        return False
+    out: dict[str, Any] = {}
+    test = hc.get("test")
+    if isinstance(test, str):
+        out["Test"] = ["CMD-SHELL", test]
+    elif test is not None and (items := want_str_list(ctx.loc, (*path, "test"), test)):
+        if items[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            ctx.loc.error((*path, "test"), "a list must start with CMD, CMD-SHELL or NONE")
+        out["Test"] = items
+    for key, api in (
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start_period", "StartPeriod"),
+    ):
+        if hc.get(key) is not None:
+            out[api] = _nanos(ctx, (*path, key), hc[key])
+    if hc.get("retries") is not None:
+        out["Retries"] = want_int(ctx.loc, (*path, "retries"), hc["retries"], minimum=0)
+    body.top["Healthcheck"] = out
+    return out.get("Test", ["x"])[0] != "NONE" and "Test" in out
+
+
+def translate_restart(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
+    text = want_str(ctx.loc, path, value)
+    if text is None:
+        return
+    match = re.fullmatch(r"(no|always|unless-stopped|on-failure)(?::(\d+))?", text)
+    if match is None or (match.group(2) and match.group(1) != "on-failure"):
+        ctx.loc.error(path, "must be no, always, unless-stopped or on-failure[:N]")
+        return
+    body.host["RestartPolicy"] = {
+        "Name": match.group(1),
+        "MaximumRetryCount": int(match.group(2) or 0),
+    }
+
+
+def translate_stop_grace(ctx: StackCtx, path: Path, value: Any, body: Body) -> float | None:
+    seconds = want_duration(ctx.loc, path, value)
+    if seconds is not None:
+        body.top["StopTimeout"] = math.ceil(seconds)  # the API counts whole seconds
+    return seconds
+
+
+def translate_logging(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
+    log = want_map(ctx.loc, path, value)
+    if log is None:
+        return
+    check_keys(ctx.loc, path, log, ("driver", "options"))
+    driver = want_str(ctx.loc, (*path, "driver"), log.get("driver", "json-file"))
+    options = kv_pairs(ctx.loc, (*path, "options"), log.get("options") or {})
+    if driver is not None and options is not None:
+        config = {k: v or "" for k, v in options.items()}
+        body.host["LogConfig"] = {"Type": driver, "Config": config}
+
+
+def translate_ulimits(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
+    limits = want_map(ctx.loc, path, value)
+    if limits is None:
+        return
+    out: list[dict[str, Any]] = []
+    for name, spec in limits.items():
+        here = (*path, name)
+        if isinstance(spec, dict):
+            check_keys(ctx.loc, here, spec, ("soft", "hard"))
+            soft = want_int(ctx.loc, (*here, "soft"), spec.get("soft"))
+            hard = want_int(ctx.loc, (*here, "hard"), spec.get("hard"))
+        else:
+            soft = hard = want_int(ctx.loc, here, spec)
+        if soft is not None and hard is not None:
+            out.append({"Name": name, "Soft": soft, "Hard": hard})
+    body.host["Ulimits"] = out
+
+
+def translate_extra_hosts(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
+    hosts: list[str] = []
+    if isinstance(value, dict):
+        for host, ips in value.items():
+            for ip in ips if isinstance(ips, list) else [ips]:
+                hosts.append(f"{host}:{ip}")
+    else:
+        for i, item in enumerate(want_str_list(ctx.loc, path, value, allow_str=False) or []):
+            host, sep, ip = item.partition("=") if "=" in item else item.partition(":")
+            if not sep or not host or not ip:
+                ctx.loc.error((*path, i), f"expected HOST:IP or HOST=IP, got {item!r}")
+            hosts.append(f"{host}:{ip}")
+    body.host["ExtraHosts"] = hosts
+
+
+def translate_devices(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
+    out: list[dict[str, str]] = []
+    for i, item in enumerate(want_str_list(ctx.loc, path, value, allow_str=False) or []):
+        parts = item.split(":")
+        if len(parts) > 3 or not parts[0].startswith("/"):
+            ctx.loc.error((*path, i), f"expected HOST_PATH[:CONTAINER_PATH[:PERMS]], got {item!r}")
+            continue
+        host = parts[0]
+        inside = parts[1] if len(parts) > 1 else host
+        perms = parts[2] if len(parts) > 2 else "rwm"
+        out.append({"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms})
+    body.host["Devices"] = out

@@ -1,0 +1,276 @@
+"""A whole compose project -> StackSpec, with the checks that span services."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from controller.core.compose.context import StackCtx
+from controller.core.compose.fields import check_keys, kv_pairs, want_bool, want_map, want_str
+from controller.core.compose.interpolate import DotenvError, interpolate_node, parse_dotenv
+from controller.core.compose.keys import NETWORK_KEYS, TOP_LEVEL_KEYS, VOLUME_KEYS
+from controller.core.compose.merge import merge_files
+from controller.core.compose.service import translate_service
+from controller.core.compose.xberth import proxy_spec
+from controller.core.model import NetworkDef, ServiceSpec, StackSpec, VolumeDef
+from controller.core.yamlsrc import Located, Node, Path, load_node, unwrap
+from controller.errors import ConfigError, Problem
+
+PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_TOP_REJECTED = {
+    "secrets": "secrets are a swarm feature; mount files with read-only bind volumes",
+    "configs": "configs are a swarm feature; mount files with read-only bind volumes",
+    "include": "include is not supported: pass the files in `compose:` of the desired file",
+}
+
+
+def normalize_project(name: str) -> str:
+    """Compose's normalisation of a directory or `name:` into a project name."""
+    kept = "".join(re.findall(r"[a-z0-9_-]", name.lower()))
+    return kept.lstrip("_-")
+
+
+def _read_dotenv(
+    path: str, environ: Mapping[str, str], read_text: Callable[[str], str]
+) -> tuple[dict[str, str], list[Problem]]:
+    try:
+        text = read_text(path)
+    except FileNotFoundError:
+        return {}, []
+    except ConfigError as exc:
+        return {}, list(exc.problems)
+    try:
+        return parse_dotenv(text, environ=environ), []
+    except DotenvError as exc:
+        return {}, [Problem(path, exc.line, "", str(exc))]
+
+
+def _parse_files(
+    files: Sequence[tuple[str, str]], env: Mapping[str, str]
+) -> tuple[list[Node], list[Problem]]:
+    nodes: list[Node] = []
+    problems: list[Problem] = []
+    for path, text in files:
+        try:
+            node = load_node(text, path)
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
+        if not isinstance(node.value, dict):
+            problems.append(Problem(path, 1, "", "a compose file must be a mapping"))
+            continue
+        node, found = interpolate_node(node, env.get)
+        problems += found
+        nodes.append(node)
+    return nodes, problems
+
+
+def _project(loc: Located, explicit: str | None, project_dir: str) -> str:
+    if explicit is not None:
+        if not PROJECT_RE.fullmatch(explicit):
+            loc.error(("name",), f"project name {explicit!r} must match {PROJECT_RE.pattern}")
+        return explicit
+    name = loc.data.get("name")
+    if isinstance(name, str) and name:
+        normalized = normalize_project(name)
+        if not normalized:
+            loc.error(("name",), f"cannot make a project name of {name!r}")
+        return normalized
+    normalized = normalize_project(posixpath.basename(project_dir.rstrip("/")))
+    if not normalized:
+        loc.error(("name",), "cannot derive a project name from the directory; set `name:`")
+    return normalized
+
+
+def _common(loc: Located, path: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    opts = want_map(loc, (*path, "driver_opts"), spec.get("driver_opts") or {}) or {}
+    labels = kv_pairs(loc, (*path, "labels"), spec.get("labels") or {}) or {}
+    external = spec.get("external", False)
+    if isinstance(external, dict):  # legacy `external: {name: x}`
+        check_keys(loc, (*path, "external"), external, ("name",))
+        spec = {**spec, "name": spec.get("name", external.get("name"))}
+        external = True
+    return {
+        "driver": want_str(loc, (*path, "driver"), spec["driver"]) if spec.get("driver") else None,
+        "external": bool(want_bool(loc, (*path, "external"), external)),
+        "driver_opts": tuple(sorted((str(k), str(v)) for k, v in opts.items())),
+        "labels": tuple(sorted((k, v or "") for k, v in labels.items())),
+        "explicit_name": spec.get("name"),
+    }
+
+
+def _full_name(project: str, key: str, common: dict[str, Any]) -> str:
+    explicit = common.pop("explicit_name")
+    if explicit:
+        return str(explicit)
+    return key if common["external"] else f"{project}_{key}"
+
+
+def _networks(loc: Located, project: str) -> dict[str, NetworkDef]:
+    out: dict[str, NetworkDef] = {}
+    raw = want_map(loc, ("networks",), loc.data.get("networks") or {}) or {}
+    for key, spec in raw.items():
+        path: Path = ("networks", key)
+        spec = want_map(loc, path, spec or {}) or {}
+        check_keys(loc, path, spec, NETWORK_KEYS)
+        common = _common(loc, path, spec)
+        name = _full_name(project, key, common)
+        internal = bool(want_bool(loc, (*path, "internal"), spec.get("internal", False)))
+        attachable = bool(want_bool(loc, (*path, "attachable"), spec.get("attachable", False)))
+        out[key] = NetworkDef(
+            name=name, key=key, internal=internal, attachable=attachable, **common
+        )
+    if "default" not in out:
+        out["default"] = NetworkDef(name=f"{project}_default", key="default")
+    return out
+
+
+def _volumes(loc: Located, project: str) -> dict[str, VolumeDef]:
+    out: dict[str, VolumeDef] = {}
+    raw = want_map(loc, ("volumes",), loc.data.get("volumes") or {}) or {}
+    for key, spec in raw.items():
+        path: Path = ("volumes", key)
+        spec = want_map(loc, path, spec or {}) or {}
+        check_keys(loc, path, spec, VOLUME_KEYS)
+        common = _common(loc, path, spec)
+        out[key] = VolumeDef(name=_full_name(project, key, common), key=key, **common)
+    return out
+
+
+def _check_top(loc: Located) -> None:
+    for key in loc.data:
+        if key in _TOP_REJECTED:
+            loc.error((key,), _TOP_REJECTED[key])
+        elif key not in TOP_LEVEL_KEYS and not key.startswith("x-"):
+            loc.error(
+                (key,), f"unknown top-level key; allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}"
+            )
+
+
+def load_stack(
+    *,
+    project: str | None,
+    files: Sequence[tuple[str, str]],
+    environ: Mapping[str, str],
+    read_text: Callable[[str], str],
+) -> StackSpec:
+    """Parse, interpolate, merge and translate compose files; all problems in one ConfigError.
+
+    `.env` is read from the first compose file's directory (the project directory, against
+    which every relative path resolves, as in compose); the real environment wins over it.
+    """
+    if not files:
+        raise ConfigError([Problem("", None, "compose", "no compose file given")])
+    project_dir = posixpath.dirname(files[0][0])
+    dotenv_path = posixpath.join(project_dir, ".env")
+    dotenv, problems = _read_dotenv(dotenv_path, environ, read_text)
+    env = {**dotenv, **environ}
+    nodes, found = _parse_files(files, env)
+    problems += found
+    if problems or not nodes:
+        raise ConfigError(problems)
+    data, table = unwrap(merge_files(nodes))
+    loc = Located(data, table, files[0][0])
+    _check_top(loc)
+    name = _project(loc, project, project_dir)
+    networks, volumes = _networks(loc, name), _volumes(loc, name)
+    ctx = StackCtx(
+        loc=loc,
+        project=name,
+        project_dir=project_dir,
+        env=env,
+        read_text=read_text,
+        networks=networks,
+        volumes=volumes,
+    )
+    services = _services(ctx)
+    proxy = None
+    if loc.data.get("x-berth") is not None:
+        proxy = proxy_spec(loc, ("x-berth",), loc.data["x-berth"], project_dir=project_dir)
+    if proxy is not None and proxy.service is not None and proxy.service not in services:
+        loc.error(
+            ("x-berth", "proxy", "service"), f"{proxy.service!r} is not a service of this stack"
+        )
+    if loc.problems:
+        raise ConfigError(loc.problems)
+    used = {a.network for s in services.values() for a in s.networks}
+    if networks["default"].name not in used and "default" not in (data.get("networks") or {}):
+        del networks["default"]
+    return StackSpec(
+        project=name,
+        compose_files=tuple(f for f, _ in files),
+        services=services,
+        networks=networks,
+        volumes=volumes,
+        proxy=proxy,
+        env_files=(dotenv_path, *dict.fromkeys(ctx.files_read)),
+    )
+
+
+def _services(ctx: StackCtx) -> dict[str, ServiceSpec]:
+    loc = ctx.loc
+    raw = loc.data.get("services")
+    if not isinstance(raw, dict) or not raw:
+        loc.error(("services",), "a compose file for Berth needs at least one service")
+        return {}
+    services: dict[str, ServiceSpec] = {}
+    ports: dict[str, set[int]] = {}
+    for name, spec in raw.items():
+        translated, ports[name] = translate_service(ctx, name, spec)
+        if translated is not None:
+            services[name] = translated
+    _cross_check(loc, services, ports)
+    return services
+
+
+def _cross_check(
+    loc: Located, services: Mapping[str, ServiceSpec], ports: Mapping[str, set[int]]
+) -> None:
+    upstreams: dict[str, str] = {}
+    for name, spec in services.items():
+        up = spec.berth.upstream
+        if up is not None:
+            path: Path = ("services", name, "x-berth", "upstream")
+            if up.port not in ports.get(name, set()):
+                loc.error(
+                    (*path, "port"),
+                    f"port {up.port} is not a container port in 'expose' or 'ports' of {name}",
+                )
+            if up.name in upstreams:
+                loc.error(
+                    (*path, "name"),
+                    f"upstream {up.name!r} is also used by service {upstreams[up.name]!r}",
+                )
+            upstreams.setdefault(up.name, name)
+        for dep in spec.depends_on:
+            if dep.service not in services or dep.service == name:
+                loc.error(
+                    ("services", name, "depends_on", dep.service),
+                    f"{dep.service!r} is not another service of this stack",
+                )
+    cycle = _find_cycle(services)
+    if cycle:
+        loc.error(("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle))
+
+
+def _find_cycle(services: Mapping[str, ServiceSpec]) -> list[str] | None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> list[str] | None:
+        if state.get(name) == 1:
+            return [*trail[trail.index(name) :], name]
+        if state.get(name) == 2 or name not in services:
+            return None
+        state[name] = 1
+        for dep in services[name].depends_on:
+            if dep.service != name and (found := visit(dep.service, [*trail, name])):
+                return found
+        state[name] = 2
+        return None
+
+    for name in services:
+        if found := visit(name, []):
+            return found
+    return None

@@ -1,0 +1,168 @@
+"""`x-berth` (DESIGN §3): per-service rollout options and the stack's proxy.
+
+Every key is checked, because a misspelt `progres_deadline` silently falling back to the
+default would change how a bad release is caught. Upstream names are pasted into the nginx
+configuration Berth writes, so they are restricted to nginx-safe identifiers.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from typing import Any
+
+from controller.core.compose.fields import (
+    check_keys,
+    want_duration,
+    want_int,
+    want_map,
+    want_str,
+    want_str_list,
+)
+from controller.core.model import BerthOptions, ProbeSpec, ProxySpec, UpstreamSpec
+from controller.core.yamlsrc import Located, Path
+
+_SERVICE_KEYS = (
+    "strategy",
+    "upstream",
+    "health",
+    "progress_deadline",
+    "drain_timeout",
+    "bake",
+    "allowed_tags",
+)
+_HEALTH_KEYS = ("path", "port", "interval", "timeout", "healthy_threshold")
+_PROXY_KEYS = ("service", "upstreams_file", "test_command", "reload_command")
+_UPSTREAM_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _port(loc: Located, path: Path, value: Any) -> int | None:
+    port = want_int(loc, path, value, minimum=1)
+    if port is not None and port > 65535:
+        loc.error(path, "must be a port number 1-65535")
+        return None
+    return port
+
+
+def _upstream(loc: Located, path: Path, value: Any) -> UpstreamSpec | None:
+    spec = want_map(loc, path, value)
+    if spec is None:
+        return None
+    check_keys(loc, path, spec, ("name", "port"))
+    name = want_str(loc, (*path, "name"), spec.get("name"))
+    port = _port(loc, (*path, "port"), spec.get("port"))
+    if name is not None and not _UPSTREAM_NAME.fullmatch(name):
+        loc.error((*path, "name"), "must be letters, digits and '_' (an nginx upstream name)")
+        return None
+    return None if name is None or port is None else UpstreamSpec(name=name, port=port)
+
+
+def _health(
+    loc: Located, path: Path, value: Any, upstream: UpstreamSpec | None
+) -> ProbeSpec | None:
+    spec = want_map(loc, path, value)
+    if spec is None:
+        return None
+    check_keys(loc, path, spec, _HEALTH_KEYS)
+    probe = ProbeSpec()
+    fields: dict[str, Any] = {}
+    path_value = want_str(loc, (*path, "path"), spec.get("path", probe.path))
+    if path_value is not None and not path_value.startswith("/"):
+        loc.error((*path, "path"), "must start with '/'")
+    fields["path"] = path_value
+    if "port" in spec:
+        fields["port"] = _port(loc, (*path, "port"), spec["port"])
+    elif upstream is not None:
+        fields["port"] = upstream.port
+    else:
+        loc.error(path, "needs 'port' when the service has no upstream")
+    for key in ("interval", "timeout"):
+        if key in spec:
+            fields[key] = want_duration(loc, (*path, key), spec[key])
+            if fields[key] == 0:
+                loc.error((*path, key), "must be greater than 0")
+    if "healthy_threshold" in spec:
+        fields["healthy_threshold"] = want_int(
+            loc, (*path, "healthy_threshold"), spec["healthy_threshold"], minimum=1
+        )
+    if any(v is None for v in fields.values()):
+        return None
+    return ProbeSpec(**fields)
+
+
+def _allowed_tags(loc: Located, path: Path, value: Any) -> str | None:
+    pattern = want_str(loc, path, value)
+    if pattern is None:
+        return None
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        loc.error(path, f"invalid regular expression: {exc}")
+        return None
+    return pattern
+
+
+def service_options(loc: Located, path: Path, value: Any) -> BerthOptions:
+    spec = want_map(loc, path, value) if value is not None else {}
+    if not spec:
+        return BerthOptions()
+    check_keys(loc, path, spec, _SERVICE_KEYS)
+    kw: dict[str, Any] = {}
+    strategy = spec.get("strategy", "start-first")
+    if strategy not in ("start-first", "stop-first"):
+        loc.error((*path, "strategy"), "must be start-first or stop-first")
+    else:
+        kw["strategy"] = strategy
+    if spec.get("upstream") is not None:
+        kw["upstream"] = _upstream(loc, (*path, "upstream"), spec["upstream"])
+    if spec.get("health") is not None:
+        kw["health"] = _health(loc, (*path, "health"), spec["health"], kw.get("upstream"))
+    for key in ("progress_deadline", "drain_timeout", "bake"):
+        if key in spec and (seconds := want_duration(loc, (*path, key), spec[key])) is not None:
+            kw[key] = seconds
+    if spec.get("allowed_tags") is not None:
+        kw["allowed_tags"] = _allowed_tags(loc, (*path, "allowed_tags"), spec["allowed_tags"])
+    return BerthOptions(**kw)
+
+
+def _command(loc: Located, path: Path, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    items = want_str_list(loc, path, value, allow_str=False)
+    return None if items is None else tuple(items)
+
+
+def proxy_spec(loc: Located, path: Path, value: Any, *, project_dir: str) -> ProxySpec | None:
+    """The upstreams file must stay inside the stack (the parent of the compose file's
+    directory), so a compose file cannot make Berth overwrite arbitrary host files."""
+    top = want_map(loc, path, value)
+    if top is None:
+        return None
+    check_keys(loc, path, top, ("proxy",))
+    if top.get("proxy") is None:
+        return None
+    here = (*path, "proxy")
+    proxy = want_map(loc, here, top["proxy"])
+    if proxy is None:
+        return None
+    check_keys(loc, here, proxy, _PROXY_KEYS)
+    service = None
+    if proxy.get("service") is not None:
+        service = want_str(loc, (*here, "service"), proxy["service"])
+    raw = want_str(loc, (*here, "upstreams_file"), proxy.get("upstreams_file"))
+    if raw is None:
+        return None
+    full = posixpath.normpath(posixpath.join(project_dir, raw))
+    root = posixpath.dirname(posixpath.normpath(project_dir))
+    if not full.startswith(root.rstrip("/") + "/"):
+        loc.error((*here, "upstreams_file"), f"{full} is outside the stack directory {root}")
+        return None
+    return ProxySpec(
+        service=service,
+        upstreams_file=full,
+        test_command=_command(loc, (*here, "test_command"), proxy.get("test_command")),
+        reload_command=_command(loc, (*here, "reload_command"), proxy.get("reload_command")),
+    )

@@ -1,0 +1,331 @@
+"""desired/ + compose files -> Config: what every service should run, all cross-checked.
+
+A daemon must keep running the last good state of a stack whose files turned invalid while
+other stacks follow their changes, so validity is reported per desired file
+(`build_config_partial`) and `keep_last_good` combines a partial result with the previous
+Config project by project. `build_config` is the strict form for `berth validate/plan/apply`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.core.compose import load_stack
+from controller.core.desired import parse_desired
+from controller.core.model import (
+    DesiredService,
+    DesiredStack,
+    StackSpec,
+    Target,
+    image_ref,
+    tag_of,
+)
+from controller.core.yamlsrc import Path, Where, load_node, unwrap
+from controller.errors import ConfigError, Problem
+
+ReadText = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Config:
+    stacks: Mapping[str, StackSpec]  # by project
+    desired: Mapping[str, DesiredStack]  # by project; files of one project merged
+    targets: tuple[Target, ...]
+    files: tuple[str, ...]  # every file read or looked for: for the file watcher
+    sources: Mapping[str, str] = field(default_factory=dict)  # desired file -> project
+
+
+@dataclass(frozen=True)
+class PartialConfig:
+    config: Config  # built from the valid desired files only
+    problems: Mapping[str, tuple[Problem, ...]]  # every desired file; () = valid
+
+    def valid(self, file: str) -> bool:
+        return not self.problems.get(file)
+
+
+def build_config(
+    desired_files: Sequence[tuple[str, str]], *, environ: Mapping[str, str], read_text: ReadText
+) -> Config:
+    """All files must be valid; ConfigError lists every problem in every file."""
+    partial = build_config_partial(desired_files, environ=environ, read_text=read_text)
+    problems = list(dict.fromkeys(p for probs in partial.problems.values() for p in probs))
+    if problems:
+        raise ConfigError(problems)
+    return partial.config
+
+
+@dataclass
+class _Work:
+    """Mutable scratch state of one build; never leaves this module."""
+
+    environ: Mapping[str, str]
+    read_text: ReadText
+    problems: dict[str, list[Problem]] = field(default_factory=dict)
+    parsed: dict[str, DesiredStack] = field(default_factory=dict)
+    stacks: dict[str, StackSpec] = field(default_factory=dict)  # desired file -> its stack
+    files: list[str] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def add(self, file: str, problems: Sequence[Problem]) -> None:
+        self.problems.setdefault(file, []).extend(problems)
+
+
+def build_config_partial(
+    desired_files: Sequence[tuple[str, str]], *, environ: Mapping[str, str], read_text: ReadText
+) -> PartialConfig:
+    """Per-file validity; one valid file still loads when another is invalid."""
+    work = _Work(environ=environ, read_text=read_text)
+    for file, text in desired_files:
+        work.problems[file] = []
+        work.files.append(file)
+        try:
+            work.parsed[file] = parse_desired(file, text)
+        except ConfigError as exc:
+            work.add(file, exc.problems)
+    for file, desired in work.parsed.items():
+        _load_stack_for(work, file, desired, dict(desired_files)[file])
+    _cross_check(work)
+    config = _assemble(work)
+    return PartialConfig(config, {f: tuple(dict.fromkeys(p)) for f, p in work.problems.items()})
+
+
+def _lines(file: str, text: str) -> tuple[Any, dict[Path, Where]]:
+    """Where each node of an (already validated) desired file is, for cross-check errors."""
+    return unwrap(load_node(text, file))
+
+
+def _compose_lines(file: str, text: str) -> dict[str, int | None]:
+    """Line of each `compose` entry of a desired file, for "missing compose file" errors."""
+    data, table = _lines(file, text)
+    out: dict[str, int | None] = {"compose": table[("compose",)].line}
+    if isinstance(data.get("compose"), list):
+        for i in range(len(data["compose"])):
+            out[f"compose[{i}]"] = table[("compose", i)].line
+    return out
+
+
+def _read_compose(
+    work: _Work, file: str, desired: DesiredStack, text: str
+) -> list[tuple[str, str]] | None:
+    lines = _compose_lines(file, text)
+    out: list[tuple[str, str]] = []
+    for i, path in enumerate(desired.compose_files):
+        where = f"compose[{i}]" if f"compose[{i}]" in lines else "compose"
+        work.files.append(path)
+        try:
+            if path not in work.texts:
+                work.texts[path] = work.read_text(path)
+            out.append((path, work.texts[path]))
+        except FileNotFoundError:
+            work.add(
+                file, [Problem(file, lines[where], where, f"compose file {path} does not exist")]
+            )
+        except ConfigError as exc:
+            work.add(file, [Problem(file, lines[where], where, f"cannot read {path}: {exc}")])
+    return out if len(out) == len(desired.compose_files) else None
+
+
+def _load_stack_for(work: _Work, file: str, desired: DesiredStack, text: str) -> None:
+    files = _read_compose(work, file, desired, text)
+    if files is None:
+        return
+    try:
+        stack = load_stack(
+            project=desired.project or None,
+            files=files,
+            environ=work.environ,
+            read_text=work.read_text,
+        )
+    except ConfigError as exc:
+        work.add(file, exc.problems)
+        return
+    work.stacks[file] = stack
+    work.files.extend(stack.env_files)
+    _check_services(work, file, desired, stack, _lines(file, text)[1])
+
+
+def _check_services(
+    work: _Work, file: str, desired: DesiredStack, stack: StackSpec, table: dict[Path, Where]
+) -> None:
+    for name, svc in desired.services.items():
+        line = svc.where.line
+        spec = stack.services.get(name)
+        if spec is None:
+            known = ", ".join(stack.services)
+            work.add(
+                file,
+                [
+                    Problem(
+                        file,
+                        line,
+                        f"services.{name}",
+                        f"no service {name!r} in the compose file(s); known: {known}",
+                    )
+                ],
+            )
+            continue
+        pattern = spec.berth.allowed_tags
+        if pattern is not None and not re.fullmatch(pattern, svc.tag):
+            tag_line = table[("services", name, "tag")].line
+            work.add(
+                file,
+                [
+                    Problem(
+                        file,
+                        tag_line,
+                        f"services.{name}.tag",
+                        f"tag {svc.tag!r} does not match allowed_tags {pattern!r} "
+                        f"({spec.source_file})",
+                    )
+                ],
+            )
+
+
+def _cross_check(work: _Work) -> None:
+    """Conflicts between desired files: both files are invalid, each naming the other."""
+    by_project: dict[str, list[str]] = {}
+    for file, stack in work.stacks.items():
+        by_project.setdefault(stack.project, []).append(file)
+    for files in by_project.values():
+        first = files[0]
+        for other in files[1:]:
+            a, b = work.parsed[first], work.parsed[other]
+            if a.compose_files != b.compose_files:
+                for f, g in ((first, other), (other, first)):
+                    work.add(
+                        f,
+                        [
+                            Problem(
+                                f,
+                                1,
+                                "compose",
+                                f"project {work.stacks[f].project!r} "
+                                f"is also defined by {g} with other compose files",
+                            )
+                        ],
+                    )
+        seen: dict[str, DesiredService] = {}
+        for file in files:
+            for name, svc in work.parsed[file].services.items():
+                prior = seen.setdefault(name, svc)
+                if prior is not svc:
+                    for x, y in ((prior, svc), (svc, prior)):
+                        work.add(
+                            x.where.file,
+                            [
+                                Problem(
+                                    x.where.file,
+                                    x.where.line,
+                                    f"services.{name}",
+                                    f"also set in {y.where.file}:{y.where.line}",
+                                )
+                            ],
+                        )
+    _check_upstream_files(work)
+
+
+def _check_upstream_files(work: _Work) -> None:
+    owner: dict[str, tuple[str, str]] = {}  # upstreams file -> (project, desired file)
+    for file, stack in work.stacks.items():
+        if stack.proxy is None:
+            continue
+        prior = owner.setdefault(stack.proxy.upstreams_file, (stack.project, file))
+        if prior[0] != stack.project:
+            target = stack.proxy.upstreams_file
+            msg = f"upstreams_file {target} is also written for project {prior[0]!r}"
+            work.add(file, [Problem(file, None, "compose", msg)])
+            work.add(
+                prior[1], [Problem(prior[1], None, "compose", msg.replace(prior[0], stack.project))]
+            )
+
+
+def _assemble(work: _Work) -> Config:
+    stacks: dict[str, StackSpec] = {}
+    desired: dict[str, DesiredStack] = {}
+    sources: dict[str, str] = {}
+    for file, stack in work.stacks.items():
+        sources[file] = stack.project
+        if work.problems.get(file):
+            continue
+        stacks[stack.project] = stack
+        mine = work.parsed[file]
+        have = desired.get(stack.project)
+        services = {**(have.services if have else {}), **mine.services}
+        desired[stack.project] = DesiredStack(
+            project=stack.project,
+            file=have.file if have else file,
+            compose_files=mine.compose_files,
+            services=services,
+        )
+    targets = tuple(t for p in sorted(stacks) for t in _targets(stacks[p], desired[p]))
+    return Config(
+        stacks=stacks,
+        desired=desired,
+        targets=targets,
+        files=tuple(dict.fromkeys(work.files)),
+        sources=sources,
+    )
+
+
+def _targets(stack: StackSpec, desired: DesiredStack) -> list[Target]:
+    out: list[Target] = []
+    for name, spec in stack.services.items():
+        want = desired.services.get(name)
+        if want is None:
+            image, tag, replicas = spec.image, tag_of(spec.image), spec.replicas
+        else:
+            image, tag = image_ref(spec.image, want.tag), want.tag
+            replicas = spec.replicas if want.replicas is None else want.replicas
+        out.append(
+            Target(
+                project=stack.project,
+                service=name,
+                image=image,
+                tag=tag,
+                replicas=replicas,
+                spec=spec,
+            )
+        )
+    return out
+
+
+def keep_last_good(partial: PartialConfig, last: Config | None) -> Config:
+    """The new config, except that a project with an invalid desired file keeps its last
+    good stack, desired state and targets: an invalid file changes nothing (DESIGN §2)."""
+    new = partial.config
+    if last is None:
+        return new
+    frozen = {
+        p
+        for f, probs in partial.problems.items()
+        if probs
+        for p in (last.sources.get(f), new.sources.get(f))
+        if p
+    }
+    frozen &= set(last.stacks)
+    stacks = {
+        **{p: s for p, s in new.stacks.items() if p not in frozen},
+        **{p: last.stacks[p] for p in frozen},
+    }
+    desired = {
+        **{p: d for p, d in new.desired.items() if p not in frozen},
+        **{p: last.desired[p] for p in frozen if p in last.desired},
+    }
+    targets = tuple(
+        t
+        for p in sorted(stacks)
+        for t in (last.targets if p in frozen else new.targets)
+        if t.project == p
+    )
+    sources = {**last.sources, **new.sources}
+    return Config(
+        stacks=stacks,
+        desired=desired,
+        targets=targets,
+        files=tuple(dict.fromkeys((*new.files, *last.files))),
+        sources=sources,
+    )
