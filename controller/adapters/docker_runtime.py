@@ -88,6 +88,7 @@ class DockerRuntime:
         self._timeout = timeout
         self._client: docker.APIClient | None = None
         self._lock = threading.Lock()
+        self._net_lock = threading.Lock()
 
     @property
     def _api(self) -> Any:
@@ -183,6 +184,10 @@ class DockerRuntime:
     def ensure_network(self, net: NetworkDef, *, project: str) -> None:
         """Creates a missing network with compose's labels (so `docker compose` adopts it);
         an existing one is left as it is, an external one must already exist."""
+        with self._net_lock:  # Docker's duplicate-name check is best-effort: serialise
+            self._ensure_network(net, project=project)
+
+    def _ensure_network(self, net: NetworkDef, *, project: str) -> None:
         try:
             with _translated(f"inspect network {net.name}"):
                 self._api.inspect_network(net.name)

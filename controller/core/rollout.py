@@ -166,6 +166,7 @@ Step = (
     | Create
     | Start
     | Observe
+    | Publish
     | CutOver
     | SwitchBack
     | Retire

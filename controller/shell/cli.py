@@ -1,0 +1,90 @@
+"""`berth` command line: global options before the command (DESIGN §6).
+
+argparse rather than click/typer: it is in the standard library, supports global options
+before a sub-command natively, and types cleanly under mypy --strict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from controller import __version__
+from controller.errors import BerthError, ConfigError
+from controller.shell import commands as c
+from controller.shell.wiring import Context
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="berth", description="Health-gated deployments for Docker hosts."
+    )
+    p.add_argument("--version", action="version", version=f"berth {__version__}")
+    p.add_argument(
+        "--desired",
+        default=os.environ.get("BERTH_DESIRED", "./desired"),
+        help="desired-state directory (env BERTH_DESIRED)",
+    )
+    p.add_argument(
+        "--state-dir",
+        default=os.environ.get("BERTH_STATE_DIR", "./.berth"),
+        help="where the SQLite history lives (env BERTH_STATE_DIR)",
+    )
+    p.add_argument(
+        "--docker-host",
+        default=os.environ.get("DOCKER_HOST"),
+        help="Docker engine address (default: DOCKER_HOST or the local socket)",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name: str, help_: str, *, json_: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        if json_:
+            sp.add_argument("--json", action="store_true", help="machine-readable output")
+        return sp
+
+    cmd("validate", "check desired/ and compose files (no Docker needed); exit 1 if invalid")
+    cmd("plan", "show what would change; exit 0 nothing, 2 changes, 1 error")
+    cmd(
+        "apply", "reconcile once and wait for every rollout; exit 0 converged, 3 rolled back/failed"
+    )
+    cmd("status", "desired vs running tag, ready/desired replicas, last outcome")
+    h = cmd("history", "past rollouts of a service (SERVICE or PROJECT/SERVICE)")
+    h.add_argument("service")
+    h.add_argument("--limit", type=int, default=20)
+    rt = cmd("retry", "lift the quarantine of a failed revision", json_=False)
+    rt.add_argument("service")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    ctx = Context(args.desired, args.state_dir, args.docker_host)
+    as_json = bool(getattr(args, "json", False))
+    try:
+        if args.command == "validate":
+            return c.cmd_validate(ctx, as_json=as_json)
+        if args.command == "plan":
+            return c.cmd_plan(ctx, as_json=as_json)
+        if args.command == "apply":
+            return c.cmd_apply(ctx, as_json=as_json)
+        if args.command == "status":
+            return c.cmd_status(ctx, as_json=as_json)
+        if args.command == "history":
+            return c.cmd_history(ctx, args.service, as_json=as_json, limit=args.limit)
+        if args.command == "retry":
+            return c.cmd_retry(ctx, args.service)
+    except ConfigError as exc:
+        print("invalid configuration:", file=sys.stderr)
+        for prob in exc.problems:
+            print(f"  {prob}", file=sys.stderr)
+        return c.EXIT_ERROR
+    except BerthError as exc:
+        print(f"berth: {exc}", file=sys.stderr)
+        return c.EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    print(f"berth: unknown command {args.command}", file=sys.stderr)
+    return c.EXIT_ERROR

@@ -1,0 +1,176 @@
+"""The command implementations behind `berth ...`; each returns the process exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from controller.adapters.git import head_commit
+from controller.core.config import Config
+from controller.core.model import Observed, Target
+from controller.core.plan import ActionKind, plan
+from controller.ports import RolloutRecord
+from controller.shell.executor import Executor, Ports, RolloutResult
+from controller.shell.progress import progress_for
+from controller.shell.proxy import NginxSwitch
+from controller.shell.reconcile import make_plan, observe, run_plan
+from controller.shell.wiring import Context
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED = 0, 1, 2, 3
+
+
+def out_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def cmd_validate(ctx: Context, *, as_json: bool) -> int:
+    cfg = ctx.config()
+    n = sum(len(s.services) for s in cfg.stacks.values())
+    if as_json:
+        out_json({"valid": True, "stacks": sorted(cfg.stacks), "services": n})
+    else:
+        print(f"ok: {len(cfg.stacks)} stack(s), {n} service(s) in {ctx.desired}")
+    return EXIT_OK
+
+
+def cmd_plan(ctx: Context, *, as_json: bool) -> int:
+    cfg = ctx.config()
+    p = make_plan(cfg.targets, ctx.runtime, ctx.store)
+    if as_json:
+        out_json(
+            [
+                {
+                    "project": a.project,
+                    "service": a.service,
+                    "action": a.kind.value,
+                    "reason": a.reason,
+                    "tag": a.target.tag if a.target else None,
+                    "revision": a.target.revision if a.target else None,
+                }
+                for a in p.actions
+            ]
+        )
+    else:
+        for a in p.actions:
+            mark = "~" if a.changes else ("!" if a.kind is ActionKind.QUARANTINED else "=")
+            print(f"{mark} {a.key:<32} {a.kind.value:<12} {a.reason}")
+        print("changes pending" if p.changes else "nothing to do")
+    return EXIT_CHANGES if p.changes else EXIT_OK
+
+
+def cmd_apply(ctx: Context, *, as_json: bool) -> int:
+    cfg = ctx.config()
+    results = apply_once(ctx, cfg, as_json=as_json)
+    if as_json:
+        out_json([asdict(r) for r in results])
+    else:
+        for r in results:
+            if r.outcome != "unchanged":
+                print(f"{r.project}/{r.service}: {r.outcome} ({r.reason}) in {r.duration:.1f}s")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResult, ...]:
+    observed = observe(ctx.runtime, ctx.store)
+    p = plan(cfg.targets, observed)
+    proxy = NginxSwitch(ctx.runtime, cfg.stacks)
+    proxy.ensure_files(observed.containers)
+    ports = Ports(ctx.runtime, ctx.prober, ctx.clock, ctx.store, proxy)
+    with progress_for(as_json) as progress:
+        ex = Executor(ports, emit=progress, commit=head_commit(ctx.desired))
+        return run_plan(p, cfg.stacks, ex)
+
+
+def _ready(t: Target, observed: Observed) -> tuple[int, list[str]]:
+    cs = observed.of_service(t.project, t.service)
+    running_tags = sorted({c.tag for c in cs if c.running})
+    ready = sum(
+        1 for c in cs if c.revision == t.revision and c.running and c.health in (None, "healthy")
+    )
+    return ready, running_tags
+
+
+def status_rows(ctx: Context, cfg: Config) -> list[dict[str, Any]]:
+    observed = observe(ctx.runtime, ctx.store)
+    rows: list[dict[str, Any]] = []
+    for t in cfg.targets:
+        ready, running = _ready(t, observed)
+        last = ctx.store.last(t.project, t.service)
+        quarantined = (t.key, t.revision) in observed.quarantined
+        rows.append(
+            {
+                "project": t.project,
+                "service": t.service,
+                "desired_tag": t.tag,
+                "running_tags": running,
+                "ready": ready,
+                "desired_replicas": t.replicas,
+                "quarantined": quarantined,
+                "last_outcome": last.outcome if last else None,
+                "last_reason": last.reason if last else None,
+            }
+        )
+    return rows
+
+
+def cmd_status(ctx: Context, *, as_json: bool) -> int:
+    rows = status_rows(ctx, ctx.config())
+    if as_json:
+        out_json(rows)
+        return EXIT_OK
+    print(f"{'SERVICE':<32} {'DESIRED':<14} {'RUNNING':<20} {'READY':<7} LAST")
+    for r in rows:
+        last = r["last_outcome"] or "-"
+        if r["quarantined"]:
+            last = f"quarantined: {r['last_reason']}"
+        print(
+            f"{r['project'] + '/' + r['service']:<32} {r['desired_tag']:<14} "
+            f"{','.join(r['running_tags']) or '-':<20} "
+            f"{str(r['ready']) + '/' + str(r['desired_replicas']):<7} {last}"
+        )
+    return EXIT_OK
+
+
+def _split(service: str) -> tuple[str | None, str]:
+    if "/" in service:
+        project, name = service.split("/", 1)
+        return project, name
+    return None, service
+
+
+def cmd_history(ctx: Context, service: str, *, as_json: bool, limit: int) -> int:
+    project, name = _split(service)
+    recs: Sequence[RolloutRecord] = ctx.store.history(project, name, limit=limit)
+    if as_json:
+        out_json([asdict(r) for r in recs])
+        return EXIT_OK
+    if not recs:
+        print(f"no rollouts recorded for {service}")
+    for r in recs:
+        dur = f"{r.finished_at - r.started_at:.1f}s" if r.finished_at else "-"
+        commit = (r.commit or "")[:8] or "-"
+        print(
+            f"#{r.id:<4} {_ts(r.started_at)} {r.project}/{r.service} "
+            f"{r.from_tag or '-'} -> {r.to_tag}  {r.outcome:<11} {dur:>7}  {commit}  {r.reason}"
+        )
+    return EXIT_OK
+
+
+def cmd_retry(ctx: Context, service: str) -> int:
+    project, name = _split(service)
+    n = ctx.store.lift_quarantine(project, name)
+    if n:
+        print(f"lifted the quarantine of {n} revision(s) of {service}; the next apply retries")
+    else:
+        print(f"nothing quarantined for {service}")
+    return EXIT_OK
+
+
+def _ts(t: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))

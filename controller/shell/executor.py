@@ -1,0 +1,370 @@
+"""The executor: performs one service's rollout through the ports, one step at a time.
+
+It decides nothing itself: `controller.core.rollout.next_step` does. The executor observes
+(one labelled list call, plus an inspect and a probe per new container while gating),
+performs the step, records history, and reports progress events.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from controller.core import rollout as r
+from controller.core.gate import GateInput
+from controller.core.model import (
+    LABEL_COMMIT,
+    LABEL_MANAGED,
+    LABEL_NUMBER,
+    LABEL_ONEOFF,
+    LABEL_PROJECT,
+    LABEL_REVISION,
+    LABEL_SERVICE,
+    LABEL_TAG,
+    ContainerState,
+    ObservedContainer,
+    StackSpec,
+    Strategy,
+    Target,
+)
+from controller.core.plan import ActionKind, ServiceAction
+from controller.errors import ImagePullError, NotFound, ProxyError
+from controller.ports import Clock, ContainerRuntime, HealthProber, StateStore
+from controller.shell.cutover import NoProxy, ProxySwitch
+
+
+@dataclass(frozen=True)
+class Ports:
+    runtime: ContainerRuntime
+    prober: HealthProber
+    clock: Clock
+    store: StateStore
+    proxy: ProxySwitch = field(default_factory=NoProxy)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress event of one rollout (rendered live by `apply`, logged by `run`)."""
+
+    project: str
+    service: str
+    phase: str
+    message: str
+    at: float
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    project: str
+    service: str
+    kind: str
+    outcome: str  # succeeded | rolled_back | failed | unchanged | quarantined
+    reason: str
+    from_tag: str | None
+    to_tag: str | None
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("succeeded", "unchanged")
+
+
+Emit = Callable[[Event], None]
+T = TypeVar("T")
+
+
+def container_name(project: str, service: str, revision: str, number: int) -> str:
+    return f"{project}-{service}-{revision[:8]}-{number}"
+
+
+class Executor:
+    def __init__(self, ports: Ports, *, emit: Emit | None = None, commit: str | None = None):
+        self.p = ports
+        self.emit: Emit = emit or (lambda e: None)
+        self.commit = commit
+
+    # -- entry ---------------------------------------------------------------------------
+
+    def execute(self, action: ServiceAction, stack: StackSpec | None) -> RolloutResult:
+        t0 = self.p.clock.now()
+        if action.kind is ActionKind.QUARANTINED:
+            self._clean_quarantined(action)
+            return self._result(action, "quarantined", action.reason, t0)
+        if not action.changes:
+            return self._result(action, "unchanged", action.reason, t0)
+        from_rev, from_tag = self._previous(action)
+        to_tag = action.target.tag if action.target else "-"
+        to_rev = action.target.revision if action.target else "-"
+        self.p.store.abandon_in_progress(action.project, action.service, at=t0)
+        rid = self.p.store.begin_rollout(
+            project=action.project,
+            service=action.service,
+            from_tag=from_tag,
+            to_tag=to_tag,
+            from_revision=from_rev,
+            to_revision=to_rev,
+            commit=self.commit,
+            at=t0,
+        )
+        self._emit(action, "start", f"{action.kind.value}: {action.reason}")
+        try:
+            outcome, reason = self._run(action, stack, from_rev)
+        except BaseException as exc:
+            self.p.store.finish_rollout(
+                rid, outcome="failed", reason=f"error: {exc}", at=self.p.clock.now()
+            )
+            raise
+        self.p.store.finish_rollout(rid, outcome=outcome, reason=reason, at=self.p.clock.now())  # type: ignore[arg-type]
+        self._emit(action, outcome, reason)
+        return self._result(action, outcome, reason, t0, from_tag=from_tag)
+
+    def _run(
+        self, action: ServiceAction, stack: StackSpec | None, from_rev: str | None
+    ) -> tuple[str, str]:
+        state = r.RolloutState(_config(action, from_rev))
+        while True:
+            obs = self._observe(action, state)
+            state, step = r.next_step(state, obs, self.p.clock.now())
+            if isinstance(step, r.Finish):
+                return step.outcome, step.reason
+            state = self._perform(action, state, step)
+
+    # -- observe -------------------------------------------------------------------------
+
+    def _observe(self, action: ServiceAction, state: r.RolloutState) -> r.RolloutObs:
+        listed = [
+            c
+            for c in self.p.runtime.list_containers(project=action.project)
+            if c.service == action.service
+        ]
+        target = action.target
+        if target is None:
+            return r.RolloutObs(True, (), tuple(listed))
+        rev = target.revision
+        old = tuple(c for c in listed if c.revision != rev)
+        new_rows = [c for c in listed if c.revision == rev]
+        gating = state.phase in (r.Phase.GATE, r.Phase.BAKE)
+        new = tuple(self._new_obs(c, target, probe=gating) for c in new_rows)
+        present = True
+        if state.phase is r.Phase.PREPARE and action.kind is not ActionKind.SCALE_DOWN:
+            present = self.p.runtime.image_present(target.image)
+        return r.RolloutObs(present, new, old)
+
+    def _new_obs(self, c: ObservedContainer, target: Target, *, probe: bool) -> r.NewObs:
+        if not probe:
+            gi = GateInput(c.id, c.name, c.state, c.health, c.exit_code, 0, None)
+            return r.NewObs(c.number, c.created, gi)
+        try:
+            st = self.p.runtime.inspect(c.id)
+        except NotFound:
+            gi = GateInput(c.id, c.name, ContainerState.DEAD, None, None, 0, False, "gone")
+            return r.NewObs(c.number, c.created, gi)
+        ok: bool | None = None
+        detail = ""
+        health = target.spec.berth.health
+        if health is not None and st.state is ContainerState.RUNNING:
+            ip = _ip_for(st.ips, target)
+            res = self.p.prober.probe(ip, health) if ip else None
+            ok, detail = (res.ok, res.detail) if res else (False, "no IP address")
+        gi = GateInput(
+            c.id, c.name, st.state, st.health, st.exit_code, st.restart_count, ok, detail
+        )
+        return r.NewObs(c.number, c.created, gi)
+
+    # -- perform -------------------------------------------------------------------------
+
+    def _perform(self, a: ServiceAction, s: r.RolloutState, step: r.Step) -> r.RolloutState:
+        rt = self.p.runtime
+        grace = a.target.spec.stop_grace_period if a.target else 10.0
+        if isinstance(step, r.Pull):
+            self._emit(a, "pull", step.image)
+            try:
+                rt.pull(step.image)
+            except ImagePullError as exc:
+                return r.failed_pull(s, str(exc))
+        elif isinstance(step, r.StopOld):
+            self._emit(a, "stop-old", f"stopping {len(step.ids)} old container(s) (stop-first)")
+            self._parallel(lambda cid: rt.stop(cid, timeout=grace), step.ids)
+        elif isinstance(step, r.RemoveNew):
+            self._parallel(rt.remove, step.ids)
+        elif isinstance(step, r.Create):
+            assert a.target is not None
+            self._emit(
+                a, "create", f"starting {len(step.numbers)} new container(s) of {a.target.tag}"
+            )
+            self._parallel(lambda n: self._create(a.target, n), step.numbers)  # type: ignore[arg-type]
+        elif isinstance(step, r.Start):
+            self._parallel(rt.start, step.ids)
+        elif isinstance(step, r.Observe):
+            if step.wait > 0:
+                self.p.clock.sleep(step.wait)
+        elif isinstance(step, r.Publish):
+            assert a.target is not None
+            nets = a.target.spec.networks
+            self._parallel(lambda cid: rt.add_aliases(cid, nets), step.ids)
+        elif isinstance(step, r.CutOver):
+            self._emit(a, "cutover", f"{len(step.new_ids)} new container(s) passed the gate")
+            assert a.target is not None
+            try:
+                self.p.proxy.cut_over(a, step.new_ids, step.old_ids)
+            except ProxyError as exc:
+                return r.cutover_failed(s, str(exc))
+        elif isinstance(step, r.SwitchBack):
+            self._emit(a, "switch-back", s.failure)
+            self.p.proxy.switch_back(a, step.old_ids, step.new_ids)
+        elif isinstance(step, r.Retire):
+            self._retire(a, step.ids, grace)
+        elif isinstance(step, r.Abort):
+            self._abort(a, step)
+        return s
+
+    def _create(self, target: Target, number: int) -> None:
+        rev = target.revision
+        labels = {
+            LABEL_PROJECT: target.project,
+            LABEL_SERVICE: target.service,
+            LABEL_NUMBER: str(number),
+            LABEL_ONEOFF: "False",
+            LABEL_MANAGED: "true",
+            LABEL_REVISION: rev,
+            LABEL_TAG: target.tag,
+        }
+        if self.commit:
+            labels[LABEL_COMMIT] = self.commit
+        cid = self.p.runtime.create(
+            name=container_name(target.project, target.service, rev, number),
+            image=target.image,
+            body=target.spec.create,
+            labels=labels,
+            networks=target.spec.networks,
+            aliases=False,
+        )
+        self.p.runtime.start(cid)
+
+    def _retire(self, a: ServiceAction, ids: Sequence[str], grace: float) -> None:
+        self._emit(a, "retire", f"stopping {len(ids)} old container(s) gracefully")
+        self.p.proxy.retire(a, ids)
+        rt = self.p.runtime
+
+        def stop_and_remove(cid: str) -> None:
+            try:
+                rt.stop(cid, timeout=grace)
+            except NotFound:
+                return
+            rt.remove(cid)
+
+        self._parallel(stop_and_remove, ids)
+
+    def _abort(self, a: ServiceAction, step: r.Abort) -> None:
+        self._emit(a, "rollback", step.reason)
+        rt = self.p.runtime
+        if step.quarantine and a.target is not None:
+            self.p.store.quarantine(
+                project=a.project,
+                service=a.service,
+                revision=a.target.revision,
+                tag=a.target.tag,
+                reason=step.reason,
+                at=self.p.clock.now(),
+            )
+        self._parallel(rt.remove, step.remove)
+        if step.keep:
+            with contextlib.suppress(NotFound):
+                rt.stop(step.keep, timeout=2.0)
+        self._parallel(rt.start, step.restore)
+
+    def _clean_quarantined(self, action: ServiceAction) -> None:
+        """A controller killed while aborting may leave new containers of a quarantined
+        revision running next to the old ones: finish the abort."""
+        if action.old and any(c.running for c in action.old):
+            running = [c.id for c in action.current if c.running]
+            if running:
+                self.p.proxy.retire(action, running)
+                self._parallel(self.p.runtime.remove, running)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _previous(self, action: ServiceAction) -> tuple[str | None, str | None]:
+        """The revision (and tag) that served before this rollout, derived from what runs,
+        else from an interrupted rollout in the store, else the newest old container."""
+        running = [c for c in action.old if c.running]
+        if running:
+            c = max(running, key=lambda c: c.created)
+            return c.revision, c.tag
+        last = self.p.store.last(action.project, action.service)
+        if last and last.outcome == "in_progress" and last.from_revision:
+            return last.from_revision, last.from_tag
+        if action.old:
+            c = max(action.old, key=lambda c: c.created)
+            return c.revision, c.tag
+        return None, None
+
+    def _parallel(self, fn: Callable[[T], None], items: Sequence[T]) -> None:
+        if len(items) <= 1:
+            for it in items:
+                fn(it)
+            return
+        with cf.ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+            for f in [pool.submit(fn, it) for it in items]:
+                f.result()
+
+    def _emit(self, a: ServiceAction, phase: str, message: str) -> None:
+        self.emit(Event(a.project, a.service, phase, message, self.p.clock.now()))
+
+    def _result(
+        self, a: ServiceAction, outcome: str, reason: str, t0: float, *, from_tag: str | None = None
+    ) -> RolloutResult:
+        return RolloutResult(
+            a.project,
+            a.service,
+            a.kind.value,
+            outcome,
+            reason,
+            from_tag,
+            a.target.tag if a.target else None,
+            self.p.clock.now() - t0,
+        )
+
+
+def _config(action: ServiceAction, from_rev: str | None) -> r.RolloutConfig:
+    t = action.target
+    if t is None:
+        return r.RolloutConfig(
+            action.kind, "start-first", 0, "", 0, 0.25, 1, False, False, 0, from_rev
+        )
+    b = t.spec.berth
+    # Two containers cannot bind one host port: a service that publishes host ports is
+    # replaced stop-first whatever its x-berth.strategy says.
+    strategy: Strategy = "stop-first" if publishes_host_ports(t.spec.create) else b.strategy
+    return r.RolloutConfig(
+        kind=action.kind,
+        strategy=strategy,
+        replicas=t.replicas,
+        image=t.image,
+        progress_deadline=b.progress_deadline,
+        probe_interval=b.health.interval if b.health else 0.25,
+        threshold=b.health.healthy_threshold if b.health else 2,
+        docker_health=t.spec.has_healthcheck,
+        http_probe=b.health is not None,
+        bake=b.bake,
+        from_revision=from_rev,
+    )
+
+
+def _ip_for(ips: Mapping[str, str], target: Target) -> str | None:
+    for att in target.spec.networks:
+        ip = ips.get(att.network)
+        if ip:
+            return str(ip)
+    for ip in ips.values():
+        if ip:
+            return str(ip)
+    return None
+
+
+def publishes_host_ports(create: Mapping[str, Any]) -> bool:
+    bindings = (create.get("HostConfig") or {}).get("PortBindings") or {}
+    return any(b.get("HostPort") for lst in bindings.values() for b in (lst or []))

@@ -1,0 +1,78 @@
+"""Live progress for `berth apply`: a rich table on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from controller.shell.executor import Event
+
+
+class PlainProgress:
+    """One line per event: what CI logs want."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._lock = threading.Lock()
+
+    def __call__(self, e: Event) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(e.at))
+        with self._lock:
+            print(
+                f"{stamp} {e.project}/{e.service} {e.phase}: {e.message}", file=self.out, flush=True
+            )
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class LiveProgress:
+    """A table with one row per service that updates as events arrive."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.rows: dict[str, tuple[str, str, float]] = {}
+        self._lock = threading.Lock()
+        self._live = Live(self._table(), console=console, refresh_per_second=8, transient=False)
+
+    def __call__(self, e: Event) -> None:
+        key = f"{e.project}/{e.service}"
+        with self._lock:
+            start = self.rows.get(key, ("", "", e.at))[2]
+            self.rows[key] = (e.phase, e.message, start)
+            self._live.update(self._table())
+
+    def _table(self) -> Table:
+        t = Table(box=None, header_style="bold")
+        for col in ("service", "phase", "detail", "elapsed"):
+            t.add_column(col)
+        now = time.time()
+        for key, (phase, msg, start) in sorted(self.rows.items()):
+            style = {"succeeded": "green", "rolled_back": "red", "failed": "red"}.get(phase, "")
+            t.add_row(key, f"[{style}]{phase}[/]" if style else phase, msg, f"{now - start:.1f}s")
+        return t
+
+    def __enter__(self) -> LiveProgress:
+        self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._live.__exit__(et, ev, tb)
+
+
+def progress_for(json_mode: bool) -> PlainProgress | LiveProgress:
+    if not json_mode and sys.stderr.isatty():
+        return LiveProgress(Console(stderr=True))
+    return PlainProgress(sys.stderr)

@@ -1,0 +1,41 @@
+"""Builds the real adapters from the global command-line options (the composition root)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+from controller.adapters.clock import SystemClock
+from controller.adapters.docker_runtime import DockerRuntime
+from controller.adapters.files import load_config
+from controller.adapters.http_prober import HttpProber
+from controller.adapters.sqlite_store import SqliteStateStore
+from controller.core.config import Config
+
+
+@dataclass
+class Context:
+    desired: str
+    state_dir: str
+    docker_host: str | None
+
+    def config(self) -> Config:
+        return load_config(self.desired, dict(os.environ))
+
+    @cached_property
+    def store(self) -> SqliteStateStore:
+        os.makedirs(self.state_dir, exist_ok=True)
+        return SqliteStateStore(os.path.join(self.state_dir, "state.db"))
+
+    @cached_property
+    def runtime(self) -> DockerRuntime:
+        return DockerRuntime(self.docker_host)
+
+    @cached_property
+    def prober(self) -> HttpProber:
+        return HttpProber()
+
+    @cached_property
+    def clock(self) -> SystemClock:
+        return SystemClock()

@@ -1,0 +1,187 @@
+"""The executor and the reconcile scheduler against the fakes (pinned by contract tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from controller.adapters.sqlite_store import SqliteStateStore
+from controller.core.model import ContainerState, NetworkDef, Observed, StackSpec, Target
+from controller.core.plan import plan
+from controller.shell.executor import Executor, Ports
+from controller.shell.reconcile import run_plan
+from tests.fakes import Behaviour, FakeClock, FakeProber, FakeRuntime
+from tests.unit.builders import target
+
+HC = {"Healthcheck": {"Test": ["CMD", "true"], "Interval": 1_000_000_000}}
+
+
+def hc_target(
+    tag: str,
+    replicas: int = 2,
+    *,
+    strategy: str = "start-first",
+    name: str = "api",
+    depends: tuple[str, ...] = (),
+) -> Target:
+    t = target(
+        name,
+        tag=tag,
+        replicas=replicas,
+        docker_health=True,
+        strategy=strategy,
+        health=None,
+        depends=depends,
+    )
+    spec = dataclasses.replace(t.spec, create={**t.spec.create, **HC})
+    return dataclasses.replace(t, spec=spec)
+
+
+def world() -> tuple[FakeRuntime, Ports, FakeClock, SqliteStateStore]:
+    rt = FakeRuntime()
+    clock = FakeClock()
+    store = SqliteStateStore(":memory:")
+    return rt, Ports(rt, FakeProber(), clock, store), clock, store
+
+
+def stack(*targets: Target) -> dict[str, StackSpec]:
+    net = NetworkDef(name="demo_default", key="default")
+    return {
+        "demo": StackSpec("demo", (), {t.service: t.spec for t in targets}, {"default": net}, {})
+    }
+
+
+def converge(ports: Ports, targets: list[Target]) -> list[str]:
+    rt = ports.runtime
+    q = frozenset((f"{x.project}/{x.service}", x.revision) for x in ports.store.quarantined())
+    p = plan(targets, Observed(tuple(rt.list_containers()), q))
+    results = run_plan(p, stack(*targets), Executor(ports))
+    return [r.outcome for r in results]
+
+
+def running(rt: FakeRuntime, tag: str) -> list[str]:
+    return sorted(c.id for c in rt.list_containers() if c.tag == tag and c.running)
+
+
+def test_create_then_replace_then_nothing() -> None:
+    rt, ports, _, store = world()
+    v1, v2 = hc_target("1"), hc_target("2")
+    rt.images |= {v1.image, v2.image}
+    assert converge(ports, [v1]) == ["succeeded"]
+    assert len(running(rt, "1")) == 2
+    assert converge(ports, [v2]) == ["succeeded"]
+    assert len(running(rt, "2")) == 2 and running(rt, "1") == []
+    assert len(rt.list_containers()) == 2  # old ones removed, not just stopped
+    assert converge(ports, [v2]) == ["unchanged"]
+    hist = store.history("demo", "api")
+    assert [h.outcome for h in hist][:2] == ["succeeded", "succeeded"]
+
+
+def test_new_containers_join_without_alias_until_gate_passes() -> None:
+    rt, ports, _, _ = world()
+    v1 = hc_target("1", replicas=1)
+    rt.images.add(v1.image)
+    converge(ports, [v1])
+    creates = [c for c in rt.calls if c[0] == "create"]
+    assert creates and all(c[3] is False for c in creates)
+    assert any(c[0] == "add_aliases" for c in rt.calls)
+
+
+def test_unhealthy_tag_rolls_back_keeps_old_and_is_quarantined() -> None:
+    rt, ports, _, store = world()
+    v1, bad = hc_target("1"), hc_target("bad")
+    rt.images |= {v1.image, bad.image}
+    rt.behaviours[bad.image] = Behaviour(health="unhealthy")
+    converge(ports, [v1])
+    before = running(rt, "1")
+    assert converge(ports, [bad]) == ["rolled_back"]
+    assert running(rt, "1") == before
+    kept = [c for c in rt.list_containers() if c.tag == "bad"]
+    assert len(kept) == 1 and kept[0].state is ContainerState.EXITED  # kept for logs
+    assert store.quarantined()[0].tag == "bad"
+    assert "unhealthy" in store.history("demo", "api")[0].reason
+    # not retried: the second pass creates nothing
+    n_creates = len([c for c in rt.calls if c[0] == "create"])
+    assert converge(ports, [bad]) == ["quarantined"]
+    assert len([c for c in rt.calls if c[0] == "create"]) == n_creates
+
+
+def test_deadline_failure_via_fake_clock() -> None:
+    rt, ports, clock, store = world()
+    v1, slow = hc_target("1", replicas=1), hc_target("slow", replicas=1)
+    rt.images |= {v1.image, slow.image}
+    rt.behaviours[slow.image] = Behaviour(health_after=10**9)
+    converge(ports, [v1])
+    assert converge(ports, [slow]) == ["rolled_back"]
+    assert "progress_deadline" in store.history("demo", "api")[0].reason
+    assert sum(clock.sleeps) >= 120.0  # waited the whole (fake) deadline, no real sleep
+
+
+def test_stop_first_crash_restores_old() -> None:
+    rt, ports, _, _ = world()
+    v1 = hc_target("1", replicas=1, strategy="stop-first")
+    crash = hc_target("crash", replicas=1, strategy="stop-first")
+    rt.images |= {v1.image, crash.image}
+    rt.behaviours[crash.image] = Behaviour(exit_after=0)
+    converge(ports, [v1])
+    old = running(rt, "1")
+    assert converge(ports, [crash]) == ["rolled_back"]
+    assert running(rt, "1") == old  # the same container, started again
+    stops = [c for c in rt.calls if c[0] == "stop" and c[1] == old[0]]
+    assert stops, "stop-first must stop the old container before starting the new one"
+
+
+def test_pull_failure_touches_nothing() -> None:
+    rt, ports, _, store = world()
+    v1, missing = hc_target("1"), hc_target("nope")
+    rt.images.add(v1.image)
+    rt.behaviours[missing.image] = Behaviour(present=False, pullable=False)
+    converge(ports, [v1])
+    calls_before = len(rt.calls)
+    assert converge(ports, [missing]) == ["failed"]
+    new_calls = {c[0] for c in rt.calls[calls_before:]}
+    assert new_calls <= {
+        "list_containers",
+        "image_present",
+        "pull",
+        "ensure_network",
+        "ensure_volume",
+    }
+    assert "pull failed" in store.history("demo", "api")[0].reason
+    assert store.quarantined() == []  # a registry outage is not the revision's fault
+
+
+def test_dependency_order_and_failed_dependency_skips_dependent() -> None:
+    rt, ports, _, _ = world()
+    db = hc_target("bad", replicas=1, name="db")
+    api = hc_target("1", replicas=1, name="api", depends=("db",))
+    rt.images |= {db.image, api.image}
+    rt.behaviours[db.image] = Behaviour(health="unhealthy")
+    outcomes = converge(ports, [api, db])
+    assert outcomes == ["failed", "failed"]
+    assert not [c for c in rt.calls if c[0] == "create" and "-api-" in c[1]]
+
+
+def test_resume_after_interrupted_rollout_reuses_new_containers() -> None:
+    rt, ports, _, _ = world()
+    v1, v2 = hc_target("1"), hc_target("2")
+    rt.images |= {v1.image, v2.image}
+    converge(ports, [v1])
+    # simulate a controller killed after creating one new container
+    rt.create(
+        name=f"demo-api-{v2.revision[:8]}-1",
+        image=v2.image,
+        body=v2.spec.create,
+        labels={
+            "berth.managed": "true",
+            "com.docker.compose.project": "demo",
+            "com.docker.compose.service": "api",
+            "com.docker.compose.container-number": "1",
+            "berth.revision": v2.revision,
+            "berth.tag": "2",
+        },
+        networks=v2.spec.networks,
+        aliases=False,
+    )
+    assert converge(ports, [v2]) == ["succeeded"]
+    names = sorted(c.name for c in rt.list_containers())
+    assert names == [f"demo-api-{v2.revision[:8]}-1", f"demo-api-{v2.revision[:8]}-2"]
