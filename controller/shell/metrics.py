@@ -1,0 +1,309 @@
+"""Berth's Prometheus metrics (DESIGN §7): the names, types and labels are a contract.
+
+The dashboard (`metrics/dashboard.json`) and the alert rules (`metrics/alerts.yml`) query
+these exact series, so this module is the one place that spells them. It is built on a
+`CollectorRegistry` it is given, never the global one: tests and two controllers in one
+process must not share counters. It reads no clock: callers pass `now`, so a fake clock
+gives reproducible timestamps.
+
+Label sets that are known in advance are pre-set to zero (DESIGN §7) because `increase()`
+and `rate()` cannot see the first event of a series that did not exist before it, and an
+alert on `increase(...) > 0` would miss the first rollback after a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+
+from controller import __version__
+
+# Executor outcomes that are rollouts; "unchanged" and "quarantined" are passes that did
+# nothing, and counting them would drown the rollout rate in reconcile noise.
+COUNTED_OUTCOMES = ("succeeded", "rolled_back", "failed")
+IGNORED_OUTCOMES = ("unchanged", "quarantined")
+RECONCILE_RESULTS = ("success", "error")
+PROXY_RESULTS = ("success", "error")
+REPLICA_STATES = ("desired", "ready")
+
+# A reconcile pass is a few list calls (ms) but may wait on a rollout start (tens of s).
+RECONCILE_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+# A rollout is at least one health gate (~0.25 s) and at most progress_deadline + drain +
+# bake; 600 s covers a generous deadline with a slow stop grace period.
+ROLLOUT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+ServiceKey = tuple[str, str]  # (project, service)
+
+# The §7 names, for tests and the dashboard/alert checks that must use nothing else.
+METRIC_NAMES = frozenset(
+    {
+        "berth_reconcile_total",
+        "berth_reconcile_duration_seconds",
+        "berth_rollouts_total",
+        "berth_rollout_duration_seconds",
+        "berth_service_replicas",
+        "berth_service_info",
+        "berth_desired_valid",
+        "berth_drift_corrections_total",
+        "berth_proxy_reloads_total",
+        "berth_last_success_timestamp_seconds",
+        "berth_build_info",
+    }
+)
+
+
+class Metrics:
+    """The §7 metric set on one registry, with one method per thing that happens."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, registry: CollectorRegistry, *, version: str = __version__) -> None:
+        self.registry = registry
+        # Rollouts of independent services run in threads; the bookkeeping below (which
+        # info label set is current, which services exist) must not interleave.
+        self._lock = threading.Lock()
+        self._info_labels: dict[ServiceKey, tuple[str, str]] = {}
+        self._services: set[ServiceKey] = set()
+        self._define_passes(registry)
+        self._define_services(registry)
+        self._build_info.labels(version=version).set(1)
+        for result in RECONCILE_RESULTS:
+            self._reconciles.labels(result=result)
+        for result in PROXY_RESULTS:
+            self._proxy_reloads.labels(result=result)
+
+    def _define_passes(self, registry: CollectorRegistry) -> None:
+        """Controller-wide metrics; declared apart so the contract reads like the §7 table."""
+        self._reconciles = Counter(
+            "berth_reconcile_total", "Reconcile passes by result.", ["result"], registry=registry
+        )
+        self._reconcile_seconds = Histogram(
+            "berth_reconcile_duration_seconds",
+            "Duration of one reconcile pass.",
+            buckets=RECONCILE_BUCKETS,
+            registry=registry,
+        )
+        self._desired_valid = Gauge(
+            "berth_desired_valid",
+            "1 if the desired/ file parsed and validated, else 0.",
+            ["file"],
+            registry=registry,
+        )
+        self._proxy_reloads = Counter(
+            "berth_proxy_reloads_total",
+            "nginx reloads by result.",
+            ["result"],
+            registry=registry,
+        )
+        self._build_info = Gauge(
+            "berth_build_info",
+            "Always 1; the version label says which Berth runs.",
+            ["version"],
+            registry=registry,
+        )
+
+    def _define_services(self, registry: CollectorRegistry) -> None:
+        """Per-service metrics, all keyed by (project, service) like a reconcile request."""
+        svc = ("project", "service")
+        self._rollouts = Counter(
+            "berth_rollouts_total",
+            "Finished rollouts by outcome.",
+            [*svc, "outcome"],
+            registry=registry,
+        )
+        self._rollout_seconds = Histogram(
+            "berth_rollout_duration_seconds",
+            "Duration of a finished rollout.",
+            svc,
+            buckets=ROLLOUT_BUCKETS,
+            registry=registry,
+        )
+        self._replicas = Gauge(
+            "berth_service_replicas",
+            "Replicas of a service: desired and ready (healthy).",
+            [*svc, "state"],
+            registry=registry,
+        )
+        self._info = Gauge(
+            "berth_service_info",
+            "Always 1; labels carry the desired and running tag.",
+            [*svc, "desired_tag", "running_tag"],
+            registry=registry,
+        )
+        self._drift = Counter(
+            "berth_drift_corrections_total",
+            "Reconciles that repaired drift (containers changed behind Berth's back).",
+            svc,
+            registry=registry,
+        )
+        self._last_success = Gauge(
+            "berth_last_success_timestamp_seconds",
+            "Unix time of the service's last succeeded rollout.",
+            svc,
+            registry=registry,
+        )
+
+    # -- services --------------------------------------------------------------------------
+
+    def known_services(self, keys: Iterable[ServiceKey]) -> None:
+        """Declare the services Berth manages now: their series exist from this moment.
+
+        Counters and histograms are pre-set to zero. Gauges are not: a zero there is a
+        claim (0 ready replicas, last success in 1970), so they appear with the first
+        observation. Services known before but absent from `keys` lose all their series,
+        so a service removed from desired/ does not linger on the dashboard.
+        """
+        wanted = set(keys)
+        with self._lock:
+            gone = self._services - wanted
+            for project, service in wanted - self._services:
+                for outcome in COUNTED_OUTCOMES:
+                    self._rollouts.labels(project=project, service=service, outcome=outcome)
+                self._rollout_seconds.labels(project=project, service=service)
+                self._drift.labels(project=project, service=service)
+            self._services = wanted
+        for project, service in sorted(gone):
+            self.forget_service(project, service)
+
+    def forget_service(self, project: str, service: str) -> None:
+        """Remove every series of one service (it left desired/ and the compose file)."""
+        with self._lock:
+            self._services.discard((project, service))
+            tags = self._info_labels.pop((project, service), None)
+            if tags is not None:
+                self._info.remove(project, service, *tags)
+            for outcome in COUNTED_OUTCOMES:
+                _remove(self._rollouts, project, service, outcome)
+            for state in REPLICA_STATES:
+                _remove(self._replicas, project, service, state)
+            for metric in (self._rollout_seconds, self._drift, self._last_success):
+                _remove(metric, project, service)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def reconcile(self, result: str, seconds: float) -> None:
+        """One reconcile pass ended; `result` is "success" or "error"."""
+        _check(result, RECONCILE_RESULTS, "reconcile result")
+        self._reconciles.labels(result=result).inc()
+        self._reconcile_seconds.observe(seconds)
+
+    def rollout(
+        self, project: str, service: str, outcome: str, seconds: float, *, now: float
+    ) -> None:
+        """A rollout ended (an executor `RolloutResult.outcome`).
+
+        "unchanged" and "quarantined" are accepted and ignored so the caller can pass every
+        result through; an unknown outcome raises, since it means the two sides disagree.
+        """
+        if outcome in IGNORED_OUTCOMES:
+            return
+        _check(outcome, COUNTED_OUTCOMES, "rollout outcome")
+        with self._lock:
+            self._services.add((project, service))
+        self._rollouts.labels(project=project, service=service, outcome=outcome).inc()
+        self._rollout_seconds.labels(project=project, service=service).observe(seconds)
+        if outcome == "succeeded":
+            self._last_success.labels(project=project, service=service).set(now)
+
+    def replicas(self, project: str, service: str, *, desired: int, ready: int) -> None:
+        """Observed replica counts; `ready` counts containers that pass their gate."""
+        with self._lock:
+            self._services.add((project, service))
+        self._replicas.labels(project=project, service=service, state="desired").set(desired)
+        self._replicas.labels(project=project, service=service, state="ready").set(ready)
+
+    def info(
+        self, project: str, service: str, *, desired_tag: str, running_tag: str | None
+    ) -> None:
+        """Publish the tags; the previous label set goes, so one series per service exists.
+
+        `running_tag=None` (nothing runs yet) becomes the empty label value, which PromQL
+        treats as an absent label and the tag table shows as a blank cell.
+        """
+        tags = (desired_tag, running_tag or "")
+        with self._lock:
+            self._services.add((project, service))
+            old = self._info_labels.get((project, service))
+            if old == tags:
+                return
+            if old is not None:
+                self._info.remove(project, service, *old)
+            self._info.labels(project, service, *tags).set(1)
+            self._info_labels[(project, service)] = tags
+
+    def desired_valid(self, file: str, ok: bool) -> None:
+        """Whether a desired/ file parsed and validated (the last good state stays in force)."""
+        self._desired_valid.labels(file=file).set(1 if ok else 0)
+
+    def forget_file(self, file: str) -> None:
+        """A desired/ file was deleted: its validity series must not alert forever."""
+        _remove(self._desired_valid, file)
+
+    def drift(self, project: str, service: str) -> None:
+        """A reconcile repaired a service that changed behind Berth's back."""
+        self._drift.labels(project=project, service=service).inc()
+
+    def proxy_reload(self, result: str) -> None:
+        """nginx was reloaded; `result` is "success" or "error"."""
+        _check(result, PROXY_RESULTS, "proxy reload result")
+        self._proxy_reloads.labels(result=result).inc()
+
+    def render(self) -> bytes:
+        """The text exposition of this registry (serve with `Metrics.content_type`).
+
+        Serve this rather than `make_wsgi_app(registry)`: it leaves out the `*_created`
+        series prometheus_client adds to counters and histograms, which are not part of
+        the §7 contract and would double the series count for nothing the dashboard uses.
+        """
+        return generate_latest(_WithoutCreated(self.registry))
+
+
+class _WithoutCreated:
+    """A collector view of a registry minus the `*_created` samples (see `render`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            kept = Metric(family.name, family.documentation, family.type, family.unit)
+            kept.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield kept
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
+
+
+def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:
+    """Remove a child if it exists; prometheus_client raises KeyError for a missing one."""
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)
