@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from controller import __version__
 from controller.errors import BerthError, ConfigError
 from controller.shell import commands as c
+from controller.shell import deploy
 from controller.shell.wiring import Context
 
 
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--limit", type=int, default=20)
     rt = cmd("retry", "lift the quarantine of a failed revision", json_=False)
     rt.add_argument("service")
+    deploy.register(sub)
     return p
 
 
@@ -74,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return c.cmd_status(ctx, as_json=as_json)
         if args.command == "history":
             return c.cmd_history(ctx, args.service, as_json=as_json, limit=args.limit)
+        if args.command in ("deploy", "rollback"):
+            return deploy.dispatch(ctx, args)
         if args.command == "retry":
             return c.cmd_retry(ctx, args.service)
     except ConfigError as exc:

@@ -1,0 +1,512 @@
+"""`berth deploy` and `berth rollback`: edit the tags in desired/, optionally commit and wait.
+
+Both only ever change `tag:` lines (controller.core.edit), and both refuse rather than write
+half an edit: every check (reference grammar, allowed_tags, a clean git state when
+committing, full validation of the would-be configuration) runs on in-memory text first;
+the files are then staged next to the originals, re-checked for changes made since they were
+read (under a lock on desired/), and moved into place with os.replace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import httpx
+
+from controller.adapters import git
+from controller.adapters.files import read_desired_dir, read_text
+from controller.core.config import Config, build_config
+from controller.core.edit import EditError, set_tags
+from controller.core.reference import tag_problem
+from controller.errors import BerthError
+from controller.ports import RolloutRecord
+from controller.shell.commands import EXIT_ERROR, EXIT_FAILED, EXIT_OK, apply_once, out_json
+from controller.shell.wiring import Context
+
+DEFAULT_CONTROLLER = "http://127.0.0.1:9180"
+POLL_INTERVAL = 0.5
+HISTORY_DEPTH = 1000  # how far back rollback looks for a good tag other than the current
+
+
+class DeployError(EditError):
+    """Bad input for deploy/rollback; desired/ is left unchanged."""
+
+
+@dataclass(frozen=True)
+class Change:
+    file: str
+    project: str
+    service: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """desired/ as read: texts, their hashes (for the stale check) and the validated config."""
+
+    texts: Mapping[str, str]
+    hashes: Mapping[str, str]
+    config: Config
+
+
+@dataclass(frozen=True)
+class Want:
+    project: str
+    service: str
+    tag: str
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_snapshot(ctx: Context) -> Snapshot:
+    files = read_desired_dir(ctx.desired)
+    cfg = build_config(files, environ=dict(os.environ), read_text=read_text)
+    return Snapshot(
+        texts=dict(files),
+        hashes={f: _sha(t.encode("utf-8")) for f, t in files},
+        config=cfg,
+    )
+
+
+# -- which services ---------------------------------------------------------------------------
+
+
+def resolve(cfg: Config, services: Sequence[str], project: str | None) -> list[tuple[str, str]]:
+    """(project, service) for each SERVICE / PROJECT/SERVICE / `all`, in desired/ order."""
+    named = [
+        (p, s)
+        for p in sorted(cfg.desired)
+        if project is None or p == project
+        for s in cfg.desired[p].services
+    ]
+    if project is not None and project not in cfg.desired:
+        raise DeployError(f"no project {project!r} in desired/; known: {', '.join(cfg.desired)}")
+    if list(services) == ["all"]:
+        if not named:
+            raise DeployError("desired/ names no service to deploy")
+        return named
+    out: list[tuple[str, str]] = []
+    for arg in services:
+        proj, _, name = arg.rpartition("/")
+        hits = [(p, s) for p, s in named if s == name and (not proj or p == proj)]
+        if not hits:
+            known = ", ".join(f"{p}/{s}" for p, s in named) or "none"
+            raise DeployError(f"unknown service {arg!r}: not named in desired/ (known: {known})")
+        if len(hits) > 1:
+            raise DeployError(f"service {arg!r} is in several projects; say PROJECT/{name}")
+        if hits[0] not in out:
+            out.append(hits[0])
+    return out
+
+
+def check_tag(cfg: Config, project: str, service: str, tag: str) -> None:
+    """The grammar and the compose file's allowed_tags, with the reason, before any write."""
+    if problem := tag_problem(tag):
+        raise DeployError(f"{project}/{service}: tag {tag!r}: {problem}")
+    spec = cfg.stacks[project].services.get(service)
+    pattern = spec.berth.allowed_tags if spec is not None else None
+    if spec is not None and pattern is not None and not re.fullmatch(pattern, tag):
+        raise DeployError(
+            f"{project}/{service}: tag {tag!r} does not match allowed_tags {pattern!r} "
+            f"({spec.source_file})"
+        )
+
+
+def changes_for(snap: Snapshot, wants: Sequence[Want]) -> list[Change]:
+    out: list[Change] = []
+    for w in wants:
+        check_tag(snap.config, w.project, w.service, w.tag)
+        current = snap.config.desired[w.project].services[w.service]
+        if current.tag != w.tag:
+            out.append(Change(current.where.file, w.project, w.service, current.tag, w.tag))
+    return out
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def edited_texts(snap: Snapshot, changes: Sequence[Change]) -> dict[str, str]:
+    """New text per touched file, validated as a whole configuration before anything is written."""
+    by_file: dict[str, dict[str, str]] = {}
+    for ch in changes:
+        by_file.setdefault(ch.file, {})[ch.service] = ch.new
+    new = {f: set_tags(snap.texts[f], f, tags) for f, tags in by_file.items()}
+    merged = [(f, new.get(f, t)) for f, t in snap.texts.items()]
+    build_config(merged, environ=dict(os.environ), read_text=read_text)  # raises ConfigError
+    return new
+
+
+@contextlib.contextmanager
+def _locked(directory: str) -> Iterator[None]:
+    """Serialises berth processes editing the same desired/ (advisory; git has its own)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _stage(path: str, text: str) -> str:
+    """A temp file beside `path` (same file system, so os.replace is atomic), not *.yaml so
+    the watcher and the loader ignore it, with the original's permissions."""
+    real = os.path.realpath(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(real)}.", suffix=".berth-tmp", dir=os.path.dirname(real)
+    )
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, stat.S_IMODE(os.stat(real).st_mode))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _current_hash(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return _sha(fh.read())
+    except OSError:
+        return None
+
+
+def write_files(desired: str, snap: Snapshot, new: Mapping[str, str]) -> None:
+    """Stage all, re-check none changed since it was read, then replace all."""
+    with _locked(desired):
+        staged: dict[str, str] = {}
+        try:
+            for file, text in new.items():
+                staged[file] = _stage(file, text)
+            stale = [f for f in new if _current_hash(f) != snap.hashes[f]]
+            if stale:
+                raise DeployError(
+                    f"{', '.join(stale)} changed while berth was editing it; nothing written, "
+                    "run the command again"
+                )
+            for file, tmp in staged.items():
+                os.replace(tmp, os.path.realpath(file))
+            staged.clear()
+        finally:
+            for tmp in staged.values():
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        dfd = os.open(os.path.dirname(os.path.realpath(next(iter(new)))), os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _commit_check(desired: str, files: Sequence[str]) -> None:
+    if not git.is_repo(desired):
+        raise DeployError(f"--commit: {desired} is not in a git repository")
+    real = [os.path.realpath(f) for f in files]
+    if git.has_local_changes(desired, real):
+        raise DeployError(
+            f"--commit: {', '.join(files)} has uncommitted changes; commit or discard them "
+            "first (berth commits only its own edit)"
+        )
+
+
+def message_for(verb: str, changes: Sequence[Change], subject: str | None, extra: str) -> str:
+    if subject is None:
+        tags = sorted({c.new for c in changes})
+        names = ", ".join(f"{c.project}/{c.service}" for c in changes)
+        subject = f"berth {verb}: {names} -> {', '.join(tags)}"
+    body = [f"{c.project}/{c.service}: {c.old} -> {c.new} ({_show(c.file)})" for c in changes]
+    return "\n".join([subject, "", *body, *([extra] if extra else [])]) + "\n"
+
+
+def apply_edit(
+    ctx: Context, snap: Snapshot, changes: Sequence[Change], *, commit: bool, message: str
+) -> tuple[Config, str | None]:
+    """All checks, then the write, then the commit; returns the new config and the sha."""
+    files = sorted({c.file for c in changes})
+    if commit:
+        _commit_check(ctx.desired, files)
+    if not changes:
+        return snap.config, None
+    new = edited_texts(snap, changes)
+    write_files(ctx.desired, snap, new)
+    cfg = build_config(
+        [(f, new.get(f, t)) for f, t in snap.texts.items()],
+        environ=dict(os.environ),
+        read_text=read_text,
+    )
+    sha = git.commit(ctx.desired, [os.path.realpath(f) for f in files], message) if commit else None
+    return cfg, sha
+
+
+def _show(path: str) -> str:
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+# -- waiting ---------------------------------------------------------------------------------------
+
+
+def _status(url: str) -> list[dict[str, Any]] | None:
+    """The daemon's /status rows, or None when no daemon answers there."""
+    try:
+        resp = httpx.get(f"{url.rstrip('/')}/status", timeout=2.0)
+        resp.raise_for_status()
+        rows = resp.json()
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError):
+        return None
+    return rows if isinstance(rows, list) else None
+
+
+Verdict = Literal["converged", "failed", "pending"]
+
+
+def verdict(row: Mapping[str, Any] | None, tag: str, before: Mapping[str, Any] | None) -> Verdict:
+    """One service against its new tag. A failure counts only once the daemon desires the
+    new tag and its outcome moved since the edit (an old failure is not this one's)."""
+    if row is None or row.get("desired_tag") != tag:
+        return "pending"
+    if row.get("quarantined"):
+        return "failed"
+    want = int(row.get("desired_replicas") or 0)
+    running = list(row.get("running_tags") or [])
+    if int(row.get("ready") or 0) == want and running == ([tag] if want else []):
+        return "converged"
+    moved = before is None or (row.get("last_outcome"), row.get("last_reason")) != (
+        before.get("last_outcome"),
+        before.get("last_reason"),
+    )
+    if row.get("last_outcome") in ("rolled_back", "failed") and moved:
+        return "failed"
+    return "pending"
+
+
+def _rows_by_key(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    return {(str(r.get("project")), str(r.get("service"))): r for r in rows}
+
+
+def wait_daemon(
+    url: str, wants: Sequence[Want], before: Sequence[Mapping[str, Any]], timeout: float
+) -> tuple[int, dict[str, Verdict]]:
+    base = _rows_by_key(before)
+    deadline = time.monotonic() + timeout
+    states: dict[str, Verdict] = {}
+    while True:
+        rows = _status(url)
+        if rows is not None:
+            now = _rows_by_key(rows)
+            states = {
+                f"{w.project}/{w.service}": verdict(
+                    now.get((w.project, w.service)), w.tag, base.get((w.project, w.service))
+                )
+                for w in wants
+            }
+            if "failed" in states.values() and "pending" not in states.values():
+                return EXIT_FAILED, states
+            if all(v == "converged" for v in states.values()):
+                return EXIT_OK, states
+        if time.monotonic() >= deadline:
+            return EXIT_ERROR, states
+        time.sleep(POLL_INTERVAL)
+
+
+@dataclass(frozen=True)
+class WaitOptions:
+    wait: bool
+    timeout: float
+    controller: str
+    as_json: bool
+
+
+def wait_for(
+    ctx: Context, cfg: Config, wants: Sequence[Want], opts: WaitOptions, before: Any
+) -> tuple[int, Any]:
+    """Through the daemon when one answers at `controller`, else one reconcile here."""
+    if before is not None:
+        code, states = wait_daemon(opts.controller, wants, before, opts.timeout)
+        if code == EXIT_ERROR:
+            print(
+                f"berth: timed out after {opts.timeout:.0f}s waiting for the controller",
+                file=sys.stderr,
+            )
+        return code, {"via": opts.controller, "services": states}
+    results = apply_once(ctx, cfg, as_json=opts.as_json)
+    for r in results:
+        if r.outcome != "unchanged" and not opts.as_json:
+            print(f"{r.project}/{r.service}: {r.outcome} ({r.reason}) in {r.duration:.1f}s")
+    code = EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+    return code, {"via": "in-process apply", "results": [asdict(r) for r in results]}
+
+
+# -- the commands ----------------------------------------------------------------------------------
+
+
+def _run(
+    ctx: Context,
+    verb: str,
+    wants: Sequence[Want],
+    snap: Snapshot,
+    *,
+    commit: bool,
+    message: str | None,
+    extra: str,
+    opts: WaitOptions,
+) -> int:
+    changes = changes_for(snap, wants)
+    before = _status(opts.controller) if opts.wait else None
+    msg = message_for(verb, changes, message, extra)
+    cfg, sha = apply_edit(ctx, snap, changes, commit=commit, message=msg)
+    report: dict[str, Any] = {"changes": [asdict(c) for c in changes], "commit": sha}
+    if not opts.as_json:
+        for c in changes:
+            print(f"{_show(c.file)}: {c.project}/{c.service} {c.old} -> {c.new}")
+        if not changes:
+            print(
+                "nothing to change: "
+                + ", ".join(f"{w.project}/{w.service} is at {w.tag}" for w in wants)
+            )
+        if sha:
+            print(f"committed {sha[:12]}: {msg.splitlines()[0]}")
+    code = EXIT_OK
+    if opts.wait:
+        try:
+            code, report["wait"] = wait_for(ctx, cfg, wants, opts, before)
+        except BerthError as exc:
+            print(f"berth: desired/ was updated, but waiting failed: {exc}", file=sys.stderr)
+            code = EXIT_ERROR
+    report["exit"] = code
+    if opts.as_json:
+        out_json(report)
+    return code
+
+
+def cmd_deploy(
+    ctx: Context,
+    services: list[str] | Literal["all"],
+    tag: str,
+    *,
+    commit: bool,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+    message: str | None = None,
+    project: str | None = None,
+    controller: str = DEFAULT_CONTROLLER,
+) -> int:
+    names = ["all"] if services == "all" else list(services)
+    if "all" in names and len(names) > 1:
+        raise DeployError("'all' cannot be combined with service names")
+    snap = read_snapshot(ctx)
+    wants = [Want(p, s, tag) for p, s in resolve(snap.config, names, project)]
+    opts = WaitOptions(wait, timeout, controller, as_json)
+    return _run(ctx, "deploy", wants, snap, commit=commit, message=message, extra="", opts=opts)
+
+
+def last_good_other(history: Sequence[RolloutRecord], current: str) -> RolloutRecord | None:
+    """Newest succeeded rollout to a tag other than `current` (history is newest first)."""
+    return next((r for r in history if r.outcome == "succeeded" and r.to_tag != current), None)
+
+
+def cmd_rollback(
+    ctx: Context,
+    service: str,
+    *,
+    commit: bool,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+    message: str | None = None,
+    controller: str = DEFAULT_CONTROLLER,
+) -> int:
+    snap = read_snapshot(ctx)
+    [(project, name)] = resolve(snap.config, [service], None)
+    current = snap.config.desired[project].services[name].tag
+    rec = ctx.store.last_good(project, name)
+    current_is_good = rec is not None and rec.to_tag == current
+    if current_is_good:
+        rec = last_good_other(ctx.store.history(project, name, limit=HISTORY_DEPTH), current)
+    if rec is None:
+        other = f" to a tag other than the current {current}" if current_is_good else ""
+        raise DeployError(
+            f"no successful rollout of {project}/{name} in history{other} "
+            f"(state: {ctx.state_dir}); nothing changed"
+        )
+    extra = f"Back to the last good rollout #{rec.id} ({rec.to_tag}, commit {rec.commit or '-'})."
+    opts = WaitOptions(wait, timeout, controller, as_json)
+    wants = [Want(project, name, rec.to_tag)]
+    return _run(
+        ctx, "rollback", wants, snap, commit=commit, message=message, extra=extra, opts=opts
+    )
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+
+def _common(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--commit", action="store_true", help="git commit the edit of desired/")
+    sp.add_argument("--message", "-m", help="commit message subject (default: what changed)")
+    sp.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the outcome: exit 0 converged, 3 rolled back/failed, 1 error",
+    )
+    sp.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits (600)")
+    sp.add_argument(
+        "--controller",
+        default=DEFAULT_CONTROLLER,
+        help=f"daemon URL polled by --wait (default {DEFAULT_CONTROLLER}); "
+        "without a daemon there, --wait reconciles once in-process",
+    )
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def register(sub: Any) -> None:
+    """Adds `deploy` and `rollback` to the `berth` sub-command parsers."""
+    help_ = "write TAG for SERVICE(s) (or all) into desired/; --commit, --wait (exit like apply)"
+    d = sub.add_parser("deploy", help=help_, description=help_)
+    d.add_argument(
+        "services",
+        nargs="+",
+        metavar="SERVICE",
+        help="SERVICE, PROJECT/SERVICE (several allowed) or 'all'",
+    )
+    d.add_argument("--tag", required=True, help="tag, tag@sha256:... or sha256:... digest")
+    d.add_argument("--project", help="with 'all': only this project")
+    _common(d)
+    help_ = "write the last good tag of SERVICE (from history) into desired/"
+    r = sub.add_parser("rollback", help=help_, description=help_)
+    r.add_argument("service", metavar="SERVICE", help="SERVICE or PROJECT/SERVICE")
+    _common(r)
+
+
+def dispatch(ctx: Context, args: argparse.Namespace) -> int:
+    """Runs `deploy`/`rollback` from parsed arguments (called by cli.main)."""
+    common: dict[str, Any] = {
+        "commit": args.commit,
+        "wait": args.wait,
+        "timeout": args.timeout,
+        "as_json": args.json,
+        "message": args.message,
+        "controller": args.controller,
+    }
+    if args.command == "deploy":
+        return cmd_deploy(ctx, args.services, args.tag, project=args.project, **common)
+    return cmd_rollback(ctx, args.service, **common)
