@@ -1,0 +1,1 @@
+"""The gesalps example API (served by gunicorn with uvicorn workers)."""
