@@ -81,6 +81,10 @@ class ContainerRuntime(Protocol):
         """Make a container reachable under its service aliases (after it passed its gate)."""
         ...
 
+    def drop_aliases(self, cid: str, networks: Sequence[NetworkAttachment]) -> None:
+        """Stop a container being resolvable under its service aliases (before retiring)."""
+        ...
+
     def exec(self, cid: str, cmd: Sequence[str]) -> tuple[int, str]:
         """Run a command in a running container; exit code and combined output."""
         ...

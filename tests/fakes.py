@@ -299,6 +299,13 @@ class FakeRuntime:
             if att.aliases and att.network in c.endpoints:
                 c.endpoints[att.network]["aliases"] = att.aliases
 
+    def drop_aliases(self, cid: str, networks: Sequence[NetworkAttachment]) -> None:
+        self.calls.append(("drop_aliases", cid, tuple(n.network for n in networks)))
+        c = self._find(cid)
+        for att in networks:
+            if att.network in c.endpoints:
+                c.endpoints[att.network]["aliases"] = ()
+
     # -- test controls (the outside world acting on containers) -------------------------
 
     def crash(self, cid: str, exit_code: int = 1) -> None:

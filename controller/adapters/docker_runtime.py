@@ -294,18 +294,20 @@ class DockerRuntime:
                 ipv4_address=ip or att.ipv4_address,
             )
 
-    def _reconnect_keeping_ip(self, cid: str, att: NetworkAttachment, old_ip: str) -> None:
+    def _reconnect_keeping_ip(
+        self, cid: str, att: NetworkAttachment, old_ip: str, *, aliases: bool = True
+    ) -> None:
         """Asks for the old address (only networks with a user-configured subnet allow it);
         elsewhere the IPAM's first-free allocation usually hands the same address back."""
         if att.ipv4_address or not old_ip:
-            self._connect(cid, att, aliases=True)
+            self._connect(cid, att, aliases=aliases)
             return
         try:
-            self._connect(cid, att, aliases=True, ip=old_ip)
+            self._connect(cid, att, aliases=aliases, ip=old_ip)
         except ContainerRuntimeError as exc:
             if "user configured subnets" not in str(exc):
                 raise
-            self._connect(cid, att, aliases=True)
+            self._connect(cid, att, aliases=aliases)
 
     def start(self, cid: str) -> None:
         with _translated(f"start {cid[:12]}"):
@@ -376,3 +378,19 @@ class DockerRuntime:
                     if "is not connected" not in _explain(exc):
                         raise
             self._reconnect_keeping_ip(cid, att, old_ip)
+
+    def drop_aliases(self, cid: str, networks: Sequence[NetworkAttachment]) -> None:
+        """The reverse of add_aliases, before a container is retired: once it stops being
+        resolvable under the service name, internal clients stop picking it; it keeps its
+        network access (reconnected without aliases) for a graceful shutdown."""
+        for att in networks:
+            if not att.aliases or att.network in _ATTACHED:
+                continue
+            with _translated(f"inspect {cid[:12]}"):
+                doc = self._api.inspect_container(cid)
+            if not set(att.aliases) & set(service_aliases(doc, att.network)):
+                continue
+            old_ip = status_from_inspect(doc).ips.get(att.network, "")
+            with _translated(f"disconnect {cid[:12]} from {att.network}"):
+                self._api.disconnect_container_from_network(cid, att.network)
+            self._reconnect_keeping_ip(cid, att, old_ip, aliases=False)

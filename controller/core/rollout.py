@@ -197,6 +197,27 @@ def cutover_failed(state: RolloutState, reason: str) -> RolloutState:
     )
 
 
+def supersede(state: RolloutState, obs: RolloutObs) -> tuple[RolloutState, Step] | None:
+    """A newer desired revision arrived while this rollout runs. Before the cut-over the
+    rollout stops here: its new containers go, stop-first old ones come back, nothing is
+    quarantined. After the cut-over it is left to finish (traffic already moved)."""
+    if state.cut_over or state.phase in (Phase.RETIRE, Phase.ABORT, Phase.DONE):
+        return None
+    restore: tuple[str, ...] = ()
+    if state.cfg.strategy == "stop-first":
+        restore = tuple(
+            c.id for c in obs.old if not c.running and c.revision == state.cfg.from_revision
+        )
+    remove = tuple(n.gate.cid for n in obs.new)
+    done = replace(
+        state,
+        phase=Phase.DONE,
+        failure="superseded by a newer desired revision",
+        outcome="superseded",
+    )
+    return done, Abort(remove, None, restore, False, done.failure)
+
+
 def _prepare(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
     if s.cfg.kind in (ActionKind.REMOVE, ActionKind.SCALE_DOWN):
         return _retire(replace(s, phase=Phase.RETIRE), obs, now)

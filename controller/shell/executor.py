@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -88,7 +89,15 @@ class Executor:
 
     # -- entry ---------------------------------------------------------------------------
 
-    def execute(self, action: ServiceAction, stack: StackSpec | None) -> RolloutResult:
+    def execute(
+        self,
+        action: ServiceAction,
+        stack: StackSpec | None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> RolloutResult:
+        """Run one service's action to its end. `cancel` set by the daemon when a newer
+        desired revision arrived: the rollout is abandoned safely if it has not cut over."""
         t0 = self.p.clock.now()
         if action.kind is ActionKind.QUARANTINED:
             self._clean_quarantined(action)
@@ -111,7 +120,7 @@ class Executor:
         )
         self._emit(action, "start", f"{action.kind.value}: {action.reason}")
         try:
-            outcome, reason = self._run(action, stack, from_rev)
+            outcome, reason = self._run(action, from_rev, cancel)
         except BaseException as exc:
             self.p.store.finish_rollout(
                 rid, outcome="failed", reason=f"error: {exc}", at=self.p.clock.now()
@@ -122,12 +131,15 @@ class Executor:
         return self._result(action, outcome, reason, t0, from_tag=from_tag)
 
     def _run(
-        self, action: ServiceAction, stack: StackSpec | None, from_rev: str | None
+        self, action: ServiceAction, from_rev: str | None, cancel: threading.Event | None
     ) -> tuple[str, str]:
         state = r.RolloutState(_config(action, from_rev))
         while True:
             obs = self._observe(action, state)
-            state, step = r.next_step(state, obs, self.p.clock.now())
+            stop = r.supersede(state, obs) if cancel is not None and cancel.is_set() else None
+            if stop is not None:
+                self._emit(action, "cancel", "a newer desired revision arrived")
+            state, step = stop or r.next_step(state, obs, self.p.clock.now())
             if isinstance(step, r.Finish):
                 return step.outcome, step.reason
             state = self._perform(action, state, step)
@@ -249,8 +261,12 @@ class Executor:
         self.p.proxy.retire(a, ids)
         rt = self.p.runtime
 
+        nets = a.target.spec.networks if a.target else ()
+
         def stop_and_remove(cid: str) -> None:
             try:
+                if nets:
+                    rt.drop_aliases(cid, nets)
                 rt.stop(cid, timeout=grace)
             except NotFound:
                 return

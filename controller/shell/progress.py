@@ -23,7 +23,8 @@ class PlainProgress:
         self._lock = threading.Lock()
 
     def __call__(self, e: Event) -> None:
-        stamp = time.strftime("%H:%M:%S", time.localtime(e.at))
+        ms = int((e.at % 1) * 1000)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(e.at)) + f".{ms:03d}Z"
         with self._lock:
             print(
                 f"{stamp} {e.project}/{e.service} {e.phase}: {e.message}", file=self.out, flush=True

@@ -185,3 +185,31 @@ def test_resume_after_interrupted_rollout_reuses_new_containers() -> None:
     assert converge(ports, [v2]) == ["succeeded"]
     names = sorted(c.name for c in rt.list_containers())
     assert names == [f"demo-api-{v2.revision[:8]}-1", f"demo-api-{v2.revision[:8]}-2"]
+
+
+def test_cancel_before_cutover_supersedes_cleanly() -> None:
+    import threading
+
+    rt, ports, clock, store = world()
+    v1, slow = hc_target("1"), hc_target("slow")
+    rt.images |= {v1.image, slow.image}
+    rt.behaviours[slow.image] = Behaviour(health_after=10**9)
+    converge(ports, [v1])
+    before = running(rt, "1")
+    cancel = threading.Event()
+    real_sleep = clock.sleep
+
+    def sleep(seconds: float) -> None:  # the newer revision arrives during the gate
+        real_sleep(seconds)
+        if len(clock.sleeps) == 3:
+            cancel.set()
+
+    clock.sleep = sleep  # type: ignore[method-assign]
+    q = frozenset((f"{x.project}/{x.service}", x.revision) for x in store.quarantined())
+    (action,) = plan([slow], Observed(tuple(rt.list_containers()), q)).actions
+    result = Executor(ports).execute(action, None, cancel=cancel)
+    assert result.outcome == "superseded"
+    assert running(rt, "1") == before
+    assert [c.tag for c in rt.list_containers()] == ["1", "1"]  # new ones gone, none kept
+    assert store.quarantined() == []
+    assert sum(clock.sleeps) < 5  # stopped at once, not at the progress deadline

@@ -1,0 +1,204 @@
+"""nginx cut-over: keeps each stack's upstream file equal to the containers that should
+receive traffic, and moves traffic only through test -> reload -> drain.
+
+The upstream file is the record of who is routed (see core/upstream.py); rollouts of
+independent services of one stack run concurrently, so every change of a file is serialised
+by a per-file lock and re-reads the file first.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from controller.adapters.nginx import ContainerNginx, HostNginx, atomic_write
+from controller.core.model import ObservedContainer, ServiceSpec, StackSpec
+from controller.core.plan import ServiceAction
+from controller.core.upstream import Backend, parse_upstreams, render_upstreams
+from controller.errors import ProxyError
+from controller.ports import ContainerRuntime
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock(path: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(path, threading.Lock())
+
+
+class NginxSwitch:
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        stacks: Mapping[str, StackSpec],
+        *,
+        on_reload: Callable[[str], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.stacks = stacks
+        self.reloads: dict[str, int] = {"success": 0, "error": 0}
+        self._on_reload = on_reload or (lambda result: None)
+
+    # -- ProxySwitch ---------------------------------------------------------------------
+
+    def cut_over(
+        self, action: ServiceAction, new_ids: Sequence[str], old_ids: Sequence[str]
+    ) -> None:
+        self._route(action, list(new_ids))
+
+    def switch_back(
+        self, action: ServiceAction, old_ids: Sequence[str], new_ids: Sequence[str]
+    ) -> None:
+        self._route(action, list(old_ids))
+
+    def retire(self, action: ServiceAction, ids: Sequence[str]) -> None:
+        stack, spec = self._proxied(action)
+        if stack is None or spec is None or spec.berth.upstream is None:
+            return
+        assert stack.proxy is not None
+        current = _read(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
+        drop = {i[:12] for i in ids}
+        keep = [b.container_id for b in current if b.container_id[:12] not in drop]
+        if len(keep) != len(current):
+            self._route(action, keep)
+
+    # -- first start ---------------------------------------------------------------------
+
+    def ensure_files(self, containers: Sequence[ObservedContainer]) -> None:
+        """Before anything starts nginx, its upstream file must exist with every upstream
+        block (routing to the healthy containers of the service, or a `down` placeholder)."""
+        for stack in self.stacks.values():
+            if stack.proxy is None:
+                continue
+            path = stack.proxy.upstreams_file
+            with _lock(path):
+                current = _read(path)
+                ups = self._upstream_services(stack)
+                if os.path.exists(path) and set(current) == set(ups):
+                    continue
+                wanted: dict[str, list[Backend]] = {}
+                for name, spec in ups.items():
+                    wanted[name] = current.get(name) or self._healthy_backends(
+                        stack, spec, containers
+                    )
+                atomic_write(path, render_upstreams(wanted))
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _proxied(self, action: ServiceAction) -> tuple[StackSpec | None, ServiceSpec | None]:
+        stack = self.stacks.get(action.project)
+        if stack is None or stack.proxy is None:
+            return None, None
+        spec = stack.services.get(action.service)
+        if spec is None and action.target is not None:
+            spec = action.target.spec
+        if spec is None or spec.berth.upstream is None:
+            return None, None
+        return stack, spec
+
+    def _route(self, action: ServiceAction, ids: list[str]) -> None:
+        stack, spec = self._proxied(action)
+        if stack is None or spec is None:
+            return
+        proxy, up = stack.proxy, spec.berth.upstream
+        assert proxy is not None and up is not None
+        listed = {c.id: c for c in self.runtime.list_containers(project=stack.project)}
+        network = _shared_network(stack, spec)
+        backends = []
+        for cid in ids:
+            c = listed.get(cid) or next((x for x in listed.values() if x.id.startswith(cid)), None)
+            if c is None:
+                raise ProxyError(f"container {cid[:12]} vanished before it could be routed")
+            ip = self.runtime.inspect(c.id).ips.get(network) if network else None
+            if not ip:
+                raise ProxyError(f"{c.name} has no address on network {network}")
+            backends.append(Backend(c.id, c.name, ip, up.port))
+        with _lock(proxy.upstreams_file):
+            old_text = _read_text(proxy.upstreams_file)
+            upstreams: dict[str, list[Backend]] = {n: [] for n in self._upstream_services(stack)}
+            upstreams.update(parse_upstreams(old_text))
+            upstreams[up.name] = backends
+            text = render_upstreams(upstreams)
+            if text == old_text:
+                return
+            nginx = self._nginx(stack, listed.values())
+            atomic_write(proxy.upstreams_file, text)
+            if nginx is None:
+                return  # nginx has never started: it will read the file when it does
+            try:
+                nginx.test()
+                nginx.reload(drain_timeout=spec.berth.drain_timeout)
+            except ProxyError:
+                self.reloads["error"] += 1
+                self._on_reload("error")
+                atomic_write(proxy.upstreams_file, old_text)
+                raise
+            self.reloads["success"] += 1
+            self._on_reload("success")
+
+    def _nginx(
+        self, stack: StackSpec, containers: Iterable[ObservedContainer]
+    ) -> ContainerNginx | HostNginx | None:
+        proxy = stack.proxy
+        assert proxy is not None
+        if proxy.service is None:
+            if proxy.test_command and proxy.reload_command:
+                return HostNginx(proxy.test_command, proxy.reload_command)
+            raise ProxyError("x-berth.proxy needs a service or test_command and reload_command")
+        mine = [c for c in containers if c.service == proxy.service]
+        if not mine:
+            return None
+        running = [c.id for c in mine if c.running]
+        if not running:
+            raise ProxyError(f"nginx service {proxy.service!r} is not running")
+        return ContainerNginx(self.runtime, running)
+
+    def _upstream_services(self, stack: StackSpec) -> dict[str, ServiceSpec]:
+        return {
+            s.berth.upstream.name: s
+            for s in stack.services.values()
+            if s.berth.upstream is not None
+        }
+
+    def _healthy_backends(
+        self, stack: StackSpec, spec: ServiceSpec, containers: Sequence[ObservedContainer]
+    ) -> list[Backend]:
+        assert spec.berth.upstream is not None
+        net = _shared_network(stack, spec)
+        out = []
+        for c in containers:
+            if (
+                (c.project, c.service) == (stack.project, spec.name)
+                and c.running
+                and c.health in (None, "healthy")
+                and net
+                and c.ips.get(net)
+            ):
+                out.append(Backend(c.id, c.name, c.ips[net], spec.berth.upstream.port))
+        return out
+
+
+def _shared_network(stack: StackSpec, spec: ServiceSpec) -> str | None:
+    proxy = stack.proxy
+    nginx = stack.services.get(proxy.service) if proxy and proxy.service else None
+    if nginx is None:
+        return spec.networks[0].network if spec.networks else None
+    theirs = {n.network for n in nginx.networks}
+    for att in spec.networks:
+        if att.network in theirs:
+            return att.network
+    return None
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def _read(path: str) -> dict[str, list[Backend]]:
+    return parse_upstreams(_read_text(path))

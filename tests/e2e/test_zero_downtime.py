@@ -1,0 +1,293 @@
+"""Zero-downtime deploys under live load through a real nginx (issue: cut-over behind nginx).
+
+Eleven consecutive deploys of a 2-replica service, three of them of tags that never become
+healthy and one that fails during bake, while a load generator records every response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.berth import popen_berth
+from tests.support.images import ensure_nginx_image, healthcheck
+from tests.support.load import Load, Sample
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.e2e]
+
+SITE = """\
+include /etc/nginx/berth/upstreams.conf;
+server {
+    listen 8080;
+    location = /nginx-health { return 200 "ok\\n"; }
+    location / {
+        proxy_pass http://api_backend;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_read_timeout 600s;
+        proxy_next_upstream error timeout;
+    }
+}
+"""
+
+DNS_CLIENT = r"""
+i=0
+while [ $i -lt 4000 ]; do
+  for ip in $(nslookup api 127.0.0.11 2>/dev/null | sed -n 's/^Address: *\([0-9.]*\)$/\1/p'); do
+    t=$(cut -d' ' -f1 /proc/uptime)
+    if printf 'GET /health HTTP/1.0\r\n\r\n' | nc -w 3 "$ip" 8000 | head -1 | grep -q ' 200 '; then
+      echo "ok $ip $t"
+    else
+      echo "FAIL $ip $t $(cut -d' ' -f1 /proc/uptime)"
+    fi
+  done
+  i=$((i+1))
+  usleep 50000
+done
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stack_compose(port: int, *, bake: str = "0s") -> dict[str, Any]:
+    return {
+        "x-berth": {
+            "proxy": {"service": "nginx", "upstreams_file": "../nginx/upstreams/upstreams.conf"}
+        },
+        "services": {
+            "api": {
+                "image": "berth-test/app",
+                "init": True,
+                "expose": ["8000"],
+                "stop_grace_period": "10s",
+                "healthcheck": {
+                    "test": healthcheck(),
+                    "interval": "1s",
+                    "timeout": "2s",
+                    "retries": 2,
+                },
+                "deploy": {"replicas": 2},
+                "networks": ["backend"],
+                "x-berth": {
+                    "upstream": {"name": "api_backend", "port": 8000},
+                    "health": {
+                        "path": "/health",
+                        "port": 8000,
+                        "interval": "100ms",
+                        "healthy_threshold": 2,
+                    },
+                    "progress_deadline": "8s",
+                    "drain_timeout": "30s",
+                    "bake": bake,
+                },
+            },
+            "nginx": {
+                "image": "berth-test/nginx:1",
+                "ports": [f"127.0.0.1:{port}:8080"],
+                "volumes": [
+                    "../nginx/conf.d:/etc/nginx/conf.d:ro",
+                    "../nginx/upstreams:/etc/nginx/berth:ro",
+                ],
+                "networks": ["backend"],
+                "depends_on": ["api"],
+            },
+        },
+        "networks": {"backend": {}},
+    }
+
+
+def parse_events(lines: list[str]) -> list[tuple[float, str, str]]:
+    """(event time, phase, message) from apply's plain progress lines."""
+    out = []
+    for line in lines:
+        parts = line.split(" ", 3)
+        if len(parts) < 4 or not parts[0].endswith("Z"):
+            continue
+        t = dt.datetime.strptime(parts[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        out.append((t.timestamp(), parts[2].rstrip(":"), parts[3].strip()))
+    return out
+
+
+def deploy(
+    s: Any, tmp_stack: Any, port: int, tag: str, *, bake: str = "0s"
+) -> tuple[int, list[tuple[float, str, str]], float, float]:
+    tmp_stack(
+        stack_compose(port, bake=bake),
+        {"api": {"tag": tag}},
+        files={"nginx/conf.d/site.conf": SITE},
+    )
+    t0 = time.time()
+    proc = popen_berth(s.desired_dir, s.state_dir, "apply")
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode not in (0, 3):
+        raise AssertionError(f"berth apply of {tag} exited {proc.returncode}:\n{out}\n{err}")
+    return proc.returncode, parse_events(err.splitlines()), t0, time.time()
+
+
+PLAN = [  # (tag, mode, expected exit)
+    ("2.0.0", "good", 0),
+    ("2.1.0-bad", "unhealthy", 3),
+    ("2.2.0", "good", 0),
+    ("2.3.0-crash", "crash", 3),
+    ("2.4.0", "good", 0),
+    ("2.5.0-bad", "unhealthy", 3),
+    ("2.6.0", "good", 0),
+    ("2.7.0-bake", "bake-fail", 3),
+    ("2.8.0", "good", 0),
+    ("2.9.0", "good", 0),
+    ("3.0.0", "good", 0),
+]
+
+
+def test_deploys_under_load_lose_nothing(
+    docker_client: Any, app_image: Any, tmp_stack: Any, project: str, tmp_path: Path
+) -> None:
+    ensure_nginx_image(client=docker_client)
+    app_image("1.0.0")
+    for tag, mode, _ in PLAN:
+        app_image(tag, mode=mode)
+    port = free_port()
+    s = tmp_stack(
+        stack_compose(port),
+        {"api": {"tag": "1.0.0"}},
+        files={"nginx/conf.d/site.conf": SITE, "nginx/upstreams/.keep": ""},
+    )
+    code, _, _, _ = deploy(s, tmp_stack, port, "1.0.0")
+    assert code == 0
+    base = f"http://127.0.0.1:{port}"
+    _wait_http(base + "/version")
+
+    dns = docker_client.containers.run(
+        "berth-test/app:1.0.0",
+        ["sh", "-c", DNS_CLIENT],
+        detach=True,
+        init=True,
+        network=f"{project}_backend",
+        labels={"com.docker.compose.project": project},
+        name=f"{project}-dnsclient",
+    )
+    load = Load(base)
+    load.start()
+    time.sleep(1.0)
+    windows: dict[str, tuple[float, float, list[tuple[float, str, str]]]] = {}
+    codes = {}
+    try:
+        for tag, mode, _ in PLAN:
+            bake = "5s" if mode == "bake-fail" else "0s"
+            code, events, t0, t1 = deploy(s, tmp_stack, port, tag, bake=bake)
+            codes[tag] = code
+            windows[tag] = (t0, t1, events)
+            time.sleep(0.5)
+    finally:
+        load.stop()
+        dns.kill()
+    samples = load.snapshot()
+    dns_log = dns.logs().decode()
+    dns.remove(force=True)
+
+    assert codes == {tag: exit_ for tag, _, exit_ in PLAN}, windows
+    _check_no_failures(samples)
+    _check_versions(samples, windows)
+    bake_t0, bake_t1, _ = next(windows[t] for t, m, _ in PLAN if m == "bake-fail")
+    _check_dns(dns_log, allowed=(bake_t0, bake_t1))
+    rate = sum(1 for x in samples if x.kind == "get") / (samples[-1].end - samples[0].start)
+    assert rate >= 200, f"load too low to mean anything: {rate:.0f} req/s"
+
+
+def _wait_http(url: str) -> None:
+    import httpx
+
+    for _ in range(100):
+        try:
+            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never answered")
+
+
+def _check_no_failures(samples: list[Sample]) -> None:
+    bad = [x for x in samples if not x.ok]
+    assert not bad, f"{len(bad)} failed of {len(samples)}: {bad[:5]}"
+    longs = [x for x in samples if x.kind == "long"]
+    posts = [x for x in samples if x.kind == "post"]
+    assert len(longs) >= 10 and len(posts) >= 10
+
+
+def _check_versions(samples: list[Sample], windows: dict[str, Any]) -> None:
+    versions = {x.body.split()[0] for x in samples if x.body}
+    never = {tag for tag, mode, _ in PLAN if mode in ("unhealthy", "crash")}
+    assert not versions & never, f"traffic reached a never-healthy version: {versions & never}"
+    for tag, mode, _ in PLAN:
+        _, t1, events = windows[tag]
+        served = [x for x in samples if x.body.split()[:1] == [tag]]
+        if mode == "good":
+            cut = [t for t, phase, _ in events if phase == "cutover"]
+            assert cut, f"no cutover event for {tag}: {events}"
+            assert served, f"{tag} never served"
+            assert min(x.end for x in served) >= cut[0], f"{tag} served before its cut-over"
+        if mode == "bake-fail":
+            back = [t for t, phase, _ in events if phase == "switch-back"]
+            assert back, f"bake failure did not switch back: {events}"
+            assert not [x for x in served if x.start > t1], f"{tag} served after switch-back"
+
+
+def _check_dns(log: str, *, allowed: tuple[float, float]) -> None:
+    """No resolved address may fail its health check, except during the deploy of the
+    version that breaks during bake: it passed its gate, then failed (and was taken out)."""
+    with open("/proc/uptime") as f:  # containers share the host kernel's uptime clock
+        offset = time.time() - float(f.read().split()[0])
+    lines = log.splitlines()
+    fails = [
+        line
+        for line in lines
+        if line.startswith("FAIL")
+        and not allowed[0] <= float(line.split()[2]) + offset <= allowed[1]
+    ]
+    oks = [line for line in lines if line.startswith("ok")]
+    assert len(oks) > 100, log[-2000:]
+    assert not fails, f"internal DNS reached an unready container: {fails[:5]}"
+
+
+def test_nginx_test_failure_fails_rollout_cleanly(
+    docker_client: Any, app_image: Any, tmp_stack: Any, project: str
+) -> None:
+    """`nginx -t` failing at cut-over: the rollout fails, the old version keeps serving."""
+    ensure_nginx_image(client=docker_client)
+    app_image("1.0.0")
+    app_image("2.0.0")
+    port = free_port()
+    s = tmp_stack(
+        stack_compose(port),
+        {"api": {"tag": "1.0.0"}},
+        files={"nginx/conf.d/site.conf": SITE, "nginx/upstreams/.keep": ""},
+    )
+    assert deploy(s, tmp_stack, port, "1.0.0")[0] == 0
+    base = f"http://127.0.0.1:{port}"
+    _wait_http(base + "/version")
+    # break nginx's configuration behind Berth's back: the next `nginx -t` fails
+    (s.root / "nginx/conf.d/broken.conf").write_text("this is not nginx syntax;\n")
+    code, events, _, _ = deploy(s, tmp_stack, port, "2.0.0")
+    assert code == 3
+    assert any("nginx -t failed" in m for _, _, m in events), events
+    import httpx
+
+    assert httpx.get(base + "/version", trust_env=False).text.strip() == "1.0.0"
+    upstreams = (s.root / "nginx/upstreams/upstreams.conf").read_text()
+    old = docker_client.containers.list(
+        filters={
+            "label": [f"com.docker.compose.project={project}", "com.docker.compose.service=api"]
+        }
+    )
+    assert {c.labels["berth.tag"] for c in old} == {"1.0.0"}
+    assert all(c.name in upstreams for c in old)

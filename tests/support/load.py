@@ -1,0 +1,91 @@
+"""A load generator that records every response: steady GETs, long GETs and slow POSTs.
+
+It opens a new connection per request on purpose (see docs/operations.md, "keep-alive
+clients and nginx reloads"): the property under test is that Berth never drops a request
+that nginx accepted, which is what a connection-per-request client observes exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Sample:
+    kind: str  # get | long | post
+    start: float
+    end: float
+    status: int | None
+    body: str
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and not self.error
+
+
+@dataclass
+class Load:
+    base_url: str
+    get_threads: int = 4
+    long_seconds: float = 4.0
+    samples: list[Sample] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _record(self, s: Sample) -> None:
+        with self._lock:
+            self.samples.append(s)
+
+    def _one(
+        self, kind: str, method: str, path: str, timeout: float, content: bytes | None = None
+    ) -> None:
+        t0 = time.time()
+        try:
+            with httpx.Client(trust_env=False, timeout=timeout) as c:
+                r = c.request(
+                    method, self.base_url + path, content=content, headers={"Connection": "close"}
+                )
+            self._record(Sample(kind, t0, time.time(), r.status_code, r.text.strip()))
+        except httpx.HTTPError as exc:
+            self._record(Sample(kind, t0, time.time(), None, "", f"{type(exc).__name__}: {exc}"))
+
+    def _loop(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        timeout: float,
+        content: bytes | None = None,
+        pause: float = 0.0,
+    ) -> None:
+        deadline = time.time() + 900  # bounded, whatever happens to the test
+        while not self._stop.is_set() and time.time() < deadline:
+            self._one(kind, method, path, timeout, content)
+            if pause:
+                time.sleep(pause)
+
+    def start(self) -> None:
+        specs: list[tuple[str, str, str, float, bytes | None]] = [
+            ("get", "GET", "/version", 10.0, None)
+        ] * self.get_threads
+        specs += [("long", "GET", f"/cgi-bin/slow?{self.long_seconds:g}", 30.0, None)] * 2
+        specs += [("post", "POST", "/cgi-bin/slow?2", 30.0, b"x" * 20_000)]
+        for spec in specs:
+            t = threading.Thread(target=self._loop, args=spec, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=40)
+
+    def snapshot(self) -> list[Sample]:
+        with self._lock:
+            return list(self.samples)
