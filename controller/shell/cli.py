@@ -55,6 +55,19 @@ def _parser() -> argparse.ArgumentParser:
     h = cmd("history", "past rollouts of a service (SERVICE or PROJECT/SERVICE)")
     h.add_argument("service")
     h.add_argument("--limit", type=int, default=20)
+    run = cmd(
+        "run",
+        "the daemon: watch desired/, reconcile, serve /metrics; exits 0 on SIGTERM",
+        json_=False,
+    )
+    run.add_argument(
+        "--listen",
+        default=os.environ.get("BERTH_LISTEN", "127.0.0.1:9180"),
+        help="HTTP address for /metrics, /healthz, /readyz, /status",
+    )
+    run.add_argument("--resync", type=float, default=30.0, help="full resync period, seconds")
+    run.add_argument("--workers", type=int, default=8, help="rollouts in parallel")
+    run.add_argument("--log-format", choices=("auto", "json", "human"), default="auto")
     rt = cmd("retry", "lift the quarantine of a failed revision", json_=False)
     rt.add_argument("service")
     deploy.register(sub)
@@ -76,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return c.cmd_status(ctx, as_json=as_json)
         if args.command == "history":
             return c.cmd_history(ctx, args.service, as_json=as_json, limit=args.limit)
+        if args.command == "run":
+            from controller.shell import logs
+            from controller.shell.daemon import Daemon
+
+            logs.setup(args.log_format)
+            return Daemon(ctx, resync=args.resync, workers=args.workers).run(args.listen)
         if args.command in ("deploy", "rollback"):
             return deploy.dispatch(ctx, args)
         if args.command == "retry":

@@ -26,6 +26,7 @@ from controller.core.model import (
     LABEL_SERVICE,
     LABEL_TAG,
     ContainerState,
+    NetworkAttachment,
     ObservedContainer,
     StackSpec,
     Strategy,
@@ -74,6 +75,7 @@ class RolloutResult:
 
 
 Emit = Callable[[Event], None]
+DNS_GRACE = 1.5  # seconds a retired container keeps running after leaving the service DNS
 T = TypeVar("T")
 
 
@@ -257,16 +259,23 @@ class Executor:
         self.p.runtime.start(cid)
 
     def _retire(self, a: ServiceAction, ids: Sequence[str], grace: float) -> None:
+        """Out of nginx (drained), then out of the service's DNS name, then stopped.
+
+        A client that resolved the name just before the alias went away may still be
+        connecting (its first SYN can fall into the moment of the reconnect and is retried
+        after 1 s), so the container keeps running for DNS_GRACE before it is stopped."""
         self._emit(a, "retire", f"stopping {len(ids)} old container(s) gracefully")
         self.p.proxy.retire(a, ids)
         rt = self.p.runtime
-
         nets = a.target.spec.networks if a.target else ()
+        running = {c.id for c in rt.list_containers(project=a.project) if c.running}
+        dropped = [cid for cid in ids if cid in running and nets]
+        self._parallel(lambda cid: _ignore_gone(rt.drop_aliases, cid, nets), dropped)
+        if dropped:
+            self.p.clock.sleep(DNS_GRACE)
 
         def stop_and_remove(cid: str) -> None:
             try:
-                if nets:
-                    rt.drop_aliases(cid, nets)
                 rt.stop(cid, timeout=grace)
             except NotFound:
                 return
@@ -384,3 +393,12 @@ def _ip_for(ips: Mapping[str, str], target: Target) -> str | None:
 def publishes_host_ports(create: Mapping[str, Any]) -> bool:
     bindings = (create.get("HostConfig") or {}).get("PortBindings") or {}
     return any(b.get("HostPort") for lst in bindings.values() for b in (lst or []))
+
+
+def _ignore_gone(
+    fn: Callable[[str, Sequence[NetworkAttachment]], None],
+    cid: str,
+    nets: Sequence[NetworkAttachment],
+) -> None:
+    with contextlib.suppress(NotFound):
+        fn(cid, nets)

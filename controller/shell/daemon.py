@@ -1,0 +1,320 @@
+"""`berth run`: the reconcile loop (controller-runtime style) with its triggers and HTTP.
+
+A work item is only a key, "project/service"; each pass re-reads the last good config and
+re-observes Docker, plans that one service and runs its action to the end. One worker per
+key at a time (the queue guarantees it), parallel across keys. A newer desired revision
+for a key whose rollout is in flight cancels that rollout before its cut-over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from controller.adapters.files import load_config_partial
+from controller.adapters.git import head_commit
+from controller.core.config import Config, keep_last_good
+from controller.core.model import Observed, Target
+from controller.core.plan import ActionKind, Plan, ServiceAction, plan
+from controller.shell.commands import status_rows
+from controller.shell.executor import Event, Executor, Ports, RolloutResult
+from controller.shell.httpd import Endpoints, serve
+from controller.shell.metrics import Metrics
+from controller.shell.proxy import NginxSwitch
+from controller.shell.reconcile import observe, prepare_stacks
+from controller.shell.triggers import DockerEvents, FileWatcher, Resync
+from controller.shell.wiring import Context
+from controller.shell.workqueue import Result, Runner, WorkQueue
+
+log = logging.getLogger("berth.daemon")
+DRIFT_KINDS = (ActionKind.CREATE, ActionKind.SCALE_UP, ActionKind.SCALE_DOWN)
+
+
+@dataclass
+class InFlight:
+    revision: str
+    cancel: threading.Event
+
+
+class Daemon:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        resync: float = 30.0,
+        workers: int = 8,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.resync_period = resync
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self.queue: WorkQueue[str] = WorkQueue()
+        self.runner = Runner(self.queue, self.handle, workers=workers)
+        self.stopping = threading.Event()
+        self.config: Config | None = None
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, InFlight] = {}
+        self._converged: dict[str, str] = {}  # key -> revision last seen converged
+        self._initial: set[str] | None = None
+        self.ready = threading.Event()
+        self._heartbeat = time.monotonic()
+        self.watcher = FileWatcher(ctx.desired, self._files_changed, self.stopping)
+        self.events = DockerEvents(ctx.runtime, self.queue.add, self.enqueue_all, self.stopping)
+
+    # -- config --------------------------------------------------------------------------
+
+    def reload(self, reason: str) -> None:
+        """Re-read desired/ (and what it references); invalid files keep their last good
+        state; every key is queued, and in-flight rollouts whose target moved are cancelled."""
+        partial = load_config_partial(self.ctx.desired, dict(os.environ))
+        for file, problems in partial.problems.items():
+            self.metrics.desired_valid(file, not problems)
+            for p in problems:
+                log.error("invalid desired state: %s", p, extra={"file": file, "error": str(p)})
+        with self._lock:
+            cfg = keep_last_good(partial, self.config)
+            self.config = cfg
+            for key, fl in self._in_flight.items():
+                t = _target(cfg, key)
+                if t is None or t.revision != fl.revision:
+                    log.info(
+                        "newer desired revision: superseding the rollout in flight",
+                        extra=_where(key),
+                    )
+                    fl.cancel.set()
+        self.metrics.known_services((t.project, t.service) for t in cfg.targets)
+        self.watcher.track([*cfg.files, *partial.problems])
+        log.debug("config reloaded (%s)", reason)
+        self.enqueue_all()
+
+    def _files_changed(self, paths: list[str]) -> None:
+        log.info("desired state changed: %s", ", ".join(os.path.basename(p) for p in paths))
+        self.reload("files changed")
+
+    def enqueue_all(self) -> None:
+        cfg = self.config
+        if cfg is None:
+            return
+        keys = {t.key for t in cfg.targets}
+        projects = {t.project for t in cfg.targets}
+        try:  # services that left a compose file still need their REMOVE pass
+            keys |= {
+                f"{c.project}/{c.service}"
+                for c in self.ctx.runtime.list_containers()
+                if c.project in projects
+            }
+        except Exception as exc:
+            log.warning("cannot list containers: %s", exc, extra={"error": str(exc)})
+        with self._lock:
+            if self._initial is None:
+                self._initial = set(keys)
+                if not keys:
+                    self.ready.set()
+        for k in sorted(keys):
+            self.queue.add(k)
+
+    # -- the reconcile of one key --------------------------------------------------------
+
+    def handle(self, key: str) -> Result | None:
+        self._heartbeat = time.monotonic()
+        t0 = time.monotonic()
+        try:
+            result = self._handle(key)
+        except Exception:
+            self.metrics.reconcile("error", time.monotonic() - t0)
+            raise
+        self.metrics.reconcile("success", time.monotonic() - t0)
+        self._mark_initial(key)
+        return result
+
+    def _handle(self, key: str) -> Result | None:
+        cfg = self.config
+        if cfg is None:
+            return None
+        project = key.split("/", 1)[0]
+        observed = observe(self.ctx.runtime, self.ctx.store)
+        targets = [t for t in cfg.targets if t.project == project]
+        action = next((a for a in plan(targets, observed).actions if a.key == key), None)
+        if action is None:
+            return None
+        if action.changes and self._waiting_for_dependency(action, targets, observed):
+            return Result(requeue_after=0.5)
+        result = self._execute(action, cfg, observed)
+        self._observe_metrics(key, cfg)
+        return self._next(action, result)
+
+    def _execute(self, action: ServiceAction, cfg: Config, observed: Observed) -> RolloutResult:
+        key = action.key
+        was = self._converged.get(key)
+        fl = InFlight(action.target.revision if action.target else "", threading.Event())
+        with self._lock:
+            self._in_flight[key] = fl
+            if self.stopping.is_set():
+                fl.cancel.set()
+        try:
+            proxy = NginxSwitch(self.ctx.runtime, cfg.stacks, on_reload=self.metrics.proxy_reload)
+            if action.changes:
+                proxy.ensure_files(observed.containers)
+                prepare_stacks(_single(action), cfg.stacks, self.ctx.runtime)
+            ports = Ports(self.ctx.runtime, self.ctx.prober, self.ctx.clock, self.ctx.store, proxy)
+            ex = Executor(ports, emit=self._log_event, commit=head_commit(self.ctx.desired))
+            result = ex.execute(action, cfg.stacks.get(action.project), cancel=fl.cancel)
+        finally:
+            with self._lock:
+                self._in_flight.pop(key, None)
+        if result.outcome in ("succeeded", "rolled_back", "failed"):
+            self.metrics.rollout(
+                action.project, action.service, result.outcome, result.duration, now=time.time()
+            )
+        if action.target is not None and result.outcome in ("succeeded", "unchanged"):
+            if was == action.target.revision and action.kind in DRIFT_KINDS:
+                self.metrics.drift(action.project, action.service)
+                log.info("drift corrected: %s", action.reason, extra=_where(key))
+            self._converged[key] = action.target.revision
+        return result
+
+    def _next(self, action: ServiceAction, result: RolloutResult) -> Result | None:
+        if result.outcome == "superseded":
+            return Result(requeue_after=0.0)
+        if result.outcome in ("failed", "rolled_back") and action.target is not None:
+            quarantined = {
+                (f"{q.project}/{q.service}", q.revision) for q in self.ctx.store.quarantined()
+            }
+            if (action.key, action.target.revision) not in quarantined:
+                return Result(requeue=True)  # not the revision's fault (pull, nginx): retry
+        return None
+
+    def _waiting_for_dependency(
+        self, action: ServiceAction, targets: list[Target], observed: Observed
+    ) -> bool:
+        if action.target is None or not action.target.spec.depends_on:
+            return False
+        deps = {f"{action.project}/{d.service}" for d in action.target.spec.depends_on}
+        with self._lock:
+            if deps & set(self._in_flight):
+                return True
+        pending = {a.key for a in plan(targets, observed).actions if a.changes}
+        return bool(deps & pending)
+
+    def _observe_metrics(self, key: str, cfg: Config) -> None:
+        t = _target(cfg, key)
+        if t is None:
+            self.metrics.forget_service(*key.split("/", 1))
+            return
+        cs = [
+            c for c in self.ctx.runtime.list_containers(project=t.project) if c.service == t.service
+        ]
+        ready = sum(
+            1
+            for c in cs
+            if c.revision == t.revision and c.running and c.health in (None, "healthy")
+        )
+        running = sorted({c.tag for c in cs if c.running})
+        self.metrics.replicas(t.project, t.service, desired=t.replicas, ready=ready)
+        self.metrics.info(
+            t.project, t.service, desired_tag=t.tag, running_tag=",".join(running) or None
+        )
+
+    def _mark_initial(self, key: str) -> None:
+        with self._lock:
+            if self._initial is not None and key in self._initial:
+                self._initial.discard(key)
+                if not self._initial:
+                    self.ready.set()
+                    log.info("first reconcile complete: ready")
+
+    def _log_event(self, e: Event) -> None:
+        level = (
+            logging.WARNING
+            if e.phase in ("rollback", "rolled_back", "failed", "switch-back")
+            else logging.INFO
+        )
+        log.log(
+            level,
+            e.message,
+            extra={
+                "event": f"rollout.{e.phase}",
+                "stack": e.project,
+                "service": e.service,
+                "step": e.phase,
+            },
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def endpoints(self) -> Endpoints:
+        def status() -> Any:
+            cfg = self.config
+            return status_rows(self.ctx, cfg) if cfg else []
+
+        return Endpoints(
+            metrics=lambda: (self.metrics.render(), self.metrics.content_type),
+            alive=lambda: not self.stopping.is_set() and self._threads_alive(),
+            ready=self.ready.is_set,
+            status=status,
+        )
+
+    def _threads_alive(self) -> bool:
+        return all(t.is_alive() for t in getattr(self, "_threads", []))
+
+    def run(self, listen: str) -> int:
+        server = serve(listen, self.endpoints())
+        log.info("berth run: listening on %s, watching %s", listen, self.ctx.desired)
+        self.runner.start()
+        self.reload("start")
+        self._threads = [
+            threading.Thread(target=self.watcher.run, name="berth-watch", daemon=True),
+            threading.Thread(target=self.events.run, name="berth-events", daemon=True),
+            threading.Thread(
+                target=Resync(self.resync_period, lambda: self.reload("resync"), self.stopping).run,
+                name="berth-resync",
+                daemon=True,
+            ),
+        ]
+        for t in self._threads:
+            t.start()
+        self._install_signals()
+        while not self.stopping.wait(0.5):
+            pass
+        self.shutdown()
+        server.shutdown()
+        return 0
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, frame: object) -> None:
+            log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def shutdown(self, timeout: float = 120.0) -> None:
+        """Stop taking work; rollouts before their cut-over are abandoned safely (their new
+        containers removed, old ones never stopped serving); after it, they finish."""
+        self.stopping.set()
+        with self._lock:
+            for fl in self._in_flight.values():
+                fl.cancel.set()
+        if not self.runner.stop(timeout):
+            log.warning("some rollouts did not finish within %.0fs", timeout)
+        log.info("berth run: stopped")
+
+
+def _target(cfg: Config, key: str) -> Target | None:
+    return next((t for t in cfg.targets if t.key == key), None)
+
+
+def _where(key: str) -> dict[str, str]:
+    project, _, service = key.partition("/")
+    return {"stack": project, "service": service}
+
+
+def _single(action: ServiceAction) -> Plan:
+    return Plan((action,))
