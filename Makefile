@@ -34,3 +34,12 @@ images: docker venv
 	$(PY) -c 'from tests.support.images import main; raise SystemExit(main())'
 
 # demo targets: see below
+
+# The README's main job: the example stack converged and served by Berth (as a container),
+# with a zero-downtime upgrade and an automatic rollback under live traffic.
+.PHONY: demo demo-down
+demo:
+	@bash scripts/demo.sh
+
+demo-down:
+	@bash scripts/demo-down.sh
