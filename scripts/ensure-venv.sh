@@ -15,8 +15,10 @@ STAMP="$VENV/.berth-pyproject.sha256"
 log() { printf 'ensure-venv: %s\n' "$*" >&2; }
 
 want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+# `import controller` runs from / so the working directory cannot fake an install.
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-  && "$VENV/bin/python" -c 'import controller' >/dev/null 2>&1; then
+  && [ -x "$VENV/bin/berth" ] \
+  && (cd / && "$VENV/bin/python" -c 'import controller') >/dev/null 2>&1; then
   exit 0
 fi
 

@@ -132,15 +132,26 @@ class HostNginx:
 
 
 def _host_workers() -> set[int]:
-    out: set[int] = set()
+    """Worker pids of the nginx masters that share our mount namespace: nginx on this host,
+    not the nginx of some container (whose processes /proc shows too)."""
+    procs: dict[int, tuple[int, str]] = {}  # pid -> (ppid, cmdline)
+    try:
+        own_ns = os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        own_ns = ""
+    masters: set[int] = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
+        pid = int(entry)
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if "nginx: master process" in cmd and os.readlink(f"/proc/{entry}/ns/mnt") == own_ns:
+                masters.add(pid)
+        except (OSError, ValueError, IndexError):
             continue
-        if WORKER in cmd:
-            out.add(int(entry))
-    return out
+        procs[pid] = (ppid, cmd)
+    return {pid for pid, (ppid, cmd) in procs.items() if ppid in masters and WORKER in cmd}

@@ -15,7 +15,7 @@ from controller.core.plan import ActionKind, plan
 from controller.ports import RolloutRecord
 from controller.shell.executor import Executor, Ports, RolloutResult
 from controller.shell.progress import progress_for
-from controller.shell.proxy import NginxSwitch
+from controller.shell.proxy import NginxSwitch, read_upstreams
 from controller.shell.reconcile import make_plan, observe, run_plan
 from controller.shell.wiring import Context
 
@@ -94,10 +94,22 @@ def _ready(t: Target, observed: Observed) -> tuple[int, list[str]]:
     return ready, running_tags
 
 
+def _routes(cfg: Config) -> dict[str, list[str]]:
+    """upstream name -> container names it routes to, read back from each upstream file."""
+    out: dict[str, list[str]] = {}
+    for stack in cfg.stacks.values():
+        if stack.proxy is not None:
+            for name, backends in read_upstreams(stack.proxy.upstreams_file).items():
+                out[f"{stack.project}/{name}"] = [b.container_name for b in backends]
+    return out
+
+
 def status_rows(ctx: Context, cfg: Config) -> list[dict[str, Any]]:
     observed = observe(ctx.runtime, ctx.store)
+    routes = _routes(cfg)
     rows: list[dict[str, Any]] = []
     for t in cfg.targets:
+        up = t.spec.berth.upstream
         ready, running = _ready(t, observed)
         last = ctx.store.last(t.project, t.service)
         quarantined = (t.key, t.revision) in observed.quarantined
@@ -112,6 +124,8 @@ def status_rows(ctx: Context, cfg: Config) -> list[dict[str, Any]]:
                 "quarantined": quarantined,
                 "last_outcome": last.outcome if last else None,
                 "last_reason": last.reason if last else None,
+                "upstream": up.name if up else None,
+                "routes": routes.get(f"{t.project}/{up.name}", []) if up else None,
             }
         )
     return rows
@@ -132,6 +146,11 @@ def cmd_status(ctx: Context, *, as_json: bool) -> int:
             f"{','.join(r['running_tags']) or '-':<20} "
             f"{str(r['ready']) + '/' + str(r['desired_replicas']):<7} {last}"
         )
+    proxied = [r for r in rows if r["upstream"]]
+    if proxied:
+        print(f"\n{'UPSTREAM':<32} ROUTES TO")
+        for r in proxied:
+            print(f"{r['project'] + '/' + r['upstream']:<32} {', '.join(r['routes']) or '-'}")
     return EXIT_OK
 
 

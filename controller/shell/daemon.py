@@ -34,6 +34,7 @@ from controller.shell.wiring import Context
 from controller.shell.workqueue import Result, Runner, WorkQueue
 
 log = logging.getLogger("berth.daemon")
+WAIT_FOR_DEPENDENCY = Result(requeue_after=0.5)
 DRIFT_KINDS = (ActionKind.CREATE, ActionKind.SCALE_UP, ActionKind.SCALE_DOWN)
 
 
@@ -131,7 +132,8 @@ class Daemon:
             self.metrics.reconcile("error", time.monotonic() - t0)
             raise
         self.metrics.reconcile("success", time.monotonic() - t0)
-        self._mark_initial(key)
+        if result is not WAIT_FOR_DEPENDENCY:
+            self._mark_initial(key)  # a pass that only waited did not reconcile anything
         return result
 
     def _handle(self, key: str) -> Result | None:
@@ -145,7 +147,7 @@ class Daemon:
         if action is None:
             return None
         if action.changes and self._waiting_for_dependency(action, targets, observed):
-            return Result(requeue_after=0.5)
+            return WAIT_FOR_DEPENDENCY
         result = self._execute(action, cfg, observed)
         self._observe_metrics(key, cfg)
         return self._next(action, result)

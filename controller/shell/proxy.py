@@ -200,5 +200,9 @@ def _read_text(path: str) -> str:
         return ""
 
 
-def _read(path: str) -> dict[str, list[Backend]]:
+def read_upstreams(path: str) -> dict[str, list[Backend]]:
+    """Which containers each upstream of a Berth-owned file routes to (for `berth status`)."""
     return parse_upstreams(_read_text(path))
+
+
+_read = read_upstreams

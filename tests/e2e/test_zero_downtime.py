@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.berth import popen_berth
+from tests.support.berth import berth, popen_berth
 from tests.support.images import ensure_nginx_image, healthcheck
 from tests.support.load import Load, Sample
 
@@ -284,6 +284,8 @@ def test_nginx_test_failure_fails_rollout_cleanly(
 
     assert httpx.get(base + "/version", trust_env=False).text.strip() == "1.0.0"
     upstreams = (s.root / "nginx/upstreams/upstreams.conf").read_text()
+    status = berth(s.desired_dir, s.state_dir, "status").out
+    assert "api_backend" in status and f"{project}-api-" in status
     old = docker_client.containers.list(
         filters={
             "label": [f"com.docker.compose.project={project}", "com.docker.compose.service=api"]
@@ -291,3 +293,48 @@ def test_nginx_test_failure_fails_rollout_cleanly(
     )
     assert {c.labels["berth.tag"] for c in old} == {"1.0.0"}
     assert all(c.name in upstreams for c in old)
+
+
+def test_nginx_not_running_fails_rollout_and_recovers(
+    docker_client: Any, app_image: Any, tmp_stack: Any, project: str
+) -> None:
+    """nginx down at cut-over: the rollout fails with the reason, the old containers are
+    untouched, nothing is quarantined, and once nginx is back the same tag goes through."""
+    ensure_nginx_image(client=docker_client)
+    app_image("1.0.0")
+    app_image("2.0.0")
+    port = free_port()
+    s = tmp_stack(
+        stack_compose(port),
+        {"api": {"tag": "1.0.0"}},
+        files={"nginx/conf.d/site.conf": SITE, "nginx/upstreams/.keep": ""},
+    )
+    assert deploy(s, tmp_stack, port, "1.0.0")[0] == 0
+    sel = {"label": [f"com.docker.compose.project={project}"]}
+    (nginx,) = [
+        c
+        for c in docker_client.containers.list(filters=sel)
+        if c.labels["com.docker.compose.service"] == "nginx"
+    ]
+    old = sorted(
+        c.id
+        for c in docker_client.containers.list(filters=sel)
+        if c.labels["com.docker.compose.service"] == "api"
+    )
+    nginx.stop(timeout=5)
+    code, events, _, _ = deploy(s, tmp_stack, port, "2.0.0")
+    assert code == 3
+    assert any("not running" in m for _, _, m in events), events
+    now = sorted(
+        c.id
+        for c in docker_client.containers.list(filters=sel)
+        if c.labels["com.docker.compose.service"] == "api"
+    )
+    assert now == old
+    nginx.start()
+    code, _, _, _ = deploy(s, tmp_stack, port, "2.0.0")
+    assert code == 0  # not quarantined: the failure was nginx's, not the release's
+    _wait_http(f"http://127.0.0.1:{port}/version")
+    import httpx
+
+    assert httpx.get(f"http://127.0.0.1:{port}/version", trust_env=False).text.strip() == "2.0.0"

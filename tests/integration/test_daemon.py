@@ -156,8 +156,42 @@ def test_resync_heals_when_event_stream_is_lost(
                 "resync never restored the container",
             )
             healed = time.monotonic() - t0
-            wait_for(lambda: d.metric("berth_drift_corrections_total", service="api") == 1.0,
-                     20, "drift correction not counted")
+            wait_for(
+                lambda: d.metric("berth_drift_corrections_total", service="api") == 1.0,
+                20,
+                "drift correction not counted",
+            )
             assert healed > 0.5, "healed before any resync: events were not cut"
     finally:
         proxy.stop()
+
+
+def test_real_prometheus_scrapes_berth_run(
+    docker_client: Any, app_image: Any, tmp_stack: Any, project: str, tmp_path: Path
+) -> None:
+    """Every dashboard panel's query, evaluated by Prometheus 2.42 scraping a live daemon."""
+    from tests.integration.test_prometheus_dashboard import check_dashboard_against
+
+    app_image("1.0.0")
+    app_image("2.0.0")
+    app_image("2.1.0-bad", mode="unhealthy")
+    svc = compose(replicas=1)
+    svc["services"]["api"]["x-berth"]["progress_deadline"] = "4s"
+    s = tmp_stack(svc, {"api": {"tag": "1.0.0"}})
+    with berth_run(s.desired_dir, s.state_dir, resync=5.0, log=tmp_path / "berth.log") as d:
+        tmp_stack(svc, {"api": {"tag": "2.0.0"}})
+        wait_for(
+            lambda: d.metric("berth_rollouts_total", service="api", outcome="succeeded") == 2.0,
+            60,
+            "2.0.0 not rolled out",
+        )
+        tmp_stack(svc, {"api": {"tag": "2.1.0-bad"}})
+        wait_for(
+            lambda: d.metric("berth_rollouts_total", service="api", outcome="rolled_back") == 1.0,
+            60,
+            "bad tag not rolled back",
+        )
+        target = d.url.removeprefix("http://")
+        (tmp_path / "prom").mkdir()
+        results = check_dashboard_against(tmp_path / "prom", target, require_finite=False)
+        assert results["__service__"], results

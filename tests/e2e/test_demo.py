@@ -1,0 +1,51 @@
+"""`make demo` end to end: the README's main command, as a newcomer runs it (issue: ship it).
+
+It builds the example images and Berth's own image offline, runs Berth as a non-root
+container against the example stack, upgrades 1.0.0 -> 2.0.0 under live traffic and rolls
+back a broken 3.0.0. Slow (a few minutes: the example services have 10 s health checks).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.e2e]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def demo() -> Iterator[subprocess.CompletedProcess[str]]:
+    subprocess.run(["bash", "scripts/demo-down.sh"], cwd=ROOT, capture_output=True, check=False)
+    try:
+        yield subprocess.run(
+            ["make", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False
+        )
+    finally:
+        subprocess.run(["bash", "scripts/demo-down.sh"], cwd=ROOT, capture_output=True, check=False)
+
+
+def test_make_demo(demo: subprocess.CompletedProcess[str], docker_client: Any) -> None:
+    out = demo.stdout + demo.stderr
+    assert demo.returncode == 0, out[-4000:]
+    summary = json.loads((ROOT / ".demo/load.json").read_text())
+    assert summary["failed"] == 0, summary
+    assert summary["requests"] > 100, summary
+    assert {"1.0.0", "2.0.0"} <= set(summary["versions"]), summary
+    assert "3.0.0" not in summary["versions"], "the broken release received traffic"
+    assert "failed: 0" in out
+    # Berth ran as a non-root container and did the rollouts
+    berth = docker_client.containers.get("berth-demo_berth_1")
+    assert berth.attrs["Config"]["User"] == "10001:10001"
+    assert berth.attrs["State"]["Health"]["Status"] == "healthy"
+    logs = berth.logs().decode()
+    assert '"event": "rollout.succeeded"' in logs and '"event": "rollout.rolled_back"' in logs
+    api = docker_client.containers.list(
+        filters={"label": ["com.docker.compose.project=gesalps", "com.docker.compose.service=api"]}
+    )
+    assert {c.labels["berth.tag"] for c in api} == {"2.0.0"} and len(api) == 2

@@ -1,0 +1,81 @@
+"""Bad input through the real command line: `validate`, `plan` and `apply` all exit 1 with
+file, line and field, before any Docker call (DOCKER_HOST points at nothing here), and a
+running stack is left untouched by an `apply` of a broken desired state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.shell.cli import main
+from tests.unit.test_bad_inputs import CASES, COMPOSE, DESIRED, Case, tree
+
+NOWHERE = "tcp://127.0.0.1:1"  # any Docker call would fail with a connection error
+FILE_CASES = [c for c in CASES if c.file in (DESIRED, COMPOSE)]
+
+
+def materialise(case: Case, root: Path) -> Path:
+    for path, text in tree(case).items():
+        target = root / path.removeprefix("/r/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    (root / "desired/app.yaml").write_text(case.desired)
+    return root / "desired"
+
+
+def test_enough_cases() -> None:
+    assert len(FILE_CASES) >= 15
+
+
+@pytest.mark.parametrize("case", FILE_CASES, ids=[c.id for c in FILE_CASES])
+@pytest.mark.parametrize("command", ["validate", "plan", "apply"])
+def test_rejected_with_location_and_no_docker(
+    case: Case, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    desired = materialise(case, tmp_path)
+    code = main(
+        [
+            "--desired",
+            str(desired),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--docker-host",
+            NOWHERE,
+            command,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "invalid configuration" in err, err  # a config error, not a Docker one
+    name = Path(case.file).name
+    where = f"{name}:{case.line}" if case.line else name
+    assert where in err, err
+    assert case.field in err, err
+
+
+@pytest.mark.docker
+def test_broken_apply_leaves_running_stack_alone(
+    docker_client: Any,
+    app_image: Any,
+    tmp_stack: Any,
+    project: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app_image("1.0.0")
+    svc = {
+        "image": "berth-test/app",
+        "init": True,
+        "x-berth": {"health": {"path": "/health", "port": 8000, "interval": "100ms"}},
+    }
+    s = tmp_stack({"services": {"api": svc}}, {"api": {"tag": "1.0.0"}})
+    args = ["--desired", str(s.desired_dir), "--state-dir", str(s.state_dir)]
+    assert main([*args, "apply"]) == 0
+    sel = {"label": [f"com.docker.compose.project={project}"]}
+    before = [(c.id, c.status) for c in docker_client.containers.list(all=True, filters=sel)]
+    tmp_stack({"services": {"api": svc}}, {"api": {"tag": "1.0.0", "replicas": "two"}})
+    assert main([*args, "apply"]) == 1
+    assert "replicas" in capsys.readouterr().err
+    after = [(c.id, c.status) for c in docker_client.containers.list(all=True, filters=sel)]
+    assert after == before
