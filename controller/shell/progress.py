@@ -15,6 +15,9 @@ from rich.table import Table
 from controller.shell.executor import Event
 
 
+FINAL = frozenset({"succeeded", "rolled_back", "failed", "superseded"})
+
+
 class PlainProgress:
     """One line per event: what CI logs want."""
 
@@ -42,25 +45,33 @@ class LiveProgress:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.rows: dict[str, tuple[str, str, float]] = {}
+        self.rows: dict[str, tuple[str, str, float, float | None]] = {}
         self._lock = threading.Lock()
-        self._live = Live(self._table(), console=console, refresh_per_second=8, transient=False)
+        # get_renderable: the table is rebuilt at every refresh, so elapsed times tick.
+        self._live = Live(
+            console=console, refresh_per_second=8, transient=False, get_renderable=self._table
+        )
 
     def __call__(self, e: Event) -> None:
         key = f"{e.project}/{e.service}"
         with self._lock:
-            start = self.rows.get(key, ("", "", e.at))[2]
-            self.rows[key] = (e.phase, e.message, start)
-            self._live.update(self._table())
+            start = self.rows.get(key, ("", "", e.at, None))[2]
+            end = e.at if e.phase in FINAL else None
+            self.rows[key] = (e.phase, e.message, start, end)
+        self._live.refresh()
 
     def _table(self) -> Table:
         t = Table(box=None, header_style="bold")
         for col in ("service", "phase", "detail", "elapsed"):
             t.add_column(col)
         now = time.time()
-        for key, (phase, msg, start) in sorted(self.rows.items()):
+        with self._lock:
+            rows = sorted(self.rows.items())
+        for key, (phase, msg, start, end) in rows:
             style = {"succeeded": "green", "rolled_back": "red", "failed": "red"}.get(phase, "")
-            t.add_row(key, f"[{style}]{phase}[/]" if style else phase, msg, f"{now - start:.1f}s")
+            t.add_row(
+                key, f"[{style}]{phase}[/]" if style else phase, msg, f"{(end or now) - start:.1f}s"
+            )
         return t
 
     def __enter__(self) -> LiveProgress:

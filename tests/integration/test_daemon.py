@@ -195,3 +195,27 @@ def test_real_prometheus_scrapes_berth_run(
         (tmp_path / "prom").mkdir()
         results = check_dashboard_against(tmp_path / "prom", target, require_finite=False)
         assert results["__service__"], results
+
+
+def test_sigterm_mid_rollout_is_safe_and_restart_resumes(
+    docker_client: Any, app_image: Any, tmp_stack: Any, project: str, tmp_path: Path
+) -> None:
+    """SIGTERM while a new version is in its gate: the daemon abandons the rollout safely
+    (old containers never stopped, new ones removed), exits 0; a restart rolls it out."""
+    app_image("1.0.0")
+    app_image("2.0.0-slow", mode="slow")
+    s = tmp_stack(compose(), {"api": {"tag": "1.0.0"}})
+    with berth_run(s.desired_dir, s.state_dir, log=tmp_path / "a.log") as d:
+        v1 = sorted(c.id for c in containers(docker_client, project))
+        tmp_stack(compose(), {"api": {"tag": "2.0.0-slow"}})
+        wait_for(lambda: "2.0.0-slow" in tags(docker_client, project), 20, "v2 never started")
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(timeout=30) == 0
+    assert sorted(c.id for c in containers(docker_client, project, all_=False)) == v1
+    assert tags(docker_client, project, running=False) == ["1.0.0", "1.0.0"]
+    with berth_run(s.desired_dir, s.state_dir, log=tmp_path / "b.log"):
+        wait_for(
+            lambda: tags(docker_client, project, running=False) == ["2.0.0-slow"] * 2,
+            60,
+            "restart did not resume the rollout",
+        )
