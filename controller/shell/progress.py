@@ -14,7 +14,6 @@ from rich.table import Table
 
 from controller.shell.executor import Event
 
-
 FINAL = frozenset({"succeeded", "rolled_back", "failed", "superseded"})
 
 
