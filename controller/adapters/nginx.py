@@ -132,11 +132,12 @@ class HostNginx:
 
 
 def _host_workers() -> set[int]:
-    """Worker pids of the nginx masters that share our mount namespace: nginx on this host,
-    not the nginx of some container (whose processes /proc shows too)."""
+    """Worker pids of the nginx masters in our PID namespace: nginx on this host, not the
+    nginx of some container (whose processes /proc shows too, in their own PID namespace).
+    (Not the mount namespace: systemd's PrivateTmp/ProtectSystem give Berth its own.)"""
     procs: dict[int, tuple[int, str]] = {}  # pid -> (ppid, cmdline)
     try:
-        own_ns = os.readlink("/proc/self/ns/mnt")
+        own_ns = os.readlink("/proc/self/ns/pid")
     except OSError:
         own_ns = ""
     masters: set[int] = set()
@@ -149,7 +150,7 @@ def _host_workers() -> set[int]:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
             with open(f"/proc/{entry}/stat") as f:
                 ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            if "nginx: master process" in cmd and os.readlink(f"/proc/{entry}/ns/mnt") == own_ns:
+            if "nginx: master process" in cmd and os.readlink(f"/proc/{entry}/ns/pid") == own_ns:
                 masters.add(pid)
         except (OSError, ValueError, IndexError):
             continue

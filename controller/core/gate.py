@@ -62,12 +62,18 @@ def evaluate(
     return GateVerdict(False, False, "waiting for health", counts)
 
 
+def _docker(o: GateInput, rules: GateRules) -> bool:
+    """The container's own Docker healthcheck counts when compose defines one, and also when
+    the image does (HEALTHCHECK in its Dockerfile): Docker then reports a health state."""
+    return rules.docker_health or o.health is not None
+
+
 def _hard_failure(o: GateInput, rules: GateRules) -> str:
     if o.state in (ContainerState.EXITED, ContainerState.DEAD):
         return f"{o.name} exited with code {o.exit_code}"
     if o.state is ContainerState.RESTARTING or o.restart_count > 0:
         return f"{o.name} restarted (restart count {o.restart_count})"
-    if rules.docker_health and o.health == "unhealthy":
+    if _docker(o, rules) and o.health == "unhealthy":
         return f"{o.name}: Docker healthcheck reports unhealthy"
     return ""
 
@@ -75,7 +81,7 @@ def _hard_failure(o: GateInput, rules: GateRules) -> str:
 def _passes(o: GateInput, rules: GateRules) -> bool:
     if o.state is not ContainerState.RUNNING:
         return False
-    if rules.docker_health and o.health != "healthy":
+    if _docker(o, rules) and o.health != "healthy":
         return False
     return not (rules.http_probe and not o.probe_ok)
 
@@ -83,7 +89,7 @@ def _passes(o: GateInput, rules: GateRules) -> bool:
 def _why_not(o: GateInput, rules: GateRules) -> str:
     if o.state is not ContainerState.RUNNING:
         return f"state {o.state.value}"
-    if rules.docker_health and o.health != "healthy":
+    if _docker(o, rules) and o.health != "healthy":
         return f"docker health {o.health or 'none'}"
     if rules.http_probe and not o.probe_ok:
         return f"probe failed: {o.probe_detail or 'no answer'}"

@@ -100,6 +100,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "retry":
             return c.cmd_retry(ctx, args.service)
     except ConfigError as exc:
+        if as_json and args.command == "validate":
+            c.out_json(
+                {
+                    "valid": False,
+                    "problems": [
+                        {"file": p.file, "line": p.line, "field": p.field, "message": p.message}
+                        for p in exc.problems
+                    ],
+                }
+            )
         print("invalid configuration:", file=sys.stderr)
         for prob in exc.problems:
             print(f"  {prob}", file=sys.stderr)

@@ -64,6 +64,7 @@ class Daemon:
         self._in_flight: dict[str, InFlight] = {}
         self._converged: dict[str, str] = {}  # key -> revision last seen converged
         self._initial: set[str] | None = None
+        self._files: set[str] = set()
         self.ready = threading.Event()
         self._heartbeat = time.monotonic()
         self.watcher = FileWatcher(ctx.desired, self._files_changed, self.stopping)
@@ -75,6 +76,9 @@ class Daemon:
         """Re-read desired/ (and what it references); invalid files keep their last good
         state; every key is queued, and in-flight rollouts whose target moved are cancelled."""
         partial = load_config_partial(self.ctx.desired, dict(os.environ))
+        for gone in self._files - set(partial.problems):
+            self.metrics.forget_file(gone)  # a deleted desired file must not keep alerting
+        self._files = set(partial.problems)
         for file, problems in partial.problems.items():
             self.metrics.desired_valid(file, not problems)
             for p in problems:

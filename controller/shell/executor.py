@@ -322,8 +322,14 @@ class Executor:
         last = self.p.store.last(action.project, action.service)
         if last and last.outcome == "in_progress" and last.from_revision:
             return last.from_revision, last.from_tag
-        if action.old:
-            c = max(action.old, key=lambda c: c.created)
+        bad = {
+            q.revision
+            for q in self.p.store.quarantined()
+            if (q.project, q.service) == (action.project, action.service)
+        }
+        served = [c for c in action.old if c.revision not in bad]  # not the kept failed one
+        if served:
+            c = max(served, key=lambda c: c.created)
             return c.revision, c.tag
         return None, None
 

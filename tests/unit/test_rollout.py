@@ -238,3 +238,13 @@ def test_publish_resets_passes_so_the_gate_runs_again() -> None:
     assert step == r.Publish(("new1", "new2")) and s2.passes == {} and s2.published
     _, step = r.next_step(s2, obs((new(1), new(2))), now=0.0)
     assert isinstance(step, r.Observe)  # one pass is not enough after the reconnect
+
+
+def test_gate_honours_a_healthcheck_baked_into_the_image() -> None:
+    rules = GateRules(docker_health=False, http_probe=False, threshold=1, deadline=10.0)
+    starting = GateInput("c", "c", RUN, "starting", None, 0, None)
+    assert not evaluate(rules, [starting], {}, now=0.0).passed
+    healthy = replace(starting, health="healthy")
+    assert evaluate(rules, [healthy], {}, now=0.0).passed
+    unhealthy = replace(starting, health="unhealthy")
+    assert evaluate(rules, [unhealthy], {}, now=0.0).failed

@@ -193,6 +193,13 @@ def load_stack(
         loc.error(
             ("x-berth", "proxy", "service"), f"{proxy.service!r} is not a service of this stack"
         )
+    if proxy is None and loc.problems == []:
+        for svc_name, svc in services.items():
+            if svc.berth.upstream is not None:
+                loc.error(
+                    ("services", svc_name, "x-berth", "upstream"),
+                    "served through nginx, but the stack has no top-level x-berth.proxy",
+                )
     if loc.problems:
         raise ConfigError(loc.problems)
     used = {a.network for s in services.values() for a in s.networks}

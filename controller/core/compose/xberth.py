@@ -160,9 +160,11 @@ def proxy_spec(loc: Located, path: Path, value: Any, *, project_dir: str) -> Pro
     if not full.startswith(root.rstrip("/") + "/"):
         loc.error((*here, "upstreams_file"), f"{full} is outside the stack directory {root}")
         return None
-    return ProxySpec(
-        service=service,
-        upstreams_file=full,
-        test_command=_command(loc, (*here, "test_command"), proxy.get("test_command")),
-        reload_command=_command(loc, (*here, "reload_command"), proxy.get("reload_command")),
-    )
+    test = _command(loc, (*here, "test_command"), proxy.get("test_command"))
+    reload = _command(loc, (*here, "reload_command"), proxy.get("reload_command"))
+    if service is None and not (test and reload):
+        loc.error(
+            here,
+            "name the nginx service, or (nginx on the host) both test_command and reload_command",
+        )
+    return ProxySpec(service=service, upstreams_file=full, test_command=test, reload_command=reload)
