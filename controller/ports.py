@@ -85,6 +85,10 @@ class ContainerRuntime(Protocol):
         """Stop a container being resolvable under its service aliases (before retiring)."""
         ...
 
+    def network_members(self, network: str) -> list[str]:
+        """Ids of the containers attached to a network (any container, managed or not)."""
+        ...
+
     def exec(self, cid: str, cmd: Sequence[str]) -> tuple[int, str]:
         """Run a command in a running container; exit code and combined output."""
         ...

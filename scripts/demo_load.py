@@ -37,7 +37,7 @@ def main() -> int:
                         failures.append(f"HTTP {r.status_code}")
             except (httpx.HTTPError, ValueError) as exc:
                 with lock:
-                    failures.append(type(exc).__name__)
+                    failures.append(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}")
             time.sleep(0.02)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]

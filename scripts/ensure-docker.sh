@@ -102,16 +102,19 @@ start_dockerd() {
     log "starting docker.service"
     "${SUDO[@]}" systemctl start docker.service || true
   fi
-  if ! docker_ok && ! pgrep -x dockerd >/dev/null 2>&1; then
-    # No init system here (CI containers, firecracker VMs): run the daemon ourselves.
-    if ! mountpoint -q /sys/fs/cgroup 2>/dev/null && command -v cgroupfs-mount >/dev/null; then
-      "${SUDO[@]}" cgroupfs-mount || true
-    fi
-    log "starting dockerd in the background (log: $DOCKERD_LOG)"
-    "${SUDO[@]}" bash -c "nohup setsid dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
+  if ! mountpoint -q /sys/fs/cgroup 2>/dev/null && command -v cgroupfs-mount >/dev/null; then
+    "${SUDO[@]}" cgroupfs-mount || true
   fi
+  # No init system here (CI containers, VMs): run the daemon ourselves. A dockerd that is
+  # still exiting (or crashed at start) is waited out and then started again.
   local deadline=$((SECONDS + WAIT))
   until docker_ok; do
+    if ! pgrep -x dockerd >/dev/null 2>&1; then
+      log "starting dockerd in the background (log: $DOCKERD_LOG)"
+      "${SUDO[@]}" rm -f /var/run/docker.pid
+      "${SUDO[@]}" bash -c "nohup setsid dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
+      sleep 1
+    fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       log "dockerd did not answer within ${WAIT}s; last lines of $DOCKERD_LOG:"
       tail -n 40 "$DOCKERD_LOG" >&2 2>/dev/null || true

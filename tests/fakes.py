@@ -36,8 +36,15 @@ from controller.errors import ContainerRuntimeError, ImagePullError, NotFound
 from controller.ports import ContainerStatus, ProbeResult
 
 Health = Literal["starting", "healthy", "unhealthy"]
-_SIGNALS = {"SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGKILL": 9, "SIGUSR1": 10,
-            "SIGUSR2": 12, "SIGTERM": 15}
+_SIGNALS = {
+    "SIGHUP": 1,
+    "SIGINT": 2,
+    "SIGQUIT": 3,
+    "SIGKILL": 9,
+    "SIGUSR1": 10,
+    "SIGUSR2": 12,
+    "SIGTERM": 15,
+}
 _FATAL = {2, 3, 9, 15}
 
 
@@ -133,11 +140,19 @@ class FakeRuntime:
         except ValueError:
             number = 0
         return ObservedContainer(
-            id=c.id, name=c.name, project=c.labels.get(LABEL_PROJECT, ""),
-            service=c.labels.get(LABEL_SERVICE, ""), number=number,
-            revision=c.labels.get(LABEL_REVISION, ""), tag=c.labels.get(LABEL_TAG, ""),
-            image=c.image, state=c.state, health=self._health(c),
-            created=float(int(c.created)), managed=True, exit_code=c.exit_code,
+            id=c.id,
+            name=c.name,
+            project=c.labels.get(LABEL_PROJECT, ""),
+            service=c.labels.get(LABEL_SERVICE, ""),
+            number=number,
+            revision=c.labels.get(LABEL_REVISION, ""),
+            tag=c.labels.get(LABEL_TAG, ""),
+            image=c.image,
+            state=c.state,
+            health=self._health(c),
+            created=float(int(c.created)),
+            managed=True,
+            exit_code=c.exit_code,
             ips=self._ips_of(c),
         )
 
@@ -161,8 +176,13 @@ class FakeRuntime:
             if b.exit_after is not None and c.ticks > b.exit_after:
                 self._exit(c, b.exit_code)
         return ContainerStatus(
-            id=c.id, state=c.state, health=self._health(c), exit_code=c.exit_code,
-            restart_count=c.restart_count, ips=self._ips_of(c), started_at=c.started_at,
+            id=c.id,
+            state=c.state,
+            health=self._health(c),
+            exit_code=c.exit_code,
+            restart_count=c.restart_count,
+            ips=self._ips_of(c),
+            started_at=c.started_at,
         )
 
     def aliases_of(self, cid: str) -> dict[str, tuple[str, ...]]:
@@ -190,8 +210,10 @@ class FakeRuntime:
         if net.external:
             raise ContainerRuntimeError(f"external network {net.name!r} does not exist")
         self.networks[net.name] = {
-            **dict(net.labels), "com.docker.compose.project": project,
-            "com.docker.compose.network": net.key, LABEL_MANAGED: "true",
+            **dict(net.labels),
+            "com.docker.compose.project": project,
+            "com.docker.compose.network": net.key,
+            LABEL_MANAGED: "true",
         }
 
     def ensure_volume(self, vol: VolumeDef, *, project: str) -> None:
@@ -201,8 +223,10 @@ class FakeRuntime:
         if vol.external:
             raise ContainerRuntimeError(f"external volume {vol.name!r} does not exist")
         self.volumes[vol.name] = {
-            **dict(vol.labels), "com.docker.compose.project": project,
-            "com.docker.compose.volume": vol.key, LABEL_MANAGED: "true",
+            **dict(vol.labels),
+            "com.docker.compose.project": project,
+            "com.docker.compose.volume": vol.key,
+            LABEL_MANAGED: "true",
         }
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -224,11 +248,16 @@ class FakeRuntime:
             raise NotFound(f"create {name}: No such image: {image}")
         cid = secrets.token_hex(32)
         self.containers[cid] = FakeContainer(
-            id=cid, name=name, image=image,
-            labels={**dict(body.get("Labels") or {}), **dict(labels)}, body=dict(body),
+            id=cid,
+            name=name,
+            image=image,
+            labels={**dict(body.get("Labels") or {}), **dict(labels)},
+            body=dict(body),
             created=time.time(),
-            endpoints={a.network: {"aliases": a.aliases if aliases else (),
-                                   "ip": a.ipv4_address} for a in networks},
+            endpoints={
+                a.network: {"aliases": a.aliases if aliases else (), "ip": a.ipv4_address}
+                for a in networks
+            },
         )
         return cid
 
@@ -270,8 +299,11 @@ class FakeRuntime:
         if c.state is not ContainerState.RUNNING:
             raise ContainerRuntimeError(f"kill {cid[:12]}: Container {cid} is not running")
         sig = signal.upper()
-        num = int(sig) if sig.isdigit() else _SIGNALS.get(sig if sig.startswith("SIG")
-                                                          else "SIG" + sig, 0)
+        num = (
+            int(sig)
+            if sig.isdigit()
+            else _SIGNALS.get(sig if sig.startswith("SIG") else "SIG" + sig, 0)
+        )
         if num in _FATAL:
             self._exit(c, 128 + num)
 
@@ -298,6 +330,14 @@ class FakeRuntime:
         for att in networks:
             if att.aliases and att.network in c.endpoints:
                 c.endpoints[att.network]["aliases"] = att.aliases
+
+    def network_members(self, network: str) -> list[str]:
+        self.calls.append(("network_members", network))
+        return sorted(
+            c.id
+            for c in self.containers.values()
+            if network in c.endpoints and c.state is ContainerState.RUNNING
+        )
 
     def drop_aliases(self, cid: str, networks: Sequence[NetworkAttachment]) -> None:
         self.calls.append(("drop_aliases", cid, tuple(n.network for n in networks)))

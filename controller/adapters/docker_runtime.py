@@ -45,6 +45,7 @@ from controller.errors import (
 from controller.ports import ContainerStatus
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+_ENDPOINT_LOCK = threading.RLock()  # see DockerRuntime._swap_endpoint
 _ATTACHED = ("host", "none", "bridge", "default")
 
 
@@ -286,7 +287,7 @@ class DockerRuntime:
     def _connect(
         self, cid: str, att: NetworkAttachment, *, aliases: bool, ip: str | None = None
     ) -> None:
-        with _translated(f"connect {cid[:12]} to {att.network}"):
+        with _ENDPOINT_LOCK, _translated(f"connect {cid[:12]} to {att.network}"):
             self._api.connect_container_to_network(
                 cid,
                 att.network,
@@ -371,13 +372,15 @@ class DockerRuntime:
             if set(att.aliases) <= set(service_aliases(doc, att.network)):
                 continue  # already done (e.g. the controller restarted mid-way)
             old_ip = status_from_inspect(doc).ips.get(att.network, "")
-            with _translated(f"disconnect {cid[:12]} from {att.network}"):
-                try:
-                    self._api.disconnect_container_from_network(cid, att.network)
-                except docker.errors.APIError as exc:
-                    if "is not connected" not in _explain(exc):
-                        raise
-            self._reconnect_keeping_ip(cid, att, old_ip)
+            self._swap_endpoint(cid, att, old_ip, aliases=True)
+
+    def network_members(self, network: str) -> list[str]:
+        try:
+            with _translated(f"inspect network {network}"):
+                doc = self._api.inspect_network(network)
+        except NotFound:
+            return []
+        return sorted((doc.get("Containers") or {}).keys())
 
     def drop_aliases(self, cid: str, networks: Sequence[NetworkAttachment]) -> None:
         """The reverse of add_aliases, before a container is retired: once it stops being
@@ -391,6 +394,21 @@ class DockerRuntime:
             if not set(att.aliases) & set(service_aliases(doc, att.network)):
                 continue
             old_ip = status_from_inspect(doc).ips.get(att.network, "")
+            self._swap_endpoint(cid, att, old_ip, aliases=False)
+
+    def _swap_endpoint(
+        self, cid: str, att: NetworkAttachment, old_ip: str, *, aliases: bool
+    ) -> None:
+        """Disconnect and reconnect one endpoint, one swap at a time in this process.
+
+        dockerd 20.10's libnetwork deadlocks under concurrent disconnect/connect on one
+        network (seen here: every network API call then hangs until dockerd restarts), so
+        rollouts running in parallel take turns for this short step."""
+        with _ENDPOINT_LOCK:
             with _translated(f"disconnect {cid[:12]} from {att.network}"):
-                self._api.disconnect_container_from_network(cid, att.network)
-            self._reconnect_keeping_ip(cid, att, old_ip, aliases=False)
+                try:
+                    self._api.disconnect_container_from_network(cid, att.network)
+                except docker.errors.APIError as exc:
+                    if "is not connected" not in _explain(exc):
+                        raise
+            self._reconnect_keeping_ip(cid, att, old_ip, aliases=aliases)

@@ -261,7 +261,10 @@ def _gate(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, S
         return _abort(replace(s, phase=Phase.ABORT, failure=verdict.reason), obs, now)
     if verdict.passed and not s.published:
         ids = tuple(n.gate.cid for n in gated)
-        return replace(s, published=True, passes={}), Publish(ids)
+        # After the reconnect one more pass per container is enough: the streak before it
+        # already showed the release healthy; this pass shows it reachable again.
+        again = {cid: max(0, s.cfg.threshold - 1) for cid in ids}
+        return replace(s, published=True, passes=again), Publish(ids)
     if verdict.passed:
         new_ids = tuple(n.gate.cid for n in gated)
         old_ids = tuple(c.id for c in obs.old if c.running)

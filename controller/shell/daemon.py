@@ -35,6 +35,7 @@ from controller.shell.workqueue import Result, Runner, WorkQueue
 
 log = logging.getLogger("berth.daemon")
 WAIT_FOR_DEPENDENCY = Result(requeue_after=0.5)
+SNAPSHOT_TTL = 1.0
 DRIFT_KINDS = (ActionKind.CREATE, ActionKind.SCALE_UP, ActionKind.SCALE_DOWN)
 
 
@@ -68,7 +69,11 @@ class Daemon:
         self.ready = threading.Event()
         self._heartbeat = time.monotonic()
         self.watcher = FileWatcher(ctx.desired, self._files_changed, self.stopping)
-        self.events = DockerEvents(ctx.runtime, self.queue.add, self.enqueue_all, self.stopping)
+        self.events = DockerEvents(ctx.runtime, self._on_event, self.enqueue_all, self.stopping)
+        # One list call serves every key of a resync burst: a snapshot is reused for up to
+        # SNAPSHOT_TTL unless a Docker event or a rollout changed the world since.
+        self._generation = 0
+        self._snapshot: tuple[float, int, Observed] | None = None
 
     # -- config --------------------------------------------------------------------------
 
@@ -103,6 +108,21 @@ class Daemon:
         log.info("desired state changed: %s", ", ".join(os.path.basename(p) for p in paths))
         self.reload("files changed")
 
+    def _on_event(self, key: str) -> None:
+        with self._lock:
+            self._generation += 1
+        self.queue.add(key)
+
+    def _observe(self) -> Observed:
+        with self._lock:
+            snap, gen = self._snapshot, self._generation
+        if snap and snap[1] == gen and time.monotonic() - snap[0] < SNAPSHOT_TTL:
+            return snap[2]
+        observed = observe(self.ctx.runtime, self.ctx.store)
+        with self._lock:
+            self._snapshot = (time.monotonic(), gen, observed)
+        return observed
+
     def enqueue_all(self) -> None:
         cfg = self.config
         if cfg is None:
@@ -112,7 +132,7 @@ class Daemon:
         try:  # services that left a compose file still need their REMOVE pass
             keys |= {
                 f"{c.project}/{c.service}"
-                for c in self.ctx.runtime.list_containers()
+                for c in self._observe().containers
                 if c.project in projects
             }
         except Exception as exc:
@@ -145,7 +165,7 @@ class Daemon:
         if cfg is None:
             return None
         project = key.split("/", 1)[0]
-        observed = observe(self.ctx.runtime, self.ctx.store)
+        observed = self._observe()
         targets = [t for t in cfg.targets if t.project == project]
         action = next((a for a in plan(targets, observed).actions if a.key == key), None)
         if action is None:
@@ -153,7 +173,11 @@ class Daemon:
         if action.changes and self._waiting_for_dependency(action, targets, observed):
             return WAIT_FOR_DEPENDENCY
         result = self._execute(action, cfg, observed)
-        self._observe_metrics(key, cfg)
+        if action.changes or action.kind is ActionKind.QUARANTINED:
+            with self._lock:
+                self._generation += 1  # the world changed: the next pass lists afresh
+            observed = self._observe()
+        self._observe_metrics(key, cfg, observed)
         return self._next(action, result)
 
     def _execute(self, action: ServiceAction, cfg: Config, observed: Observed) -> RolloutResult:
@@ -209,14 +233,12 @@ class Daemon:
         pending = {a.key for a in plan(targets, observed).actions if a.changes}
         return bool(deps & pending)
 
-    def _observe_metrics(self, key: str, cfg: Config) -> None:
+    def _observe_metrics(self, key: str, cfg: Config, observed: Observed) -> None:
         t = _target(cfg, key)
         if t is None:
             self.metrics.forget_service(*key.split("/", 1))
             return
-        cs = [
-            c for c in self.ctx.runtime.list_containers(project=t.project) if c.service == t.service
-        ]
+        cs = observed.of_service(t.project, t.service)
         ready = sum(
             1
             for c in cs

@@ -122,7 +122,8 @@ class Executor:
         )
         self._emit(action, "start", f"{action.kind.value}: {action.reason}")
         try:
-            outcome, reason = self._run(action, from_rev, cancel)
+            proxy_service = stack.proxy.service if stack and stack.proxy else None
+            outcome, reason = self._run(action, from_rev, cancel, proxy_service)
         except BaseException as exc:
             self.p.store.finish_rollout(
                 rid, outcome="failed", reason=f"error: {exc}", at=self.p.clock.now()
@@ -133,7 +134,11 @@ class Executor:
         return self._result(action, outcome, reason, t0, from_tag=from_tag)
 
     def _run(
-        self, action: ServiceAction, from_rev: str | None, cancel: threading.Event | None
+        self,
+        action: ServiceAction,
+        from_rev: str | None,
+        cancel: threading.Event | None,
+        proxy_service: str | None,
     ) -> tuple[str, str]:
         state = r.RolloutState(_config(action, from_rev))
         while True:
@@ -144,7 +149,7 @@ class Executor:
             state, step = stop or r.next_step(state, obs, self.p.clock.now())
             if isinstance(step, r.Finish):
                 return step.outcome, step.reason
-            state = self._perform(action, state, step)
+            state = self._perform(action, state, step, proxy_service)
 
     # -- observe -------------------------------------------------------------------------
 
@@ -190,7 +195,9 @@ class Executor:
 
     # -- perform -------------------------------------------------------------------------
 
-    def _perform(self, a: ServiceAction, s: r.RolloutState, step: r.Step) -> r.RolloutState:
+    def _perform(
+        self, a: ServiceAction, s: r.RolloutState, step: r.Step, proxy_service: str | None
+    ) -> r.RolloutState:
         rt = self.p.runtime
         grace = a.target.spec.stop_grace_period if a.target else 10.0
         if isinstance(step, r.Pull):
@@ -230,7 +237,7 @@ class Executor:
             self._emit(a, "switch-back", s.failure)
             self.p.proxy.switch_back(a, step.old_ids, step.new_ids)
         elif isinstance(step, r.Retire):
-            self._retire(a, step.ids, grace)
+            self._retire(a, step.ids, grace, proxy_service)
         elif isinstance(step, r.Abort):
             self._abort(a, step)
         return s
@@ -258,18 +265,25 @@ class Executor:
         )
         self.p.runtime.start(cid)
 
-    def _retire(self, a: ServiceAction, ids: Sequence[str], grace: float) -> None:
+    def _retire(
+        self, a: ServiceAction, ids: Sequence[str], grace: float, proxy_service: str | None
+    ) -> None:
         """Out of nginx (drained), then out of the service's DNS name, then stopped.
 
         A client that resolved the name just before the alias went away may still be
         connecting (its first SYN can fall into the moment of the reconnect and is retried
-        after 1 s), so the container keeps running for DNS_GRACE before it is stopped."""
+        after 1 s), so the container keeps running for DNS_GRACE before it is stopped. When
+        no container but the service's own and nginx (which routes by IP) shares its
+        networks, nobody can have resolved the name: both steps are skipped."""
         self._emit(a, "retire", f"stopping {len(ids)} old container(s) gracefully")
         self.p.proxy.retire(a, ids)
         rt = self.p.runtime
         nets = a.target.spec.networks if a.target else ()
-        running = {c.id for c in rt.list_containers(project=a.project) if c.running}
-        dropped = [cid for cid in ids if cid in running and nets]
+        listed = rt.list_containers(project=a.project)
+        running = {c.id for c in listed if c.running}
+        ours = {c.id for c in listed if c.service in (a.service, proxy_service)}
+        clients = any(set(rt.network_members(n.network)) - ours for n in nets if n.aliases)
+        dropped = [cid for cid in ids if cid in running and nets and clients]
         self._parallel(lambda cid: _ignore_gone(rt.drop_aliases, cid, nets), dropped)
         if dropped:
             self.p.clock.sleep(DNS_GRACE)

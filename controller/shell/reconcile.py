@@ -42,7 +42,7 @@ def run_plan(
     stacks: Mapping[str, StackSpec],
     executor: Executor,
     *,
-    max_parallel: int = 8,
+    max_parallel: int = 32,
 ) -> tuple[RolloutResult, ...]:
     """Run every action, each once its in-plan dependencies have succeeded."""
     actions = {a.key: a for a in the_plan.actions}

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from controller.adapters.clock import SystemClock
-from controller.adapters.docker_runtime import DockerRuntime
 from controller.adapters.files import load_config
-from controller.adapters.http_prober import HttpProber
 from controller.adapters.sqlite_store import SqliteStateStore
 from controller.core.config import Config
+
+if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~100 ms)
+    from controller.adapters.docker_runtime import DockerRuntime
+    from controller.adapters.http_prober import HttpProber
 
 
 @dataclass
@@ -30,10 +33,14 @@ class Context:
 
     @cached_property
     def runtime(self) -> DockerRuntime:
+        from controller.adapters.docker_runtime import DockerRuntime
+
         return DockerRuntime(self.docker_host)
 
     @cached_property
     def prober(self) -> HttpProber:
+        from controller.adapters.http_prober import HttpProber
+
         return HttpProber()
 
     @cached_property

@@ -277,6 +277,22 @@ def test_create_joins_every_network_before_start(world: World) -> None:
     assert world.rt.aliases_of(cid) == {a: (), b: ()}
 
 
+def test_network_members_and_drop_aliases(world: World) -> None:
+    net = world.net()
+    att = NetworkAttachment(net, ("api",))
+    a = world.create(n=1, networks=(att,), aliases=True)
+    b = world.create(n=2, networks=(att,), aliases=True)
+    world.rt.start(a)
+    assert world.rt.network_members(net) == [a]  # running members only; b never started
+    world.rt.start(b)
+    assert world.rt.network_members(net) == sorted([a, b])
+    world.rt.drop_aliases(b, [att])
+    assert world.rt.aliases_of(b) == {net: ()}
+    assert world.rt.inspect(b).state is ContainerState.RUNNING
+    assert world.rt.network_members(net) == sorted([a, b])  # still on the network
+    assert world.rt.network_members("no-such-network") == []
+
+
 @pytest.mark.parametrize("position", [0, 1])
 def test_a_missing_network_fails_at_start_not_at_create(world: World, position: int) -> None:
     """Docker 20.10 accepts unknown networks at create and at connect of a created container;

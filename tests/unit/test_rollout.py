@@ -232,12 +232,15 @@ def test_gate_unhealthy_docker_fails_fast() -> None:
     assert v.failed and "unhealthy" in v.reason
 
 
-def test_publish_resets_passes_so_the_gate_runs_again() -> None:
+def test_after_publish_one_more_pass_is_needed() -> None:
     s = replace(GATING, passes={"new1": 1, "new2": 1})
     s2, step = r.next_step(s, obs((new(1), new(2))), now=0.0)
-    assert step == r.Publish(("new1", "new2")) and s2.passes == {} and s2.published
+    assert step == r.Publish(("new1", "new2")) and s2.published
+    assert s2.passes == {"new1": 1, "new2": 1}  # threshold - 1: one pass after reconnect
+    _, step = r.next_step(s2, obs((new(1), new(2, probe=False))), now=0.0)
+    assert isinstance(step, r.Observe)  # not reachable yet after the reconnect
     _, step = r.next_step(s2, obs((new(1), new(2))), now=0.0)
-    assert isinstance(step, r.Observe)  # one pass is not enough after the reconnect
+    assert isinstance(step, r.CutOver)
 
 
 def test_gate_honours_a_healthcheck_baked_into_the_image() -> None:
