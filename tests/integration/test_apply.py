@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import docker.errors
 import pytest
 
 from tests.support.berth import berth
@@ -61,7 +62,14 @@ def compose(*, replicas: int = 2, worker: bool = False, grace: str = "5s") -> di
             "x-berth": {
                 "strategy": "stop-first",
                 "progress_deadline": "10s",
-                "health": {"path": "/health", "port": 8000, "interval": "100ms"},
+                # the crash image answers /health for ~0.3 s before it exits: a gate of 3
+                # passes 250 ms apart must see it die
+                "health": {
+                    "path": "/health",
+                    "port": 8000,
+                    "interval": "250ms",
+                    "healthy_threshold": 3,
+                },
             },
         }
     return {"services": svc, "networks": {"internal": {}}}
@@ -139,7 +147,10 @@ def test_start_first_keeps_replicas_healthy(
 
     def sample() -> None:
         while not stop.is_set():
-            cs = containers(docker_client, project, all_=False)
+            try:
+                cs = containers(docker_client, project, all_=False)
+            except docker.errors.NotFound:  # listed, then removed before its inspect
+                continue
             samples.append(
                 sum(
                     1
