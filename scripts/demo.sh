@@ -53,7 +53,15 @@ PY
   return 1
 }
 wait_converged 1.0.0
-curl -fsS "$APP/version"; echo
+diagnose() {
+  echo "--- docker ps"; docker ps -a --filter label=com.docker.compose.project=gesalps \
+    --format '{{.Names}} {{.Status}} {{.Ports}}'
+  echo "--- nginx log"; docker logs --tail 20 "$(docker ps -aq --filter label=com.docker.compose.service=nginx --filter label=com.docker.compose.project=gesalps | head -1)" 2>&1 || true
+  echo "--- berth log"; docker logs --tail 30 berth-demo_berth_1 2>&1 || true
+}
+for _ in $(seq 1 30); do curl -fsS "$APP/version" && break; sleep 1; done || true
+curl -fsS "$APP/version" || { echo "the app does not answer on $APP"; diagnose; exit 1; }
+echo
 
 say "live traffic through nginx ($APP/version)"
 SUMMARY="$DEMO/load.json"

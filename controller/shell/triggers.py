@@ -101,7 +101,7 @@ class DockerEvents:
     After a failure the reconciler is told to re-list everything: events may have been lost.
     """
 
-    WINDOW = 2.0
+    WINDOW = 5.0
     ACTIONS = frozenset({"die", "destroy", "stop", "kill", "oom", "pause", "health_status"})
 
     def __init__(

@@ -32,7 +32,7 @@ def demo() -> Iterator[subprocess.CompletedProcess[str]]:
 
 def test_make_demo(demo: subprocess.CompletedProcess[str], docker_client: Any) -> None:
     out = demo.stdout + demo.stderr
-    assert demo.returncode == 0, out[-4000:]
+    assert demo.returncode == 0, out[-6000:]
     summary = json.loads((ROOT / ".demo/load.json").read_text())
     assert summary["failed"] == 0, summary
     assert summary["requests"] > 100, summary
