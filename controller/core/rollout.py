@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from controller.core.gate import GateInput, GateRules, evaluate
 from controller.core.model import ContainerState, ObservedContainer, Strategy
-from controller.core.plan import ActionKind
+from controller.core.plan import ActionKind, ServiceAction
 
 
 class Phase(StrEnum):
@@ -362,3 +363,34 @@ _HANDLERS = {
     Phase.ABORT: _abort,
     Phase.DONE: _done,
 }
+
+
+def config_for(action: ServiceAction, from_rev: str | None) -> RolloutConfig:
+    """The rollout parameters of one service action (x-berth options and defaults)."""
+    t = action.target
+    if t is None:
+        return RolloutConfig(
+            action.kind, "start-first", 0, "", 0, 0.25, 1, False, False, 0, from_rev
+        )
+    b = t.spec.berth
+    # Two containers cannot bind one host port: a service that publishes host ports is
+    # replaced stop-first whatever its x-berth.strategy says.
+    strategy: Strategy = "stop-first" if publishes_host_ports(t.spec.create) else b.strategy
+    return RolloutConfig(
+        kind=action.kind,
+        strategy=strategy,
+        replicas=t.replicas,
+        image=t.image,
+        progress_deadline=b.progress_deadline,
+        probe_interval=b.health.interval if b.health else 0.25,
+        threshold=b.health.healthy_threshold if b.health else 2,
+        docker_health=t.spec.has_healthcheck,
+        http_probe=b.health is not None,
+        bake=b.bake,
+        from_revision=from_rev,
+    )
+
+
+def publishes_host_ports(create: Mapping[str, Any]) -> bool:
+    bindings = (create.get("HostConfig") or {}).get("PortBindings") or {}
+    return any(b.get("HostPort") for lst in bindings.values() for b in (lst or []))

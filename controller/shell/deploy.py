@@ -18,25 +18,23 @@ import re
 import stat
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import httpx
-
 from controller.adapters import git
+from controller.adapters.controller_api import fetch_status
 from controller.adapters.files import read_desired_dir, read_text
 from controller.core.config import Config, build_config
 from controller.core.edit import EditError, set_tags
 from controller.core.reference import tag_problem
 from controller.errors import BerthError
 from controller.ports import RolloutRecord
-from controller.shell.commands import EXIT_ERROR, EXIT_FAILED, EXIT_OK, apply_once, out_json
+from controller.shell.commands import EXIT_ERROR, EXIT_OK, out_json
+from controller.shell.deploy_wait import WaitOptions, wait_for
 from controller.shell.wiring import Context
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:9180"
-POLL_INTERVAL = 0.5
 HISTORY_DEPTH = 1000  # how far back rollback looks for a good tag other than the current
 
 
@@ -262,100 +260,6 @@ def _show(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-# -- waiting ---------------------------------------------------------------------------------------
-
-
-def _status(url: str) -> list[dict[str, Any]] | None:
-    """The daemon's /status rows, or None when no daemon answers there."""
-    try:
-        resp = httpx.get(f"{url.rstrip('/')}/status", timeout=2.0)
-        resp.raise_for_status()
-        rows = resp.json()
-    except (httpx.HTTPError, httpx.InvalidURL, ValueError):
-        return None
-    return rows if isinstance(rows, list) else None
-
-
-Verdict = Literal["converged", "failed", "pending"]
-
-
-def verdict(row: Mapping[str, Any] | None, tag: str, before: Mapping[str, Any] | None) -> Verdict:
-    """One service against its new tag. A failure counts only once the daemon desires the
-    new tag and its outcome moved since the edit (an old failure is not this one's)."""
-    if row is None or row.get("desired_tag") != tag:
-        return "pending"
-    if row.get("quarantined"):
-        return "failed"
-    want = int(row.get("desired_replicas") or 0)
-    running = list(row.get("running_tags") or [])
-    if int(row.get("ready") or 0) == want and running == ([tag] if want else []):
-        return "converged"
-    moved = before is None or (row.get("last_outcome"), row.get("last_reason")) != (
-        before.get("last_outcome"),
-        before.get("last_reason"),
-    )
-    if row.get("last_outcome") in ("rolled_back", "failed") and moved:
-        return "failed"
-    return "pending"
-
-
-def _rows_by_key(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
-    return {(str(r.get("project")), str(r.get("service"))): r for r in rows}
-
-
-def wait_daemon(
-    url: str, wants: Sequence[Want], before: Sequence[Mapping[str, Any]], timeout: float
-) -> tuple[int, dict[str, Verdict]]:
-    base = _rows_by_key(before)
-    deadline = time.monotonic() + timeout
-    states: dict[str, Verdict] = {}
-    while True:
-        rows = _status(url)
-        if rows is not None:
-            now = _rows_by_key(rows)
-            states = {
-                f"{w.project}/{w.service}": verdict(
-                    now.get((w.project, w.service)), w.tag, base.get((w.project, w.service))
-                )
-                for w in wants
-            }
-            if "failed" in states.values() and "pending" not in states.values():
-                return EXIT_FAILED, states
-            if all(v == "converged" for v in states.values()):
-                return EXIT_OK, states
-        if time.monotonic() >= deadline:
-            return EXIT_ERROR, states
-        time.sleep(POLL_INTERVAL)
-
-
-@dataclass(frozen=True)
-class WaitOptions:
-    wait: bool
-    timeout: float
-    controller: str
-    as_json: bool
-
-
-def wait_for(
-    ctx: Context, cfg: Config, wants: Sequence[Want], opts: WaitOptions, before: Any
-) -> tuple[int, Any]:
-    """Through the daemon when one answers at `controller`, else one reconcile here."""
-    if before is not None:
-        code, states = wait_daemon(opts.controller, wants, before, opts.timeout)
-        if code == EXIT_ERROR:
-            print(
-                f"berth: timed out after {opts.timeout:.0f}s waiting for the controller",
-                file=sys.stderr,
-            )
-        return code, {"via": opts.controller, "services": states}
-    results = apply_once(ctx, cfg, as_json=opts.as_json)
-    for r in results:
-        if r.outcome != "unchanged" and not opts.as_json:
-            print(f"{r.project}/{r.service}: {r.outcome} ({r.reason}) in {r.duration:.1f}s")
-    code = EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
-    return code, {"via": "in-process apply", "results": [asdict(r) for r in results]}
-
-
 # -- the commands ----------------------------------------------------------------------------------
 
 
@@ -371,7 +275,7 @@ def _run(
     opts: WaitOptions,
 ) -> int:
     changes = changes_for(snap, wants)
-    before = _status(opts.controller) if opts.wait else None
+    before = fetch_status(opts.controller) if opts.wait else None
     msg = message_for(verb, changes, message, extra)
     cfg, sha = apply_edit(ctx, snap, changes, commit=commit, message=msg)
     report: dict[str, Any] = {"changes": [asdict(c) for c in changes], "commit": sha}

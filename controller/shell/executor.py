@@ -12,7 +12,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from controller.core import rollout as r
 from controller.core.gate import GateInput
@@ -29,7 +29,6 @@ from controller.core.model import (
     NetworkAttachment,
     ObservedContainer,
     StackSpec,
-    Strategy,
     Target,
 )
 from controller.core.plan import ActionKind, ServiceAction
@@ -140,7 +139,7 @@ class Executor:
         cancel: threading.Event | None,
         proxy_service: str | None,
     ) -> tuple[str, str]:
-        state = r.RolloutState(_config(action, from_rev))
+        state = r.RolloutState(r.config_for(action, from_rev))
         while True:
             obs = self._observe(action, state)
             stop = r.supersede(state, obs) if cancel is not None and cancel.is_set() else None
@@ -374,31 +373,6 @@ class Executor:
         )
 
 
-def _config(action: ServiceAction, from_rev: str | None) -> r.RolloutConfig:
-    t = action.target
-    if t is None:
-        return r.RolloutConfig(
-            action.kind, "start-first", 0, "", 0, 0.25, 1, False, False, 0, from_rev
-        )
-    b = t.spec.berth
-    # Two containers cannot bind one host port: a service that publishes host ports is
-    # replaced stop-first whatever its x-berth.strategy says.
-    strategy: Strategy = "stop-first" if publishes_host_ports(t.spec.create) else b.strategy
-    return r.RolloutConfig(
-        kind=action.kind,
-        strategy=strategy,
-        replicas=t.replicas,
-        image=t.image,
-        progress_deadline=b.progress_deadline,
-        probe_interval=b.health.interval if b.health else 0.25,
-        threshold=b.health.healthy_threshold if b.health else 2,
-        docker_health=t.spec.has_healthcheck,
-        http_probe=b.health is not None,
-        bake=b.bake,
-        from_revision=from_rev,
-    )
-
-
 def _ip_for(ips: Mapping[str, str], target: Target) -> str | None:
     for att in target.spec.networks:
         ip = ips.get(att.network)
@@ -408,11 +382,6 @@ def _ip_for(ips: Mapping[str, str], target: Target) -> str | None:
         if ip:
             return str(ip)
     return None
-
-
-def publishes_host_ports(create: Mapping[str, Any]) -> bool:
-    bindings = (create.get("HostConfig") or {}).get("PortBindings") or {}
-    return any(b.get("HostPort") for lst in bindings.values() for b in (lst or []))
 
 
 def _ignore_gone(
