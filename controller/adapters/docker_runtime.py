@@ -90,6 +90,7 @@ class DockerRuntime:
         self._client: docker.APIClient | None = None
         self._lock = threading.Lock()
         self._net_lock = threading.Lock()
+        self._no_fixed_ip: set[str] = set()  # networks that refuse a requested address
 
     @property
     def _api(self) -> Any:
@@ -300,7 +301,7 @@ class DockerRuntime:
     ) -> None:
         """Asks for the old address (only networks with a user-configured subnet allow it);
         elsewhere the IPAM's first-free allocation usually hands the same address back."""
-        if att.ipv4_address or not old_ip:
+        if att.ipv4_address or not old_ip or att.network in self._no_fixed_ip:
             self._connect(cid, att, aliases=aliases)
             return
         try:
@@ -308,6 +309,7 @@ class DockerRuntime:
         except ContainerRuntimeError as exc:
             if "user configured subnets" not in str(exc):
                 raise
+            self._no_fixed_ip.add(att.network)  # don't ask this network again (~50 ms each)
             self._connect(cid, att, aliases=aliases)
 
     def start(self, cid: str) -> None:
