@@ -13,7 +13,6 @@ broken CI machine cannot pass as a green run.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import secrets
@@ -27,6 +26,7 @@ import docker
 import docker.errors
 import pytest
 
+from tests.support.cleanup import remove_project
 from tests.support.images import ensure_app_image
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -64,29 +64,6 @@ def app_image(docker_client: Any) -> AppImage:
 def _random_project() -> str:
     alphabet = string.ascii_lowercase + string.digits
     return "bt" + "".join(secrets.choice(alphabet) for _ in range(6))
-
-
-def remove_project(client: Any, project: str) -> None:
-    """Force-remove every container, network and volume of a compose project."""
-    selector = {"label": f"{PROJECT_LABEL}={project}"}
-    for container in client.containers.list(all=True, filters=selector):
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True, v=True)
-    networks = {n.id: n for n in client.networks.list(filters=selector)}
-    # Networks a test (or Berth) created without labels still carry the project prefix.
-    for net in client.networks.list(names=[f"{project}_"]):
-        if net.name.startswith(f"{project}_"):
-            networks[net.id] = net
-    for net in networks.values():
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            net.reload()
-            for attached in net.attrs.get("Containers") or {}:
-                with contextlib.suppress(docker.errors.APIError):
-                    net.disconnect(attached, force=True)
-            net.remove()
-    for volume in client.volumes.list(filters=selector):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            volume.remove(force=True)
 
 
 @functools.cache

@@ -7,7 +7,6 @@ healthy and one that fails during bake, while a load generator records every res
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.berth import berth, popen_berth
+from tests.support.daemon import free_port
 from tests.support.images import ensure_nginx_image, healthcheck
 from tests.support.load import Load, Sample
 
@@ -50,12 +50,6 @@ while [ $i -lt 4000 ]; do
   usleep 50000
 done
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stack_compose(port: int, *, bake: str = "0s") -> dict[str, Any]:
