@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from controller.core.gate import GateInput, GateRules, evaluate
+from controller.core.gate import GateInput, GateRules, GateVerdict, evaluate
 from controller.core.model import ContainerState, ObservedContainer, Strategy
 from controller.core.plan import ActionKind, ServiceAction
 
@@ -63,6 +63,9 @@ class RolloutConfig:
     http_probe: bool
     bake: float
     from_revision: str | None  # the revision that served before (restored by stop-first)
+    # Containers of the target revision that already serve when the rollout starts (routed
+    # by nginx, or the running replicas a scale-up adds to): never re-gated, never removed.
+    serving: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class RolloutState:
     cut_over: bool = False
     infra_failure: bool = False  # the failure was not the revision's fault: no quarantine
     published: bool = False  # the new containers carry their service aliases
+    started_at: float = 0.0  # when this rollout began (containers created later are ours)
 
 
 # ---- steps ---------------------------------------------------------------------------------
@@ -209,7 +213,7 @@ def supersede(state: RolloutState, obs: RolloutObs) -> tuple[RolloutState, Step]
         restore = tuple(
             c.id for c in obs.old if not c.running and c.revision == state.cfg.from_revision
         )
-    remove = tuple(n.gate.cid for n in obs.new)
+    remove = tuple(n.gate.cid for n in obs.new if n.gate.cid not in state.cfg.serving)
     done = replace(
         state,
         phase=Phase.DONE,
@@ -219,7 +223,26 @@ def supersede(state: RolloutState, obs: RolloutObs) -> tuple[RolloutState, Step]
     return done, Abort(remove, None, restore, False, done.failure)
 
 
+def start_failed(state: RolloutState, reason: str) -> RolloutState:
+    """Docker refused to create or start a new container (bad mount, port in use...): the
+    revision cannot run, so it is rolled back and quarantined like a failed gate."""
+    return replace(state, phase=Phase.ABORT, failure=f"could not start: {reason}")
+
+
+def switch_back_failed(state: RolloutState, reason: str) -> RolloutState:
+    """nginx could not be pointed back at the old containers: the new ones keep serving
+    (removing them would leave nginx without a backend); the revision is quarantined."""
+    return replace(
+        state,
+        phase=Phase.DONE,
+        outcome="failed",
+        failure=f"switch-back failed, the new containers keep serving: {reason}",
+    )
+
+
 def _prepare(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    if s.started_at == 0.0:
+        s = replace(s, started_at=now)
     if s.cfg.kind in (ActionKind.REMOVE, ActionKind.SCALE_DOWN):
         return _retire(replace(s, phase=Phase.RETIRE), obs, now)
     if not obs.image_present:
@@ -232,9 +255,27 @@ def _start(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, 
         running_old = tuple(c.id for c in obs.old if c.running)
         if running_old:
             return s, StopOld(running_old)
-    dead = tuple(n.gate.cid for n in obs.new if n.gate.state in _DEAD)
-    if dead:
-        return s, RemoveNew(dead)
+    dead = [n for n in obs.new if n.gate.state in _DEAD]
+    ours = [n for n in dead if s.started_at and n.created >= int(s.started_at) - 1]
+    if ours:  # created by this rollout and dead already: the revision does not run
+        g = ours[0].gate
+        return _abort(
+            replace(s, phase=Phase.ABORT, failure=f"{g.name} exited with code {g.exit_code}"),
+            obs,
+            now,
+        )
+    if dead:  # left over from an earlier attempt
+        return s, RemoveNew(tuple(n.gate.cid for n in dead))
+    if now > s.started_at + s.cfg.progress_deadline:
+        return _abort(
+            replace(
+                s,
+                phase=Phase.ABORT,
+                failure="new containers did not start within progress_deadline",
+            ),
+            obs,
+            now,
+        )
     have = {n.number for n in obs.new}
     missing = tuple(i for i in range(1, s.cfg.replicas + 1) if i not in have)
     if missing:
@@ -248,7 +289,8 @@ def _start(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, 
 
 def _gate(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
     gated = _gated(s, obs)
-    if len(gated) < s.cfg.replicas:
+    present = {n.number for n in obs.new if n.number <= s.cfg.replicas}
+    if len(present) < s.cfg.replicas:
         # A new container vanished under us (removed by hand): fail rather than guess.
         return _abort(
             replace(s, phase=Phase.ABORT, failure="a new container disappeared during the gate"),
@@ -256,7 +298,10 @@ def _gate(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, S
             now,
         )
     rules = GateRules(s.cfg.docker_health, s.cfg.http_probe, s.cfg.threshold, s.deadline)
-    verdict = evaluate(rules, [n.gate for n in gated], s.passes, now=now)
+    if not gated:  # every replica already serves (a resumed cut-over): nothing to gate
+        verdict = GateVerdict(True, False, "already serving", {})
+    else:
+        verdict = evaluate(rules, [n.gate for n in gated], s.passes, now=now)
     s = replace(s, passes=verdict.passes)
     if verdict.failed:
         return _abort(replace(s, phase=Phase.ABORT, failure=verdict.reason), obs, now)
@@ -267,7 +312,7 @@ def _gate(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, S
         again = {cid: max(0, s.cfg.threshold - 1) for cid in ids}
         return replace(s, published=True, passes=again), Publish(ids)
     if verdict.passed:
-        new_ids = tuple(n.gate.cid for n in gated)
+        new_ids = tuple(n.gate.cid for n in _all_new(s, obs))
         old_ids = tuple(c.id for c in obs.old if c.running)
         bake = s.cfg.bake > 0 and bool(old_ids)
         nxt = Phase.BAKE if bake else Phase.RETIRE
@@ -301,6 +346,10 @@ def _bake(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, S
 def _switch_back(s: RolloutState, obs: RolloutObs, reason: str) -> tuple[RolloutState, Step]:
     old_ids = tuple(c.id for c in obs.old if c.running)
     new_ids = tuple(n.gate.cid for n in obs.new)
+    if not old_ids:  # nothing to go back to: keep the new ones serving, do not empty nginx
+        why = f"{reason}; no old container left to switch back to, the new ones keep serving"
+        done = replace(s, phase=Phase.DONE, outcome="failed", failure=why)
+        return done, Abort((), None, (), True, why)
     return replace(s, phase=Phase.ABORT, failure=reason, cut_over=False), SwitchBack(
         old_ids, new_ids
     )
@@ -316,10 +365,11 @@ def _retire(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState,
 
 def _abort(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
     has_old = bool(obs.old)
+    mine = [n for n in obs.new if n.gate.cid not in s.cfg.serving]
     if has_old:
-        victims = list(obs.new)
+        victims = mine
     else:  # create / scale-up: keep new containers that do pass, remove the failing ones
-        victims = [n for n in obs.new if s.passes.get(n.gate.cid, 0) < s.cfg.threshold]
+        victims = [n for n in mine if s.passes.get(n.gate.cid, 0) < s.cfg.threshold]
     victims.sort(key=lambda n: n.created)
     keep = victims[-1].gate.cid if victims else None
     remove = tuple(n.gate.cid for n in victims if n.gate.cid != keep)
@@ -339,8 +389,13 @@ def _done(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, S
     return s, Finish("succeeded", _success_reason(s))
 
 
-def _gated(s: RolloutState, obs: RolloutObs) -> list[NewObs]:
+def _all_new(s: RolloutState, obs: RolloutObs) -> list[NewObs]:
     return sorted((n for n in obs.new if n.number <= s.cfg.replicas), key=lambda n: n.number)
+
+
+def _gated(s: RolloutState, obs: RolloutObs) -> list[NewObs]:
+    """The new containers this rollout must gate: not those that already serve."""
+    return [n for n in _all_new(s, obs) if n.gate.cid not in s.cfg.serving]
 
 
 def _success_reason(s: RolloutState) -> str:
@@ -365,7 +420,9 @@ _HANDLERS = {
 }
 
 
-def config_for(action: ServiceAction, from_rev: str | None) -> RolloutConfig:
+def config_for(
+    action: ServiceAction, from_rev: str | None, *, serving: frozenset[str] = frozenset()
+) -> RolloutConfig:
     """The rollout parameters of one service action (x-berth options and defaults)."""
     t = action.target
     if t is None:
@@ -388,6 +445,7 @@ def config_for(action: ServiceAction, from_rev: str | None) -> RolloutConfig:
         http_probe=b.health is not None,
         bake=b.bake,
         from_revision=from_rev,
+        serving=serving,
     )
 
 

@@ -30,6 +30,11 @@ class ProxySwitch(Protocol):
         """Take `ids` out of the traffic before they are stopped."""
         ...
 
+    def routed(self, action: ServiceAction) -> frozenset[str] | None:
+        """12-character ids of the service's containers that receive traffic now, or None
+        when no proxy serves the service."""
+        ...
+
 
 class NoProxy:
     def cut_over(
@@ -43,4 +48,7 @@ class NoProxy:
         return None
 
     def retire(self, action: ServiceAction, ids: Sequence[str]) -> None:
+        return None
+
+    def routed(self, action: ServiceAction) -> frozenset[str] | None:
         return None

@@ -66,6 +66,8 @@ class Daemon:
         self._converged: dict[str, str] = {}  # key -> revision last seen converged
         self._initial: set[str] | None = None
         self._files: set[str] = set()
+        self._reload_lock = threading.Lock()
+        self._waits: dict[str, int] = {}
         self.ready = threading.Event()
         self._heartbeat = time.monotonic()
         self.watcher = FileWatcher(ctx.desired, self._files_changed, self.stopping)
@@ -80,6 +82,10 @@ class Daemon:
     def reload(self, reason: str) -> None:
         """Re-read desired/ (and what it references); invalid files keep their last good
         state; every key is queued, and in-flight rollouts whose target moved are cancelled."""
+        with self._reload_lock:  # the watcher, the resync and start-up all reload
+            self._reload_locked(reason)
+
+    def _reload_locked(self, reason: str) -> None:
         partial = load_config_partial(self.ctx.desired, dict(os.environ))
         for gone in self._files - set(partial.problems):
             self.metrics.forget_file(gone)  # a deleted desired file must not keep alerting
@@ -156,8 +162,12 @@ class Daemon:
             self.metrics.reconcile("error", time.monotonic() - t0)
             raise
         self.metrics.reconcile("success", time.monotonic() - t0)
-        if result is not WAIT_FOR_DEPENDENCY:
-            self._mark_initial(key)  # a pass that only waited did not reconcile anything
+        waited = self._waits.get(key, 0) + 1 if result is WAIT_FOR_DEPENDENCY else 0
+        self._waits[key] = waited
+        if waited == 0 or waited > 20:
+            # A pass that only waited did not reconcile anything; but a dependency that
+            # keeps failing must not hold /readyz back forever (10 s of waiting is enough).
+            self._mark_initial(key)
         return result
 
     def _handle(self, key: str) -> Result | None:
@@ -186,7 +196,9 @@ class Daemon:
         fl = InFlight(action.target.revision if action.target else "", threading.Event())
         with self._lock:
             self._in_flight[key] = fl
-            if self.stopping.is_set():
+            latest = _target(self.config, key) if self.config else None
+            moved = action.target is not None and (latest is None or latest.revision != fl.revision)
+            if self.stopping.is_set() or moved:  # a reload landed since this pass planned
                 fl.cancel.set()
         try:
             proxy = NginxSwitch(self.ctx.runtime, cfg.stacks, on_reload=self.metrics.proxy_reload)

@@ -32,7 +32,7 @@ from controller.core.model import (
     Target,
 )
 from controller.core.plan import ActionKind, ServiceAction
-from controller.errors import ImagePullError, NotFound, ProxyError
+from controller.errors import ContainerRuntimeError, ImagePullError, NotFound, ProxyError
 from controller.ports import Clock, ContainerRuntime, HealthProber, StateStore
 from controller.shell.cutover import NoProxy, ProxySwitch
 
@@ -106,6 +106,7 @@ class Executor:
         if not action.changes:
             return self._result(action, "unchanged", action.reason, t0)
         from_rev, from_tag = self._previous(action)
+        serving = self._serving(action)
         to_tag = action.target.tag if action.target else "-"
         to_rev = action.target.revision if action.target else "-"
         self.p.store.abandon_in_progress(action.project, action.service, at=t0)
@@ -122,7 +123,7 @@ class Executor:
         self._emit(action, "start", f"{action.kind.value}: {action.reason}")
         try:
             proxy_service = stack.proxy.service if stack and stack.proxy else None
-            outcome, reason = self._run(action, from_rev, cancel, proxy_service)
+            outcome, reason = self._run(action, from_rev, serving, cancel, proxy_service)
         except BaseException as exc:
             self.p.store.finish_rollout(
                 rid, outcome="failed", reason=f"error: {exc}", at=self.p.clock.now()
@@ -136,10 +137,11 @@ class Executor:
         self,
         action: ServiceAction,
         from_rev: str | None,
+        serving: frozenset[str],
         cancel: threading.Event | None,
         proxy_service: str | None,
     ) -> tuple[str, str]:
-        state = r.RolloutState(r.config_for(action, from_rev))
+        state = r.RolloutState(r.config_for(action, from_rev, serving=serving))
         while True:
             obs = self._observe(action, state)
             stop = r.supersede(state, obs) if cancel is not None and cancel.is_set() else None
@@ -215,9 +217,15 @@ class Executor:
             self._emit(
                 a, "create", f"starting {len(step.numbers)} new container(s) of {a.target.tag}"
             )
-            self._parallel(lambda n: self._create(a.target, n), step.numbers)  # type: ignore[arg-type]
+            try:
+                self._parallel(lambda n: self._create(a.target, n), step.numbers)  # type: ignore[arg-type]
+            except ContainerRuntimeError as exc:
+                return r.start_failed(s, str(exc))
         elif isinstance(step, r.Start):
-            self._parallel(rt.start, step.ids)
+            try:
+                self._parallel(rt.start, step.ids)
+            except ContainerRuntimeError as exc:
+                return r.start_failed(s, str(exc))
         elif isinstance(step, r.Observe):
             if step.wait > 0:
                 self.p.clock.sleep(step.wait)
@@ -234,7 +242,12 @@ class Executor:
                 return r.cutover_failed(s, str(exc))
         elif isinstance(step, r.SwitchBack):
             self._emit(a, "switch-back", s.failure)
-            self.p.proxy.switch_back(a, step.old_ids, step.new_ids)
+            try:
+                self.p.proxy.switch_back(a, step.old_ids, step.new_ids)
+            except ProxyError as exc:
+                failed = r.switch_back_failed(s, str(exc))
+                self._quarantine(a, failed.failure)
+                return failed
         elif isinstance(step, r.Retire):
             self._retire(a, step.ids, grace, proxy_service)
         elif isinstance(step, r.Abort):
@@ -299,31 +312,47 @@ class Executor:
     def _abort(self, a: ServiceAction, step: r.Abort) -> None:
         self._emit(a, "rollback", step.reason)
         rt = self.p.runtime
-        if step.quarantine and a.target is not None:
-            self.p.store.quarantine(
-                project=a.project,
-                service=a.service,
-                revision=a.target.revision,
-                tag=a.target.tag,
-                reason=step.reason,
-                at=self.p.clock.now(),
-            )
         self._parallel(rt.remove, step.remove)
         if step.keep:
             with contextlib.suppress(NotFound):
                 rt.stop(step.keep, timeout=2.0)
         self._parallel(rt.start, step.restore)
+        # Last: a controller killed before this line retries the rollout (and fails it
+        # again) instead of leaving a stop-first service stopped behind a quarantine.
+        if step.quarantine:
+            self._quarantine(a, step.reason)
+
+    def _quarantine(self, a: ServiceAction, reason: str) -> None:
+        if a.target is not None:
+            self.p.store.quarantine(
+                project=a.project,
+                service=a.service,
+                revision=a.target.revision,
+                tag=a.target.tag,
+                reason=reason,
+                at=self.p.clock.now(),
+            )
 
     def _clean_quarantined(self, action: ServiceAction) -> None:
         """A controller killed while aborting may leave new containers of a quarantined
         revision running next to the old ones: finish the abort."""
-        if action.old and any(c.running for c in action.old):
-            running = [c.id for c in action.current if c.running]
-            if running:
-                self.p.proxy.retire(action, running)
-                self._parallel(self.p.runtime.remove, running)
+        old = [c.id for c in action.old if c.running]
+        running = [c.id for c in action.current if c.running]
+        if old and running:
+            self.p.proxy.switch_back(action, old, running)  # traffic to the old ones first
+            self._parallel(self.p.runtime.remove, running)
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _serving(self, action: ServiceAction) -> frozenset[str]:
+        """Target-revision containers that already take traffic: routed by nginx (read back
+        from the upstream file, so a restarted controller knows a cut-over happened), or,
+        for a scale-up, the replicas already running."""
+        routed = self.p.proxy.routed(action)
+        live = [c for c in action.current if c.running]
+        if action.kind is ActionKind.SCALE_UP and routed is None:
+            return frozenset(c.id for c in live)
+        return frozenset(c.id for c in live if routed and c.id[:12] in routed)
 
     def _previous(self, action: ServiceAction) -> tuple[str | None, str | None]:
         """The revision (and tag) that served before this rollout, derived from what runs,

@@ -8,6 +8,7 @@ by a per-file lock and re-reads the file first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -62,7 +63,7 @@ class NginxSwitch:
         drop = {i[:12] for i in ids}
         keep = [b.container_id for b in current if b.container_id[:12] not in drop]
         if len(keep) != len(current):
-            self._route(action, keep)
+            self._route(action, keep, always=False)
 
     # -- first start ---------------------------------------------------------------------
 
@@ -98,7 +99,18 @@ class NginxSwitch:
             return None, None
         return stack, spec
 
-    def _route(self, action: ServiceAction, ids: list[str]) -> None:
+    def routed(self, action: ServiceAction) -> frozenset[str] | None:
+        stack, spec = self._proxied(action)
+        if stack is None or spec is None or spec.berth.upstream is None:
+            return None
+        assert stack.proxy is not None
+        current = _read(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
+        return frozenset(b.container_id[:12] for b in current)
+
+    def _route(self, action: ServiceAction, ids: list[str], *, always: bool = True) -> None:
+        """Make the upstream route to `ids`, test, reload, drain. With `always` the reload
+        happens even when the file already says so: a controller killed between writing
+        the file and reloading nginx left nginx on the old text."""
         stack, spec = self._proxied(action)
         if stack is None or spec is None:
             return
@@ -121,7 +133,7 @@ class NginxSwitch:
             upstreams.update(parse_upstreams(old_text))
             upstreams[up.name] = backends
             text = render_upstreams(upstreams)
-            if text == old_text:
+            if text == old_text and not always:
                 return
             nginx = self._nginx(stack, listed.values())
             atomic_write(proxy.upstreams_file, text)
@@ -130,11 +142,17 @@ class NginxSwitch:
             try:
                 nginx.test()
                 nginx.reload(drain_timeout=spec.berth.drain_timeout)
-            except ProxyError:
+            except Exception as exc:
                 self.reloads["error"] += 1
                 self._on_reload("error")
                 atomic_write(proxy.upstreams_file, old_text)
-                raise
+                # nginx may have taken the new file already (a reload that failed halfway):
+                # load the old one again, best effort, so file and nginx agree.
+                with contextlib.suppress(Exception):
+                    nginx.reload(drain_timeout=spec.berth.drain_timeout)
+                if isinstance(exc, ProxyError):
+                    raise
+                raise ProxyError(f"nginx reload failed: {exc}") from exc
             self.reloads["success"] += 1
             self._on_reload("success")
 

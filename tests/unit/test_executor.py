@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from controller.adapters.sqlite_store import SqliteStateStore
 from controller.core.model import ContainerState, NetworkDef, Observed, StackSpec, Target
@@ -213,3 +214,103 @@ def test_cancel_before_cutover_supersedes_cleanly() -> None:
     assert [c.tag for c in rt.list_containers()] == ["1", "1"]  # new ones gone, none kept
     assert store.quarantined() == []
     assert sum(clock.sleeps) < 5  # stopped at once, not at the progress deadline
+
+
+class RecordingProxy:
+    """A ProxySwitch that remembers who is routed, like the upstream file does."""
+
+    def __init__(self, fail_switch_back: bool = False) -> None:
+        self.routes: set[str] = set()
+        self.fail_switch_back = fail_switch_back
+
+    def cut_over(self, action: object, new_ids: Any, old_ids: Any) -> None:
+        self.routes = {i[:12] for i in new_ids}
+
+    def switch_back(self, action: object, old_ids: Any, new_ids: Any) -> None:
+        from controller.errors import ProxyError
+
+        if self.fail_switch_back:
+            raise ProxyError("nginx -t failed")
+        self.routes = {i[:12] for i in old_ids}
+
+    def retire(self, action: object, ids: Any) -> None:
+        self.routes -= {i[:12] for i in ids}
+
+    def routed(self, action: object) -> frozenset[str] | None:
+        return frozenset(self.routes)
+
+
+def test_restart_after_cut_over_does_not_regate_or_remove_routed_containers() -> None:
+    rt, _, clock, store = world()
+    proxy = RecordingProxy()
+    ports = Ports(rt, FakeProber(), clock, store, proxy)  # type: ignore[arg-type]
+    v1, v2 = hc_target("1"), hc_target("2")
+    rt.images |= {v1.image, v2.image}
+    converge(ports, [v1])
+    # a controller cut over to v2 and died before retiring v1; v2 now reports unhealthy
+    for n in (1, 2):
+        cid = rt.create(
+            name=f"demo-api-{v2.revision[:8]}-{n}",
+            image=v2.image,
+            body=v2.spec.create,
+            labels={
+                "berth.managed": "true",
+                "com.docker.compose.project": "demo",
+                "com.docker.compose.service": "api",
+                "com.docker.compose.container-number": str(n),
+                "berth.revision": v2.revision,
+                "berth.tag": "2",
+            },
+            networks=v2.spec.networks,
+            aliases=True,
+        )
+        rt.start(cid)
+        proxy.routes.add(cid[:12])
+    rt.behaviours[v2.image] = Behaviour(health="unhealthy")
+    routed_v2 = {c.id[:12] for c in rt.list_containers() if c.tag == "2"}
+    assert routed_v2 <= proxy.routes
+    assert converge(ports, [v2]) == ["succeeded"]
+    assert {c.id[:12] for c in rt.list_containers()} == routed_v2  # kept, old ones retired
+    assert store.quarantined() == []
+
+
+def test_failed_switch_back_keeps_new_containers_serving() -> None:
+    rt, _, clock, store = world()
+    proxy = RecordingProxy(fail_switch_back=True)
+    ports = Ports(rt, FakeProber(), clock, store, proxy)  # type: ignore[arg-type]
+    v1 = hc_target("1")
+    rt.images.add(v1.image)
+    converge(ports, [v1])
+    bad = hc_target("bad")
+    bad = dataclasses.replace(
+        bad,
+        spec=dataclasses.replace(bad.spec, berth=dataclasses.replace(bad.spec.berth, bake=30.0)),
+    )
+    rt.images.add(bad.image)
+    rt.behaviours[bad.image] = Behaviour(health_after=1, exit_after=6)  # dies during bake
+    assert converge(ports, [bad]) == ["failed"]
+    assert "switch-back failed" in store.history("demo", "api")[0].reason
+    assert proxy.routes  # never emptied
+    assert store.quarantined()[0].tag == "bad"
+
+
+def test_a_container_docker_refuses_to_start_rolls_back_and_quarantines() -> None:
+    from controller.errors import ContainerRuntimeError
+
+    class Refusing(FakeRuntime):
+        def start(self, cid: str) -> None:
+            if self._find(cid).image.endswith(":broken"):
+                raise ContainerRuntimeError("start: bind source path does not exist")
+            super().start(cid)
+
+    rt = Refusing()
+    clock, store = FakeClock(), SqliteStateStore(":memory:")
+    ports = Ports(rt, FakeProber(), clock, store)
+    v1, broken = hc_target("1"), hc_target("broken")
+    rt.images |= {v1.image, broken.image}
+    converge(ports, [v1])
+    before = running(rt, "1")
+    assert converge(ports, [broken]) == ["rolled_back"]
+    assert running(rt, "1") == before
+    assert "could not start" in store.history("demo", "api")[0].reason
+    assert store.quarantined()[0].tag == "broken"

@@ -251,3 +251,45 @@ def test_gate_honours_a_healthcheck_baked_into_the_image() -> None:
     assert evaluate(rules, [healthy], {}, now=0.0).passed
     unhealthy = replace(starting, health="unhealthy")
     assert evaluate(rules, [unhealthy], {}, now=0.0).failed
+
+
+def test_a_container_of_this_rollout_dying_at_start_fails_instead_of_looping() -> None:
+    s = replace(S0, phase=r.Phase.START, started_at=100.0)
+    _, step = r.next_step(s, obs((new(1, EXITED, created=100.0), new(2))), now=100.5)
+    assert isinstance(step, r.Abort) and "exited" in step.reason and step.quarantine
+
+
+def test_start_has_a_deadline() -> None:
+    s = replace(S0, phase=r.Phase.START, started_at=100.0)
+    _, step = r.next_step(s, obs((new(1, CREATED, created=100.0),)), now=200.0)
+    assert isinstance(step, r.Abort) and "did not start" in step.reason
+
+
+def test_serving_containers_are_neither_gated_nor_removed() -> None:
+    # scale-up 1 -> 2: #1 already serves; the new #2 crashes
+    s = replace(
+        GATING, cfg=cfg(kind=ActionKind.SCALE_UP, serving=frozenset({"new1"})), passes={"new1": 0}
+    )
+    _, step = r.next_step(s, obs((new(1), new(2, EXITED, created=5.0)), old=()), now=0.0)
+    assert isinstance(step, r.Abort)
+    assert "new1" not in step.remove and step.keep != "new1"
+
+
+def test_supersede_keeps_serving_containers() -> None:
+    s = replace(GATING, cfg=cfg(kind=ActionKind.SCALE_UP, serving=frozenset({"new1"})))
+    res = r.supersede(s, obs((new(1), new(2)), old=()))
+    assert res is not None and res[1].remove == ("new2",)  # type: ignore[union-attr]
+
+
+def test_resumed_after_cut_over_goes_straight_to_cut_over_again() -> None:
+    s = replace(GATING, cfg=cfg(serving=frozenset({"new1", "new2"})), published=True)
+    _, step = r.next_step(s, obs((new(1, probe=False), new(2, probe=False))), now=0.0)
+    assert isinstance(step, r.CutOver) and set(step.new_ids) == {"new1", "new2"}
+
+
+def test_bake_failure_without_old_containers_keeps_the_new_ones() -> None:
+    s = replace(S0, phase=r.Phase.BAKE, bake_until=99.0, cut_over=True)
+    s2, step = r.next_step(s, obs((new(1), new(2, EXITED)), old=()), now=0.0)
+    assert isinstance(step, r.Abort) and step.remove == () and step.keep is None
+    _, fin = r.next_step(s2, obs((new(1),), old=()), now=0.0)
+    assert isinstance(fin, r.Finish) and fin.outcome == "failed"
