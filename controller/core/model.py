@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal
 
 Strategy = Literal["start-first", "stop-first"]
@@ -209,8 +210,10 @@ class Target:
     def key(self) -> str:
         return f"{self.project}/{self.service}"
 
-    @property
+    @cached_property
     def revision(self) -> str:
+        """Computed once per Target (a JSON dump and a SHA-256): the daemon asks for it in
+        every pass of every service."""
         return revision_of(self.image, self.spec)
 
 

@@ -177,7 +177,10 @@ class Daemon:
         project = key.split("/", 1)[0]
         observed = self._observe()
         targets = [t for t in cfg.targets if t.project == project]
-        action = next((a for a in plan(targets, observed).actions if a.key == key), None)
+        mine = [t for t in targets if t.key == key]
+        # One target is enough to plan its key; the whole project only for a service that
+        # left the compose file (its REMOVE is found by diffing against every target).
+        action = next((a for a in plan(mine or targets, observed).actions if a.key == key), None)
         if action is None:
             return None
         if action.changes and self._waiting_for_dependency(action, targets, observed):
