@@ -253,10 +253,8 @@ def _check_dns(log: str, *, allowed: tuple[float, float]) -> None:
     assert not fails, f"internal DNS reached an unready container: {fails[:5]}"
 
 
-def test_nginx_test_failure_fails_rollout_cleanly(
-    docker_client: Any, app_image: Any, tmp_stack: Any, project: str
-) -> None:
-    """`nginx -t` failing at cut-over: the rollout fails, the old version keeps serving."""
+def _served_stack(docker_client: Any, app_image: Any, tmp_stack: Any) -> tuple[Any, int]:
+    """A 2-replica api at 1.0.0 behind nginx on a free port; 2.0.0 is built too."""
     ensure_nginx_image(client=docker_client)
     app_image("1.0.0")
     app_image("2.0.0")
@@ -267,6 +265,14 @@ def test_nginx_test_failure_fails_rollout_cleanly(
         files={"nginx/conf.d/site.conf": SITE, "nginx/upstreams/.keep": ""},
     )
     assert deploy(s, tmp_stack, port, "1.0.0")[0] == 0
+    return s, port
+
+
+def test_nginx_test_failure_fails_rollout_cleanly(
+    docker_client: Any, app_image: Any, tmp_stack: Any, project: str
+) -> None:
+    """`nginx -t` failing at cut-over: the rollout fails, the old version keeps serving."""
+    s, port = _served_stack(docker_client, app_image, tmp_stack)
     base = f"http://127.0.0.1:{port}"
     _wait_http(base + "/version")
     # break nginx's configuration behind Berth's back: the next `nginx -t` fails
@@ -294,16 +300,7 @@ def test_nginx_not_running_fails_rollout_and_recovers(
 ) -> None:
     """nginx down at cut-over: the rollout fails with the reason, the old containers are
     untouched, nothing is quarantined, and once nginx is back the same tag goes through."""
-    ensure_nginx_image(client=docker_client)
-    app_image("1.0.0")
-    app_image("2.0.0")
-    port = free_port()
-    s = tmp_stack(
-        stack_compose(port),
-        {"api": {"tag": "1.0.0"}},
-        files={"nginx/conf.d/site.conf": SITE, "nginx/upstreams/.keep": ""},
-    )
-    assert deploy(s, tmp_stack, port, "1.0.0")[0] == 0
+    s, port = _served_stack(docker_client, app_image, tmp_stack)
     sel = {"label": [f"com.docker.compose.project={project}"]}
     (nginx,) = [
         c
