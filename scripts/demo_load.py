@@ -34,7 +34,7 @@ def main() -> int:
                     if r.status_code == 200:
                         versions[str(r.json().get("version"))] += 1
                     else:
-                        failures.append(f"HTTP {r.status_code}")
+                        failures.append(f"{time.strftime('%H:%M:%S')} HTTP {r.status_code}")
             except (httpx.HTTPError, ValueError) as exc:
                 with lock:
                     failures.append(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}")
