@@ -9,7 +9,7 @@ mid-rollout reads which containers receive traffic from it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 HEADER = "# Managed by Berth; do not edit: rewritten at every cut-over.\n"
@@ -64,3 +64,55 @@ def parse_upstreams(text: str) -> dict[str, list[Backend]]:
         if line.strip() == "}":
             current = None
     return result
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A container of a steady proxied service, as one pass sees it."""
+
+    container_id: str
+    container_name: str
+    address: str | None  # on the network nginx shares with it, now
+    serving: bool  # running, at the desired revision, not reported starting/unhealthy
+
+
+def healed_routes(
+    routed: Sequence[Backend], candidates: Sequence[Candidate], ready: Callable[[Candidate], bool]
+) -> tuple[list[Candidate], list[str]] | None:
+    """Which containers a steady service's upstream should route to, or None to leave it.
+
+    Between rollouts the file can drift from the containers: Docker's restart policy brings
+    a crashed container back on a new endpoint (possibly a new IP, so nginx would connect
+    to an address nobody or some other container holds), or a routed container stops or
+    turns unhealthy. A routed container still serving at the same address stays routed
+    (no probe: passive failures are nginx's). Any other serving container (a new address,
+    or healthy again after a restart) is routed only if `ready` (its probe) says so: no
+    traffic before healthy. Routed containers that stopped serving are dropped. The
+    upstream is never emptied: with nothing better to route to it is left as it is.
+    Returns the containers to route and one reason per change."""
+    by_id = {b.container_id[:12]: b for b in routed}
+    keep: list[Candidate] = []
+    reasons: dict[str, str] = {}  # short id -> why its route changes
+    for c in candidates:
+        cid = c.container_id[:12]
+        b = by_id.get(cid)
+        if not c.serving or not c.address:
+            continue
+        if b is not None and b.address == c.address:
+            keep.append(c)
+        elif ready(c):
+            keep.append(c)
+            reasons[cid] = (
+                f"{c.container_name}: address {b.address} -> {c.address}"
+                if b is not None
+                else f"{c.container_name}: serving again"
+            )
+        elif b is not None:
+            reasons[cid] = f"{c.container_name}: new address {c.address} not ready yet"
+    kept = {c.container_id[:12] for c in keep}
+    for cid, b in by_id.items():
+        if cid not in kept:
+            reasons.setdefault(cid, f"{b.container_name}: no longer serving")
+    if not keep or not reasons:
+        return None
+    return keep, list(reasons.values())

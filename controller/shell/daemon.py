@@ -23,6 +23,7 @@ from controller.adapters.git import head_commit
 from controller.core.config import Config, keep_last_good
 from controller.core.model import Observed, Target
 from controller.core.plan import ActionKind, Plan, ServiceAction, plan
+from controller.errors import ProxyError
 from controller.shell.commands import status_rows
 from controller.shell.executor import Event, Executor, Ports, RolloutResult
 from controller.shell.httpd import Endpoints, serve
@@ -211,6 +212,8 @@ class Daemon:
             ports = Ports(self.ctx.runtime, self.ctx.prober, self.ctx.clock, self.ctx.store, proxy)
             ex = Executor(ports, emit=self._log_event, commit=head_commit(self.ctx.desired))
             result = ex.execute(action, cfg.stacks.get(action.project), cancel=fl.cancel)
+            if action.kind is ActionKind.NOTHING:
+                self._heal_routes(proxy, action, observed)
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)
@@ -224,6 +227,22 @@ class Daemon:
                 log.info("drift corrected: %s", action.reason, extra=_where(key))
             self._converged[key] = action.target.revision
         return result
+
+    def _heal_routes(self, proxy: NginxSwitch, action: ServiceAction, observed: Observed) -> None:
+        """A steady service's nginx routes follow its containers between rollouts (a
+        container restarted by Docker may come back on another address)."""
+        health = action.target.spec.berth.health if action.target else None
+
+        def ready(ip: str) -> bool:
+            return health is None or self.ctx.prober.probe(ip, health).ok
+
+        try:
+            reasons = proxy.heal(action, observed.containers, ready)
+        except ProxyError as exc:
+            log.warning("routes not healed: %s", exc, extra=_where(action.key))
+            return
+        if reasons:
+            log.warning("routes healed: %s", "; ".join(reasons), extra=_where(action.key))
 
     def _next(self, action: ServiceAction, result: RolloutResult) -> Result | None:
         if result.outcome == "superseded":

@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from controller.adapters.nginx import ContainerNginx, HostNginx, atomic_write
 from controller.core.model import ObservedContainer, ServiceSpec, StackSpec
 from controller.core.plan import ServiceAction
-from controller.core.upstream import Backend, parse_upstreams, render_upstreams
+from controller.core.upstream import (
+    Backend,
+    Candidate,
+    healed_routes,
+    parse_upstreams,
+    render_upstreams,
+)
 from controller.errors import ProxyError
 from controller.ports import ContainerRuntime
 
@@ -64,6 +70,42 @@ class NginxSwitch:
         keep = [b.container_id for b in current if b.container_id[:12] not in drop]
         if len(keep) != len(current):
             self._route(action, keep, always=False)
+
+    # -- between rollouts ----------------------------------------------------------------
+
+    def heal(
+        self,
+        action: ServiceAction,
+        containers: Sequence[ObservedContainer],
+        ready: Callable[[str], bool],
+    ) -> list[str]:
+        """For a steady service (no rollout of it in flight): bring its upstream back in
+        line with its containers, e.g. after Docker restarted one on a new address (see
+        core.upstream.healed_routes). `ready(ip)` probes a container before it is routed.
+        Returns one reason per changed route; [] when nothing changed."""
+        stack, spec = self._proxied(action)
+        if stack is None or spec is None or action.target is None:
+            return []
+        assert stack.proxy is not None and spec.berth.upstream is not None
+        net = _shared_network(stack, spec)
+        rev = action.target.revision
+        candidates = [
+            Candidate(
+                c.id,
+                c.name,
+                c.ips.get(net) if net else None,
+                c.running and c.revision == rev and c.health in (None, "healthy"),
+            )
+            for c in containers
+            if (c.project, c.service) == (stack.project, spec.name)
+        ]
+        routed = _read(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
+        healed = healed_routes(routed, candidates, lambda c: ready(c.address or ""))
+        if healed is None:
+            return []
+        keep, reasons = healed
+        self._route(action, [c.container_id for c in keep], always=False)
+        return reasons
 
     # -- first start ---------------------------------------------------------------------
 

@@ -102,7 +102,9 @@ class DockerEvents:
     """
 
     WINDOW = 5.0
-    ACTIONS = frozenset({"die", "destroy", "stop", "kill", "oom", "pause", "health_status"})
+    ACTIONS = frozenset(
+        {"start", "die", "destroy", "stop", "kill", "oom", "pause", "health_status"}
+    )
 
     def __init__(
         self,

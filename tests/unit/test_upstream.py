@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from controller.core.upstream import Backend, parse_upstreams, render_upstreams
+from controller.core.upstream import (
+    Backend,
+    Candidate,
+    healed_routes,
+    parse_upstreams,
+    render_upstreams,
+)
 
 A = Backend("a" * 64, "demo-api-1111aaaa-1", "172.18.0.5", 8000)
 B = Backend("b" * 64, "demo-api-1111aaaa-2", "172.18.0.6", 8000)
@@ -25,3 +31,67 @@ def test_round_trip() -> None:
 
 def test_parse_ignores_foreign_lines() -> None:
     assert parse_upstreams("upstream x {\n server 10.0.0.1:80;\n}\n") == {"x": []}
+
+
+# -- healed_routes: a steady service's upstream follows its containers ------------------
+
+RA = Backend("aaaaaaaaaaaa", "p-api-1", "10.0.0.2", 8000)
+RB = Backend("bbbbbbbbbbbb", "p-api-2", "10.0.0.3", 8000)
+
+
+def cand(b: Backend, address: str | None = None, *, serving: bool = True) -> Candidate:
+    return Candidate(b.container_id, b.container_name, address or b.address, serving)
+
+
+def never(_: Candidate) -> bool:
+    raise AssertionError("a container routed at the same address is not probed")
+
+
+def test_heal_nothing_to_do_when_routes_match() -> None:
+    assert healed_routes([RA, RB], [cand(RA), cand(RB)], never) is None
+
+
+def test_heal_follows_a_new_address_once_ready() -> None:
+    moved = cand(RB, "10.0.0.9")
+    keep, reasons = healed_routes([RA, RB], [cand(RA), moved], lambda c: True) or ([], [])
+    assert [c.address for c in keep] == ["10.0.0.2", "10.0.0.9"]
+    assert reasons == ["p-api-2: address 10.0.0.3 -> 10.0.0.9"]
+
+
+def test_heal_drops_a_new_address_that_is_not_ready() -> None:
+    moved = cand(RB, "10.0.0.9")
+    keep, reasons = healed_routes([RA, RB], [cand(RA), moved], lambda c: False) or ([], [])
+    assert [c.container_id for c in keep] == [RA.container_id]
+    assert reasons == ["p-api-2: new address 10.0.0.9 not ready yet"]
+
+
+def test_heal_drops_stopped_gone_and_unhealthy_containers() -> None:
+    keep, reasons = healed_routes([RA, RB], [cand(RA), cand(RB, serving=False)], never) or ([], [])
+    assert [c.container_id for c in keep] == [RA.container_id]
+    assert reasons == ["p-api-2: no longer serving"]
+    keep, reasons = healed_routes([RA, RB], [cand(RA)], never) or ([], [])
+    assert reasons == ["p-api-2: no longer serving"]
+
+
+def test_heal_routes_a_serving_container_again_only_after_its_probe() -> None:
+    probed: list[str] = []
+
+    def ready(c: Candidate) -> bool:
+        probed.append(c.container_name)
+        return True
+
+    keep, reasons = healed_routes([RA], [cand(RA), cand(RB)], ready) or ([], [])
+    assert probed == ["p-api-2"]
+    assert len(keep) == 2 and reasons == ["p-api-2: serving again"]
+    assert healed_routes([RA], [cand(RA), cand(RB)], lambda c: False) is None
+
+
+def test_heal_never_empties_an_upstream() -> None:
+    assert healed_routes([RA, RB], [cand(RA, serving=False)], never) is None
+    assert healed_routes([RA], [cand(RA, "10.0.0.7")], lambda c: False) is None
+    assert healed_routes([], [], never) is None
+
+
+def test_heal_ignores_containers_without_an_address() -> None:
+    stray = Candidate("cccccccccccc", "p-api-3", None, True)
+    assert healed_routes([RA], [cand(RA), stray], never) is None
