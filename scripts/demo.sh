@@ -56,8 +56,11 @@ wait_converged 1.0.0
 diagnose() {
   echo "--- docker ps"; docker ps -a --filter label=com.docker.compose.project=gesalps \
     --format '{{.Names}} {{.Status}} {{.Ports}}'
-  echo "--- nginx log"; docker logs --tail 20 "$(docker ps -aq --filter label=com.docker.compose.service=nginx --filter label=com.docker.compose.project=gesalps | head -1)" 2>&1 || true
-  echo "--- berth log"; docker logs --tail 30 berth-demo_berth_1 2>&1 || true
+  local ngx; ngx="$(docker ps -aq --filter label=com.docker.compose.service=nginx --filter label=com.docker.compose.project=gesalps | head -1)"
+  echo "--- nginx errors"; docker logs "$ngx" 2>&1 | grep -E '\[(error|warn|crit)\]' | tail -20 || true
+  echo "--- nginx log"; docker logs --tail 10 "$ngx" 2>&1 || true
+  echo "--- berth rollout events"; docker logs berth-demo_berth_1 2>&1 | grep -E 'rollout\.|routes|nginx' | tail -40 || true
+  echo "--- berth log"; docker logs --tail 10 berth-demo_berth_1 2>&1 || true
 }
 for _ in $(seq 1 30); do curl -fsS "$APP/version" && break; sleep 1; done || true
 curl -fsS "$APP/version" || { echo "the app does not answer on $APP"; diagnose; exit 1; }
@@ -90,13 +93,13 @@ kill -TERM $LOAD; wait $LOAD || true; trap - EXIT
 
 say "result"
 docker exec berth-demo_berth_1 berth history api --limit 4 || true
-.venv/bin/python - "$SUMMARY" <<'PY'
+.venv/bin/python - "$SUMMARY" <<'PY' || { diagnose; exit 1; }
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"requests during the demo: {s['requests']}, failed: {s['failed']}")
 print("responses per version:", ", ".join(f"{v}: {n}" for v, n in sorted(s["versions"].items())))
 if s["failed"]:
-    print("errors:", s["errors"])
+    print("errors (first and last, client clock):", *s["errors"], sep="\n  ")
     raise SystemExit(1)
 PY
 echo "api still serves: $(curl -fsS "$APP/version")"

@@ -17,6 +17,11 @@ import httpx
 stop = threading.Event()
 
 
+def stamp() -> str:
+    now = time.time()
+    return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
+
+
 def main() -> int:
     url, summary = sys.argv[1], sys.argv[2]
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -34,10 +39,10 @@ def main() -> int:
                     if r.status_code == 200:
                         versions[str(r.json().get("version"))] += 1
                     else:
-                        failures.append(f"{time.strftime('%H:%M:%S')} HTTP {r.status_code}")
+                        failures.append(f"{stamp()} HTTP {r.status_code}")
             except (httpx.HTTPError, ValueError) as exc:
                 with lock:
-                    failures.append(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}")
+                    failures.append(f"{stamp()} {type(exc).__name__}: {exc}")
             time.sleep(0.02)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
@@ -46,14 +51,14 @@ def main() -> int:
     while not stop.wait(0.5):
         with lock:
             doc = {"requests": sum(versions.values()) + len(failures), "failed": len(failures),
-                   "versions": dict(versions), "errors": failures[:20]}
+                   "versions": dict(versions), "errors": failures[:10] + failures[-10:]}
         with open(summary, "w") as f:
             json.dump(doc, f)
     for t in threads:
         t.join()
     with open(summary, "w") as f:
         json.dump({"requests": sum(versions.values()) + len(failures), "failed": len(failures),
-                   "versions": dict(versions), "errors": failures[:20]}, f)
+                   "versions": dict(versions), "errors": failures[:10] + failures[-10:]}, f)
     return 0
 
 
