@@ -223,6 +223,13 @@ def supersede(state: RolloutState, obs: RolloutObs) -> tuple[RolloutState, Step]
     return done, Abort(remove, None, restore, False, done.failure)
 
 
+def created(state: RolloutState, *, resolvable: bool) -> RolloutState:
+    """The executor created new containers, with their service aliases (`resolvable`: no
+    client shares their networks, so none can reach them early) or without. Only the
+    latter need the Publish step after the gate (a no-op for any already aliased)."""
+    return replace(state, published=resolvable)
+
+
 def start_failed(state: RolloutState, reason: str) -> RolloutState:
     """Docker refused to create or start a new container (bad mount, port in use...): the
     revision cannot run, so it is rolled back and quarantined like a failed gate."""

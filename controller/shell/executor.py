@@ -217,10 +217,15 @@ class Executor:
             self._emit(
                 a, "create", f"starting {len(step.numbers)} new container(s) of {a.target.tag}"
             )
+            resolvable = not self._dns_clients(a, proxy_service)
             try:
-                self._parallel(lambda n: self._create(a.target, n), step.numbers)  # type: ignore[arg-type]
+                self._parallel(
+                    lambda n: self._create(a.target, n, aliases=resolvable),  # type: ignore[arg-type]
+                    step.numbers,
+                )
             except ContainerRuntimeError as exc:
                 return r.start_failed(s, str(exc))
+            s = r.created(s, resolvable=resolvable)
         elif isinstance(step, r.Start):
             try:
                 self._parallel(rt.start, step.ids)
@@ -254,7 +259,7 @@ class Executor:
             self._abort(a, step)
         return s
 
-    def _create(self, target: Target, number: int) -> None:
+    def _create(self, target: Target, number: int, *, aliases: bool) -> None:
         rev = target.revision
         labels = {
             LABEL_PROJECT: target.project,
@@ -273,7 +278,7 @@ class Executor:
             body=target.spec.create,
             labels=labels,
             networks=target.spec.networks,
-            aliases=False,
+            aliases=aliases,
         )
         self.p.runtime.start(cid)
 
@@ -291,10 +296,8 @@ class Executor:
         self.p.proxy.retire(a, ids)
         rt = self.p.runtime
         nets = a.target.spec.networks if a.target else ()
-        listed = rt.list_containers(project=a.project)
-        running = {c.id for c in listed if c.running}
-        ours = {c.id for c in listed if c.service in (a.service, proxy_service)}
-        clients = any(set(rt.network_members(n.network)) - ours for n in nets if n.aliases)
+        running = {c.id for c in rt.list_containers(project=a.project) if c.running}
+        clients = self._dns_clients(a, proxy_service)
         dropped = [cid for cid in ids if cid in running and nets and clients]
         self._parallel(lambda cid: _ignore_gone(rt.drop_aliases, cid, nets), dropped)
         if dropped:
@@ -308,6 +311,20 @@ class Executor:
             rt.remove(cid)
 
         self._parallel(stop_and_remove, ids)
+
+    def _dns_clients(self, a: ServiceAction, proxy_service: str | None) -> bool:
+        """Whether any container but the service's own and the proxy's (which routes by
+        IP) shares a network on which the service has aliases: only such a client can
+        resolve the service name. Without one, DNS gating (create without aliases, publish
+        after the gate, drop before retiring) has nobody to protect and is skipped. The
+        window left open: a client that joins the network during the rollout."""
+        nets = [n for n in (a.target.spec.networks if a.target else ()) if n.aliases]
+        if not nets:
+            return False
+        rt = self.p.runtime
+        listed = rt.list_containers(project=a.project)
+        ours = {c.id for c in listed if c.service in (a.service, proxy_service)}
+        return any(set(rt.network_members(n.network)) - ours for n in nets)
 
     def _abort(self, a: ServiceAction, step: r.Abort) -> None:
         self._emit(a, "rollback", step.reason)

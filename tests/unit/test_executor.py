@@ -10,7 +10,7 @@ from controller.core.model import ContainerState, NetworkDef, Observed, StackSpe
 from controller.core.plan import plan
 from controller.shell.executor import Executor, Ports
 from controller.shell.reconcile import run_plan
-from tests.fakes import Behaviour, FakeClock, FakeProber, FakeRuntime
+from tests.fakes import Behaviour, FakeClock, FakeContainer, FakeProber, FakeRuntime
 from tests.unit.builders import target
 
 HC = {"Healthcheck": {"Test": ["CMD", "true"], "Interval": 1_000_000_000}}
@@ -77,14 +77,42 @@ def test_create_then_replace_then_nothing() -> None:
     assert [h.outcome for h in hist][:2] == ["succeeded", "succeeded"]
 
 
+def _client_on(rt: FakeRuntime, network: str) -> None:
+    """A container of another service on `network`: it could resolve the service name."""
+    rt.containers["c" * 64] = FakeContainer(
+        "c" * 64,
+        "demo-worker-1",
+        "example/worker:1",
+        {"com.docker.compose.project": "demo", "com.docker.compose.service": "worker"},
+        {},
+        0.0,
+        {network: {"aliases": ("worker",), "ip": "10.0.9.9"}},
+        ContainerState.RUNNING,
+    )
+
+
 def test_new_containers_join_without_alias_until_gate_passes() -> None:
     rt, ports, _, _ = world()
     v1 = hc_target("1", replicas=1)
     rt.images.add(v1.image)
+    _client_on(rt, v1.spec.networks[0].network)
     converge(ports, [v1])
     creates = [c for c in rt.calls if c[0] == "create"]
     assert creates and all(c[3] is False for c in creates)
     assert any(c[0] == "add_aliases" for c in rt.calls)
+
+
+def test_without_dns_clients_new_containers_get_their_aliases_at_create() -> None:
+    """Nobody but the service itself (and nginx) shares the network: no one can resolve the
+    name early, so the containers are created with their aliases and never reconnected."""
+    rt, ports, _, _ = world()
+    v1, v2 = hc_target("1", replicas=2), hc_target("2", replicas=2)
+    rt.images |= {v1.image, v2.image}
+    assert converge(ports, [v1]) == ["succeeded"]
+    assert converge(ports, [v2]) == ["succeeded"]
+    creates = [c for c in rt.calls if c[0] == "create"]
+    assert len(creates) == 4 and all(c[3] is True for c in creates)
+    assert not [c for c in rt.calls if c[0] in ("add_aliases", "drop_aliases")]
 
 
 def test_unhealthy_tag_rolls_back_keeps_old_and_is_quarantined() -> None:
