@@ -33,6 +33,9 @@ class Load:
     base_url: str
     get_threads: int = 6
     long_seconds: float = 4.0
+    # Total GET requests per second across the GET threads; None = as fast as they can.
+    # A paced load leaves CPU to the system under test on a small machine.
+    get_rate: float | None = None
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -66,13 +69,17 @@ class Load:
         path: str,
         timeout: float,
         content: bytes | None = None,
-        pause: float = 0.0,
+        period: float = 0.0,
     ) -> None:
+        """One request at a time; with a `period`, starts are paced on a fixed grid (a slow
+        response is not made up for by a burst afterwards)."""
         deadline = time.time() + 900  # bounded, whatever happens to the test
+        nxt = time.monotonic()
         while not self._stop.is_set() and time.time() < deadline:
             self._one(kind, method, path, timeout, content)
-            if pause:
-                time.sleep(pause)
+            if period:
+                nxt = max(nxt + period, time.monotonic())
+                self._stop.wait(max(0.0, nxt - time.monotonic()))
 
     @property
     def _host(self) -> str:
@@ -83,11 +90,12 @@ class Load:
         return urllib.parse.urlsplit(self.base_url).port or 80
 
     def start(self) -> None:
-        specs: list[tuple[str, str, str, float, bytes | None]] = [
-            ("get", "GET", "/version", 10.0, None)
+        period = self.get_threads / self.get_rate if self.get_rate else 0.0
+        specs: list[tuple[str, str, str, float, bytes | None, float]] = [
+            ("get", "GET", "/version", 10.0, None, period)
         ] * self.get_threads
-        specs += [("long", "GET", f"/cgi-bin/slow?{self.long_seconds:g}", 30.0, None)] * 2
-        specs += [("post", "POST", "/cgi-bin/slow?2", 30.0, b"x" * 20_000)]
+        specs += [("long", "GET", f"/cgi-bin/slow?{self.long_seconds:g}", 30.0, None, 0.0)] * 2
+        specs += [("post", "POST", "/cgi-bin/slow?2", 30.0, b"x" * 20_000, 0.0)]
         for spec in specs:
             t = threading.Thread(target=self._loop, args=spec, daemon=True)
             t.start()
