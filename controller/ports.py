@@ -65,8 +65,9 @@ class ContainerRuntime(Protocol):
 
     def start(self, cid: str) -> None: ...
 
-    def stop(self, cid: str, *, timeout: float) -> None:
-        """Stop with the container's own stop signal, then SIGKILL after `timeout` seconds."""
+    def stop(self, cid: str, *, timeout: float | None = None) -> None:
+        """Stop with the container's own stop signal, then SIGKILL after `timeout` seconds;
+        None: after the container's own grace period (its `StopTimeout`, 10 s if unset)."""
         ...
 
     def remove(self, cid: str) -> None:

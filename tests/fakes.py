@@ -278,9 +278,11 @@ class FakeRuntime:
     def _exit(self, c: FakeContainer, code: int) -> None:
         c.state, c.exit_code = ContainerState.EXITED, code
 
-    def stop(self, cid: str, *, timeout: float) -> None:
-        self.calls.append(("stop", cid, timeout))
+    def stop(self, cid: str, *, timeout: float | None = None) -> None:
         c = self._find(cid)
+        if timeout is None:
+            timeout = float(c.body.get("StopTimeout", 10))
+        self.calls.append(("stop", cid, timeout))
         if c.state is ContainerState.RUNNING:
             b = self.behaviour(c.image)
             self._exit(c, 137 if b.ignores_stop else b.stop_exit_code)

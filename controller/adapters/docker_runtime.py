@@ -316,10 +316,15 @@ class DockerRuntime:
         with _translated(f"start {cid[:12]}"):
             self._api.start(cid)
 
-    def stop(self, cid: str, *, timeout: float) -> None:
+    def stop(self, cid: str, *, timeout: float | None = None) -> None:
         """The engine sends the container's own StopSignal, then SIGKILL after `timeout`
-        (whole seconds in API 1.41, rounded up so a grace period is never shortened)."""
+        (whole seconds in API 1.41, rounded up so a grace period is never shortened).
+        Without `timeout`, the container's own StopTimeout (the stop_grace_period of the
+        revision that created it), passed explicitly so the HTTP timeout covers it."""
         with _translated(f"stop {cid[:12]}"):
+            if timeout is None:
+                own = self._api.inspect_container(cid).get("Config", {}).get("StopTimeout")
+                timeout = float(own) if own is not None else 10.0
             self._api.stop(cid, timeout=max(0, math.ceil(timeout)))
 
     def remove(self, cid: str) -> None:

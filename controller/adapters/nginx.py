@@ -8,17 +8,34 @@ that existed before the signal is gone (bounded by the drain timeout).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from controller.errors import NotFound, ProxyError
 from controller.ports import ContainerRuntime
 
 WORKER = "nginx: worker process"
 SHUTTING_DOWN = "worker process is shutting down"
+
+
+@contextlib.contextmanager
+def dir_lock(path: str) -> Iterator[None]:
+    """An exclusive advisory lock (flock) on the directory holding `path`, so Berth
+    processes sharing an upstream file (`berth run` and a `berth apply`, say) take turns:
+    each re-reads, changes its own block and reloads without losing the other's change."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def atomic_write(path: str, text: str) -> None:

@@ -200,7 +200,6 @@ class Executor:
         self, a: ServiceAction, s: r.RolloutState, step: r.Step, proxy_service: str | None
     ) -> r.RolloutState:
         rt = self.p.runtime
-        grace = a.target.spec.stop_grace_period if a.target else 10.0
         if isinstance(step, r.Pull):
             self._emit(a, "pull", step.image)
             try:
@@ -209,7 +208,8 @@ class Executor:
                 return r.failed_pull(s, str(exc))
         elif isinstance(step, r.StopOld):
             self._emit(a, "stop-old", f"stopping {len(step.ids)} old container(s) (stop-first)")
-            self._parallel(lambda cid: rt.stop(cid, timeout=grace), step.ids)
+            # each old container's own grace period: its revision's stop_grace_period
+            self._parallel(lambda cid: rt.stop(cid), step.ids)
         elif isinstance(step, r.RemoveNew):
             self._parallel(rt.remove, step.ids)
         elif isinstance(step, r.Create):
@@ -254,7 +254,7 @@ class Executor:
                 self._quarantine(a, failed.failure)
                 return failed
         elif isinstance(step, r.Retire):
-            self._retire(a, step.ids, grace, proxy_service)
+            self._retire(a, step.ids, proxy_service)
         elif isinstance(step, r.Abort):
             self._abort(a, step)
         return s
@@ -283,7 +283,7 @@ class Executor:
         self.p.runtime.start(cid)
 
     def _retire(
-        self, a: ServiceAction, ids: Sequence[str], grace: float, proxy_service: str | None
+        self, a: ServiceAction, ids: Sequence[str], proxy_service: str | None
     ) -> None:
         """Out of nginx (drained), then out of the service's DNS name, then stopped.
 
@@ -305,7 +305,7 @@ class Executor:
 
         def stop_and_remove(cid: str) -> None:
             try:
-                rt.stop(cid, timeout=grace)
+                rt.stop(cid)  # with its own grace period, not the new revision's
             except NotFound:
                 return
             rt.remove(cid)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from controller.adapters.nginx import ContainerNginx, HostNginx, atomic_write
+from controller.adapters.nginx import ContainerNginx, HostNginx, atomic_write, dir_lock
 from controller.core.model import ObservedContainer, ServiceSpec, StackSpec
 from controller.core.plan import ServiceAction
 from controller.core.upstream import (
@@ -30,9 +30,13 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
-def _lock(path: str) -> threading.Lock:
+@contextlib.contextmanager
+def _lock(path: str) -> Iterator[None]:
+    """Threads of this process (rollouts in parallel), then other Berth processes."""
     with _locks_guard:
-        return _locks.setdefault(path, threading.Lock())
+        lock = _locks.setdefault(path, threading.Lock())
+    with lock, dir_lock(path):
+        yield
 
 
 class NginxSwitch:

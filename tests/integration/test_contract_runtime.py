@@ -64,9 +64,9 @@ class World:
 
     def create(self, mode: str = "good", *, n: int = 1, healthcheck: bool = False,
                networks: tuple[NetworkAttachment, ...] | None = None,
-               aliases: bool = False) -> str:
+               aliases: bool = False, extra: dict[str, Any] | None = None) -> str:
         nets = networks if networks is not None else (NetworkAttachment(self.net(), ("api",)),)
-        body: dict[str, Any] = {"HostConfig": {"Init": True}}
+        body: dict[str, Any] = {"HostConfig": {"Init": True}, **(extra or {})}
         if healthcheck:
             body["Healthcheck"] = HEALTHCHECK
         cid: str = self.rt.create(
@@ -92,16 +92,19 @@ class World:
 def app_images() -> dict[str, str]:
     from tests.support.images import ensure_app_image
 
-    return {m: ensure_app_image(f"contract-{m}", mode=m)
-            for m in ("good", "unhealthy", "crash")}
+    images = {m: ensure_app_image(f"contract-{m}", mode=m)
+              for m in ("good", "unhealthy", "crash")}
+    return {**images, "ignores-term": images["good"]}  # its entrypoint is overridden
 
 
 def _fake_world() -> World:
-    refs = {m: f"berth-test/app:contract-{m}" for m in ("good", "unhealthy", "crash")}
+    refs = {m: f"berth-test/app:contract-{m}"
+            for m in ("good", "unhealthy", "crash", "ignores-term")}
     rt = FakeRuntime(behaviours={
         refs["good"]: Behaviour(health="healthy", health_after=2),
         refs["unhealthy"]: Behaviour(health="unhealthy", health_after=2),
         refs["crash"]: Behaviour(exit_after=2, exit_code=1),
+        refs["ignores-term"]: Behaviour(ignores_stop=True),
     })
     return World(rt=rt, real=False, images=refs)
 
@@ -182,6 +185,24 @@ def test_stop_uses_the_stop_signal_within_the_timeout(world: World) -> None:
     assert dict(st.ips) == {}
     [row] = world.rt.list_containers(project=world.project)
     assert row.state is ContainerState.EXITED and row.exit_code == 0 and row.health is None
+
+
+def test_stop_without_timeout_uses_the_containers_own_grace_period(world: World) -> None:
+    """StopTimeout 1 s, and a process that ignores SIGTERM: SIGKILL comes after 1 s, not
+    after the engine's 10 s default (the fake records the grace it applied)."""
+    stubborn = {"StopTimeout": 1,
+                "Entrypoint": ["sh", "-c", "trap '' TERM INT; while :; do sleep 1; done"]}
+    cid = world.create("ignores-term", extra=stubborn)
+    world.rt.start(cid)
+    t0 = time.monotonic()
+    world.rt.stop(cid)
+    elapsed = time.monotonic() - t0
+    st = world.rt.inspect(cid)
+    assert st.state is ContainerState.EXITED and st.exit_code == 137
+    if world.real:
+        assert elapsed < 8, elapsed
+    else:
+        assert isinstance(world.rt, FakeRuntime) and ("stop", cid, 1.0) in world.rt.calls
 
 
 def test_remove_is_idempotent_and_inspect_of_gone_is_not_found(world: World) -> None:

@@ -342,3 +342,24 @@ def test_a_container_docker_refuses_to_start_rolls_back_and_quarantines() -> Non
     assert running(rt, "1") == before
     assert "could not start" in store.history("demo", "api")[0].reason
     assert store.quarantined()[0].tag == "broken"
+
+
+def _with_grace(t: Target, seconds: int) -> Target:
+    s = dataclasses.replace(
+        t.spec, create={**t.spec.create, "StopTimeout": seconds}, stop_grace_period=seconds
+    )
+    return dataclasses.replace(t, spec=s)
+
+
+def test_old_containers_stop_with_their_own_grace_period() -> None:
+    """A release that shortens stop_grace_period must not cut the old release's shutdown
+    short: old containers get the grace period they were created with."""
+    for strategy in ("start-first", "stop-first"):
+        rt, ports, _, _ = world()
+        v1 = _with_grace(hc_target("1", replicas=1, strategy=strategy), 60)
+        v2 = _with_grace(hc_target("2", replicas=1, strategy=strategy), 5)
+        rt.images |= {v1.image, v2.image}
+        converge(ports, [v1])
+        old = running(rt, "1")
+        assert converge(ports, [v2]) == ["succeeded"]
+        assert {c[2] for c in rt.calls if c[0] == "stop" and c[1] == old[0]} == {60}, strategy
