@@ -41,7 +41,10 @@ try:
     rows = httpx.get(sys.argv[1], timeout=3, trust_env=False).json()
 except Exception:
     raise SystemExit(1)
+# converged = every service ready at its desired tag, and no rollout still in flight (a
+# Docker-healthy container may still be in Berth's gate)
 ok = rows and all(r["ready"] == r["desired_replicas"] and r["running_tags"] == [r["desired_tag"]]
+                  and r["last_outcome"] != "in_progress"
                   for r in rows) and all(r["desired_tag"] == sys.argv[2] for r in rows
                                          if r["service"] != "nginx")
 raise SystemExit(0 if ok else 1)

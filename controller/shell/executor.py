@@ -217,7 +217,7 @@ class Executor:
             self._emit(
                 a, "create", f"starting {len(step.numbers)} new container(s) of {a.target.tag}"
             )
-            resolvable = not self._dns_clients(a, proxy_service)
+            resolvable = not self._dns_gated(a, proxy_service)
             try:
                 self._parallel(
                     lambda n: self._create(a.target, n, aliases=resolvable),  # type: ignore[arg-type]
@@ -297,8 +297,8 @@ class Executor:
         rt = self.p.runtime
         nets = a.target.spec.networks if a.target else ()
         running = {c.id for c in rt.list_containers(project=a.project) if c.running}
-        clients = self._dns_clients(a, proxy_service)
-        dropped = [cid for cid in ids if cid in running and nets and clients]
+        gated = self._dns_gated(a, proxy_service)
+        dropped = [cid for cid in ids if cid in running and nets and gated]
         self._parallel(lambda cid: _ignore_gone(rt.drop_aliases, cid, nets), dropped)
         if dropped:
             self.p.clock.sleep(DNS_GRACE)
@@ -312,13 +312,23 @@ class Executor:
 
         self._parallel(stop_and_remove, ids)
 
-    def _dns_clients(self, a: ServiceAction, proxy_service: str | None) -> bool:
-        """Whether any container but the service's own and the proxy's (which routes by
-        IP) shares a network on which the service has aliases: only such a client can
-        resolve the service name. Without one, DNS gating (create without aliases, publish
-        after the gate, drop before retiring) has nobody to protect and is skipped. The
-        window left open: a client that joins the network during the rollout."""
-        nets = [n for n in (a.target.spec.networks if a.target else ()) if n.aliases]
+    def _dns_gated(self, a: ServiceAction, proxy_service: str | None) -> bool:
+        """Whether this rollout keeps the service name off its new containers until they
+        pass the gate, and takes it off old ones before they stop (DNS gating).
+
+        Not for the proxy service, nor for a service that publishes host ports: they are
+        reached through their ports, which carry traffic as soon as a container runs, and
+        the reconnect that moves an alias would tear down their port mappings and, for
+        nginx, its connections to the backends for a moment (seen: connection refused on
+        the published port, and SYNs to the backends lost for 5 s). Otherwise only when a
+        container but the service's own and the proxy's (which routes by IP) shares a
+        network on which the service has aliases: only such a client can resolve the name.
+        The window left open: a client that joins the network during the rollout."""
+        if a.target is None or a.service == proxy_service:
+            return False
+        if r.publishes_host_ports(a.target.spec.create):
+            return False
+        nets = [n for n in a.target.spec.networks if n.aliases]
         if not nets:
             return False
         rt = self.p.runtime

@@ -6,7 +6,14 @@ import dataclasses
 from typing import Any
 
 from controller.adapters.sqlite_store import SqliteStateStore
-from controller.core.model import ContainerState, NetworkDef, Observed, StackSpec, Target
+from controller.core.model import (
+    ContainerState,
+    NetworkDef,
+    Observed,
+    ProxySpec,
+    StackSpec,
+    Target,
+)
 from controller.core.plan import plan
 from controller.shell.executor import Executor, Ports
 from controller.shell.reconcile import run_plan
@@ -363,3 +370,28 @@ def test_old_containers_stop_with_their_own_grace_period() -> None:
         old = running(rt, "1")
         assert converge(ports, [v2]) == ["succeeded"]
         assert {c[2] for c in rt.calls if c[0] == "stop" and c[1] == old[0]} == {60}, strategy
+
+
+def test_no_dns_gating_for_the_proxy_or_a_service_that_publishes_ports(tmp_path: Any) -> None:
+    """Their ports carry traffic as soon as a container runs; reconnecting them to move an
+    alias would cut that traffic (and nginx's backend connections) for a moment."""
+    published = {"HostConfig": {"PortBindings": {"8080/tcp": [{"HostPort": "8080"}]}}}
+    for case in ("ports", "proxy"):
+        rt, ports, _, _ = world()
+        v1 = hc_target("1", replicas=1, name="web", strategy="stop-first")
+        if case == "ports":
+            body = {**v1.spec.create, **published}
+            v1 = dataclasses.replace(v1, spec=dataclasses.replace(v1.spec, create=body))
+        rt.images.add(v1.image)
+        _client_on(rt, v1.spec.networks[0].network)
+        st = stack(v1)["demo"]
+        if case == "proxy":
+            proxy = ProxySpec("web", str(tmp_path / "upstreams.conf"))
+            st = dataclasses.replace(st, proxy=proxy)
+        q = frozenset((f"{x.project}/{x.service}", x.revision) for x in ports.store.quarantined())
+        p = plan([v1], Observed(tuple(rt.list_containers()), q))
+        res = run_plan(p, {"demo": st}, Executor(ports))
+        assert [r.outcome for r in res] == ["succeeded"], (case, res)
+        creates = [c for c in rt.calls if c[0] == "create"]
+        assert creates and all(c[3] is True for c in creates), case
+        assert not [c for c in rt.calls if c[0] == "add_aliases"], case
