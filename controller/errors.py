@@ -1,4 +1,4 @@
-"""Berth's own exceptions; adapters translate foreign ones (docker, httpx, sqlite) into these."""
+"""Berth's own exceptions; adapters translate foreign ones (docker, sqlite...) into these."""
 
 from __future__ import annotations
 

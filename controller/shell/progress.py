@@ -6,13 +6,13 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import TextIO
-
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from typing import TYPE_CHECKING, TextIO
 
 from controller.shell.executor import Event
+
+if TYPE_CHECKING:  # rich is imported only for a terminal (~15 ms of every CLI start-up)
+    from rich.console import Console
+    from rich.table import Table
 
 FINAL = frozenset({"succeeded", "rolled_back", "failed", "superseded"})
 
@@ -43,6 +43,8 @@ class LiveProgress:
     """A table with one row per service that updates as events arrive."""
 
     def __init__(self, console: Console) -> None:
+        from rich.live import Live
+
         self.console = console
         self.rows: dict[str, tuple[str, str, float, float | None]] = {}
         self._lock = threading.Lock()
@@ -60,6 +62,8 @@ class LiveProgress:
         self._live.refresh()
 
     def _table(self) -> Table:
+        from rich.table import Table
+
         t = Table(box=None, header_style="bold")
         for col in ("service", "phase", "detail", "elapsed"):
             t.add_column(col)
@@ -85,5 +89,7 @@ class LiveProgress:
 
 def progress_for(json_mode: bool) -> PlainProgress | LiveProgress:
     if not json_mode and sys.stderr.isatty():
+        from rich.console import Console
+
         return LiveProgress(Console(stderr=True))
     return PlainProgress(sys.stderr)

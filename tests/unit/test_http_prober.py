@@ -71,13 +71,13 @@ def test_errors_are_not_ok(prober: HttpProber, port: int, path: str, code: int) 
 
 def test_connection_refused_is_not_ok(prober: HttpProber) -> None:
     res = prober.probe("127.0.0.1", ProbeSpec(path="/ok", port=_free_port()))
-    assert not res.ok and res.detail.startswith("ConnectError")
+    assert not res.ok and res.detail == "connection refused"
 
 
 def test_timeout_is_not_ok_and_bounded(prober: HttpProber, port: int) -> None:
     t0 = time.monotonic()
     res = prober.probe("127.0.0.1", ProbeSpec(path="/slow", port=port, timeout=0.2))
-    assert not res.ok and res.detail.startswith("ReadTimeout")
+    assert not res.ok and res.detail.startswith("timeout after 0.2s")
     assert time.monotonic() - t0 < 0.9
 
 
@@ -89,3 +89,40 @@ def test_proxy_environment_is_ignored(
     fresh = HttpProber()
     assert fresh.probe("127.0.0.1", ProbeSpec(path="/ok", port=port)).ok
     fresh.close()
+
+
+def test_a_garbage_answer_is_not_ok(prober: HttpProber) -> None:
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+
+        def answer() -> None:
+            conn, _ = srv.accept()
+            conn.recv(1024)
+            conn.sendall(b"this is not HTTP\r\n\r\n")
+            conn.close()
+
+        t = threading.Thread(target=answer, daemon=True)
+        t.start()
+        res = prober.probe("127.0.0.1", ProbeSpec(path="/ok", port=srv.getsockname()[1]))
+        t.join(5)
+    assert not res.ok and res.detail.startswith("BadStatusLine")
+
+
+def test_ipv6_literal(prober: HttpProber) -> None:
+    try:
+        server = ThreadingHTTPServer(("::1", 0), _Handler, bind_and_activate=False)
+        server.address_family = socket.AF_INET6
+        server.socket = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        server.server_bind()
+        server.server_activate()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for host in ("::1", "[::1]"):
+            res = prober.probe(host, ProbeSpec(path="/ok", port=server.server_address[1]))
+            assert res.ok, res.detail
+    finally:
+        server.shutdown()
+        server.server_close()
