@@ -5,8 +5,9 @@ Nothing here remembers more than an observation can restore: a controller that d
 two steps starts a new rollout from the same observed containers and lands in the same
 place (existing new containers are reused, finished steps are not repeated).
 
-Phases (start-first): PREPARE (pull) -> START (create + start new, without service aliases)
--> GATE -> CUTOVER (aliases + proxy switch) -> [BAKE] -> RETIRE (stop + remove old) -> DONE.
+Phases (start-first): PREPARE (pull) -> START (create + start new; without service aliases
+where DNS gating applies) -> GATE -> CUTOVER (aliases if still missing, proxy switch) ->
+[BAKE] -> RETIRE (stop + remove old) -> DONE. Its parameters: core/rollout_config.py.
 stop-first stops (keeps) the old containers in START first; ABORT restores them.
 """
 
@@ -15,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
 
 from controller.core.gate import GateInput, GateRules, GateVerdict, evaluate
-from controller.core.model import ContainerState, ObservedContainer, Strategy
-from controller.core.plan import ActionKind, ServiceAction
+from controller.core.model import ContainerState, ObservedContainer
+from controller.core.plan import ActionKind
+from controller.core.rollout_config import RolloutConfig as RolloutConfig
+from controller.core.rollout_config import config_for as config_for
+from controller.core.rollout_config import publishes_host_ports as publishes_host_ports
 
 
 class Phase(StrEnum):
@@ -48,24 +51,6 @@ class RolloutObs:
     image_present: bool
     new: tuple[NewObs, ...]
     old: tuple[ObservedContainer, ...]
-
-
-@dataclass(frozen=True)
-class RolloutConfig:
-    kind: ActionKind
-    strategy: Strategy
-    replicas: int
-    image: str
-    progress_deadline: float
-    probe_interval: float
-    threshold: int
-    docker_health: bool
-    http_probe: bool
-    bake: float
-    from_revision: str | None  # the revision that served before (restored by stop-first)
-    # Containers of the target revision that already serve when the rollout starts (routed
-    # by nginx, or the running replicas a scale-up adds to): never re-gated, never removed.
-    serving: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -425,37 +410,3 @@ _HANDLERS = {
     Phase.ABORT: _abort,
     Phase.DONE: _done,
 }
-
-
-def config_for(
-    action: ServiceAction, from_rev: str | None, *, serving: frozenset[str] = frozenset()
-) -> RolloutConfig:
-    """The rollout parameters of one service action (x-berth options and defaults)."""
-    t = action.target
-    if t is None:
-        return RolloutConfig(
-            action.kind, "start-first", 0, "", 0, 0.25, 1, False, False, 0, from_rev
-        )
-    b = t.spec.berth
-    # Two containers cannot bind one host port: a service that publishes host ports is
-    # replaced stop-first whatever its x-berth.strategy says.
-    strategy: Strategy = "stop-first" if publishes_host_ports(t.spec.create) else b.strategy
-    return RolloutConfig(
-        kind=action.kind,
-        strategy=strategy,
-        replicas=t.replicas,
-        image=t.image,
-        progress_deadline=b.progress_deadline,
-        probe_interval=b.health.interval if b.health else 0.25,
-        threshold=b.health.healthy_threshold if b.health else 2,
-        docker_health=t.spec.has_healthcheck,
-        http_probe=b.health is not None,
-        bake=b.bake,
-        from_revision=from_rev,
-        serving=serving,
-    )
-
-
-def publishes_host_ports(create: Mapping[str, Any]) -> bool:
-    bindings = (create.get("HostConfig") or {}).get("PortBindings") or {}
-    return any(b.get("HostPort") for lst in bindings.values() for b in (lst or []))

@@ -35,6 +35,7 @@ from controller.core.plan import ActionKind, ServiceAction
 from controller.errors import ContainerRuntimeError, ImagePullError, NotFound, ProxyError
 from controller.ports import Clock, ContainerRuntime, HealthProber, StateStore
 from controller.shell.cutover import NoProxy, ProxySwitch
+from controller.shell.dns import DNS_GRACE, dns_gated
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,6 @@ class RolloutResult:
 
 
 Emit = Callable[[Event], None]
-DNS_GRACE = 1.5  # seconds a retired container keeps running after leaving the service DNS
 T = TypeVar("T")
 
 
@@ -217,7 +217,7 @@ class Executor:
             self._emit(
                 a, "create", f"starting {len(step.numbers)} new container(s) of {a.target.tag}"
             )
-            resolvable = not self._dns_gated(a, proxy_service)
+            resolvable = not dns_gated(self.p.runtime, a, proxy_service)
             try:
                 self._parallel(
                     lambda n: self._create(a.target, n, aliases=resolvable),  # type: ignore[arg-type]
@@ -297,7 +297,7 @@ class Executor:
         rt = self.p.runtime
         nets = a.target.spec.networks if a.target else ()
         running = {c.id for c in rt.list_containers(project=a.project) if c.running}
-        gated = self._dns_gated(a, proxy_service)
+        gated = dns_gated(rt, a, proxy_service)
         dropped = [cid for cid in ids if cid in running and nets and gated]
         self._parallel(lambda cid: _ignore_gone(rt.drop_aliases, cid, nets), dropped)
         if dropped:
@@ -311,30 +311,6 @@ class Executor:
             rt.remove(cid)
 
         self._parallel(stop_and_remove, ids)
-
-    def _dns_gated(self, a: ServiceAction, proxy_service: str | None) -> bool:
-        """Whether this rollout keeps the service name off its new containers until they
-        pass the gate, and takes it off old ones before they stop (DNS gating).
-
-        Not for the proxy service, nor for a service that publishes host ports: they are
-        reached through their ports, which carry traffic as soon as a container runs, and
-        the reconnect that moves an alias would tear down their port mappings and, for
-        nginx, its connections to the backends for a moment (seen: connection refused on
-        the published port, and SYNs to the backends lost for 5 s). Otherwise only when a
-        container but the service's own and the proxy's (which routes by IP) shares a
-        network on which the service has aliases: only such a client can resolve the name.
-        The window left open: a client that joins the network during the rollout."""
-        if a.target is None or a.service == proxy_service:
-            return False
-        if r.publishes_host_ports(a.target.spec.create):
-            return False
-        nets = [n for n in a.target.spec.networks if n.aliases]
-        if not nets:
-            return False
-        rt = self.p.runtime
-        listed = rt.list_containers(project=a.project)
-        ours = {c.id for c in listed if c.service in (a.service, proxy_service)}
-        return any(set(rt.network_members(n.network)) - ours for n in nets)
 
     def _abort(self, a: ServiceAction, step: r.Abort) -> None:
         self._emit(a, "rollback", step.reason)

@@ -1,0 +1,64 @@
+"""The parameters of one rollout, derived from a service action (x-berth options, defaults,
+and what the service's container body forces, like stop-first for published host ports)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from controller.core.model import Strategy
+from controller.core.plan import ActionKind, ServiceAction
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    kind: ActionKind
+    strategy: Strategy
+    replicas: int
+    image: str
+    progress_deadline: float
+    probe_interval: float
+    threshold: int
+    docker_health: bool
+    http_probe: bool
+    bake: float
+    from_revision: str | None  # the revision that served before (restored by stop-first)
+    # Containers of the target revision that already serve when the rollout starts (routed
+    # by nginx, or the running replicas a scale-up adds to): never re-gated, never removed.
+    serving: frozenset[str] = frozenset()
+
+
+
+def config_for(
+    action: ServiceAction, from_rev: str | None, *, serving: frozenset[str] = frozenset()
+) -> RolloutConfig:
+    """The rollout parameters of one service action (x-berth options and defaults)."""
+    t = action.target
+    if t is None:
+        return RolloutConfig(
+            action.kind, "start-first", 0, "", 0, 0.25, 1, False, False, 0, from_rev
+        )
+    b = t.spec.berth
+    # Two containers cannot bind one host port: a service that publishes host ports is
+    # replaced stop-first whatever its x-berth.strategy says.
+    strategy: Strategy = "stop-first" if publishes_host_ports(t.spec.create) else b.strategy
+    return RolloutConfig(
+        kind=action.kind,
+        strategy=strategy,
+        replicas=t.replicas,
+        image=t.image,
+        progress_deadline=b.progress_deadline,
+        probe_interval=b.health.interval if b.health else 0.25,
+        threshold=b.health.healthy_threshold if b.health else 2,
+        docker_health=t.spec.has_healthcheck,
+        http_probe=b.health is not None,
+        bake=b.bake,
+        from_revision=from_rev,
+        serving=serving,
+    )
+
+
+def publishes_host_ports(create: Mapping[str, Any]) -> bool:
+    bindings = (create.get("HostConfig") or {}).get("PortBindings") or {}
+    return any(b.get("HostPort") for lst in bindings.values() for b in (lst or []))
