@@ -6,6 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+bash scripts/ensure-venv.sh   # also byte-compiles the sources (CLI start-up is measured)
 OUT=bench/RESULTS.md
 TMP=$(mktemp)
 trap 'rm -f "$TMP" "$TMP.part"' EXIT
