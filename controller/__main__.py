@@ -1,3 +1,3 @@
-from controller.shell.cli import main
+from controller.shell.cli import entry
 
-raise SystemExit(main())
+entry()

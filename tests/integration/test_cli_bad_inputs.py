@@ -4,6 +4,10 @@ running stack is left untouched by an `apply` of a broken desired state."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +83,35 @@ def test_broken_apply_leaves_running_stack_alone(
     assert "replicas" in capsys.readouterr().err
     after = [(c.id, c.status) for c in docker_client.containers.list(all=True, filters=sel)]
     assert after == before
+
+
+def _console(desired: Path, state: Path, *args: str) -> list[str]:
+    """The installed `berth` script: `entry`, which ends with os._exit."""
+    return [str(Path(sys.executable).with_name("berth")), "--desired", str(desired),
+            "--state-dir", str(state), "--docker-host", NOWHERE, *args]
+
+
+def test_console_script_output_is_complete_when_piped(tmp_path: Path) -> None:
+    """stdout is block-buffered in a pipe: `entry` flushes it before os._exit."""
+    desired = materialise(FILE_CASES[0], tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    p = subprocess.run(_console(desired, tmp_path / "state", "validate", "--json"),
+                       capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert p.returncode == 1, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["valid"] is False and doc["problems"], doc
+
+
+def test_console_script_reader_gone_is_no_traceback(tmp_path: Path) -> None:
+    desired = materialise(FILE_CASES[0], tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    r, w = os.pipe()
+    os.close(r)  # nobody will read: the first write (or the final flush) hits EPIPE
+    try:
+        p = subprocess.run(_console(desired, tmp_path / "state", "validate", "--json"),
+                           stdout=w, stderr=subprocess.PIPE, text=True, env=env, timeout=60,
+                           check=False)
+    finally:
+        os.close(w)
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr, p.stderr
