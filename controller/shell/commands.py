@@ -12,10 +12,11 @@ from controller.adapters.git import head_commit
 from controller.core.config import Config
 from controller.core.model import Observed, Target
 from controller.core.plan import ActionKind, plan
+from controller.errors import ProxyError
 from controller.ports import RolloutRecord
 from controller.shell.executor import Executor, Ports, RolloutResult
 from controller.shell.progress import progress_for
-from controller.shell.proxy import NginxSwitch, read_upstreams
+from controller.shell.proxy import NginxSwitch, probe_ready, read_upstreams
 from controller.shell.reconcile import make_plan, observe, run_plan
 from controller.shell.wiring import Context
 
@@ -82,7 +83,17 @@ def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResu
     ports = Ports(ctx.runtime, ctx.prober, ctx.clock, ctx.store, proxy)
     with progress_for(as_json) as progress:
         ex = Executor(ports, emit=progress, commit=head_commit(ctx.desired))
-        return run_plan(p, cfg.stacks, ex)
+        results = run_plan(p, cfg.stacks, ex)
+    for a in p.actions:  # steady services: nginx routes still in line with the containers?
+        if a.kind is ActionKind.NOTHING:
+            try:
+                reasons = proxy.heal(a, observed.containers, probe_ready(ctx.prober, a))
+            except ProxyError as exc:
+                print(f"{a.key}: routes not healed: {exc}", file=sys.stderr)
+                continue
+            if reasons:
+                print(f"{a.key}: routes healed: {'; '.join(reasons)}", file=sys.stderr)
+    return results
 
 
 def _ready(t: Target, observed: Observed) -> tuple[int, list[str]]:

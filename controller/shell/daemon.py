@@ -28,7 +28,7 @@ from controller.shell.commands import status_rows
 from controller.shell.executor import Event, Executor, Ports, RolloutResult
 from controller.shell.httpd import Endpoints, serve
 from controller.shell.metrics import Metrics
-from controller.shell.proxy import NginxSwitch
+from controller.shell.proxy import NginxSwitch, probe_ready
 from controller.shell.reconcile import observe, prepare_stacks
 from controller.shell.triggers import DockerEvents, FileWatcher, Resync
 from controller.shell.wiring import Context
@@ -231,13 +231,8 @@ class Daemon:
     def _heal_routes(self, proxy: NginxSwitch, action: ServiceAction, observed: Observed) -> None:
         """A steady service's nginx routes follow its containers between rollouts (a
         container restarted by Docker may come back on another address)."""
-        health = action.target.spec.berth.health if action.target else None
-
-        def ready(ip: str) -> bool:
-            return health is None or self.ctx.prober.probe(ip, health).ok
-
         try:
-            reasons = proxy.heal(action, observed.containers, ready)
+            reasons = proxy.heal(action, observed.containers, probe_ready(self.ctx.prober, action))
         except ProxyError as exc:
             log.warning("routes not healed: %s", exc, extra=_where(action.key))
             return

@@ -24,7 +24,7 @@ from controller.core.upstream import (
     render_upstreams,
 )
 from controller.errors import ProxyError
-from controller.ports import ContainerRuntime
+from controller.ports import ContainerRuntime, HealthProber
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -242,6 +242,13 @@ class NginxSwitch:
             ):
                 out.append(Backend(c.id, c.name, c.ips[net], spec.berth.upstream.port))
         return out
+
+
+def probe_ready(prober: HealthProber, action: ServiceAction) -> Callable[[str], bool]:
+    """`heal`'s readiness check: the service's x-berth probe against an address (services
+    without one rely on their Docker health, which `heal` already requires)."""
+    health = action.target.spec.berth.health if action.target else None
+    return lambda ip: health is None or prober.probe(ip, health).ok
 
 
 def _shared_network(stack: StackSpec, spec: ServiceSpec) -> str | None:

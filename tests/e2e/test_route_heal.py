@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_zero_downtime import _served_stack, _wait_http
+from tests.support.berth import berth
 from tests.support.daemon import berth_run, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.e2e]
@@ -25,6 +26,57 @@ def _ip(client: Any, cid: str, network: str) -> str:
     return str(nets[network]["IPAddress"]) if network in nets else ""
 
 
+def _move_address(
+    client: Any, project: str, victim: str, network: str, old_ip: str
+) -> tuple[Any, str]:
+    """The victim leaves the network, a stranger (no Berth labels) takes its address, and
+    the victim comes back on another one. Returns the stranger and the victim's new IP."""
+    net = client.networks.get(network)
+    net.disconnect(victim)
+    stranger = client.containers.run(
+        "berth-test/app:1.0.0", name=f"{project}-stranger", network=network, detach=True
+    )
+    assert _ip(client, stranger.id, network) == old_ip
+    net.connect(victim)
+    new_ip = _ip(client, victim, network)
+    assert new_ip and new_ip != old_ip
+    return stranger, new_ip
+
+
+def _routed_victim(client: Any, project: str, s: Any, network: str) -> tuple[str, str]:
+    api = client.containers.list(
+        filters={
+            "label": [f"com.docker.compose.project={project}", "com.docker.compose.service=api"]
+        }
+    )
+    victim = sorted(api, key=lambda c: c.name)[0]
+    old_ip = _ip(client, victim.id, network)
+    assert f"server {old_ip}:8000;" in (s.root / "nginx/upstreams/upstreams.conf").read_text()
+    return victim.id, old_ip
+
+
+def test_apply_on_a_steady_stack_reroutes_too(
+    docker_client: Any, app_image: Any, tmp_stack: Any, project: str
+) -> None:
+    s, port = _served_stack(docker_client, app_image, tmp_stack)
+    network = f"{project}_backend"
+    victim, old_ip = _routed_victim(docker_client, project, s, network)
+    stranger, new_ip = _move_address(docker_client, project, victim, network, old_ip)
+    try:
+        res = berth(s.desired_dir, s.state_dir, "apply")
+        assert res.code == 0, res.err
+        assert "routes healed: " in res.err and f"{old_ip} -> {new_ip}" in res.err, res.err
+        text = (s.root / "nginx/upstreams/upstreams.conf").read_text()
+        assert f"server {new_ip}:8000;" in text and f"server {old_ip}:8000;" not in text
+        for _ in range(10):
+            r = httpx.get(f"http://127.0.0.1:{port}/version", trust_env=False, timeout=10)
+            assert (r.status_code, r.text.strip()) == (200, "1.0.0")
+        again = berth(s.desired_dir, s.state_dir, "apply")
+        assert again.code == 0 and "routes healed" not in again.err, again.err
+    finally:
+        stranger.remove(force=True)
+
+
 def test_daemon_reroutes_a_container_that_changed_address(
     docker_client: Any, app_image: Any, tmp_stack: Any, project: str, tmp_path: Path
 ) -> None:
@@ -33,28 +85,11 @@ def test_daemon_reroutes_a_container_that_changed_address(
     _wait_http(base + "/version")
     upstreams = s.root / "nginx/upstreams/upstreams.conf"
     network = f"{project}_backend"
-    api = docker_client.containers.list(
-        filters={
-            "label": [f"com.docker.compose.project={project}", "com.docker.compose.service=api"]
-        }
-    )
-    victim = sorted(api, key=lambda c: c.name)[0]
-    old_ip = _ip(docker_client, victim.id, network)
-    assert f"server {old_ip}:8000;" in upstreams.read_text()
+    victim, old_ip = _routed_victim(docker_client, project, s, network)
 
     with berth_run(s.desired_dir, s.state_dir, resync=2.0, log=tmp_path / "berth.log") as d:
-        # The victim leaves the network, a stranger (no Berth labels) takes its address,
-        # and the victim comes back on another one.
-        net = docker_client.networks.get(network)
-        net.disconnect(victim.id)
-        stranger = docker_client.containers.run(
-            "berth-test/app:1.0.0", name=f"{project}-stranger", network=network, detach=True
-        )
+        stranger, new_ip = _move_address(docker_client, project, victim, network, old_ip)
         try:
-            assert _ip(docker_client, stranger.id, network) == old_ip
-            net.connect(victim.id)
-            new_ip = _ip(docker_client, victim.id, network)
-            assert new_ip and new_ip != old_ip
             wait_for(
                 lambda: f"server {new_ip}:8000;" in upstreams.read_text(),
                 20,
@@ -62,7 +97,7 @@ def test_daemon_reroutes_a_container_that_changed_address(
             )
             text = upstreams.read_text()
             assert f"server {old_ip}:8000;" not in text
-            assert f"id={victim.id[:12]}" in text
+            assert f"id={victim[:12]}" in text
             # logged once nginx has reloaded and drained
             wait_for(lambda: "routes healed" in d.log.read_text(), 20, "no 'routes healed' line")
             assert f"{old_ip} -> {new_ip}" in d.log.read_text()
