@@ -136,6 +136,7 @@ class RolloutRecord:
     outcome: Outcome
     reason: str
     commit: str | None
+    attempts: int = 1  # a failure repeated by retries is one record (StateStore.absorb_retry)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,10 @@ class StateStore(Protocol):
     def finish_rollout(
         self, rollout_id: int, *, outcome: Outcome, reason: str, at: float
     ) -> None: ...
+
+    def absorb_retry(self, rollout_id: int) -> bool:
+        """Fold a failed rollout into the previous record when it repeats that failure."""
+        ...
 
     def history(
         self, project: str | None, service: str, *, limit: int = 50

@@ -50,13 +50,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (project, service, revision)
         )""",
     ),
+    # 1 -> 2: a failure repeated by retries (a pull while the registry is down) is one row
+    ("ALTER TABLE rollouts ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _OUTCOMES = frozenset(get_args(Outcome))
 _COLUMNS = (
     "id, project, service, from_tag, to_tag, from_revision, to_revision, "
-    "started_at, finished_at, outcome, reason, source_commit"
+    "started_at, finished_at, outcome, reason, source_commit, attempts"
 )
 T = TypeVar("T")
 
@@ -91,6 +93,10 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+def _kind(reason: str) -> str:
+    return reason.split(":", 1)[0].strip()
+
+
 def _record(row: tuple[Any, ...]) -> RolloutRecord:
     return RolloutRecord(
         id=row[0],
@@ -105,6 +111,7 @@ def _record(row: tuple[Any, ...]) -> RolloutRecord:
         outcome=row[9],
         reason=row[10],
         commit=row[11],
+        attempts=row[12],
     )
 
 
@@ -180,6 +187,40 @@ class SqliteStateStore:
             )
             if cur.rowcount == 0:
                 raise PermanentError(f"no rollout with id {rollout_id}")
+
+    def absorb_retry(self, rollout_id: int) -> bool:
+        """Fold a failed rollout into the row before it when it repeats that failure: same
+        service, same target revision, both `failed`, same kind of failure (the reason up
+        to its first ':', e.g. `pull failed`). The daemon retries such failures with
+        backoff (every minute while a registry is down); history keeps one row whose
+        `attempts` counts them, with the latest reason and finish time. Returns whether it
+        folded."""
+        with self._tx() as c:
+            new = c.execute(
+                "SELECT project, service, to_revision, outcome, reason, finished_at"
+                " FROM rollouts WHERE id = ?",
+                (rollout_id,),
+            ).fetchone()
+            if new is None or new[3] != "failed":
+                return False
+            prev = c.execute(
+                "SELECT id, to_revision, outcome, reason FROM rollouts"
+                " WHERE project = ? AND service = ? AND id < ? ORDER BY id DESC LIMIT 1",
+                (new[0], new[1], rollout_id),
+            ).fetchone()
+            if (
+                prev is None
+                or (prev[1], prev[2]) != (new[2], "failed")
+                or _kind(prev[3]) != _kind(new[4])
+            ):
+                return False
+            c.execute(
+                "UPDATE rollouts SET attempts = attempts + 1, reason = ?, finished_at = ?"
+                " WHERE id = ?",
+                (new[4], new[5], prev[0]),
+            )
+            c.execute("DELETE FROM rollouts WHERE id = ?", (rollout_id,))
+            return True
 
     def abandon_in_progress(self, project: str | None, service: str | None, *, at: float) -> int:
         """Rollouts a killed controller left `in_progress` become `superseded` with reason

@@ -183,9 +183,11 @@ def cmd_history(ctx: Context, service: str, *, as_json: bool, limit: int) -> int
     for r in recs:
         dur = f"{r.finished_at - r.started_at:.1f}s" if r.finished_at else "-"
         commit = (r.commit or "")[:8] or "-"
+        # a retried failure is one record: its duration spans the first to the last attempt
+        reason = f"[{r.attempts} attempts] {r.reason}" if r.attempts > 1 else r.reason
         print(
             f"#{r.id:<4} {_ts(r.started_at)} {r.project}/{r.service} "
-            f"{r.from_tag or '-'} -> {r.to_tag}  {r.outcome:<11} {dur:>7}  {commit}  {r.reason}"
+            f"{r.from_tag or '-'} -> {r.to_tag}  {r.outcome:<11} {dur:>7}  {commit}  {reason}"
         )
     return EXIT_OK
 

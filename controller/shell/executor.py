@@ -130,6 +130,8 @@ class Executor:
             )
             raise
         self.p.store.finish_rollout(rid, outcome=outcome, reason=reason, at=self.p.clock.now())  # type: ignore[arg-type]
+        if outcome == "failed":
+            self.p.store.absorb_retry(rid)  # a retried failure (a pull) stays one record
         self._emit(action, outcome, reason)
         return self._result(action, outcome, reason, t0, from_tag=from_tag)
 

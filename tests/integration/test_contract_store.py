@@ -163,3 +163,57 @@ def test_concurrent_writers_from_four_threads(store: SqliteStateStore) -> None:
     assert len(store.outcomes()) == 4
     assert all(len(store.history("shop", f"s{n}", limit=100)) == 50 for n in range(4))
     assert len(store.quarantined()) == 200
+
+
+def _failed(store: SqliteStateStore, reason: str, at: float, **kw: Any) -> int:
+    rid = _begin(store, at=at, **kw)
+    store.finish_rollout(rid, outcome="failed", reason=reason, at=at + 1)
+    return rid
+
+
+def test_a_retried_failure_is_one_record_with_attempts(store: SqliteStateStore) -> None:
+    first = _failed(store, "pull failed: registry down", 100, to_tag="2.0")
+    again = _failed(store, "pull failed: registry still down", 160, to_tag="2.0")
+    assert store.absorb_retry(again) is True
+    [row] = store.history("shop", "api")
+    assert (row.id, row.attempts, row.reason, row.finished_at, row.started_at) == (
+        first, 2, "pull failed: registry still down", 161, 100)
+    third = _failed(store, "pull failed: timeout", 220, to_tag="2.0")
+    assert store.absorb_retry(third) is True
+    assert [r.attempts for r in store.history("shop", "api")] == [3]
+
+
+def test_other_failures_stay_separate_records(store: SqliteStateStore) -> None:
+    a = _failed(store, "pull failed: down", 100, to_tag="2.0")
+    b = _failed(store, "nginx reload failed: boom", 200, to_tag="2.0")  # another kind
+    assert store.absorb_retry(b) is False
+    c = _failed(store, "nginx reload failed: boom", 300, to_tag="2.1")  # another revision
+    assert store.absorb_retry(c) is False
+    ok = _begin(store, to_tag="2.1", at=400)
+    store.finish_rollout(ok, outcome="succeeded", reason="", at=401)
+    assert store.absorb_retry(ok) is False  # not a failure
+    d = _failed(store, "nginx reload failed: boom", 500, to_tag="2.1")  # after a success
+    assert store.absorb_retry(d) is False
+    e = _failed(store, "pull failed: down", 600, to_tag="2.0", service="web")  # other service
+    assert store.absorb_retry(e) is False
+    assert [r.id for r in store.history("shop", "api")] == [d, ok, c, b, a]
+    assert all(r.attempts == 1 for r in store.history("shop", "api"))
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    from controller.adapters.sqlite_store import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    for stmt in MIGRATIONS[0]:
+        conn.execute(stmt)
+    conn.execute(
+        "INSERT INTO rollouts (project, service, to_tag, to_revision, started_at, outcome)"
+        " VALUES ('shop', 'api', '1.0', 'rev-1.0', 1.0, 'succeeded')"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = SqliteStateStore(str(path))
+    [row] = store.history("shop", "api")
+    assert (row.to_tag, row.attempts) == ("1.0", 1)

@@ -184,6 +184,12 @@ def test_pull_failure_touches_nothing() -> None:
     }
     assert "pull failed" in store.history("demo", "api")[0].reason
     assert store.quarantined() == []  # a registry outage is not the revision's fault
+    # retried (as the daemon does with backoff): still one history record, counted
+    assert converge(ports, [missing]) == ["failed"]
+    assert converge(ports, [missing]) == ["failed"]
+    newest, before = store.history("demo", "api")[:2]
+    assert "pull failed" in newest.reason and newest.attempts == 3
+    assert before.outcome == "succeeded"
 
 
 def test_dependency_order_and_failed_dependency_skips_dependent() -> None:
