@@ -72,6 +72,24 @@ def wait_daemon(
         time.sleep(POLL_INTERVAL)
 
 
+def _not_seen(url: str, wants: Sequence[Want]) -> list[str]:
+    """Services whose new tag the daemon never took up: the likely reason is that it does
+    not watch the desired/ that was edited (another checkout, a mount, a missing git pull)."""
+    now = _rows_by_key(fetch_status(url) or [])
+    out = []
+    for w in wants:
+        row = now.get((w.project, w.service))
+        if row is None:
+            out.append(f"the controller at {url} does not manage {w.project}/{w.service}")
+        elif row.get("desired_tag") != w.tag:
+            out.append(
+                f"the controller at {url} still desires {row.get('desired_tag')} for "
+                f"{w.project}/{w.service}, not {w.tag}: does it watch the desired/ that was "
+                "edited (another checkout or mount, a git pull it has not had)?"
+            )
+    return out
+
+
 @dataclass(frozen=True)
 class WaitOptions:
     wait: bool
@@ -91,6 +109,8 @@ def wait_for(
                 f"berth: timed out after {opts.timeout:.0f}s waiting for the controller",
                 file=sys.stderr,
             )
+            for line in _not_seen(opts.controller, wants):
+                print(f"berth: {line}", file=sys.stderr)
         return code, {"via": opts.controller, "services": states}
     results = apply_once(ctx, cfg, as_json=opts.as_json)
     for r in results:

@@ -364,3 +364,25 @@ def test_wait_polls_the_daemon(
     )
     assert res.code == code, (res.out, res.err)
     assert '"1.4.2"' in repo.desired_file.read_text()  # the edit stands whatever the outcome
+
+
+def test_wait_timeout_says_when_the_daemon_never_saw_the_edit(
+    repo: Repo, daemon: tuple[str, list[dict[str, Any]]]
+) -> None:
+    """A daemon watching another desired/ keeps desiring the old tag: the timeout says so,
+    and is not confused with a slow rollout."""
+    url, rows = daemon
+    rows.append(_row(repo.project, desired_tag="1.4.1", running_tags=["1.4.1"]))
+    res = repo.berth(
+        "deploy", "api", "--tag", "1.4.2", "--wait", "--timeout", "1.0", "--controller", url
+    )
+    assert res.code == 1, (res.out, res.err)
+    assert "timed out" in res.err
+    assert "still desires 1.4.1" in res.err and "does it watch the desired/" in res.err
+    rows[0] = _row(repo.project, desired_tag="1.4.3", running_tags=["1.4.2", "1.4.3"],
+                   ready=1, last_outcome="in_progress")  # it sees this one: just slow
+    slow = repo.berth(
+        "deploy", "api", "--tag", "1.4.3", "--wait", "--timeout", "1.0", "--controller", url
+    )
+    assert slow.code == 1 and "timed out" in slow.err, (slow.out, slow.err)
+    assert "does it watch" not in slow.err, slow.err
