@@ -78,6 +78,15 @@ class NetworkAttachment:
 
 
 @dataclass(frozen=True)
+class IpamPool:
+    """One `ipam.config` entry of a compose network (validated CIDRs and addresses)."""
+
+    subnet: str
+    ip_range: str | None = None
+    gateway: str | None = None
+
+
+@dataclass(frozen=True)
 class NetworkDef:
     name: str  # full Docker name, e.g. "gesalps_default"
     key: str  # compose key, e.g. "default"
@@ -87,6 +96,8 @@ class NetworkDef:
     attachable: bool = False
     driver_opts: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    ipam_driver: str | None = None
+    ipam: tuple[IpamPool, ...] = ()  # empty: the engine picks the subnet
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,6 @@ def rejected_reason(key: str) -> str:
 TOP_LEVEL_KEYS = frozenset({"name", "services", "networks", "volumes", "version", "x-berth"})
 
 NETWORK_KEYS = frozenset(
-    {"driver", "internal", "external", "attachable", "driver_opts", "labels", "name"}
+    {"driver", "internal", "external", "attachable", "driver_opts", "labels", "name", "ipam"}
 )
 VOLUME_KEYS = frozenset({"driver", "external", "driver_opts", "labels", "name"})

@@ -10,6 +10,7 @@ from typing import Any
 from controller.core.compose.context import StackCtx
 from controller.core.compose.fields import check_keys, kv_pairs, want_bool, want_map, want_str
 from controller.core.compose.interpolate import DotenvError, interpolate_node, parse_dotenv
+from controller.core.compose.ipam import parse_ipam
 from controller.core.compose.keys import NETWORK_KEYS, TOP_LEVEL_KEYS, VOLUME_KEYS
 from controller.core.compose.merge import merge_files
 from controller.core.compose.service import translate_service
@@ -119,8 +120,15 @@ def _networks(loc: Located, project: str) -> dict[str, NetworkDef]:
         name = _full_name(project, key, common)
         internal = bool(want_bool(loc, (*path, "internal"), spec.get("internal", False)))
         attachable = bool(want_bool(loc, (*path, "attachable"), spec.get("attachable", False)))
+        ipam_driver, pools = parse_ipam(loc, (*path, "ipam"), spec.get("ipam"))
         out[key] = NetworkDef(
-            name=name, key=key, internal=internal, attachable=attachable, **common
+            name=name,
+            key=key,
+            internal=internal,
+            attachable=attachable,
+            ipam_driver=ipam_driver,
+            ipam=pools,
+            **common,
         )
     if "default" not in out:
         out["default"] = NetworkDef(name=f"{project}_default", key="default")

@@ -1,0 +1,92 @@
+"""A compose network's `ipam:` block -> validated pools.
+
+Only what Berth passes on to the engine: `driver`, and per `config` entry `subnet`,
+`ip_range` and `gateway` (compose's `aux_addresses` and `options` are rejected, not
+ignored). Addresses are checked here, so a typo is reported with its file and line
+instead of as an engine error in the middle of a rollout.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from controller.core.compose.fields import check_keys, want_map, want_str
+from controller.core.model import IpamPool
+from controller.core.yamlsrc import Located, Path
+
+IPAM_KEYS = frozenset({"driver", "config"})
+POOL_KEYS = frozenset({"subnet", "ip_range", "gateway"})
+
+
+def parse_ipam(loc: Located, path: Path, value: Any) -> tuple[str | None, tuple[IpamPool, ...]]:
+    spec = want_map(loc, path, value if value is not None else {}) or {}
+    check_keys(loc, path, spec, IPAM_KEYS)
+    driver = want_str(loc, (*path, "driver"), spec["driver"]) if spec.get("driver") else None
+    raw = spec.get("config") or []
+    if not isinstance(raw, list):
+        loc.error((*path, "config"), "must be a list of {subnet, ip_range, gateway}")
+        return driver, ()
+    pools = [_pool(loc, (*path, "config", i), item) for i, item in enumerate(raw)]
+    return driver, tuple(p for p in pools if p is not None)
+
+
+def _pool(loc: Located, path: Path, item: Any) -> IpamPool | None:
+    spec = want_map(loc, path, item)
+    if spec is None:
+        return None
+    check_keys(loc, path, spec, POOL_KEYS)
+    if "subnet" not in spec:
+        loc.error(path, "an ipam config entry needs a subnet")
+        return None
+    subnet = _network(loc, (*path, "subnet"), spec["subnet"])
+    ip_range = _network(loc, (*path, "ip_range"), spec["ip_range"]) if "ip_range" in spec else None
+    gateway = _address(loc, (*path, "gateway"), spec["gateway"]) if "gateway" in spec else None
+    if subnet is None:
+        return None
+    if ip_range is not None and not _inside(ip_range, subnet):
+        loc.error((*path, "ip_range"), f"{ip_range} is not inside the subnet {subnet}")
+    if gateway is not None and gateway not in subnet:
+        loc.error((*path, "gateway"), f"{gateway} is not inside the subnet {subnet}")
+    return IpamPool(
+        subnet=str(subnet),
+        ip_range=str(ip_range) if ip_range is not None else None,
+        gateway=str(gateway) if gateway is not None else None,
+    )
+
+
+def _inside(
+    inner: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    outer: ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> bool:
+    if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):
+        return inner.subnet_of(outer)
+    if isinstance(inner, ipaddress.IPv6Network) and isinstance(outer, ipaddress.IPv6Network):
+        return inner.subnet_of(outer)
+    return False
+
+
+def _network(
+    loc: Located, path: Path, value: Any
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    text = want_str(loc, path, value)
+    if text is None:
+        return None
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        loc.error(path, f"not a CIDR network such as 172.28.0.0/16: {exc}")
+        return None
+
+
+def _address(
+    loc: Located, path: Path, value: Any
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = want_str(loc, path, value)
+    if text is None:
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError as exc:
+        loc.error(path, f"not an IP address: {exc}")
+        return None
