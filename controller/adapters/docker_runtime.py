@@ -11,18 +11,19 @@ network endpoint only, and endpoint aliases cannot be changed on a live endpoint
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 from docker.utils import parse_repository_tag
 
+from controller.adapters._docker_errors import explain, translated
+from controller.adapters._docker_networks import ensure_network, ensure_volume
 from controller.adapters._docker_rows import (
     observed_from_row,
     service_aliases,
@@ -44,31 +45,11 @@ from controller.errors import (
 )
 from controller.ports import ContainerStatus
 
+log = logging.getLogger("berth.docker")
+
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _ENDPOINT_LOCK = threading.RLock()  # see DockerRuntime._swap_endpoint
 _ATTACHED = ("host", "none", "bridge", "default")
-
-
-def _explain(exc: docker.errors.APIError) -> str:
-    return str(exc.explanation or exc)
-
-
-@contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Map foreign exceptions to Berth's; `what` names the operation for the log line."""
-    try:
-        yield
-    except docker.errors.NotFound as exc:  # includes ImageNotFound
-        raise NotFound(f"{what}: {_explain(exc)}") from exc
-    except docker.errors.APIError as exc:
-        raise ContainerRuntimeError(f"{what}: {_explain(exc)}") from exc
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise TemporaryError(f"{what}: Docker engine unreachable: {exc}", delay=2.0) from exc
-    except docker.errors.DockerException as exc:
-        msg = str(exc)
-        if "connection" in msg.lower() or "timed out" in msg.lower():
-            raise TemporaryError(f"{what}: {msg}", delay=2.0) from exc
-        raise ContainerRuntimeError(f"{what}: {msg}") from exc
 
 
 def _endpoint(att: NetworkAttachment, *, aliases: bool) -> dict[str, Any]:
@@ -98,7 +79,7 @@ class DockerRuntime:
         TemporaryError on first use and retries."""
         with self._lock:
             if self._client is None:
-                with _translated(f"connect {self._base_url}"):
+                with translated(f"connect {self._base_url}"):
                     self._client = docker.APIClient(
                         base_url=self._base_url, version="auto", timeout=int(self._timeout)
                     )
@@ -117,24 +98,24 @@ class DockerRuntime:
         wanted = [f"{LABEL_MANAGED}=true"]
         if project is not None:
             wanted.append(f"{LABEL_PROJECT}={project}")
-        with _translated("list containers"):
+        with translated("list containers"):
             rows = self._api.containers(all=True, filters={"label": wanted})
         return [observed_from_row(r) for r in rows]
 
     def inspect(self, cid: str) -> ContainerStatus:
-        with _translated(f"inspect {cid}"):
+        with translated(f"inspect {cid}"):
             return status_from_inspect(self._api.inspect_container(cid))
 
     def aliases_of(self, cid: str) -> dict[str, tuple[str, ...]]:
         """Service aliases per network, as Docker's DNS will answer them (for checks/status)."""
-        with _translated(f"inspect {cid}"):
+        with translated(f"inspect {cid}"):
             doc = self._api.inspect_container(cid)
         nets = (doc.get("NetworkSettings") or {}).get("Networks") or {}
         return {n: service_aliases(doc, n) for n in nets}
 
     def image_present(self, ref: str) -> bool:
         try:
-            with _translated(f"inspect image {ref}"):
+            with translated(f"inspect image {ref}"):
                 self._api.inspect_image(ref)
         except NotFound:
             return False
@@ -146,7 +127,7 @@ class DockerRuntime:
         """Container events of Berth-managed containers. Without `until` this blocks for new
         events; the daemon treats them only as a hint to reconcile (the stream can drop)."""
         filters = {"type": ["container"], "label": [f"{LABEL_MANAGED}=true"]}
-        with _translated("events"):
+        with translated("events"):
             stream = self._api.events(
                 since=None if since is None else f"{since:.9f}",
                 until=None if until is None else f"{until:.9f}",
@@ -155,7 +136,7 @@ class DockerRuntime:
             )
         try:
             while True:
-                with _translated("events"):
+                with translated("events"):
                     event = next(stream, None)
                 if event is None:
                     return
@@ -170,7 +151,7 @@ class DockerRuntime:
         Docker reports most pull failures inside the 200 stream, not as an HTTP status."""
         repo, tag = parse_repository_tag(ref)
         try:
-            with _translated(f"pull {ref}"):
+            with translated(f"pull {ref}"):
                 for chunk in self._api.pull(repo, tag=tag or "latest", stream=True, decode=True):
                     if isinstance(chunk, dict) and chunk.get("error"):
                         raise ImagePullError(f"pull {ref}: {chunk['error']}")
@@ -187,65 +168,10 @@ class DockerRuntime:
         """Creates a missing network with compose's labels (so `docker compose` adopts it);
         an existing one is left as it is, an external one must already exist."""
         with self._net_lock:  # Docker's duplicate-name check is best-effort: serialise
-            self._ensure_network(net, project=project)
-
-    def _ensure_network(self, net: NetworkDef, *, project: str) -> None:
-        try:
-            with _translated(f"inspect network {net.name}"):
-                self._api.inspect_network(net.name)
-            return
-        except NotFound:
-            if net.external:
-                raise ContainerRuntimeError(
-                    f"external network {net.name!r} does not exist; create it first"
-                ) from None
-        labels = {
-            **dict(net.labels),
-            "com.docker.compose.project": project,
-            "com.docker.compose.network": net.key,
-            LABEL_MANAGED: "true",
-        }
-        try:
-            with _translated(f"create network {net.name}"):
-                self._api.create_network(
-                    net.name,
-                    driver=net.driver,
-                    options=dict(net.driver_opts) or None,
-                    internal=net.internal,
-                    attachable=net.attachable or None,
-                    labels=labels,
-                    check_duplicate=True,
-                )
-        except ContainerRuntimeError:
-            # Lost a race with a concurrent creator: fine if the network now exists.
-            with _translated(f"inspect network {net.name}"):
-                self._api.inspect_network(net.name)
+            ensure_network(self._api, net, project=project)
 
     def ensure_volume(self, vol: VolumeDef, *, project: str) -> None:
-        """Like ensure_network; Docker's volume create is idempotent, the inspect is for
-        external volumes, which Berth must never create."""
-        try:
-            with _translated(f"inspect volume {vol.name}"):
-                self._api.inspect_volume(vol.name)
-            return
-        except NotFound:
-            if vol.external:
-                raise ContainerRuntimeError(
-                    f"external volume {vol.name!r} does not exist; create it first"
-                ) from None
-        labels = {
-            **dict(vol.labels),
-            "com.docker.compose.project": project,
-            "com.docker.compose.volume": vol.key,
-            LABEL_MANAGED: "true",
-        }
-        with _translated(f"create volume {vol.name}"):
-            self._api.create_volume(
-                vol.name,
-                driver=vol.driver or "local",
-                driver_opts=dict(vol.driver_opts) or None,
-                labels=labels,
-            )
+        ensure_volume(self._api, vol, project=project)
 
     # -- container lifecycle --------------------------------------------------------------
 
@@ -275,7 +201,7 @@ class DockerRuntime:
             config["NetworkingConfig"] = {
                 "EndpointsConfig": {first.network: _endpoint(first, aliases=aliases)}
             }
-        with _translated(f"create {name}"):
+        with translated(f"create {name}"):
             cid = str(self._api.create_container_from_config(config, name=name)["Id"])
         try:
             for att in networks[1:]:
@@ -288,7 +214,7 @@ class DockerRuntime:
     def _connect(
         self, cid: str, att: NetworkAttachment, *, aliases: bool, ip: str | None = None
     ) -> None:
-        with _ENDPOINT_LOCK, _translated(f"connect {cid[:12]} to {att.network}"):
+        with _ENDPOINT_LOCK, translated(f"connect {cid[:12]} to {att.network}"):
             self._api.connect_container_to_network(
                 cid,
                 att.network,
@@ -299,21 +225,37 @@ class DockerRuntime:
     def _reconnect_keeping_ip(
         self, cid: str, att: NetworkAttachment, old_ip: str, *, aliases: bool = True
     ) -> None:
-        """Asks for the old address (only networks with a user-configured subnet allow it);
-        elsewhere the IPAM's first-free allocation usually hands the same address back."""
-        if att.ipv4_address or not old_ip or att.network in self._no_fixed_ip:
+        """Asks for the old address (only networks with a user-configured subnet allow it,
+        which every bridge network Berth creates has, see _docker_networks); elsewhere the
+        IPAM's lowest-free allocation hands the same address back unless a lower one is
+        free, and a changed address is logged: connections in flight to it were cut."""
+        if att.ipv4_address or not old_ip:
             self._connect(cid, att, aliases=aliases)
             return
-        try:
-            self._connect(cid, att, aliases=aliases, ip=old_ip)
-        except ContainerRuntimeError as exc:
-            if "user configured subnets" not in str(exc):
-                raise
-            self._no_fixed_ip.add(att.network)  # don't ask this network again (~50 ms each)
-            self._connect(cid, att, aliases=aliases)
+        if att.network not in self._no_fixed_ip:
+            try:
+                self._connect(cid, att, aliases=aliases, ip=old_ip)
+                return
+            except ContainerRuntimeError as exc:
+                if "user configured subnets" not in str(exc):
+                    raise
+                self._no_fixed_ip.add(att.network)  # don't ask this network again (~50 ms)
+        self._connect(cid, att, aliases=aliases)
+        with translated(f"inspect {cid[:12]}"):
+            new_ip = status_from_inspect(self._api.inspect_container(cid)).ips.get(att.network)
+        if new_ip != old_ip:
+            log.warning(
+                "container %s came back on network %s as %s (was %s): connections in flight "
+                "to it were cut; the network has no user-configured subnet (add an "
+                "`ipam.config` subnet to it, see docs/operations.md)",
+                cid[:12],
+                att.network,
+                new_ip,
+                old_ip,
+            )
 
     def start(self, cid: str) -> None:
-        with _translated(f"start {cid[:12]}"):
+        with translated(f"start {cid[:12]}"):
             self._api.start(cid)
 
     def stop(self, cid: str, *, timeout: float | None = None) -> None:
@@ -321,7 +263,7 @@ class DockerRuntime:
         (whole seconds in API 1.41, rounded up so a grace period is never shortened).
         Without `timeout`, the container's own StopTimeout (the stop_grace_period of the
         revision that created it), passed explicitly so the HTTP timeout covers it."""
-        with _translated(f"stop {cid[:12]}"):
+        with translated(f"stop {cid[:12]}"):
             if timeout is None:
                 own = self._api.inspect_container(cid).get("Config", {}).get("StopTimeout")
                 timeout = float(own) if own is not None else 10.0
@@ -331,7 +273,7 @@ class DockerRuntime:
         """Force-remove; gone (or already being removed) counts as done, so retries after a
         crash are harmless."""
         try:
-            with _translated(f"remove {cid[:12]}"):
+            with translated(f"remove {cid[:12]}"):
                 self._api.remove_container(cid, force=True)
         except NotFound:
             return
@@ -340,12 +282,12 @@ class DockerRuntime:
                 raise
 
     def kill(self, cid: str, signal: str) -> None:
-        with _translated(f"kill -{signal} {cid[:12]}"):
+        with translated(f"kill -{signal} {cid[:12]}"):
             self._api.kill(cid, signal=signal)
 
     def processes(self, cid: str) -> list[tuple[int, str]]:
         """`docker top` (host PIDs): lets the proxy adapter see nginx's old workers exit."""
-        with _translated(f"top {cid[:12]}"):
+        with translated(f"top {cid[:12]}"):
             top = self._api.top(cid, ps_args="-eo pid,args")
         titles = [str(t).upper() for t in top.get("Titles") or []]
         pid_col = titles.index("PID") if "PID" in titles else 0
@@ -357,7 +299,7 @@ class DockerRuntime:
         ]
 
     def exec(self, cid: str, cmd: Sequence[str]) -> tuple[int, str]:
-        with _translated(f"exec in {cid[:12]}"):
+        with translated(f"exec in {cid[:12]}"):
             ex = self._api.exec_create(cid, list(cmd), stdout=True, stderr=True)
             out = self._api.exec_start(ex["Id"], demux=False)
             code = self._api.exec_inspect(ex["Id"]).get("ExitCode")
@@ -374,7 +316,7 @@ class DockerRuntime:
         for att in networks:
             if not att.aliases or att.network in _ATTACHED:
                 continue
-            with _translated(f"inspect {cid[:12]}"):
+            with translated(f"inspect {cid[:12]}"):
                 doc = self._api.inspect_container(cid)
             if set(att.aliases) <= set(service_aliases(doc, att.network)):
                 continue  # already done (e.g. the controller restarted mid-way)
@@ -383,7 +325,7 @@ class DockerRuntime:
 
     def network_members(self, network: str) -> list[str]:
         try:
-            with _translated(f"inspect network {network}"):
+            with translated(f"inspect network {network}"):
                 doc = self._api.inspect_network(network)
         except NotFound:
             return []
@@ -396,7 +338,7 @@ class DockerRuntime:
         for att in networks:
             if not att.aliases or att.network in _ATTACHED:
                 continue
-            with _translated(f"inspect {cid[:12]}"):
+            with translated(f"inspect {cid[:12]}"):
                 doc = self._api.inspect_container(cid)
             if not set(att.aliases) & set(service_aliases(doc, att.network)):
                 continue
@@ -412,10 +354,10 @@ class DockerRuntime:
         network (seen here: every network API call then hangs until dockerd restarts), so
         rollouts running in parallel take turns for this short step."""
         with _ENDPOINT_LOCK:
-            with _translated(f"disconnect {cid[:12]} from {att.network}"):
+            with translated(f"disconnect {cid[:12]} from {att.network}"):
                 try:
                     self._api.disconnect_container_from_network(cid, att.network)
                 except docker.errors.APIError as exc:
-                    if "is not connected" not in _explain(exc):
+                    if "is not connected" not in explain(exc):
                         raise
             self._reconnect_keeping_ip(cid, att, old_ip, aliases=aliases)

@@ -1,0 +1,169 @@
+"""Container addresses across Berth's alias swaps, on a real engine.
+
+An alias swap (DockerRuntime.add_aliases / drop_aliases) disconnects and reconnects the
+container. It keeps its address only where the network has a user-configured subnet;
+elsewhere the engine hands out the lowest free address, and with a free one below the
+container's own, connections in flight to it from other containers are cut. So every
+bridge network Berth creates gets a fixed subnet (the compose file's `ipam`, or the one
+the engine chose).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+
+from controller.adapters.docker_runtime import DockerRuntime
+from controller.core.model import (
+    LABEL_MANAGED,
+    LABEL_NUMBER,
+    LABEL_PROJECT,
+    LABEL_REVISION,
+    LABEL_SERVICE,
+    LABEL_TAG,
+    IpamPool,
+    NetworkAttachment,
+    NetworkDef,
+)
+
+pytestmark = [pytest.mark.docker]
+
+
+class Net:
+    """A DockerRuntime, a raw API client, and cleanup of the containers and networks."""
+
+    def __init__(self, project: str, image: str) -> None:
+        self.rt = DockerRuntime()
+        self.api = docker.APIClient(version="auto")
+        self.project = project
+        self.image = image
+        self.cids: list[str] = []
+        self.networks: list[str] = []
+
+    def ensure(self, key: str, *, pools: tuple[IpamPool, ...] = ()) -> str:
+        name = f"{self.project}_{key}"
+        self.rt.ensure_network(NetworkDef(name=name, key=key, ipam=pools), project=self.project)
+        self.networks.append(name)
+        return name
+
+    def subnet(self, name: str) -> str:
+        return str(self.api.inspect_network(name)["IPAM"]["Config"][0]["Subnet"])
+
+    def run(self, n: int, att: NetworkAttachment, *, aliases: bool = True) -> str:
+        cid: str = self.rt.create(
+            name=f"{self.project}-api-abcdef12-{n}",
+            image=self.image,
+            body={"HostConfig": {"Init": True}},
+            labels={
+                LABEL_PROJECT: self.project,
+                LABEL_SERVICE: "api",
+                LABEL_NUMBER: str(n),
+                LABEL_MANAGED: "true",
+                LABEL_REVISION: "abcdef1234",
+                LABEL_TAG: "1.0.0",
+            },
+            networks=(att,),
+            aliases=aliases,
+        )
+        self.cids.append(cid)
+        self.rt.start(cid)
+        return cid
+
+    def close(self) -> None:
+        for cid in self.cids:
+            self.rt.remove(cid)
+        for name in self.networks:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_network(name)
+        self.rt.close()
+        self.api.close()
+
+
+@pytest.fixture()
+def net(app_image: Any, project: str) -> Iterator[Net]:
+    n = Net(project, app_image("1.0.0"))
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def test_a_network_berth_creates_has_the_engines_subnet_fixed(net: Net) -> None:
+    name = net.ensure("backend")
+    doc = net.api.inspect_network(name)
+    subnet = doc["IPAM"]["Config"][0]["Subnet"]
+    assert doc["Labels"]["com.docker.compose.network"] == "backend"
+    prefix = subnet.rsplit(".", 1)[0]  # a /16 or larger from the engine's default pools
+    att = NetworkAttachment(name, ("api",), ipv4_address=f"{prefix}.77")
+    cid = net.run(1, att)  # an address can only be asked for on a user-configured subnet
+    assert net.rt.inspect(cid).ips[name] == f"{prefix}.77"
+    net.ensure("backend")  # existing: left as it is
+    assert net.api.inspect_network(name)["Id"] == doc["Id"]
+
+
+def test_the_compose_files_ipam_subnet_is_used(net: Net) -> None:
+    third = uuid.uuid4().int % 250
+    pool = IpamPool(subnet=f"10.231.{third}.0/24", gateway=f"10.231.{third}.1")
+    name = net.ensure("fixed", pools=(pool,))
+    config = net.api.inspect_network(name)["IPAM"]["Config"]
+    assert config == [{"Subnet": pool.subnet, "Gateway": pool.gateway}]
+
+
+def _hole_below(net: Net, name: str) -> tuple[str, str, str]:
+    """Filler, server, client on `name`; the filler is removed, so the lowest free address
+    is below the server's. Returns (server id, its address, client id)."""
+    filler = net.run(1, NetworkAttachment(name))
+    server = net.run(2, NetworkAttachment(name, ("api",)))
+    client = net.run(3, NetworkAttachment(name))
+    net.rt.remove(filler)
+    return server, net.rt.inspect(server).ips[name], client
+
+
+def _long_request(net: Net, client: str, ip: str) -> tuple[threading.Thread, list[str]]:
+    out: list[str] = []
+    req = f"printf 'GET /cgi-bin/slow?3 HTTP/1.0\\r\\n\\r\\n' | nc -w 8 {ip} 8000 | head -1"
+    thread = threading.Thread(target=lambda: out.append(net.rt.exec(client, ["sh", "-c", req])[1]))
+    thread.start()
+    return thread, out
+
+
+@pytest.mark.slow
+def test_an_alias_drop_keeps_the_address_and_requests_in_flight(net: Net) -> None:
+    name = net.ensure("backend")
+    server, ip, client = _hole_below(net, name)
+    thread, out = _long_request(net, client, ip)
+    threading.Event().wait(1.0)
+    net.rt.drop_aliases(server, [NetworkAttachment(name, ("api",))])
+    assert net.rt.inspect(server).ips[name] == ip
+    assert net.rt.aliases_of(server) == {name: ()}
+    thread.join(15)
+    assert out and " 200 " in out[0], out
+
+
+@pytest.mark.slow
+def test_without_a_fixed_subnet_the_address_moves_and_berth_says_so(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A network made outside Berth (`docker network create`, or compose) with no subnet:
+    the documented limitation, pinned so that a change in the engine shows up here."""
+    name = f"{net.project}_foreign"
+    net.api.create_network(name, labels={"com.docker.compose.project": net.project})
+    net.networks.append(name)
+    server, ip, client = _hole_below(net, name)
+    thread, out = _long_request(net, client, ip)
+    threading.Event().wait(1.0)
+    with caplog.at_level(logging.WARNING, logger="berth.docker"):
+        net.rt.drop_aliases(server, [NetworkAttachment(name, ("api",))])
+    moved = net.rt.inspect(server).ips[name]
+    assert moved != ip
+    assert f"as {moved} (was {ip})" in caplog.text and "ipam" in caplog.text
+    thread.join(15)
+    assert not (out and " 200 " in out[0]), f"the request survived the address change: {out}"
