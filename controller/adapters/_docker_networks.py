@@ -25,15 +25,14 @@ from controller.errors import ContainerRuntimeError, NotFound
 
 log = logging.getLogger("berth.docker")
 
-_PINNABLE_DRIVERS = (None, "bridge")
 
-
-def ensure_network(api: Any, net: NetworkDef, *, project: str) -> None:
-    """An existing network is left as it is; an external one must already exist."""
+def ensure_network(api: Any, net: NetworkDef, *, project: str) -> bool:
+    """Whether it was created. An existing network is left as it is (its `ipam` is not
+    compared with the file's); an external one must already exist."""
     try:
         with translated(f"inspect network {net.name}"):
             api.inspect_network(net.name)
-        return
+        return False
     except NotFound:
         if net.external:
             raise ContainerRuntimeError(
@@ -46,19 +45,31 @@ def ensure_network(api: Any, net: NetworkDef, *, project: str) -> None:
         LABEL_MANAGED: "true",
     }
     try:
-        if net.ipam or net.driver not in _PINNABLE_DRIVERS:
-            _create(api, net, labels, net.ipam)
+        if fixable(net):
+            _create_fixed(api, net, labels)
         else:
-            _create_pinned(api, net, labels)
-    except ContainerRuntimeError:
+            _create(api, net, labels, net.ipam)
+    except ContainerRuntimeError as exc:
         # Lost a race with a concurrent creator: fine if the network now exists.
-        with translated(f"inspect network {net.name}"):
-            api.inspect_network(net.name)
+        try:
+            with translated(f"inspect network {net.name}"):
+                api.inspect_network(net.name)
+        except NotFound:
+            raise exc from None  # the create's error says why, not the inspect's
+    return True
 
 
-def _create_pinned(api: Any, net: NetworkDef, labels: Mapping[str, str]) -> None:
+def fixable(net: NetworkDef) -> bool:
+    """A bridge network with no pool in the file and the engine's own IPAM driver (a plugin
+    may manage its pools elsewhere, or refuse an explicit subnet)."""
+    return not net.ipam and net.driver in (None, "bridge") and net.ipam_driver in (None, "default")
+
+
+def _create_fixed(api: Any, net: NetworkDef, labels: Mapping[str, str]) -> None:
     """Created once for the engine to choose a free subnet (it avoids the host's routes and
-    the other networks), then again with that subnet given explicitly."""
+    the other networks), then again with that subnet given explicitly. Another process
+    that looks the network up in between may see it gone for a moment (one Berth per
+    host; `docker compose up` at the same moment is not covered)."""
     _create(api, net, labels, ())
     with translated(f"inspect network {net.name}"):
         doc = api.inspect_network(net.name)
@@ -73,7 +84,8 @@ def _create_pinned(api: Any, net: NetworkDef, labels: Mapping[str, str]) -> None
         return
     try:
         _create(api, net, labels, pools)
-    except ContainerRuntimeError:
+    except ContainerRuntimeError as exc:
+        log.warning("network %s: creating it with subnet fixed failed: %s", net.name, exc)
         _create(api, net, labels, ())  # never leave the stack without its network
 
 

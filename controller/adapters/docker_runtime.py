@@ -22,6 +22,7 @@ import docker
 import docker.errors
 from docker.utils import parse_repository_tag
 
+from controller.adapters._address_lock import AddressLock
 from controller.adapters._docker_errors import explain, translated
 from controller.adapters._docker_networks import ensure_network, ensure_volume
 from controller.adapters._docker_rows import (
@@ -48,7 +49,7 @@ from controller.ports import ContainerStatus
 log = logging.getLogger("berth.docker")
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-_ENDPOINT_LOCK = threading.RLock()  # see DockerRuntime._swap_endpoint
+_ADDRESSES = AddressLock()  # starts share it, connects and swaps hold it alone
 _ATTACHED = ("host", "none", "bridge", "default")
 
 
@@ -168,7 +169,8 @@ class DockerRuntime:
         """Creates a missing network with compose's labels (so `docker compose` adopts it);
         an existing one is left as it is, an external one must already exist."""
         with self._net_lock:  # Docker's duplicate-name check is best-effort: serialise
-            ensure_network(self._api, net, project=project)
+            if ensure_network(self._api, net, project=project):
+                self._no_fixed_ip.discard(net.name)  # a new network: ask for addresses again
 
     def ensure_volume(self, vol: VolumeDef, *, project: str) -> None:
         ensure_volume(self._api, vol, project=project)
@@ -214,7 +216,7 @@ class DockerRuntime:
     def _connect(
         self, cid: str, att: NetworkAttachment, *, aliases: bool, ip: str | None = None
     ) -> None:
-        with _ENDPOINT_LOCK, translated(f"connect {cid[:12]} to {att.network}"):
+        with _ADDRESSES.exclusive(), translated(f"connect {cid[:12]} to {att.network}"):
             self._api.connect_container_to_network(
                 cid,
                 att.network,
@@ -228,34 +230,40 @@ class DockerRuntime:
         """Asks for the old address (only networks with a user-configured subnet allow it,
         which every bridge network Berth creates has, see _docker_networks); elsewhere the
         IPAM's lowest-free allocation hands the same address back unless a lower one is
-        free, and a changed address is logged: connections in flight to it were cut."""
+        free. If the address cannot be had (no such subnet, or another process took it in
+        the moment it was free), the container is reconnected anyway, on whatever address
+        it gets, and a changed address is logged: connections in flight to it were cut."""
         if att.ipv4_address or not old_ip:
             self._connect(cid, att, aliases=aliases)
             return
+        why = "the network has no user-configured subnet (recreate it with an `ipam` subnet)"
         if att.network not in self._no_fixed_ip:
             try:
                 self._connect(cid, att, aliases=aliases, ip=old_ip)
                 return
+            except NotFound:
+                raise
             except ContainerRuntimeError as exc:
-                if "user configured subnets" not in str(exc):
-                    raise
-                self._no_fixed_ip.add(att.network)  # don't ask this network again (~50 ms)
+                if "user configured subnets" in str(exc):
+                    self._no_fixed_ip.add(att.network)  # don't ask again (~50 ms each)
+                else:
+                    why = f"its address could not be had again: {exc}"
         self._connect(cid, att, aliases=aliases)
         with translated(f"inspect {cid[:12]}"):
             new_ip = status_from_inspect(self._api.inspect_container(cid)).ips.get(att.network)
         if new_ip != old_ip:
             log.warning(
                 "container %s came back on network %s as %s (was %s): connections in flight "
-                "to it were cut; the network has no user-configured subnet (add an "
-                "`ipam.config` subnet to it, see docs/operations.md)",
+                "to it were cut; %s (see docs/operations.md, known limitations)",
                 cid[:12],
                 att.network,
                 new_ip,
                 old_ip,
+                why,
             )
 
     def start(self, cid: str) -> None:
-        with translated(f"start {cid[:12]}"):
+        with _ADDRESSES.shared(), translated(f"start {cid[:12]}"):
             self._api.start(cid)
 
     def stop(self, cid: str, *, timeout: float | None = None) -> None:
@@ -353,7 +361,7 @@ class DockerRuntime:
         dockerd 20.10's libnetwork deadlocks under concurrent disconnect/connect on one
         network (seen here: every network API call then hangs until dockerd restarts), so
         rollouts running in parallel take turns for this short step."""
-        with _ENDPOINT_LOCK:
+        with _ADDRESSES.exclusive():
             with translated(f"disconnect {cid[:12]} from {att.network}"):
                 try:
                     self._api.disconnect_container_from_network(cid, att.network)

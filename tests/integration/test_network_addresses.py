@@ -11,9 +11,9 @@ the engine chose).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,17 +101,27 @@ def test_a_network_berth_creates_has_the_engines_subnet_fixed(net: Net) -> None:
     doc = net.api.inspect_network(name)
     subnet = doc["IPAM"]["Config"][0]["Subnet"]
     assert doc["Labels"]["com.docker.compose.network"] == "backend"
-    prefix = subnet.rsplit(".", 1)[0]  # a /16 or larger from the engine's default pools
-    att = NetworkAttachment(name, ("api",), ipv4_address=f"{prefix}.77")
+    wanted = str(ipaddress.ip_network(subnet)[77])
+    att = NetworkAttachment(name, ("api",), ipv4_address=wanted)
     cid = net.run(1, att)  # an address can only be asked for on a user-configured subnet
-    assert net.rt.inspect(cid).ips[name] == f"{prefix}.77"
+    assert net.rt.inspect(cid).ips[name] == wanted
     net.ensure("backend")  # existing: left as it is
     assert net.api.inspect_network(name)["Id"] == doc["Id"]
 
 
 def test_the_compose_files_ipam_subnet_is_used(net: Net) -> None:
-    third = uuid.uuid4().int % 250
-    pool = IpamPool(subnet=f"10.231.{third}.0/24", gateway=f"10.231.{third}.1")
+    taken = [
+        ipaddress.ip_network(c["Subnet"])
+        for n in net.api.networks()
+        for c in (n.get("IPAM") or {}).get("Config") or []
+        if c.get("Subnet") and ":" not in c["Subnet"]
+    ]
+    free = next(
+        f"10.231.{i}.0/24"
+        for i in range(256)
+        if not any(ipaddress.ip_network(f"10.231.{i}.0/24").overlaps(t) for t in taken)
+    )
+    pool = IpamPool(subnet=free, gateway=str(ipaddress.ip_network(free)[1]))
     name = net.ensure("fixed", pools=(pool,))
     config = net.api.inspect_network(name)["IPAM"]["Config"]
     assert config == [{"Subnet": pool.subnet, "Gateway": pool.gateway}]
@@ -141,10 +151,12 @@ def test_an_alias_drop_keeps_the_address_and_requests_in_flight(net: Net) -> Non
     server, ip, client = _hole_below(net, name)
     thread, out = _long_request(net, client, ip)
     threading.Event().wait(1.0)
+    assert thread.is_alive() and not out, f"the request is not in flight: {out}"
     net.rt.drop_aliases(server, [NetworkAttachment(name, ("api",))])
     assert net.rt.inspect(server).ips[name] == ip
     assert net.rt.aliases_of(server) == {name: ()}
     thread.join(15)
+    assert not thread.is_alive()
     assert out and " 200 " in out[0], out
 
 
@@ -160,10 +172,11 @@ def test_without_a_fixed_subnet_the_address_moves_and_berth_says_so(
     server, ip, client = _hole_below(net, name)
     thread, out = _long_request(net, client, ip)
     threading.Event().wait(1.0)
+    assert thread.is_alive() and not out, f"the request is not in flight: {out}"
     with caplog.at_level(logging.WARNING, logger="berth.docker"):
         net.rt.drop_aliases(server, [NetworkAttachment(name, ("api",))])
     moved = net.rt.inspect(server).ips[name]
     assert moved != ip
     assert f"as {moved} (was {ip})" in caplog.text and "ipam" in caplog.text
-    thread.join(15)
+    thread.join(8)  # the answer (due after 3 s) never arrives; nc may wait far longer
     assert not (out and " 200 " in out[0]), f"the request survived the address change: {out}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.adapters._docker_networks import engine_pools
+from controller.adapters._docker_networks import engine_pools, fixable
 from controller.core.model import IpamPool
 from controller.errors import ConfigError
 from tests.unit.test_compose_translate import FILE, load
@@ -95,3 +95,26 @@ def test_engine_pools_reads_ipv4_pools_of_an_inspected_network() -> None:
     )
     assert engine_pools({"IPAM": {"Config": None}}) == ()
     assert engine_pools({}) == ()
+
+
+def test_an_ipv6_pool_is_refused_until_enable_ipv6_is_supported() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(SERVICE + "    ipam:\n      config:\n        - subnet: fd00:1::/64\n")
+    [problem] = info.value.problems
+    assert (problem.line, problem.field) == (9, "networks.n.ipam.config[0].subnet")
+    assert "enable_ipv6" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("network", "fixed"),
+    [
+        ("    internal: true\n", True),
+        ("    driver: bridge\n", True),
+        ("    ipam: {driver: default}\n", True),
+        ("    driver: macvlan\n", False),
+        ("    ipam: {driver: some-plugin}\n", False),
+        ("    ipam:\n      config: [{subnet: 10.4.0.0/24}]\n", False),  # the file's own
+    ],
+)
+def test_which_networks_get_the_engines_subnet_fixed(network: str, fixed: bool) -> None:
+    assert fixable(load(SERVICE + network).networks["n"]) is fixed

@@ -1,9 +1,10 @@
 """A compose network's `ipam:` block -> validated pools.
 
 Only what Berth passes on to the engine: `driver`, and per `config` entry `subnet`,
-`ip_range` and `gateway` (compose's `aux_addresses` and `options` are rejected, not
-ignored). Addresses are checked here, so a typo is reported with its file and line
-instead of as an engine error in the middle of a rollout.
+`ip_range` and `gateway`, IPv4 only (compose's `aux_addresses` and `options`, and IPv6
+pools, which need `enable_ipv6`, are rejected, not ignored). Addresses are checked here,
+so a typo is reported with its file and line instead of as an engine error in the middle
+of a rollout.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def _pool(loc: Located, path: Path, item: Any) -> IpamPool | None:
     ip_range = _network(loc, (*path, "ip_range"), spec["ip_range"]) if "ip_range" in spec else None
     gateway = _address(loc, (*path, "gateway"), spec["gateway"]) if "gateway" in spec else None
     if subnet is None:
+        return None
+    if subnet.version == 6:
+        loc.error((*path, "subnet"), "IPv6 pools need enable_ipv6, which Berth does not support")
         return None
     if ip_range is not None and not _inside(ip_range, subnet):
         loc.error((*path, "ip_range"), f"{ip_range} is not inside the subnet {subnet}")
