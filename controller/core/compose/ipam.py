@@ -10,7 +10,8 @@ of a rollout.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from controller.core.compose.fields import check_keys, want_map, want_str
 from controller.core.model import IpamPool
@@ -70,27 +71,29 @@ def _inside(
     return False
 
 
-def _network(
-    loc: Located, path: Path, value: Any
-) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+_T = TypeVar("_T")
+
+
+def _parsed(
+    loc: Located, path: Path, value: Any, parse: Callable[[str], _T], expected: str
+) -> _T | None:
     text = want_str(loc, path, value)
     if text is None:
         return None
     try:
-        return ipaddress.ip_network(text, strict=True)
+        return parse(text)
     except ValueError as exc:
-        loc.error(path, f"not a CIDR network such as 172.28.0.0/16: {exc}")
+        loc.error(path, f"not {expected}: {exc}")
         return None
+
+
+def _network(
+    loc: Located, path: Path, value: Any
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    return _parsed(loc, path, value, ipaddress.ip_network, "a CIDR network such as 172.28.0.0/16")
 
 
 def _address(
     loc: Located, path: Path, value: Any
 ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    text = want_str(loc, path, value)
-    if text is None:
-        return None
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError as exc:
-        loc.error(path, f"not an IP address: {exc}")
-        return None
+    return _parsed(loc, path, value, ipaddress.ip_address, "an IP address")
