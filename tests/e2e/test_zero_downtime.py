@@ -180,7 +180,7 @@ def test_deploys_under_load_lose_nothing(
     codes = {}
     try:
         for tag, mode, _ in PLAN:
-            bake = "5s" if mode == "bake-fail" else "0s"
+            bake = "8s" if mode == "bake-fail" else "0s"
             code, events, t0, t1 = deploy(s, tmp_stack, port, tag, bake=bake)
             codes[tag] = code
             windows[tag] = (t0, t1, events)

@@ -18,7 +18,7 @@ Modes (the `/version` of each answers the tag while the process runs):
 - `unhealthy`  httpd runs, `/health` answers 404 forever
 - `crash`      exits 1 after about 0.3 s
 - `slow`       `/health` answers only after 3 s
-- `bake-fail`  healthy for about 4 s after start, then `/health` answers 404 forever
+- `bake-fail`  healthy for about 6 s after start, then `/health` answers 404 forever
 
 A working healthcheck for compose files (busybox wget crashes resolving host names, so use
 the loopback address; `localhost` does not work)::
@@ -180,7 +180,7 @@ _MODE_BODIES = {
     "unhealthy": "rm -f /www/health",
     "crash": "sleep 0.3\necho 'berth-test/app: crash mode, exiting 1' >&2\nexit 1",
     "slow": "rm -f /www/health\n(sleep 3; echo ok > /www/health) &",
-    "bake-fail": "echo ok > /www/health\n(sleep 4; rm -f /www/health) &",
+    "bake-fail": "echo ok > /www/health\n(sleep 6; rm -f /www/health) &",
 }
 
 _SLOW_CGI = """\
