@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 DEMO="$ROOT/.demo"                      # a working copy: the demo edits its desired/
-BERTH=(.venv/bin/berth --desired "$DEMO/desired" --state-dir "$DEMO/cli-state")
+BERTH=(.venv/bin/berth --desired "$DEMO/desired" --compose-root "$DEMO" --state-dir "$DEMO/cli-state")
 CONTROLLER=http://127.0.0.1:9180
 APP=http://127.0.0.1:${BERTH_DEMO_PORT:-8081}
 export OLLAMA_IMAGE=berth-demo/llm-standin

@@ -1,33 +1,71 @@
 """The only module that reads configuration from disk.
 
-desired/ is writable by more people than the compose files, so reading it is defensive:
-a symlink may not lead out of desired/ (it could pull in a file nobody reviewed there),
-files are size-capped, and text must be UTF-8. Everything else is the pure core's job.
+desired/ is writable by more people than the compose files, so reading is defensive:
+- a desired file that is a symlink may not lead out of desired/ (it could pull in a file
+  nobody reviewed there);
+- every other configuration file (compose files, `.env`, `env_file`) must resolve, symlinks
+  followed, inside the compose root and outside desired/ (`controller.core.boundary`);
+- only regular files are read: FIFOs, devices and sockets are refused after a `stat`,
+  without being opened (a FIFO would block the reader forever), pseudo file systems
+  (/proc, /sys, /dev) are refused by path, and the file is opened non-blocking without
+  following a last-moment symlink, then checked again on the open descriptor;
+- sizes are capped and text must be UTF-8.
+Refusals never quote the refused file's content. Everything else is the pure core's job.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 
+from controller.core.boundary import Boundary, boundary_problem, check_roots, inside
 from controller.core.config import Config, PartialConfig, build_config, build_config_partial
 from controller.errors import ConfigError, Problem
 
-MAX_BYTES = 1024 * 1024
+MAX_BYTES = 256 * 1024  # a compose file, `.env` or env_file; real ones are a few KiB
+MAX_DESIRED_BYTES = 64 * 1024  # a desired file holds tags and replica counts only
+_PSEUDO = ("/proc", "/sys", "/dev")
 
 
-def read_text(path: str) -> str:
-    """Read a config file. A missing file raises FileNotFoundError (callers decide whether
-    it is optional, like `.env`); anything else wrong raises ConfigError naming the file."""
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    )
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"refused: {kind}, not a regular file"
+
+
+def read_regular(path: str, limit: int = MAX_BYTES) -> str:
+    """Read a regular file of at most `limit` bytes as UTF-8. A missing file raises
+    FileNotFoundError (callers decide whether it is optional, like `.env`); anything else
+    wrong raises ConfigError naming the file and never quoting it."""
+    real = os.path.realpath(path)
+    if any(inside(real, p) for p in _PSEUDO):
+        raise ConfigError.one(path, None, "", f"refused: {real} is in a pseudo file system")
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
+        why = _not_regular(os.stat(real).st_mode)
+        if why:
+            raise ConfigError.one(path, None, "", why)
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+        fd = os.open(real, flags)
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise ConfigError.one(path, None, "", f"cannot read: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_BYTES:
-        raise ConfigError.one(path, None, "", f"file is larger than {MAX_BYTES} bytes")
+    with os.fdopen(fd, "rb") as handle:
+        why = _not_regular(os.fstat(fd).st_mode)  # swapped between stat and open
+        if why:
+            raise ConfigError.one(path, None, "", why)
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise ConfigError.one(path, None, "", f"file is larger than {limit} bytes")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -35,8 +73,36 @@ def read_text(path: str) -> str:
         raise ConfigError.one(path, line, "", "not valid UTF-8") from exc
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+class ConfigTree:
+    """`ConfigFiles` over the real file system: the operator's tree minus desired/."""
+
+    def __init__(self, *, root: str, desired: str) -> None:
+        self._boundary = Boundary(root=os.path.realpath(root), desired=os.path.realpath(desired))
+        problem = check_roots(self._boundary)
+        if problem is None and self._boundary.root == "/":
+            problem = "the compose root may not be / (name the directory the operator owns)"
+        if problem is not None:
+            raise ConfigError.one(root, None, "compose root", problem)
+
+    @property
+    def boundary(self) -> Boundary:
+        return self._boundary
+
+    def resolve(self, path: str) -> str:
+        return os.path.realpath(path)
+
+    def read_text(self, path: str) -> str:
+        """Refuses (without opening) anything outside the boundary, whatever the caller
+        checked before: the core reports the refusal with its line; this is the backstop."""
+        problem = boundary_problem(self.resolve(path), self._boundary)
+        if problem is not None:
+            raise ConfigError.one(path, None, "", f"refused: {problem}")
+        return read_regular(path)
+
+
+def default_root(desired_dir: str) -> str:
+    """Without --compose-root: the directory that holds desired/ (the repository)."""
+    return os.path.dirname(os.path.realpath(desired_dir))
 
 
 def read_desired_dir_partial(path: str) -> tuple[list[tuple[str, str]], dict[str, list[Problem]]]:
@@ -50,18 +116,20 @@ def read_desired_dir_partial(path: str) -> tuple[list[tuple[str, str]], dict[str
     bad: dict[str, list[Problem]] = {}
     for name in names:
         full = os.path.abspath(os.path.join(path, name))
-        if os.path.islink(full) and not _inside(os.path.realpath(full), root):
-            target = os.path.realpath(full)
+        target = os.path.realpath(full)
+        if os.path.islink(full) and not inside(target, root):
             bad[full] = [Problem(full, None, "", f"symlink leads out of desired/ (to {target})")]
             continue
-        if not os.path.isfile(full):
-            continue
         try:
-            good.append((full, read_text(full)))
+            if stat.S_ISDIR(os.stat(full).st_mode):
+                continue  # a directory named like a file: not a desired file
+            good.append((full, read_regular(full, MAX_DESIRED_BYTES)))
         except FileNotFoundError:
-            bad[full] = [Problem(full, None, "", "disappeared while reading")]
+            continue  # removed while listing, or a dangling symlink: not a desired file now
         except ConfigError as exc:
             bad[full] = list(exc.problems)
+        except OSError as exc:
+            bad[full] = [Problem(full, None, "", f"cannot read: {exc.strerror or exc}")]
     return good, bad
 
 
@@ -73,14 +141,18 @@ def read_desired_dir(path: str) -> list[tuple[str, str]]:
     return good
 
 
-def load_config(desired_dir: str, environ: Mapping[str, str]) -> Config:
-    return build_config(read_desired_dir(desired_dir), environ=environ, read_text=read_text)
+def load_config(desired_dir: str, environ: Mapping[str, str], *, root: str | None) -> Config:
+    tree = ConfigTree(root=root or default_root(desired_dir), desired=desired_dir)
+    return build_config(read_desired_dir(desired_dir), environ=environ, files=tree)
 
 
-def load_config_partial(desired_dir: str, environ: Mapping[str, str]) -> PartialConfig:
+def load_config_partial(
+    desired_dir: str, environ: Mapping[str, str], *, root: str | None
+) -> PartialConfig:
     """Per-file validity for the daemon (`berth_desired_valid{file}`)."""
+    tree = ConfigTree(root=root or default_root(desired_dir), desired=desired_dir)
     good, bad = read_desired_dir_partial(desired_dir)
-    partial = build_config_partial(good, environ=environ, read_text=read_text)
+    partial = build_config_partial(good, environ=environ, files=tree)
     if not bad:
         return partial
     problems = {**partial.problems, **{f: tuple(p) for f, p in bad.items()}}

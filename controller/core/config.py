@@ -8,11 +8,12 @@ Config project by project. `build_config` is the strict form for `berth validate
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping, Sequence
+import posixpath
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.core.boundary import ConfigFiles, confine
 from controller.core.compose import load_stack
 from controller.core.desired import parse_desired
 from controller.core.model import (
@@ -23,10 +24,9 @@ from controller.core.model import (
     image_ref,
     tag_of,
 )
+from controller.core.tagpolicy import tag_allowed
 from controller.core.yamlsrc import Path, Where, load_node, unwrap
 from controller.errors import ConfigError, Problem
-
-ReadText = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,10 @@ class PartialConfig:
 
 
 def build_config(
-    desired_files: Sequence[tuple[str, str]], *, environ: Mapping[str, str], read_text: ReadText
+    desired_files: Sequence[tuple[str, str]], *, environ: Mapping[str, str], files: ConfigFiles
 ) -> Config:
     """All files must be valid; ConfigError lists every problem in every file."""
-    partial = build_config_partial(desired_files, environ=environ, read_text=read_text)
+    partial = build_config_partial(desired_files, environ=environ, files=files)
     problems = list(dict.fromkeys(p for probs in partial.problems.values() for p in probs))
     if problems:
         raise ConfigError(problems)
@@ -63,7 +63,7 @@ class _Work:
     """Mutable scratch state of one build; never leaves this module."""
 
     environ: Mapping[str, str]
-    read_text: ReadText
+    files_port: ConfigFiles
     problems: dict[str, list[Problem]] = field(default_factory=dict)
     parsed: dict[str, DesiredStack] = field(default_factory=dict)
     stacks: dict[str, StackSpec] = field(default_factory=dict)  # desired file -> its stack
@@ -75,10 +75,10 @@ class _Work:
 
 
 def build_config_partial(
-    desired_files: Sequence[tuple[str, str]], *, environ: Mapping[str, str], read_text: ReadText
+    desired_files: Sequence[tuple[str, str]], *, environ: Mapping[str, str], files: ConfigFiles
 ) -> PartialConfig:
     """Per-file validity; one valid file still loads when another is invalid."""
-    work = _Work(environ=environ, read_text=read_text)
+    work = _Work(environ=environ, files_port=files)
     for file, text in desired_files:
         work.problems[file] = []
         work.files.append(file)
@@ -111,22 +111,35 @@ def _compose_lines(file: str, text: str) -> dict[str, int | None]:
 def _read_compose(
     work: _Work, file: str, desired: DesiredStack, text: str
 ) -> list[tuple[str, str]] | None:
+    """The compose files a desired file names, each checked against the boundary before it
+    is opened; a refusal names the desired file's line and never the refused content."""
     lines = _compose_lines(file, text)
     out: list[tuple[str, str]] = []
-    for i, path in enumerate(desired.compose_files):
+    wanted = list(desired.compose_files)
+    for i, path in enumerate(wanted):
         where = f"compose[{i}]" if f"compose[{i}]" in lines else "compose"
         work.files.append(path)
+        problem = confine(work.files_port, path)
+        if problem is None and i == 0:  # the project's .env: chosen by the first file
+            dotenv = posixpath.join(posixpath.dirname(path), ".env")
+            if (why := confine(work.files_port, dotenv)) is not None:
+                problem = f".env beside it ({dotenv}) {why}"
+        if problem is not None:
+            msg = f"compose file {path} {problem} (security boundary: see --compose-root)"
+            work.add(file, [Problem(file, lines[where], where, msg)])
+            continue
         try:
             if path not in work.texts:
-                work.texts[path] = work.read_text(path)
+                work.texts[path] = work.files_port.read_text(path)
             out.append((path, work.texts[path]))
         except FileNotFoundError:
             work.add(
                 file, [Problem(file, lines[where], where, f"compose file {path} does not exist")]
             )
         except ConfigError as exc:
-            work.add(file, [Problem(file, lines[where], where, f"cannot read {path}: {exc}")])
-    return out if len(out) == len(desired.compose_files) else None
+            why = "; ".join(p.message for p in exc.problems)
+            work.add(file, [Problem(file, lines[where], where, f"cannot read {path}: {why}")])
+    return out if len(out) == len(wanted) else None
 
 
 def _load_stack_for(work: _Work, file: str, desired: DesiredStack, text: str) -> None:
@@ -138,7 +151,7 @@ def _load_stack_for(work: _Work, file: str, desired: DesiredStack, text: str) ->
             project=desired.project or None,
             files=files,
             environ=work.environ,
-            read_text=work.read_text,
+            sources=work.files_port,
         )
     except ConfigError as exc:
         work.add(file, exc.problems)
@@ -169,7 +182,7 @@ def _check_services(
             )
             continue
         pattern = spec.berth.allowed_tags
-        if pattern is not None and not re.fullmatch(pattern, svc.tag):
+        if pattern is not None and not tag_allowed(pattern, svc.tag):
             tag_line = table[("services", name, "tag")].line
             work.add(
                 file,

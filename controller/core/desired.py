@@ -13,12 +13,18 @@ import re
 from typing import Any
 
 from controller.core.compose.keys import REJECTED_SERVICE_KEYS, SERVICE_KEYS
-from controller.core.model import DesiredService, DesiredStack, Location
+from controller.core.model import (
+    MAX_REPLICAS,
+    NAME_RE,
+    DesiredService,
+    DesiredStack,
+    Location,
+)
 from controller.core.reference import tag_problem
 from controller.core.yamlsrc import Located, Path, load_node, unwrap
 from controller.errors import ConfigError
 
-PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 TOP_KEYS = ("project", "compose", "services")
 SERVICE_FIELDS = ("tag", "replicas")
 # Everything a compose service can say, plus spellings people reach for.
@@ -83,10 +89,11 @@ def _service(loc: Located, name: str, value: Any) -> DesiredService | None:
         ok = False
     replicas = value.get("replicas")
     if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool)):
-        loc.error((*path, "replicas"), f"must be a whole number >= 0, got {replicas!r}")
+        shown = repr(replicas) if len(repr(replicas)) <= 40 else repr(replicas)[:37] + "..."
+        loc.error((*path, "replicas"), f"must be a whole number 0-{MAX_REPLICAS}, got {shown}")
         ok = False
-    elif isinstance(replicas, int) and replicas < 0:
-        loc.error((*path, "replicas"), f"must be >= 0, got {replicas}")
+    elif isinstance(replicas, int) and not 0 <= replicas <= MAX_REPLICAS:
+        loc.error((*path, "replicas"), f"must be 0-{MAX_REPLICAS}, got {replicas}")
         ok = False
     if not ok or not isinstance(tag, str):
         return None
@@ -121,6 +128,9 @@ def parse_desired(file: str, text: str) -> DesiredStack:
     if raw is not None and not isinstance(raw, dict):
         loc.error(("services",), "must be a mapping of service name to {tag, replicas}")
     for name, value in (raw if isinstance(raw, dict) else {}).items():
+        if not NAME_RE.fullmatch(name):
+            loc.error(("services", name), "not a compose service name (letters, digits, . _ -)")
+            continue
         svc = _service(loc, name, value)
         if svc is not None:
             services[name] = svc

@@ -7,6 +7,7 @@ through this single parser and fails with the same message.
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {
@@ -19,23 +20,36 @@ _UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_PART = re.compile(r"([0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(ns|us|µs|μs|ms|s|m|h)")
+_NUMBER = re.compile(r"[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20}")
+MAX_SECONDS = 7 * 24 * 3600.0  # every duration Berth reads is finite and at most 168h
+_EXPECTED = "expected e.g. '10s', '1m30s', '250ms'"
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bounded(value: object, seconds: float) -> float:
+    if not math.isfinite(seconds) or seconds > MAX_SECONDS:
+        raise ValueError(f"invalid duration {_short(value)}: must be finite and at most 168h")
+    return seconds
 
 
 def parse_duration(value: str | int | float) -> float:
     """Seconds in `value`; a bare number means seconds. Negative durations are refused."""
     if isinstance(value, bool):
-        raise ValueError(f"invalid duration {value!r}: expected e.g. '10s', '1m30s', '250ms'")
+        raise ValueError(f"invalid duration {_short(value)}: {_EXPECTED}")
     if isinstance(value, int | float):
         if value < 0:
-            raise ValueError(f"invalid duration {value!r}: must not be negative")
-        return float(value)
+            raise ValueError(f"invalid duration {_short(value)}: must not be negative")
+        return _bounded(value, float(value) if abs(value) <= MAX_SECONDS else math.inf)
     if not isinstance(value, str):
-        raise ValueError(f"invalid duration {value!r}: expected e.g. '10s', '1m30s', '250ms'")
+        raise ValueError(f"invalid duration {_short(value)}: {_EXPECTED}")
     text = value.strip()
     if _NUMBER.fullmatch(text):
-        return float(text)
+        return _bounded(value, float(text))
     total = 0.0
     pos = 0
     for match in _PART.finditer(text):
@@ -45,7 +59,7 @@ def parse_duration(value: str | int | float) -> float:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(
-            f"invalid duration {value!r}: expected a number with a unit "
-            "(ns, us, ms, s, m, h), e.g. '10s', '1m30s', '250ms'"
+            f"invalid duration {_short(value)}: expected a number with a unit "
+            f"(ns, us, ms, s, m, h), {_EXPECTED.removeprefix('expected ')}"
         )
-    return total
+    return _bounded(value, total)

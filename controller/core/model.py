@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,6 +25,8 @@ LABEL_MANAGED = "berth.managed"
 LABEL_REVISION = "berth.revision"
 LABEL_TAG = "berth.tag"
 LABEL_COMMIT = "berth.source-commit"
+MAX_REPLICAS = 256  # per service: a documented bound, so no count can exhaust memory
+NAME_RE = re.compile(r"[a-zA-Z0-9._-]{1,255}")  # compose-spec's service/network/volume keys
 
 
 @dataclass(frozen=True)

@@ -1,47 +1,139 @@
-"""YAML loading that remembers where every value came from.
+"""YAML loading that remembers where every value came from, within fixed bounds.
 
 Every configuration error has to name a file, a line and a field, and multiple compose files
 are merged before they are translated; so values are wrapped in `Node`s that carry their own
 file and line through interpolation and merging, and are unwrapped into plain Python values
 plus a path -> location table only at the end (`unwrap`).
+
+Input is hostile (desired/ has many writers): before a document is built, its event stream
+is checked against fixed limits (nesting depth, node count after alias expansion) and a
+closed set of tags, so an alias bomb, a deep nest or an unknown tag is a located error
+instead of gigabytes, a RecursionError or a crash. The check reads events one at a time and
+stops at the first limit, so its cost is bounded too (ruamel's parser slows down
+quadratically with depth).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    Event,
+    NodeEvent,
+    ScalarEvent,
+)
 
 from controller.errors import ConfigError, Problem
 
 Path = tuple[str | int, ...]
 
+MAX_DEPTH = 64  # compose files nest about 6 deep; 64 leaves room and stays fast to parse
+MAX_NODES = 50_000  # after alias expansion; a 300-service compose file has ~15,000
+_CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")
+) | {"!"}
+COMPOSE_TAGS = frozenset({"!reset", "!override"})  # compose-spec merge directives
+# YAML allows redefining an anchor (the later one wins, here as in the shape check); ruamel
+# would print a warning to stderr for it, outside the structured log.
+warnings.filterwarnings("ignore", category=ReusedAnchorWarning)
 
-def load_yaml(text: str, file: str) -> Any:
-    """Round-trip load, so mappings keep `.lc` line data; syntax errors become ConfigError."""
+
+def _syntax_error(exc: MarkedYAMLError, file: str) -> ConfigError:
+    mark = exc.problem_mark or exc.context_mark
+    what = exc.problem or exc.context or "invalid YAML"
+    if exc.context and exc.context_mark is not None:
+        what += f" ({exc.context} started on line {exc.context_mark.line + 1})"
+        if "end of stream" in what:  # the end of the file is no help; the start is
+            mark = exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    return ConfigError.one(file, line, "", f"YAML syntax error: {what}")
+
+
+def _line(event: Event) -> int | None:
+    mark = event.start_mark
+    return int(mark.line) + 1 if mark is not None else None
+
+
+class _Shape:
+    """Running totals of one event stream: open collections with their expanded sizes."""
+
+    def __init__(self, file: str, tags: frozenset[str]) -> None:
+        self.file, self.tags = file, tags
+        self.open: list[tuple[str | None, int]] = []  # (anchor, expanded size so far)
+        self.anchors: dict[str, int] = {}
+
+    def fail(self, event: Event, message: str) -> ConfigError:
+        return ConfigError.one(self.file, _line(event), "", message)
+
+    def add(self, event: Event, size: int) -> None:
+        """A finished node of `size` expanded nodes joins its parent collection."""
+        if not self.open:
+            return
+        anchor, total = self.open[-1]
+        total += size
+        if total > MAX_NODES:
+            raise self.fail(
+                event,
+                f"document too large: more than {MAX_NODES} values after expanding aliases "
+                "(an alias bomb?)",
+            )
+        self.open[-1] = (anchor, total)
+
+    def event(self, ev: Event) -> None:
+        if isinstance(ev, NodeEvent) and not isinstance(ev, AliasEvent):
+            tag = getattr(ev, "tag", None)
+            if tag is not None and str(tag) not in _CORE_TAGS | self.tags:
+                allowed = ", ".join(sorted(self.tags)) or "none"
+                raise self.fail(ev, f"YAML tag {str(tag)!r} is not supported (allowed: {allowed})")
+        if isinstance(ev, CollectionStartEvent):
+            if len(self.open) >= MAX_DEPTH:
+                raise self.fail(ev, f"nested more than {MAX_DEPTH} levels deep")
+            self.open.append((ev.anchor, 1))
+        elif isinstance(ev, CollectionEndEvent):
+            anchor, size = self.open.pop()
+            if anchor is not None:
+                self.anchors[anchor] = size
+            self.add(ev, size)
+        elif isinstance(ev, ScalarEvent):
+            if ev.anchor is not None:
+                self.anchors[ev.anchor] = 1
+            self.add(ev, 1)
+        elif isinstance(ev, AliasEvent):
+            self.add(ev, self.anchors.get(str(ev.anchor), 1))
+
+
+def check_shape(events: Iterable[Event], file: str, tags: frozenset[str]) -> None:
+    """Raise ConfigError at the first event past a limit; consumes events lazily."""
+    shape = _Shape(file, tags)
+    for ev in events:
+        shape.event(ev)
+
+
+def load_yaml(text: str, file: str, *, tags: frozenset[str] = frozenset()) -> Any:
+    """Round-trip load (mappings keep `.lc` line data) of a document that passed
+    `check_shape`; syntax errors and limits become ConfigError with the line."""
     yaml = YAML(typ="rt")
     try:
+        check_shape(yaml.parse(text), file, tags)
         return yaml.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.context_mark is not None:
-            what += f" ({exc.context} started on line {exc.context_mark.line + 1})"
-            if "end of stream" in what:  # the end of the file is no help; the start is
-                mark = exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError.one(file, line, "", f"YAML syntax error: {what}") from exc
+        raise _syntax_error(exc, file) from exc
     except YAMLError as exc:
         raise ConfigError.one(file, None, "", f"YAML syntax error: {exc}") from exc
 
 
 def key_line(mapping: Any, key: Any) -> int | None:
     """1-based line of `key` in a round-trip mapping; None for keys pulled in by `<<:`."""
-    if isinstance(mapping, CommentedMap):
+    if isinstance(mapping, CommentedMap) and mapping.lc.data is not None:
         pos = mapping.lc.data.get(key)
         if pos is not None:
             return int(pos[0]) + 1
@@ -50,7 +142,7 @@ def key_line(mapping: Any, key: Any) -> int | None:
 
 def item_line(seq: Any, index: int) -> int | None:
     """1-based line of the `index`th item of a round-trip sequence."""
-    if isinstance(seq, CommentedSeq):
+    if isinstance(seq, CommentedSeq) and seq.lc.data is not None:
         pos = seq.lc.data.get(index)
         if pos is not None:
             return int(pos[0]) + 1
@@ -71,6 +163,7 @@ class Node:
     value: Any
     file: str
     line: int | None
+    tag: str | None = None  # a compose merge directive (`!reset`, `!override`), else None
 
 
 def plain_scalar(value: Any) -> Any:
@@ -86,24 +179,34 @@ def plain_scalar(value: Any) -> Any:
     return str(value)
 
 
+def _tag(value: Any) -> str | None:
+    tag = getattr(value, "tag", None)
+    text = getattr(tag, "value", tag)
+    return str(text) if isinstance(text, str) and text in COMPOSE_TAGS else None
+
+
 def to_node(value: Any, file: str, line: int | None = 1) -> Node:
     """Wrap a loaded document; keys keep their own line, merged `<<:` keys the mapping's line."""
+    tag = _tag(value)
+    if isinstance(value, TaggedScalar):
+        return Node(plain_scalar(value.value), file, line, tag)
     if isinstance(value, Mapping):
         own = node_line(value) or line
         out: dict[str, Node] = {}
         for key, child in value.items():
             out[str(key)] = to_node(child, file, key_line(value, key) or own)
-        return Node(out, file, line)
+        return Node(out, file, line, tag)
     if isinstance(value, list):
         own = node_line(value) or line
         items = [to_node(child, file, item_line(value, i) or own) for i, child in enumerate(value)]
-        return Node(items, file, line)
+        return Node(items, file, line, tag)
     return Node(plain_scalar(value), file, line)
 
 
-def load_node(text: str, file: str) -> Node:
-    """Parse text into a Node tree; an empty document is an empty mapping."""
-    data = load_yaml(text, file)
+def load_node(text: str, file: str, *, tags: frozenset[str] = frozenset()) -> Node:
+    """Parse text into a Node tree; an empty document is an empty mapping. `tags` are the
+    custom tags this kind of file may use (compose files: `!reset`, `!override`)."""
+    data = load_yaml(text, file, tags=tags)
     if data is None:
         return Node({}, file, 1)
     return to_node(data, file, 1)
@@ -113,10 +216,10 @@ def map_nodes(node: Node, fn: Callable[[Node, Path], Node], path: Path = ()) -> 
     """Rebuild a tree bottom-up through `fn` (used for interpolation of every scalar)."""
     if isinstance(node.value, dict):
         kids = {k: map_nodes(v, fn, (*path, k)) for k, v in node.value.items()}
-        return fn(Node(kids, node.file, node.line), path)
+        return fn(Node(kids, node.file, node.line, node.tag), path)
     if isinstance(node.value, list):
         items = [map_nodes(v, fn, (*path, i)) for i, v in enumerate(node.value)]
-        return fn(Node(items, node.file, node.line), path)
+        return fn(Node(items, node.file, node.line, node.tag), path)
     return fn(node, path)
 
 

@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
         help="desired-state directory (env BERTH_DESIRED)",
     )
     p.add_argument(
+        "--compose-root",
+        default=os.environ.get("BERTH_COMPOSE_ROOT") or None,
+        help="the operator's tree: compose files and all they bring in must lie here, "
+        "outside desired/ (env BERTH_COMPOSE_ROOT; default: the directory holding desired/)",
+    )
+    p.add_argument(
         "--state-dir",
         default=os.environ.get("BERTH_STATE_DIR", "./.berth"),
         help="where the SQLite history lives (env BERTH_STATE_DIR)",
@@ -93,7 +99,7 @@ def entry() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    ctx = Context(args.desired, args.state_dir, args.docker_host)
+    ctx = Context(args.desired, args.state_dir, args.docker_host, args.compose_root)
     as_json = bool(getattr(args, "json", False))
     try:
         if args.command == "validate":

@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from controller.adapters.clock import SystemClock
-from controller.adapters.files import load_config
+from controller.adapters.files import ConfigTree, default_root, load_config
 from controller.adapters.sqlite_store import SqliteStateStore
 from controller.core.config import Config
 
@@ -22,9 +22,15 @@ class Context:
     desired: str
     state_dir: str
     docker_host: str | None
+    compose_root: str | None = None  # the operator's tree; None: the parent of desired/
 
     def config(self) -> Config:
-        return load_config(self.desired, dict(os.environ))
+        return load_config(self.desired, dict(os.environ), root=self.compose_root)
+
+    def config_files(self) -> ConfigTree:
+        """The desired/ boundary as the file adapter enforces it (DESIGN §2)."""
+        root = self.compose_root or default_root(self.desired)
+        return ConfigTree(root=root, desired=self.desired)
 
     @cached_property
     def store(self) -> SqliteStateStore:

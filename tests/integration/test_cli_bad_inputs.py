@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 from controller.shell.cli import main
+from tests.unit import test_boundary as boundary
 from tests.unit.test_bad_inputs import CASES, COMPOSE, DESIRED, Case, tree
+from tests.unit.test_hostile_inputs import HOSTILE
 
 NOWHERE = "tcp://127.0.0.1:1"  # any Docker call would fail with a connection error
-FILE_CASES = [c for c in CASES if c.file in (DESIRED, COMPOSE)]
+FILE_CASES = [c for c in CASES + HOSTILE if c.file in (DESIRED, COMPOSE)]
 
 
 def materialise(case: Case, root: Path) -> Path:
@@ -30,7 +32,27 @@ def materialise(case: Case, root: Path) -> Path:
 
 
 def test_enough_cases() -> None:
-    assert len(FILE_CASES) >= 15
+    assert len(FILE_CASES) >= 50
+
+
+@pytest.mark.parametrize("case", boundary.CASES, ids=[c.id for c in boundary.CASES])
+@pytest.mark.parametrize("command", ["validate", "apply"])
+def test_boundary_refused_through_the_cli(
+    case: boundary.Case, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every way out of the operator's tree: exit 1, file:line and field, no Docker call,
+    and not a byte of the refused file in the output."""
+    _tree, root, place = boundary.real_tree(case, tmp_path)
+    code = main(
+        ["--desired", f"{root}/desired", "--state-dir", str(tmp_path / "state"),
+         "--docker-host", NOWHERE, command]
+    )
+    out = capsys.readouterr()
+    assert code == 1, out.err
+    assert "invalid configuration" in out.err, out.err
+    where = f"{place(case.file)}:{case.line}" if case.line else place(case.file)
+    assert where in out.err and case.field in out.err and case.fragment in out.err, out.err
+    assert boundary.SECRET not in out.err + out.out
 
 
 @pytest.mark.parametrize("case", FILE_CASES, ids=[c.id for c in FILE_CASES])

@@ -15,6 +15,7 @@ import pytest
 from controller.adapters.files import load_config, load_config_partial, read_desired_dir
 from controller.core.config import build_config, build_config_partial
 from controller.errors import ConfigError, Problem
+from tests.fakes_files import MemoryTree
 
 DESIRED = "/r/desired/app.yaml"
 OTHER = "/r/desired/b.yaml"
@@ -124,7 +125,7 @@ CASES = [
         DESIRED,
         6,
         "services.api.replicas",
-        ">= 0",
+        "0-256",
         desired=BASE_DESIRED + "    replicas: -1\n",
     ),
     Case(
@@ -269,7 +270,7 @@ CASES = [
         COMPOSE,
         13,
         "x-berth.proxy.upstreams_file",
-        "outside the stack",
+        "outside the compose root",
         compose=c("../nginx/up.conf", "../../etc/nginx/up.conf"),
     ),
     Case(
@@ -319,18 +320,13 @@ def tree(case: Case) -> dict[str, str]:
     return {DESIRED: case.desired, COMPOSE: case.compose, **case.extra}
 
 
-def reader(files: dict[str, str]):  # type: ignore[no-untyped-def]
-    def read_text(path: str) -> str:
-        if path not in files:
-            raise FileNotFoundError(path)
-        return files[path]
-
-    return read_text
+def reader(files: dict[str, str]) -> MemoryTree:
+    return MemoryTree(files, root="/r", desired="/r/desired")
 
 
 def test_base_is_valid() -> None:
     files = {DESIRED: BASE_DESIRED, COMPOSE: BASE_COMPOSE}
-    config = build_config([(DESIRED, BASE_DESIRED)], environ={}, read_text=reader(files))
+    config = build_config([(DESIRED, BASE_DESIRED)], environ={}, files=reader(files))
     assert [t.image for t in config.targets] == ["reg/api:1.0.0", "nginx"]
     assert set(config.files) >= {DESIRED, COMPOSE, "/r/compose/.env"}
 
@@ -343,7 +339,7 @@ def test_there_are_enough_cases() -> None:
 def test_bad_input(case: Case) -> None:
     files = tree(case)
     with pytest.raises(ConfigError) as info:
-        build_config([(DESIRED, case.desired)], environ={}, read_text=reader(files))
+        build_config([(DESIRED, case.desired)], environ={}, files=reader(files))
     expected = (case.file, case.line, case.field)
     hits = [p for p in info.value.problems if (p.file, p.line, p.field) == expected]
     assert hits, f"want {expected}, got {info.value.problems}"
@@ -359,7 +355,7 @@ def _two_files(second: str) -> list[Problem]:
     }
     with pytest.raises(ConfigError) as info:
         build_config(
-            [(DESIRED, BASE_DESIRED), (OTHER, second)], environ={}, read_text=reader(files)
+            [(DESIRED, BASE_DESIRED), (OTHER, second)], environ={}, files=reader(files)
         )
     return info.value.problems
 
@@ -383,7 +379,7 @@ def test_one_invalid_file_does_not_block_another() -> None:
     bad = "project: other\ncompose: ../compose/c.yml\nservices:\n  api: {tag: 'x y'}\n"
     files = {DESIRED: BASE_DESIRED, OTHER: bad, COMPOSE: BASE_COMPOSE}
     partial = build_config_partial(
-        [(DESIRED, BASE_DESIRED), (OTHER, bad)], environ={}, read_text=reader(files)
+        [(DESIRED, BASE_DESIRED), (OTHER, bad)], environ={}, files=reader(files)
     )
     assert partial.valid(DESIRED) and not partial.valid(OTHER)
     assert set(partial.config.stacks) == {"app"}
@@ -402,7 +398,7 @@ def _layout(root: Path, desired: str = BASE_DESIRED) -> Path:
 
 
 def test_adapter_loads(tmp_path: Path) -> None:
-    config = load_config(str(_layout(tmp_path)), {})
+    config = load_config(str(_layout(tmp_path)), {}, root=None)
     assert config.targets[0].image == "reg/api:1.0.0"
 
 
@@ -416,7 +412,7 @@ def test_symlink_leaving_desired(tmp_path: Path) -> None:
     [problem] = info.value.problems
     assert problem.file == str(ddir / "evil.yaml") and "symlink" in problem.message
     os.symlink(ddir / "app.yaml", ddir / "alias.yml")  # inside desired/: fine
-    partial = load_config_partial(str(ddir), {})
+    partial = load_config_partial(str(ddir), {}, root=None)
     assert not partial.valid(str(ddir / "evil.yaml"))
     assert partial.valid(str(ddir / "app.yaml")) is False  # same service twice via the alias
 
@@ -428,7 +424,7 @@ def test_file_over_one_mib(tmp_path: Path) -> None:
         read_desired_dir(str(ddir))
     assert info.value.problems[0].file == str(ddir / "big.yaml")
     assert "larger than" in info.value.problems[0].message
-    partial = load_config_partial(str(ddir), {})
+    partial = load_config_partial(str(ddir), {}, root=None)
     assert partial.valid(str(ddir / "app.yaml")) and not partial.valid(str(ddir / "big.yaml"))
 
 
@@ -446,14 +442,14 @@ def test_invalid_file_keeps_last_good_state_of_its_project() -> None:
     from controller.core.config import keep_last_good
 
     files = {DESIRED: BASE_DESIRED, COMPOSE: BASE_COMPOSE}
-    good = build_config([(DESIRED, BASE_DESIRED)], environ={}, read_text=reader(files))
+    good = build_config([(DESIRED, BASE_DESIRED)], environ={}, files=reader(files))
     broken = d('"1.0.0"', '"2.0.0 oops"')
     files[DESIRED] = broken
-    partial = build_config_partial([(DESIRED, broken)], environ={}, read_text=reader(files))
+    partial = build_config_partial([(DESIRED, broken)], environ={}, files=reader(files))
     assert not partial.valid(DESIRED) and partial.config.targets == ()
     kept = keep_last_good(partial, good)
     assert [t.image for t in kept.targets] == ["reg/api:1.0.0", "nginx"]
     fixed = d('"1.0.0"', '"2.0.0"')
     files[DESIRED] = fixed
-    partial = build_config_partial([(DESIRED, fixed)], environ={}, read_text=reader(files))
+    partial = build_config_partial([(DESIRED, fixed)], environ={}, files=reader(files))
     assert keep_last_good(partial, good).targets[0].image == "reg/api:2.0.0"

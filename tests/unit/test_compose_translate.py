@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from controller.adapters.files import ConfigTree
 from controller.core.compose import load_stack, normalize_project
 from controller.core.model import StackSpec
 from controller.errors import ConfigError
+from tests.fakes_files import MemoryTree
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "config"
 FILE = "/srv/stack/compose/c.yml"
@@ -23,15 +25,9 @@ def load(
     project: str | None = "p",
     more: list[tuple[str, str]] | None = None,
 ) -> StackSpec:
-    files = {**(extra or {})}
-
-    def read_text(path: str) -> str:
-        if path not in files:
-            raise FileNotFoundError(path)
-        return files[path]
-
+    tree = MemoryTree({**(extra or {})}, root="/srv/stack", desired="/srv/stack/desired")
     return load_stack(
-        project=project, files=[(FILE, text), *(more or [])], environ=env or {}, read_text=read_text
+        project=project, files=[(FILE, text), *(more or [])], environ=env or {}, sources=tree
     )
 
 
@@ -47,14 +43,11 @@ def test_fixture_stack_translates() -> None:
     root = FIXTURES / "good" / "compose"
     compose = root / "docker-compose.yml"
 
-    def read_text(path: str) -> str:
-        return Path(path).read_text()
-
     stack = load_stack(
         project=None,
         files=[(str(compose), compose.read_text())],
         environ={"FROM_SHELL": "shell"},
-        read_text=read_text,
+        sources=ConfigTree(root=str(root.parent), desired=str(root.parent / "desired")),
     )
     assert stack.project == "shop-stack"  # `name: Shop-Stack`, normalised like compose
     api = stack.services["api"]

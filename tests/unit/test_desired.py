@@ -38,7 +38,7 @@ def test_project_is_optional_and_services_may_be_empty() -> None:
         ("    tag: 1.5\n", 5, "services.api.tag", "quote it"),
         ("    tag: 'a b'\n", 5, "services.api.tag", "invalid tag"),
         ("    replicas: 2\n", 4, "services.api.tag", "required"),  # the service line
-        ("    tag: x\n    replicas: -1\n", 6, "services.api.replicas", ">= 0"),
+        ("    tag: x\n    replicas: -1\n", 6, "services.api.replicas", "0-256"),
         ("    tag: x\n    replicas: two\n", 6, "services.api.replicas", "whole number"),
         ("    tag: x\n    replicas: true\n", 6, "services.api.replicas", "whole number"),
         ("    tag: x\n    replicas: 1.0\n", 6, "services.api.replicas", "whole number"),

@@ -89,6 +89,8 @@ def test_berth_validate_accepts_the_gpu_override(
     desired.mkdir()
     (desired / "gesalps.yaml").write_text(text)
     monkeypatch.delenv("OLLAMA_IMAGE", raising=False)  # the real ollama/ollama image
+    # desired/ lives elsewhere here: the operator's tree is named explicitly (env form)
+    monkeypatch.setenv("BERTH_COMPOSE_ROOT", str(COMPOSE.parent.parent))
     res = berth(desired, tmp_path / "state", "validate", timeout=60)
     assert res.code == 0, res.out + res.err
 

@@ -38,7 +38,7 @@ def test_ignored_settings_are_errors(compose: str, field: str, fragment: str) ->
         build_config(
             [(DESIRED, BASE_DESIRED)],
             environ={},
-            read_text=reader({DESIRED: BASE_DESIRED, COMPOSE: compose}),
+            files=reader({DESIRED: BASE_DESIRED, COMPOSE: compose}),
         )
     text = str(err.value)
     assert field in text and fragment in text and "c.yml:" in text, text

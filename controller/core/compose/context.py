@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.core.boundary import ConfigFiles
 from controller.core.model import NetworkDef, VolumeDef
 from controller.core.yamlsrc import Located, Path
 
@@ -18,7 +19,7 @@ class StackCtx:
     project: str
     project_dir: str  # directory of the first compose file: relative paths resolve here
     env: Mapping[str, str]  # project environment: `.env` overlaid by the real environment
-    read_text: Callable[[str], str]
+    files: ConfigFiles  # reads, and resolves paths for the desired/ boundary
     networks: Mapping[str, NetworkDef]
     volumes: Mapping[str, VolumeDef]
     files_read: list[str] = field(default_factory=list)

@@ -7,6 +7,7 @@ helper returns None after recording the problem, so one pass reports every bad f
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -14,7 +15,10 @@ from typing import Any
 from controller.core.durations import parse_duration
 from controller.core.yamlsrc import Located, Path
 
-_BYTES = re.compile(r"(\d+(?:\.\d+)?)\s?([kmgtp])?i?b?", re.IGNORECASE)
+_BYTES = re.compile(r"([0-9]{1,20}(?:\.[0-9]{1,20})?) ?([kmgtp])?i?b?", re.IGNORECASE)
+_INT = re.compile(r"-?[0-9]{1,19}")
+_FLOAT = re.compile(r"-?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})")
+INT64_MAX = 2**63 - 1  # what the Engine API's integer fields hold
 _MULT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
 
 
@@ -23,14 +27,17 @@ def parse_bytes(value: str | int) -> int:
     if isinstance(value, bool):
         raise ValueError(f"invalid size {value!r}")
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"invalid size {value!r}: must not be negative")
+        if not 0 <= value <= INT64_MAX:
+            raise ValueError(f"invalid size {value!r}: must be 0 to {INT64_MAX}")
         return value
     match = _BYTES.fullmatch(str(value).strip())
     if match is None:
         raise ValueError(f"invalid size {value!r}: expected e.g. '512m', '1g', '1.5gb', '1048576'")
     unit = (match.group(2) or "").lower()
-    return int(float(match.group(1)) * _MULT[unit])
+    size = int(float(match.group(1)) * _MULT[unit])
+    if size > INT64_MAX:
+        raise ValueError(f"invalid size {value!r}: larger than {INT64_MAX} bytes")
+    return size
 
 
 def check_keys(loc: Located, path: Path, value: dict[str, Any], allowed: Iterable[str]) -> None:
@@ -57,31 +64,62 @@ def want_str(loc: Located, path: Path, value: Any) -> str | None:
     return None
 
 
-def want_int(loc: Located, path: Path, value: Any, *, minimum: int | None = None) -> int | None:
+def want_int(
+    loc: Located,
+    path: Path,
+    value: Any,
+    *,
+    minimum: int | None = None,
+    maximum: int = INT64_MAX,
+) -> int | None:
+    """An integer in [minimum, maximum]; digits are ASCII only (`int()` takes any script)."""
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+    elif isinstance(value, str) and _INT.fullmatch(value.strip()):
         number = int(value)
     if number is None:
-        loc.error(path, f"must be an integer, got {_kind(value)} {value!r}")
+        loc.error(path, f"must be an integer, got {_kind(value)} {_short(value)}")
         return None
-    if minimum is not None and number < minimum:
-        loc.error(path, f"must be >= {minimum}, got {number}")
+    low = -INT64_MAX - 1 if minimum is None else minimum
+    if not low <= number <= maximum:
+        bound = f">= {minimum}" if number < low and minimum is not None else f"<= {maximum}"
+        if number < low and minimum is None:
+            bound = f">= {low}"
+        loc.error(path, f"must be {bound}, got {number}")
         return None
     return number
 
 
-def want_float(loc: Located, path: Path, value: Any) -> float | None:
+def want_float(
+    loc: Located,
+    path: Path,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float | None:
+    """A finite number (`.inf` and `.nan` are YAML floats, and no field means them)."""
+    number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    loc.error(path, f"must be a number, got {_kind(value)} {value!r}")
-    return None
+        number = float(value) if abs(value) <= 1e300 else math.inf
+    elif isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        number = float(value)
+    if number is None or not math.isfinite(number):
+        loc.error(path, f"must be a finite number, got {_kind(value)} {_short(value)}")
+        return None
+    if minimum is not None and number < minimum:
+        loc.error(path, f"must be >= {minimum:g}, got {number:g}")
+        return None
+    if maximum is not None and number > maximum:
+        loc.error(path, f"must be <= {maximum:g}, got {number:g}")
+        return None
+    return number
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def want_bool(loc: Located, path: Path, value: Any) -> bool | None:

@@ -21,14 +21,25 @@ Lookup = Callable[[str], str | None]
 
 _NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+MAX_NESTING = 16  # `${A:-${B:-...}}` levels; compose files use two or three
+
+
+def _quote(text: str) -> str:
+    """A template as error messages show it: long ones cut, so a message stays one line."""
+    return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
 class InterpolationError(ValueError):
     """A template that compose would refuse, or a `${VAR?err}` whose variable is unset."""
 
 
-def interpolate(text: str, lookup: Lookup) -> str:
-    """Substitute every `$` expression in `text`."""
+def interpolate(text: str, lookup: Lookup, *, depth: int = 0) -> str:
+    """Substitute every `$` expression in `text`; nesting is bounded (MAX_NESTING)."""
+    if depth > MAX_NESTING:
+        raise InterpolationError(
+            f"invalid interpolation format in {_quote(text)}: "
+            f"more than {MAX_NESTING} nested '${{...}}'"
+        )
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -42,7 +53,7 @@ def interpolate(text: str, lookup: Lookup) -> str:
             out.append("$")
             i += 2
         elif nxt == "{":
-            value, i = _braced(text, i + 2, lookup)
+            value, i = _braced(text, i + 2, lookup, depth)
             out.append(value)
         else:
             match = _NAME.match(text, i + 1)
@@ -72,16 +83,16 @@ def _closing(text: str, start: int) -> int:
             if depth == 0:
                 return i
         i += 1
-    raise InterpolationError(f"invalid interpolation format in {text!r}: unclosed '${{'")
+    raise InterpolationError(f"invalid interpolation format in {_quote(text)}: unclosed '${{'")
 
 
-def _braced(text: str, start: int, lookup: Lookup) -> tuple[str, int]:
+def _braced(text: str, start: int, lookup: Lookup, depth: int) -> tuple[str, int]:
     end = _closing(text, start)
     body = text[start:end]
     match = _NAME.match(body)
     if match is None:
         raise InterpolationError(
-            f"invalid interpolation format in {text!r}: bad name in '${{{body}}}'"
+            f"invalid interpolation format in {_quote(text)}: bad name in '${{{body}}}'"
         )
     name = match.group()
     rest = body[match.end() :]
@@ -90,20 +101,20 @@ def _braced(text: str, start: int, lookup: Lookup) -> tuple[str, int]:
         return value or "", end + 1
     op = next((o for o in _OPERATORS if rest.startswith(o)), None)
     if op is None:
-        raise InterpolationError(f"invalid interpolation format in {text!r}: '${{{body}}}'")
+        raise InterpolationError(f"invalid interpolation format in {_quote(text)}: '${{{body}}}'")
     arg = rest[len(op) :]
     unset = value is None
     empty = unset or value == ""
     missing = empty if op.startswith(":") else unset
     if op in (":-", "-"):
-        result = interpolate(arg, lookup) if missing else (value or "")
+        result = interpolate(arg, lookup, depth=depth + 1) if missing else (value or "")
     elif op in (":?", "?"):
         if missing:
-            why = interpolate(arg, lookup) or "is not set"
+            why = interpolate(arg, lookup, depth=depth + 1) or "is not set"
             raise InterpolationError(f"required variable {name} is missing a value: {why}")
         result = value or ""
     else:
-        result = "" if missing else interpolate(arg, lookup)
+        result = "" if missing else interpolate(arg, lookup, depth=depth + 1)
     return result, end + 1
 
 
@@ -115,7 +126,7 @@ def interpolate_node(node: Node, lookup: Lookup) -> tuple[Node, list[Problem]]:
         if not isinstance(n.value, str) or "$" not in n.value:
             return n
         try:
-            return Node(interpolate(n.value, lookup), n.file, n.line)
+            return Node(interpolate(n.value, lookup), n.file, n.line, n.tag)
         except InterpolationError as exc:
             problems.append(Problem(n.file, n.line, dotted(path), str(exc)))
             return n

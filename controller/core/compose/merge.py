@@ -9,7 +9,10 @@ Kept deliberately to compose's documented rules that operators rely on:
   `security_opt`, `extra_hosts`, `env_file`, `group_add`, `devices` are concatenated with
   duplicates dropped;
 - `volumes` merge by container path (a later file's mount for `/data` replaces the earlier);
-- `networks` and `depends_on` merge by name (list and map forms mix).
+- `networks` and `depends_on` merge by name (list and map forms mix);
+- compose-spec's merge directives: a value tagged `!reset` removes the key (the earlier
+  files' value and its own), `!override` replaces the earlier value whole instead of
+  merging it. Any other YAML tag is refused when the file is loaded.
 
 Every value keeps the file and line it came from, so errors after merging still point into
 the file that wrote the offending value.
@@ -46,10 +49,23 @@ def merge_files(nodes: list[Node]) -> Node:
     result = nodes[0]
     for node in nodes[1:]:
         result = _merge(result, node, ())
-    return result
+    return _settle(result)
+
+
+def _settle(node: Node) -> Node:
+    """Apply what directives are left: `!reset` values go, tags are dropped."""
+    if isinstance(node.value, dict):
+        kids = {k: _settle(v) for k, v in node.value.items() if v.tag != "!reset"}
+        return Node(kids, node.file, node.line)
+    if isinstance(node.value, list):
+        items = [_settle(v) for v in node.value if v.tag != "!reset"]
+        return Node(items, node.file, node.line)
+    return Node(node.value, node.file, node.line) if node.tag else node
 
 
 def _merge(base: Node, over: Node, path: tuple[str, ...]) -> Node:
+    if over.tag is not None:  # !override replaces whole; !reset is removed by the caller
+        return over
     if len(path) == 3 and path[0] == "services":
         key = path[2]
         if key in _UNION and isinstance(base.value, list) and isinstance(over.value, list):
@@ -63,8 +79,11 @@ def _merge(base: Node, over: Node, path: tuple[str, ...]) -> Node:
     if isinstance(base.value, dict) and isinstance(over.value, dict):
         merged = dict(base.value)
         for key, child in over.value.items():
-            merged[key] = _merge(merged[key], child, (*path, key)) if key in merged else child
-        return Node(merged, over.file, base.line)
+            if child.tag == "!reset":
+                merged.pop(key, None)
+            else:
+                merged[key] = _merge(merged[key], child, (*path, key)) if key in merged else child
+        return Node(merged, over.file, base.line, base.tag)
     return over
 
 

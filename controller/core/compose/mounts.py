@@ -11,6 +11,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from controller.core.boundary import boundary_problem, inside
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -28,13 +29,23 @@ _LONG = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "co
 
 
 def _host_path(ctx: StackCtx, path: Path, source: str) -> str | None:
+    """The bind source as the engine gets it. A relative source must stay, symlinks
+    resolved, inside the compose root; no source may lie inside desired/, or desired/'s
+    writers would choose what the container sees there (DESIGN §2)."""
+    relative = not source.startswith(("/", "~"))
     if source.startswith("~"):
         home = ctx.env.get("HOME")
         if not home:
             ctx.loc.error(path, "'~' in a bind mount needs HOME in the environment")
             return None
         source = home + source[1:]
-    return posixpath.normpath(posixpath.join(ctx.project_dir, source))
+    full = posixpath.normpath(posixpath.join(ctx.project_dir, source))
+    resolved = ctx.files.resolve(full)
+    problem = boundary_problem(resolved, ctx.files.boundary)
+    if problem is not None and (relative or inside(resolved, ctx.files.boundary.desired)):
+        ctx.loc.error(path, f"bind source {full} {problem} (security boundary)")
+        return None
+    return full
 
 
 def _is_path(source: str) -> bool:

@@ -19,7 +19,10 @@ from controller.core.compose.fields import (
     want_str,
     want_str_list,
 )
+from controller.core.model import MAX_REPLICAS
 from controller.core.yamlsrc import Path
+
+MAX_CPUS = 4096.0  # more than any host has; keeps NanoCpus inside int64
 
 _DEPLOY_REJECTED = {
     "placement": "placement is a swarm feature; Berth runs on this one host",
@@ -51,17 +54,14 @@ def translate_deploy(ctx: StackCtx, path: Path, value: Any, body: Body) -> int |
         _resources(ctx, (*path, "resources"), deploy["resources"], body)
     if deploy.get("replicas") is None:
         return None
-    return want_int(ctx.loc, (*path, "replicas"), deploy["replicas"], minimum=0)
+    return want_int(
+        ctx.loc, (*path, "replicas"), deploy["replicas"], minimum=0, maximum=MAX_REPLICAS
+    )
 
 
 def nano_cpus(ctx: StackCtx, path: Path, value: Any) -> int | None:
-    cpus = want_float(ctx.loc, path, value)
-    if cpus is None:
-        return None
-    if cpus < 0:
-        ctx.loc.error(path, "must not be negative")
-        return None
-    return round(cpus * 1e9)
+    cpus = want_float(ctx.loc, path, value, minimum=0, maximum=MAX_CPUS)
+    return None if cpus is None else round(cpus * 1e9)
 
 
 def _resources(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
@@ -115,7 +115,7 @@ def _reservations(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
             want_bytes(ctx.loc, (*path, "memory"), res["memory"]),
         )
     if "cpus" in res:
-        cpus = want_float(ctx.loc, (*path, "cpus"), res["cpus"])
+        cpus = want_float(ctx.loc, (*path, "cpus"), res["cpus"], minimum=0, maximum=MAX_CPUS)
         if cpus is not None:
             # No hard reservation exists on one engine; a relative weight is the closest.
             body.set_host(ctx, (*path, "cpus"), "CpuShares", int(cpus * 1024))

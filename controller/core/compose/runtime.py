@@ -8,6 +8,7 @@ import re
 import shlex
 from typing import Any
 
+from controller.core.boundary import confine
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -74,14 +75,18 @@ def _env_files(ctx: StackCtx, path: Path, value: Any) -> dict[str, str]:
     for here, file, required in entries:
         full = posixpath.normpath(posixpath.join(ctx.project_dir, file))
         ctx.files_read.append(full)
+        if (problem := confine(ctx.files, full)) is not None:
+            ctx.loc.error(here, f"env_file {full} {problem} (security boundary)")
+            continue
         try:
-            text = ctx.read_text(full)
+            text = ctx.files.read_text(full)
         except FileNotFoundError:
             if required:
                 ctx.loc.error(here, f"env_file {full} does not exist")
             continue
         except ConfigError as exc:
-            ctx.loc.error(here, f"cannot read env_file {full}: {exc}")
+            why = "; ".join(p.message for p in exc.problems)
+            ctx.loc.error(here, f"cannot read env_file {full}: {why}")
             continue
         try:
             result.update(parse_dotenv(text, environ=ctx.env))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from controller.core.boundary import ConfigFiles, confine
 from controller.core.compose.context import StackCtx
 from controller.core.compose.fields import check_keys, kv_pairs, want_bool, want_map, want_str
 from controller.core.compose.interpolate import DotenvError, interpolate_node, parse_dotenv
@@ -15,8 +16,8 @@ from controller.core.compose.keys import NETWORK_KEYS, TOP_LEVEL_KEYS, VOLUME_KE
 from controller.core.compose.merge import merge_files
 from controller.core.compose.service import translate_service
 from controller.core.compose.xberth import proxy_spec
-from controller.core.model import NetworkDef, ServiceSpec, StackSpec, VolumeDef
-from controller.core.yamlsrc import Located, Node, Path, load_node, unwrap
+from controller.core.model import NAME_RE, NetworkDef, ServiceSpec, StackSpec, VolumeDef
+from controller.core.yamlsrc import COMPOSE_TAGS, Located, Node, Path, load_node, unwrap
 from controller.errors import ConfigError, Problem
 
 PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -27,6 +28,9 @@ _TOP_REJECTED = {
 }
 
 
+_BAD_NAME = "name must be 1-255 characters of letters, digits, '.', '_' and '-' (compose-spec)"
+
+
 def normalize_project(name: str) -> str:
     """Compose's normalisation of a directory or `name:` into a project name."""
     kept = "".join(re.findall(r"[a-z0-9_-]", name.lower()))
@@ -34,10 +38,12 @@ def normalize_project(name: str) -> str:
 
 
 def _read_dotenv(
-    path: str, environ: Mapping[str, str], read_text: Callable[[str], str]
+    path: str, environ: Mapping[str, str], files: ConfigFiles
 ) -> tuple[dict[str, str], list[Problem]]:
+    if (problem := confine(files, path)) is not None:
+        return {}, [Problem(path, None, "", f"refused: {problem}")]
     try:
-        text = read_text(path)
+        text = files.read_text(path)
     except FileNotFoundError:
         return {}, []
     except ConfigError as exc:
@@ -55,7 +61,7 @@ def _parse_files(
     problems: list[Problem] = []
     for path, text in files:
         try:
-            node = load_node(text, path)
+            node = load_node(text, path, tags=COMPOSE_TAGS)
         except ConfigError as exc:
             problems += exc.problems
             continue
@@ -114,6 +120,9 @@ def _networks(loc: Located, project: str) -> dict[str, NetworkDef]:
     raw = want_map(loc, ("networks",), loc.data.get("networks") or {}) or {}
     for key, spec in raw.items():
         path: Path = ("networks", key)
+        if not NAME_RE.fullmatch(key):
+            loc.error(path, _BAD_NAME)
+            continue
         spec = want_map(loc, path, spec or {}) or {}
         check_keys(loc, path, spec, NETWORK_KEYS)
         common = _common(loc, path, spec)
@@ -140,6 +149,9 @@ def _volumes(loc: Located, project: str) -> dict[str, VolumeDef]:
     raw = want_map(loc, ("volumes",), loc.data.get("volumes") or {}) or {}
     for key, spec in raw.items():
         path: Path = ("volumes", key)
+        if not NAME_RE.fullmatch(key):
+            loc.error(path, _BAD_NAME)
+            continue
         spec = want_map(loc, path, spec or {}) or {}
         check_keys(loc, path, spec, VOLUME_KEYS)
         common = _common(loc, path, spec)
@@ -162,7 +174,7 @@ def load_stack(
     project: str | None,
     files: Sequence[tuple[str, str]],
     environ: Mapping[str, str],
-    read_text: Callable[[str], str],
+    sources: ConfigFiles,
 ) -> StackSpec:
     """Parse, interpolate, merge and translate compose files; all problems in one ConfigError.
 
@@ -173,7 +185,7 @@ def load_stack(
         raise ConfigError([Problem("", None, "compose", "no compose file given")])
     project_dir = posixpath.dirname(files[0][0])
     dotenv_path = posixpath.join(project_dir, ".env")
-    dotenv, problems = _read_dotenv(dotenv_path, environ, read_text)
+    dotenv, problems = _read_dotenv(dotenv_path, environ, sources)
     env = {**dotenv, **environ}
     nodes, found = _parse_files(files, env)
     problems += found
@@ -189,14 +201,14 @@ def load_stack(
         project=name,
         project_dir=project_dir,
         env=env,
-        read_text=read_text,
+        files=sources,
         networks=networks,
         volumes=volumes,
     )
     services = _services(ctx)
     proxy = None
     if loc.data.get("x-berth") is not None:
-        proxy = proxy_spec(loc, ("x-berth",), loc.data["x-berth"], project_dir=project_dir)
+        proxy = proxy_spec(loc, ("x-berth",), loc.data["x-berth"], ctx=ctx)
     if proxy is not None and proxy.service is not None and proxy.service not in services:
         loc.error(
             ("x-berth", "proxy", "service"), f"{proxy.service!r} is not a service of this stack"
@@ -233,6 +245,9 @@ def _services(ctx: StackCtx) -> dict[str, ServiceSpec]:
     services: dict[str, ServiceSpec] = {}
     ports: dict[str, set[int]] = {}
     for name, spec in raw.items():
+        if not NAME_RE.fullmatch(name):
+            loc.error(("services", name), _BAD_NAME)
+            continue
         translated, ports[name] = translate_service(ctx, name, spec)
         if translated is not None:
             services[name] = translated

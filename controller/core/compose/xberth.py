@@ -12,6 +12,8 @@ import re
 import shlex
 from typing import Any
 
+from controller.core.boundary import confine
+from controller.core.compose.context import StackCtx
 from controller.core.compose.fields import (
     check_keys,
     want_duration,
@@ -21,6 +23,7 @@ from controller.core.compose.fields import (
     want_str_list,
 )
 from controller.core.model import BerthOptions, ProbeSpec, ProxySpec, UpstreamSpec
+from controller.core.tagpolicy import pattern_problem
 from controller.core.yamlsrc import Located, Path
 
 _SERVICE_KEYS = (
@@ -34,7 +37,10 @@ _SERVICE_KEYS = (
 )
 _HEALTH_KEYS = ("path", "port", "interval", "timeout", "healthy_threshold")
 _PROXY_KEYS = ("service", "upstreams_file", "test_command", "reload_command")
-_UPSTREAM_NAME = re.compile(r"[A-Za-z0-9_]+")
+_UPSTREAM_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
+# RFC 3986 path (and query) characters: the probe writes this into a request line, so CR,
+# LF and spaces would let the compose file inject headers or a second request.
+_PROBE_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]{0,1023}")
 
 
 def _port(loc: Located, path: Path, value: Any) -> int | None:
@@ -68,8 +74,13 @@ def _health(
     probe = ProbeSpec()
     fields: dict[str, Any] = {}
     path_value = want_str(loc, (*path, "path"), spec.get("path", probe.path))
-    if path_value is not None and not path_value.startswith("/"):
-        loc.error((*path, "path"), "must start with '/'")
+    if path_value is not None and not _PROBE_PATH.fullmatch(path_value):
+        loc.error(
+            (*path, "path"),
+            "must start with '/' and be at most 1024 URL characters (letters, digits and "
+            "-._~!$&'()*+,;=:@/%?); no spaces or control characters",
+        )
+        path_value = None
     fields["path"] = path_value
     if "port" in spec:
         fields["port"] = _port(loc, (*path, "port"), spec["port"])
@@ -84,7 +95,7 @@ def _health(
                 loc.error((*path, key), "must be greater than 0")
     if "healthy_threshold" in spec:
         fields["healthy_threshold"] = want_int(
-            loc, (*path, "healthy_threshold"), spec["healthy_threshold"], minimum=1
+            loc, (*path, "healthy_threshold"), spec["healthy_threshold"], minimum=1, maximum=100
         )
     if any(v is None for v in fields.values()):
         return None
@@ -95,10 +106,9 @@ def _allowed_tags(loc: Located, path: Path, value: Any) -> str | None:
     pattern = want_str(loc, path, value)
     if pattern is None:
         return None
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        loc.error(path, f"invalid regular expression: {exc}")
+    problem = pattern_problem(pattern)
+    if problem is not None:
+        loc.error(path, problem)
         return None
     return pattern
 
@@ -135,9 +145,10 @@ def _command(loc: Located, path: Path, value: Any) -> tuple[str, ...] | None:
     return None if items is None else tuple(items)
 
 
-def proxy_spec(loc: Located, path: Path, value: Any, *, project_dir: str) -> ProxySpec | None:
-    """The upstreams file must stay inside the stack (the parent of the compose file's
-    directory), so a compose file cannot make Berth overwrite arbitrary host files."""
+def proxy_spec(loc: Located, path: Path, value: Any, *, ctx: StackCtx) -> ProxySpec | None:
+    """Berth writes the upstreams file, so it must resolve (symlinked folders followed)
+    inside the compose root and outside desired/: a compose file cannot make Berth
+    overwrite arbitrary host files, and desired/ cannot choose what nginx includes."""
     top = want_map(loc, path, value)
     if top is None:
         return None
@@ -155,10 +166,9 @@ def proxy_spec(loc: Located, path: Path, value: Any, *, project_dir: str) -> Pro
     raw = want_str(loc, (*here, "upstreams_file"), proxy.get("upstreams_file"))
     if raw is None:
         return None
-    full = posixpath.normpath(posixpath.join(project_dir, raw))
-    root = posixpath.dirname(posixpath.normpath(project_dir))
-    if not full.startswith(root.rstrip("/") + "/"):
-        loc.error((*here, "upstreams_file"), f"{full} is outside the stack directory {root}")
+    full = posixpath.normpath(posixpath.join(ctx.project_dir, raw))
+    if (problem := confine(ctx.files, full)) is not None:
+        loc.error((*here, "upstreams_file"), f"{full} {problem} (security boundary)")
         return None
     test = _command(loc, (*here, "test_command"), proxy.get("test_command"))
     reload = _command(loc, (*here, "reload_command"), proxy.get("reload_command"))

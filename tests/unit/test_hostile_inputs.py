@@ -1,0 +1,347 @@
+"""Hostile inputs: each gets a located error, within a bounded time, and nothing else.
+
+These are the classes an attacker with write access to desired/ (or a careless compose
+edit) reaches for: alias bombs, deep nesting, unknown YAML tags, unbounded interpolation,
+non-finite and huge numbers, non-ASCII look-alike digits, huge replica counts, header
+injection through a probe path, and regular expressions that backtrack exponentially.
+tests/integration/test_cli_bad_inputs.py runs this table through `berth validate`, `plan`
+and `apply` too (exit 1, file:line and field, no Docker call).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from controller.core.config import build_config
+from controller.errors import ConfigError
+from tests.unit.test_bad_inputs import BASE_COMPOSE, BASE_DESIRED, COMPOSE, DESIRED, Case, reader
+
+BOMB = "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8)
+)
+BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + BOMB
+DEEP_BLOCK = "".join("  " * i + f"k{i}:\n" for i in range(250)) + "  " * 250 + "v\n"
+
+
+def d(old: str, new: str) -> str:
+    assert old in BASE_DESIRED
+    return BASE_DESIRED.replace(old, new)
+
+
+def c(old: str, new: str) -> str:
+    assert old in BASE_COMPOSE
+    return BASE_COMPOSE.replace(old, new)
+
+
+def api(lines: str) -> str:
+    """BASE_COMPOSE with `lines` added to service api from line 4 on."""
+    return c("    image: reg/api\n", "    image: reg/api\n" + lines)
+
+
+def xb(lines: str) -> str:
+    """BASE_COMPOSE with `lines` added to api's x-berth from line 7 on."""
+    return c(
+        "      upstream: {name: api_up, port: 8000}\n",
+        "      upstream: {name: api_up, port: 8000}\n" + lines,
+    )
+
+
+NESTED = "${A:-" * 2000 + "x" + "}" * 2000
+HOSTILE = [
+    Case("alias-bomb-desired", DESIRED, 10, "", "alias bomb", desired=BASE_DESIRED + BOMB),
+    Case("alias-bomb-compose", COMPOSE, 18, "", "alias bomb", compose=BASE_COMPOSE + BOMB),
+    Case(
+        "deep-nesting-desired",
+        DESIRED,
+        70,
+        "",
+        "nested more than 64",
+        desired=BASE_DESIRED + "x:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 250)),
+    ),
+    Case(
+        "deep-flow-nesting-compose",
+        COMPOSE,
+        14,
+        "",
+        "nested more than 64",
+        compose=BASE_COMPOSE + "x-deep: " + "[" * 100_000 + "\n",
+    ),
+    Case(
+        "tagged-sequence-desired",
+        DESIRED,
+        6,
+        "",
+        "YAML tag '!foo'",
+        desired=BASE_DESIRED + "    replicas: !foo [a]\n",
+    ),
+    Case(
+        "reset-tag-in-desired",
+        DESIRED,
+        5,
+        "",
+        "YAML tag '!reset'",
+        desired=d('tag: "1.0.0"', 'tag: !reset "1.0.0"'),
+    ),
+    Case(
+        "unknown-tag-compose",
+        COMPOSE,
+        4,
+        "",
+        "YAML tag '!env'",
+        compose=api("    environment: !env {A: b}\n"),
+    ),
+    Case(
+        "python-object-tag",
+        COMPOSE,
+        4,
+        "",
+        "not supported",
+        compose=api("    command: !!python/object/apply:os.system ['id']\n"),
+    ),
+    Case(
+        "binary-tag", COMPOSE, 4, "", "not supported", compose=api("    command: !!binary aGk=\n")
+    ),
+    Case(
+        "nested-interpolation",
+        COMPOSE,
+        4,
+        "services.api.command",
+        "more than 16 nested",
+        compose=api(f"    command: '{NESTED}'\n"),
+    ),
+    Case(
+        "inf-stop-grace",
+        COMPOSE,
+        4,
+        "services.api.stop_grace_period",
+        "finite",
+        compose=api("    stop_grace_period: .inf\n"),
+    ),
+    Case(
+        "nan-healthcheck-interval",
+        COMPOSE,
+        6,
+        "services.api.healthcheck.interval",
+        "finite",
+        compose=api("    healthcheck:\n      test: ['CMD', 'true']\n      interval: .nan\n"),
+    ),
+    Case("inf-cpus", COMPOSE, 4, "services.api.cpus", "finite", compose=api("    cpus: .inf\n")),
+    Case(
+        "nan-cpus-string",
+        COMPOSE,
+        4,
+        "services.api.cpus",
+        "finite",
+        compose=api("    cpus: 'nan'\n"),
+    ),
+    Case(
+        "huge-cpus-string",
+        COMPOSE,
+        4,
+        "services.api.cpus",
+        "finite",
+        compose=api("    cpus: '1e400'\n"),
+    ),
+    Case(
+        "nan-progress-deadline",
+        COMPOSE,
+        7,
+        "services.api.x-berth.progress_deadline",
+        "finite",
+        compose=xb("      progress_deadline: .nan\n"),
+    ),
+    Case(
+        "inf-bake",
+        COMPOSE,
+        7,
+        "services.api.x-berth.bake",
+        "negative",
+        compose=xb("      bake: -.inf\n"),
+    ),
+    Case(
+        "duration-over-a-week",
+        COMPOSE,
+        7,
+        "services.api.x-berth.drain_timeout",
+        "168h",
+        compose=xb("      drain_timeout: 200h\n"),
+    ),
+    Case(
+        "arabic-digits-duration",
+        COMPOSE,
+        4,
+        "services.api.stop_grace_period",
+        "invalid",
+        compose=api("    stop_grace_period: \u0661\u0660s\n"),
+    ),
+    Case(
+        "replicas-billion-desired",
+        DESIRED,
+        6,
+        "services.api.replicas",
+        "0-256",
+        desired=BASE_DESIRED + "    replicas: 1000000000\n",
+    ),
+    Case(
+        "replicas-billion-compose",
+        COMPOSE,
+        5,
+        "services.api.deploy.replicas",
+        "<= 256",
+        compose=api("    deploy:\n      replicas: 1000000000\n"),
+    ),
+    Case(
+        "replicas-arabic-digits",
+        COMPOSE,
+        5,
+        "services.api.deploy.replicas",
+        "integer",
+        compose=api("    deploy:\n      replicas: '١٢'\n"),
+    ),
+    Case(
+        "huge-integer",
+        COMPOSE,
+        6,
+        "services.api.healthcheck.retries",
+        "<= ",
+        compose=api(
+            "    healthcheck:\n      test: ['CMD', 'true']\n"
+            "      retries: 99999999999999999999999\n"
+        ),
+    ),
+    Case(
+        "tag-arabic-digits", DESIRED, 5, "services.api.tag", "ASCII", desired=d('"1.0.0"', '"١٢٣"')
+    ),
+    Case(
+        "tag-accented", DESIRED, 5, "services.api.tag", "ASCII", desired=d('"1.0.0"', '"vérsion"')
+    ),
+    Case(
+        "tag-too-long",
+        DESIRED,
+        5,
+        "services.api.tag",
+        "1-128",
+        desired=d('"1.0.0"', '"' + "a" * 129 + '"'),
+    ),
+    Case(
+        "service-name-bad",
+        COMPOSE,
+        8,
+        "services.we b",
+        "compose-spec",
+        compose=BASE_COMPOSE.replace("  web:\n", "  we b:\n").replace(
+            "service: web", "service: we b"
+        ),
+    ),
+    Case(
+        "service-name-unicode",
+        COMPOSE,
+        8,
+        "services.wéb",
+        "compose-spec",
+        compose=c("  web:\n", "  wéb:\n"),
+    ),
+    Case(
+        "desired-service-name-bad",
+        DESIRED,
+        6,
+        "services.a/b",
+        "compose service name",
+        desired=BASE_DESIRED + "  a/b:\n    tag: x\n",
+    ),
+    Case(
+        "probe-path-crlf",
+        COMPOSE,
+        8,
+        "services.api.x-berth.health.path",
+        "no spaces",
+        compose=xb('      health:\n        path: "/health\\r\\nX-Injected: 1"\n'),
+    ),
+    Case(
+        "probe-path-space",
+        COMPOSE,
+        8,
+        "services.api.x-berth.health.path",
+        "no spaces",
+        compose=xb('      health:\n        path: "/a b"\n'),
+    ),
+    Case(
+        "redos-pattern-long-tag",
+        DESIRED,
+        5,
+        "services.api.tag",
+        "does not match",
+        compose=c("'^\\d+\\.\\d+\\.\\d+$'", "'(a+)+$'"),
+        desired=d('"1.0.0"', '"' + "a" * 60 + '-"'),
+    ),
+    Case(
+        "lookahead-pattern",
+        COMPOSE,
+        7,
+        "services.api.x-berth.allowed_tags",
+        "RE2",
+        compose=c("'^\\d+\\.\\d+\\.\\d+$'", "'^(?=1)\\d+$'"),
+    ),
+    Case(
+        "backreference-pattern",
+        COMPOSE,
+        7,
+        "services.api.x-berth.allowed_tags",
+        "RE2",
+        compose=c("'^\\d+\\.\\d+\\.\\d+$'", "'^(a)\\1$'"),
+    ),
+    Case(
+        "pattern-too-long",
+        COMPOSE,
+        7,
+        "services.api.x-berth.allowed_tags",
+        "longer than",
+        compose=c("'^\\d+\\.\\d+\\.\\d+$'", "'" + "a" * 1001 + "'"),
+    ),
+    Case(
+        "healthy-threshold-huge",
+        COMPOSE,
+        8,
+        "services.api.x-berth.health.healthy_threshold",
+        "<= 100",
+        compose=xb("      health:\n        healthy_threshold: 100000\n"),
+    ),
+]
+
+
+def load_within(case: Case, seconds: float = 10.0) -> list[tuple[str, int | None, str, str]]:
+    files = {DESIRED: case.desired, COMPOSE: case.compose, **case.extra}
+    out: list[tuple[str, int | None, str, str]] = []
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            build_config([(DESIRED, case.desired)], environ={}, files=reader(files))
+        except ConfigError as exc:
+            out.extend((p.file, p.line, p.field, p.message) for p in exc.problems)
+        except BaseException as exc:  # a crash is a failure of this test, reported below
+            errors.append(exc)
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(seconds), f"{case.id}: not answered within {seconds} s"
+    assert not errors, f"{case.id}: crashed with {errors[0]!r}"
+    return out
+
+
+def test_enough_hostile_cases() -> None:
+    assert len(HOSTILE) >= 30
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[c.id for c in HOSTILE])
+def test_hostile_input_is_a_located_error(case: Case) -> None:
+    problems = load_within(case)
+    assert problems, f"{case.id}: accepted"
+    want = (case.file, case.line, case.field)
+    hits = [p for p in problems if p[:3] == want]
+    assert hits, f"want {want}, got {problems}"
+    assert any(case.fragment in p[3] for p in hits), hits
+    assert all(len(p[3]) < 400 for p in problems), "messages must stay short (no echo)"
