@@ -4,30 +4,32 @@ Both only ever change `tag:` lines (controller.core.edit), and both refuse rathe
 half an edit: every check (reference grammar, allowed_tags, a clean git state when
 committing, full validation of the would-be configuration) runs on in-memory text first;
 the files are then staged next to the originals, re-checked for changes made since they were
-read (under a lock on desired/), and moved into place with os.replace.
+read (under a lock on desired/), and moved into place with os.replace (desired_write).
+
+With --commit the edit and its commit are one: whatever can be known to make `git commit`
+fail is checked before anything is written, and when the commit still fails (a hook refuses,
+gpg, a lock) or berth is interrupted, desired/ gets its original bytes back and the index its
+entries, so a daemon never keeps a tag that is not committed (desired_write.commit_edit).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import hashlib
 import os
-import re
-import stat
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from controller.adapters import git
+from controller.adapters import desired_write, git
 from controller.adapters.controller_api import fetch_status
-from controller.adapters.files import read_desired_dir, read_text
+from controller.adapters.files import read_desired_dir
+from controller.core.boundary import ConfigFiles
 from controller.core.config import Config, build_config
 from controller.core.edit import EditError, set_tags
 from controller.core.reference import tag_problem
+from controller.core.tagpolicy import tag_allowed
 from controller.errors import BerthError
 from controller.ports import RolloutRecord
 from controller.shell.commands import EXIT_ERROR, EXIT_OK, out_json
@@ -36,6 +38,7 @@ from controller.shell.wiring import Context
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:9180"
 HISTORY_DEPTH = 1000  # how far back rollback looks for a good tag other than the current
+UNCHANGED = desired_write.UNCHANGED
 
 
 class DeployError(EditError):
@@ -53,11 +56,13 @@ class Change:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """desired/ as read: texts, their hashes (for the stale check) and the validated config."""
+    """desired/ as read: texts, their hashes (for the stale check), the validated config
+    and the file port it was built over (the edited texts are validated over the same)."""
 
     texts: Mapping[str, str]
     hashes: Mapping[str, str]
     config: Config
+    files: ConfigFiles
 
 
 @dataclass(frozen=True)
@@ -67,17 +72,19 @@ class Want:
     tag: str
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _build(port: ConfigFiles, desired_files: Sequence[tuple[str, str]]) -> Config:
+    """The one place deploy validates desired/ texts (as read, or as they would be)."""
+    return build_config(desired_files, environ=dict(os.environ), files=port)
 
 
 def read_snapshot(ctx: Context) -> Snapshot:
+    port = ctx.config_files()
     files = read_desired_dir(ctx.desired)
-    cfg = build_config(files, environ=dict(os.environ), read_text=read_text)
     return Snapshot(
         texts=dict(files),
-        hashes={f: _sha(t.encode("utf-8")) for f, t in files},
-        config=cfg,
+        hashes={f: desired_write.sha256(t.encode("utf-8")) for f, t in files},
+        config=_build(port, files),
+        files=port,
     )
 
 
@@ -118,7 +125,7 @@ def check_tag(cfg: Config, project: str, service: str, tag: str) -> None:
         raise DeployError(f"{project}/{service}: tag {tag!r}: {problem}")
     spec = cfg.stacks[project].services.get(service)
     pattern = spec.berth.allowed_tags if spec is not None else None
-    if spec is not None and pattern is not None and not re.fullmatch(pattern, tag):
+    if spec is not None and pattern is not None and not tag_allowed(pattern, tag):
         raise DeployError(
             f"{project}/{service}: tag {tag!r} does not match allowed_tags {pattern!r} "
             f"({spec.source_file})"
@@ -145,85 +152,67 @@ def edited_texts(snap: Snapshot, changes: Sequence[Change]) -> dict[str, str]:
         by_file.setdefault(ch.file, {})[ch.service] = ch.new
     new = {f: set_tags(snap.texts[f], f, tags) for f, tags in by_file.items()}
     merged = [(f, new.get(f, t)) for f, t in snap.texts.items()]
-    build_config(merged, environ=dict(os.environ), read_text=read_text)  # raises ConfigError
+    _build(snap.files, merged)  # raises ConfigError
     return new
 
 
+def _encoded(new: Mapping[str, str]) -> dict[str, bytes]:
+    return {f: t.encode("utf-8") for f, t in new.items()}
+
+
 @contextlib.contextmanager
-def _locked(directory: str) -> Iterator[None]:
-    """Serialises berth processes editing the same desired/ (advisory; git has its own)."""
-    fd = os.open(directory, os.O_RDONLY)
+def _stale_refused() -> Iterator[None]:
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
-    finally:
-        os.close(fd)
+    except desired_write.StaleFiles as exc:
+        raise DeployError(f"{exc}; nothing written, run the command again") from exc
 
 
-def _stage(path: str, text: str) -> str:
-    """A temp file beside `path` (same file system, so os.replace is atomic), not *.yaml so
-    the watcher and the loader ignore it, with the original's permissions."""
-    real = os.path.realpath(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(real)}.", suffix=".berth-tmp", dir=os.path.dirname(real)
-    )
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, stat.S_IMODE(os.stat(real).st_mode))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return tmp
-
-
-def _current_hash(path: str) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return _sha(fh.read())
-    except OSError:
-        return None
+def _warn(line: str) -> None:
+    print(f"berth: {line}", file=sys.stderr)
 
 
 def write_files(desired: str, snap: Snapshot, new: Mapping[str, str]) -> None:
-    """Stage all, re-check none changed since it was read, then replace all."""
-    with _locked(desired):
-        staged: dict[str, str] = {}
-        try:
-            for file, text in new.items():
-                staged[file] = _stage(file, text)
-            stale = [f for f in new if _current_hash(f) != snap.hashes[f]]
-            if stale:
-                raise DeployError(
-                    f"{', '.join(stale)} changed while berth was editing it; nothing written, "
-                    "run the command again"
-                )
-            for file, tmp in staged.items():
-                os.replace(tmp, os.path.realpath(file))
-            staged.clear()
-        finally:
-            for tmp in staged.values():
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-        dfd = os.open(os.path.dirname(os.path.realpath(next(iter(new)))), os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    """Replace the edited files as one edit: all of them, or (stale, interrupted) none."""
+    with _stale_refused(), desired_write.locked(desired), desired_write.sigterm_raises():
+        desired_write.Edit(_encoded(new)).apply(snap.hashes)
 
 
-def _commit_check(desired: str, files: Sequence[str]) -> None:
+def _write_and_commit(
+    desired: str, snap: Snapshot, new: Mapping[str, str], *, before: git.Before, message: str
+) -> str:
+    """The edit and its commit, all or nothing (desired_write.commit_edit says how)."""
+    real = sorted({os.path.realpath(f) for f in new})
+    edit = desired_write.Edit(_encoded(new))
+    with _stale_refused():
+        return desired_write.commit_edit(
+            desired, edit, snap.hashes, before=before, files=real, message=message, warn=_warn
+        )
+
+
+def _commit_check(desired: str, files: Sequence[str]) -> git.Before | None:
+    """Everything a commit is known to fail on, checked before anything is written, so that
+    the time a daemon could see an uncommitted tag is only that of `git commit` itself."""
     if not git.is_repo(desired):
-        raise DeployError(f"--commit: {desired} is not in a git repository")
+        raise DeployError(f"--commit: {desired} is not in a git repository; {UNCHANGED}")
+    if not files:
+        return None
+    if git.unborn(desired):
+        raise DeployError(f"--commit: the repository of {desired} has no commit yet; {UNCHANGED}")
     real = [os.path.realpath(f) for f in files]
     if git.has_local_changes(desired, real):
         raise DeployError(
             f"--commit: {', '.join(files)} has uncommitted changes; commit or discard them "
-            "first (berth commits only its own edit)"
+            f"first (berth commits only its own edit); {UNCHANGED}"
         )
+    if lock := git.index_lock(desired):
+        raise DeployError(
+            f"--commit: the git index is locked ({lock} exists: another git command is "
+            f"running, or one crashed and left it); {UNCHANGED}"
+        )
+    if problem := git.identity_problem(desired):
+        raise DeployError(f"--commit: git refuses the commit identity ({problem}); {UNCHANGED}")
+    return git.before_commit(desired, real)
 
 
 def message_for(verb: str, changes: Sequence[Change], subject: str | None, extra: str) -> str:
@@ -239,19 +228,16 @@ def apply_edit(
     ctx: Context, snap: Snapshot, changes: Sequence[Change], *, commit: bool, message: str
 ) -> tuple[Config, str | None]:
     """All checks, then the write, then the commit; returns the new config and the sha."""
-    files = sorted({c.file for c in changes})
-    if commit:
-        _commit_check(ctx.desired, files)
+    before = _commit_check(ctx.desired, sorted({c.file for c in changes})) if commit else None
     if not changes:
         return snap.config, None
     new = edited_texts(snap, changes)
-    write_files(ctx.desired, snap, new)
-    cfg = build_config(
-        [(f, new.get(f, t)) for f, t in snap.texts.items()],
-        environ=dict(os.environ),
-        read_text=read_text,
-    )
-    sha = git.commit(ctx.desired, [os.path.realpath(f) for f in files], message) if commit else None
+    sha: str | None = None
+    if before is None:
+        write_files(ctx.desired, snap, new)
+    else:
+        sha = _write_and_commit(ctx.desired, snap, new, before=before, message=message)
+    cfg = _build(snap.files, [(f, new.get(f, t)) for f, t in snap.texts.items()])
     return cfg, sha
 
 

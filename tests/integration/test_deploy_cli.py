@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -67,17 +67,19 @@ class Repo:
             capture_output=True,
             text=True,
             check=True,
-            env=_env(),
+            env=git_env(),
         )
         return out.stdout
 
-    def berth(self, *args: str, timeout: float = 60) -> Result:
+    def berth(
+        self, *args: str, timeout: float = 60, env: Mapping[str, str] | None = None
+    ) -> Result:
         p = subprocess.run(
             berth_cmd(self.desired_dir, self.state, *args),
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=_env(),
+            env=dict(env) if env is not None else git_env(),
             check=False,
         )
         return Result(p.returncode, p.stdout, p.stderr)
@@ -105,14 +107,14 @@ class Repo:
             store.close()
 
 
-def _env() -> dict[str, str]:
+def git_env() -> dict[str, str]:
     """No global/system git config: berth must fall back to its own identity."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     return {**env, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "NO_COLOR": "1"}
 
 
-@pytest.fixture()
-def repo(tmp_path: Path, project: str) -> Repo:
+def make_repo(tmp_path: Path, project: str) -> Repo:
+    """desired/app.yaml and the compose file it names, committed in a fresh repository."""
     root = tmp_path / "repo"
     (root / "compose").mkdir(parents=True)
     (root / "desired").mkdir()
@@ -124,6 +126,11 @@ def repo(tmp_path: Path, project: str) -> Repo:
     r.git("add", ".")
     r.git("commit", "-q", "-m", "initial")
     return r
+
+
+@pytest.fixture()
+def repo(tmp_path: Path, project: str) -> Repo:
+    return make_repo(tmp_path, project)
 
 
 def _diff_lines(r: Repo, *rev: str) -> list[str]:
@@ -240,7 +247,9 @@ def test_commit_outside_a_repository_refused(repo: Repo) -> None:
     before = repo.desired_file.read_bytes()
     res = repo.berth("deploy", "api", "--tag", "1.4.2", "--commit")
     assert res.code == 1 and "not in a git repository" in res.err
+    assert "desired/ left unchanged" in res.err
     assert repo.desired_file.read_bytes() == before
+    assert not list(repo.desired_dir.glob(".*berth-tmp*"))
 
 
 def test_invalid_result_is_refused(repo: Repo) -> None:
@@ -379,8 +388,13 @@ def test_wait_timeout_says_when_the_daemon_never_saw_the_edit(
     assert res.code == 1, (res.out, res.err)
     assert "timed out" in res.err
     assert "still desires 1.4.1" in res.err and "does it watch the desired/" in res.err
-    rows[0] = _row(repo.project, desired_tag="1.4.3", running_tags=["1.4.2", "1.4.3"],
-                   ready=1, last_outcome="in_progress")  # it sees this one: just slow
+    rows[0] = _row(
+        repo.project,
+        desired_tag="1.4.3",
+        running_tags=["1.4.2", "1.4.3"],
+        ready=1,
+        last_outcome="in_progress",
+    )  # it sees this one: just slow
     slow = repo.berth(
         "deploy", "api", "--tag", "1.4.3", "--wait", "--timeout", "1.0", "--controller", url
     )
