@@ -120,6 +120,8 @@ def _read_compose(
         where = f"compose[{i}]" if f"compose[{i}]" in lines else "compose"
         work.files.append(path)
         problem = confine(work.files_port, path)
+        if problem is None and not path.endswith((".yml", ".yaml")):
+            problem = "is not a .yml or .yaml file (desired/ may name compose files only)"
         if problem is None and i == 0:  # the project's .env: chosen by the first file
             dotenv = posixpath.join(posixpath.dirname(path), ".env")
             if (why := confine(work.files_port, dotenv)) is not None:

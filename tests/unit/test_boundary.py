@@ -119,8 +119,8 @@ CASES = [
         2,
         "compose",
         "outside the compose root",
-        tree={"/outside/c.yml": EVIL, "desired/c.link": ("link", "/outside/c.yml")},
-        desired=dz("../compose/c.yml", "c.link"),
+        tree={"/outside/c.yml": EVIL, "desired/sub/c.yml": ("link", "/outside/c.yml")},
+        desired=dz("../compose/c.yml", "sub/c.yml"),
     ),
     Case(
         "compose-symlink-in-tree-into-desired",
@@ -258,6 +258,15 @@ CASES = [
         "x-berth.proxy.upstreams_file",
         "outside the compose root",
         compose=cz("../nginx/up.conf", "/etc/nginx/conf.d/evil.conf"),
+    ),
+    Case(
+        "compose-not-yaml-in-tree",
+        D,
+        2,
+        "compose",
+        "not a .yml or .yaml file",
+        tree={"nginx/certs/key.pem": f"-----BEGIN PRIVATE KEY-----\n{SECRET}\n"},
+        desired=dz("../compose/c.yml", "../nginx/certs/key.pem"),
     ),
     Case(
         "compose-fifo",
