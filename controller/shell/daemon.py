@@ -27,6 +27,7 @@ from controller.errors import ProxyError
 from controller.shell.commands import status_rows
 from controller.shell.executor import Event, Executor, Ports, RolloutResult
 from controller.shell.httpd import Endpoints, serve
+from controller.shell.listen import parse_listen, show
 from controller.shell.metrics import Metrics
 from controller.shell.proxy import NginxSwitch, probe_ready
 from controller.shell.reconcile import observe, prepare_stacks
@@ -70,7 +71,8 @@ class Daemon:
         self._reload_lock = threading.Lock()
         self._waits: dict[str, int] = {}
         self.ready = threading.Event()
-        self._heartbeat = time.monotonic()
+        self._heartbeat = time.monotonic()  # see alive()
+        self._threads: list[threading.Thread] = []
         self.watcher = FileWatcher(ctx.desired, self._files_changed, self.stopping)
         self.events = DockerEvents(ctx.runtime, self._on_event, self.enqueue_all, self.stopping)
         # One list call serves every key of a resync burst: a snapshot is reused for up to
@@ -87,7 +89,9 @@ class Daemon:
             self._reload_locked(reason)
 
     def _reload_locked(self, reason: str) -> None:
-        partial = load_config_partial(self.ctx.desired, dict(os.environ))
+        partial = load_config_partial(
+            self.ctx.desired, dict(os.environ), root=self.ctx.compose_root
+        )
         for gone in self._files - set(partial.problems):
             self.metrics.forget_file(gone)  # a deleted desired file must not keep alerting
         self._files = set(partial.problems)
@@ -313,36 +317,67 @@ class Daemon:
 
         return Endpoints(
             metrics=lambda: (self.metrics.render(), self.metrics.content_type),
-            alive=lambda: not self.stopping.is_set() and self._threads_alive(),
+            alive=self.alive,
             ready=self.ready.is_set,
             status=status,
         )
 
-    def _threads_alive(self) -> bool:
-        return all(t.is_alive() for t in getattr(self, "_threads", []))
+    @property
+    def stall_after(self) -> float:
+        """How old the heartbeat may get: two resync periods, plus two minutes for a pass
+        that waits on a slow Docker (its API timeout is 60 s) before that counts as stuck."""
+        return 2 * self.resync_period + 120.0
+
+    def alive(self) -> bool:
+        """/healthz: the loop is alive unless it is stopping, one of its threads died, or
+        its heartbeat is older than `stall_after` (a reload that hangs, say).
+
+        The heartbeat is set when `run` starts, before the server answers, and again at
+        every resync tick and every reconcile pass; the threads are checked only once
+        they have all been started. So the first answer is already 200 and start-up has
+        no 503 window, while a loop that really stalls still turns /healthz to 503."""
+        if self.stopping.is_set() or not all(t.is_alive() for t in self._threads):
+            return False
+        return time.monotonic() - self._heartbeat < self.stall_after
+
+    def _resync(self) -> None:
+        self._heartbeat = time.monotonic()
+        self.reload("resync")
 
     def run(self, listen: str) -> int:
-        server = serve(listen, self.endpoints())
-        log.info("berth run: listening on %s, watching %s", listen, self.ctx.desired)
+        """--listen is parsed and bound first: a bad value or a taken port fails in
+        milliseconds with one line (ListenError), before Docker or any reconcile."""
+        address = parse_listen(listen)
+        self._heartbeat = time.monotonic()
+        server = serve(address, self.endpoints())
+        try:
+            log.info(
+                "berth run: listening on %s, watching %s", show(server.address), self.ctx.desired
+            )
+            self._start_loop()
+            self._install_signals()
+            while not self.stopping.wait(0.5):
+                pass
+            self.shutdown()
+        finally:
+            server.shutdown()
+        return 0
+
+    def _start_loop(self) -> None:
         self.runner.start()
         self.reload("start")
-        self._threads = [
+        threads = [
             threading.Thread(target=self.watcher.run, name="berth-watch", daemon=True),
             threading.Thread(target=self.events.run, name="berth-events", daemon=True),
             threading.Thread(
-                target=Resync(self.resync_period, lambda: self.reload("resync"), self.stopping).run,
+                target=Resync(self.resync_period, self._resync, self.stopping).run,
                 name="berth-resync",
                 daemon=True,
             ),
         ]
-        for t in self._threads:
+        for t in threads:
             t.start()
-        self._install_signals()
-        while not self.stopping.wait(0.5):
-            pass
-        self.shutdown()
-        server.shutdown()
-        return 0
+        self._threads = threads  # published once started: is_alive() is True for each
 
     def _install_signals(self) -> None:
         def stop(signum: int, frame: object) -> None:
