@@ -51,15 +51,32 @@ def boundary_problem(resolved: str, boundary: Boundary) -> str | None:
     """Why a resolved path may not be used as configuration; None when it may."""
     resolved = posixpath.normpath(resolved)
     if inside(resolved, boundary.desired):
-        return f"resolves to {resolved}, inside desired/ ({boundary.desired})"
+        return f"resolves to {shown(resolved)}, inside desired/ ({boundary.desired})"
     if not inside(resolved, boundary.root):
-        return f"resolves to {resolved}, outside the compose root {boundary.root}"
+        return f"resolves to {shown(resolved)}, outside the compose root {boundary.root}"
+    return None
+
+
+MAX_PATH = 4096  # PATH_MAX on Linux
+
+
+def shown(path: str) -> str:
+    """A path as messages quote it: cut in the middle past 200 characters."""
+    return path if len(path) <= 200 else f"{path[:120]}...{path[-60:]}"
+
+
+def path_problem(path: str) -> str | None:
+    """Why `path` cannot name a file at all (the OS would refuse it with an exception)."""
+    if "\x00" in path:
+        return "contains a NUL byte"
+    if len(path) > MAX_PATH:
+        return f"is longer than {MAX_PATH} characters"
     return None
 
 
 def confine(files: ConfigFiles, path: str) -> str | None:
     """Resolve `path` and check it against the boundary: a message, or None when allowed."""
-    return boundary_problem(files.resolve(path), files.boundary)
+    return path_problem(path) or boundary_problem(files.resolve(path), files.boundary)
 
 
 def check_roots(boundary: Boundary) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.core.boundary import ConfigFiles, confine
+from controller.core.boundary import ConfigFiles, confine, shown
 from controller.core.compose import load_stack
 from controller.core.desired import parse_desired
 from controller.core.model import (
@@ -127,7 +127,7 @@ def _read_compose(
             if (why := confine(work.files_port, dotenv)) is not None:
                 problem = f".env beside it ({dotenv}) {why}"
         if problem is not None:
-            msg = f"compose file {path} {problem} (security boundary: see --compose-root)"
+            msg = f"compose file {shown(path)} {problem} (security boundary: see --compose-root)"
             work.add(file, [Problem(file, lines[where], where, msg)])
             continue
         try:
@@ -135,12 +135,12 @@ def _read_compose(
                 work.texts[path] = work.files_port.read_text(path)
             out.append((path, work.texts[path]))
         except FileNotFoundError:
-            work.add(
-                file, [Problem(file, lines[where], where, f"compose file {path} does not exist")]
-            )
+            msg = f"compose file {shown(path)} does not exist"
+            work.add(file, [Problem(file, lines[where], where, msg)])
         except ConfigError as exc:
             why = "; ".join(p.message for p in exc.problems)
-            work.add(file, [Problem(file, lines[where], where, f"cannot read {path}: {why}")])
+            msg = f"cannot read {shown(path)}: {why}"
+            work.add(file, [Problem(file, lines[where], where, msg)])
     return out if len(out) == len(wanted) else None
 
 

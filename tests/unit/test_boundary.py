@@ -236,6 +236,15 @@ CASES = [
         compose=api('    volumes: ["./data:/data"]\n'),
     ),
     Case(
+        "volume-bind-device-into-desired",
+        C,
+        15,
+        "volumes.data.driver_opts.device",
+        "inside desired/",
+        compose=COMPOSE
+        + "volumes:\n  data:\n    driver_opts: {type: none, o: bind, device: ../desired}\n",
+    ),
+    Case(
         "upstreams-into-desired",
         C,
         12,

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from controller.core.config import build_config
-from controller.errors import ConfigError
+from controller.errors import ConfigError, printable
 from tests.unit.test_bad_inputs import BASE_COMPOSE, BASE_DESIRED, COMPOSE, DESIRED, Case, reader
 
 BOMB = "".join(
@@ -311,6 +311,50 @@ HOSTILE = [
 ]
 
 
+HOSTILE += [
+    Case(
+        "nul-in-compose-path",
+        DESIRED,
+        2,
+        "compose",
+        "NUL byte",
+        desired=d("compose: ../compose/c.yml", 'compose: "../compose/c\\0.yml"'),
+    ),
+    Case(
+        "nul-in-env-file",
+        COMPOSE,
+        4,
+        "services.api.env_file",
+        "NUL byte",
+        compose=api('    env_file: "a\\0b"\n'),
+    ),
+    Case(
+        "nul-in-bind-source",
+        COMPOSE,
+        4,
+        "services.api.volumes[0]",
+        "NUL byte",
+        compose=api('    volumes: ["./x\\0y:/d"]\n'),
+    ),
+    Case(
+        "huge-compose-path",
+        DESIRED,
+        2,
+        "compose",
+        "longer than 4096",
+        desired=d("compose: ../compose/c.yml", "compose: ../" + "a/" * 3000 + "c.yml"),
+    ),
+    Case(
+        "escape-sequence-in-path",
+        DESIRED,
+        2,
+        "compose",
+        "\\x1b",
+        desired=d("compose: ../compose/c.yml", 'compose: "/etc/\\e[31mx.yml"'),
+    ),
+]
+
+
 def load_within(case: Case, seconds: float = 10.0) -> list[tuple[str, int | None, str, str]]:
     files = {DESIRED: case.desired, COMPOSE: case.compose, **case.extra}
     out: list[tuple[str, int | None, str, str]] = []
@@ -343,5 +387,5 @@ def test_hostile_input_is_a_located_error(case: Case) -> None:
     want = (case.file, case.line, case.field)
     hits = [p for p in problems if p[:3] == want]
     assert hits, f"want {want}, got {problems}"
-    assert any(case.fragment in p[3] for p in hits), hits
+    assert any(case.fragment in printable(p[3]) for p in hits), hits
     assert all(len(p[3]) < 400 for p in problems), "messages must stay short (no echo)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from controller.core.boundary import boundary_problem, inside
+from controller.core.boundary import boundary_problem, inside, path_problem, shown
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -40,10 +40,13 @@ def _host_path(ctx: StackCtx, path: Path, source: str) -> str | None:
             return None
         source = home + source[1:]
     full = posixpath.normpath(posixpath.join(ctx.project_dir, source))
+    if (bad := path_problem(full)) is not None:
+        ctx.loc.error(path, f"bind source {bad}")
+        return None
     resolved = ctx.files.resolve(full)
     problem = boundary_problem(resolved, ctx.files.boundary)
     if problem is not None and (relative or inside(resolved, ctx.files.boundary.desired)):
-        ctx.loc.error(path, f"bind source {full} {problem} (security boundary)")
+        ctx.loc.error(path, f"bind source {shown(full)} {problem} (security boundary)")
         return None
     return full
 

@@ -8,7 +8,7 @@ import re
 import shlex
 from typing import Any
 
-from controller.core.boundary import confine
+from controller.core.boundary import confine, shown
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -76,7 +76,7 @@ def _env_files(ctx: StackCtx, path: Path, value: Any) -> dict[str, str]:
         full = posixpath.normpath(posixpath.join(ctx.project_dir, file))
         ctx.files_read.append(full)
         if (problem := confine(ctx.files, full)) is not None:
-            ctx.loc.error(here, f"env_file {full} {problem} (security boundary)")
+            ctx.loc.error(here, f"env_file {shown(full)} {problem} (security boundary)")
             continue
         try:
             text = ctx.files.read_text(full)

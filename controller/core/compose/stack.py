@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from controller.core.boundary import ConfigFiles, confine
+from controller.core.boundary import ConfigFiles, confine, inside, path_problem, shown
 from controller.core.compose.context import StackCtx
 from controller.core.compose.fields import check_keys, kv_pairs, want_bool, want_map, want_str
 from controller.core.compose.interpolate import DotenvError, interpolate_node, parse_dotenv
@@ -144,7 +144,24 @@ def _networks(loc: Located, project: str) -> dict[str, NetworkDef]:
     return out
 
 
-def _volumes(loc: Located, project: str) -> dict[str, VolumeDef]:
+def _bind_device(
+    loc: Located, path: Path, opts: dict[str, Any], where: tuple[str, ConfigFiles]
+) -> None:
+    """A local volume with `o: bind` is a bind mount of `device`: it may not lie inside
+    desired/ either (DESIGN §2), or desired/'s writers would choose what it holds."""
+    device, o = opts.get("device"), str(opts.get("o", ""))
+    if not isinstance(device, str) or "bind" not in o.split(","):
+        return
+    project_dir, files = where
+    full = posixpath.normpath(posixpath.join(project_dir, device))
+    problem = path_problem(full)
+    if problem is None and inside(files.resolve(full), files.boundary.desired):
+        problem = f"resolves inside desired/ ({files.boundary.desired})"
+    if problem is not None:
+        loc.error((*path, "driver_opts", "device"), f"bind device {shown(full)} {problem}")
+
+
+def _volumes(loc: Located, project: str, where: tuple[str, ConfigFiles]) -> dict[str, VolumeDef]:
     out: dict[str, VolumeDef] = {}
     raw = want_map(loc, ("volumes",), loc.data.get("volumes") or {}) or {}
     for key, spec in raw.items():
@@ -154,6 +171,8 @@ def _volumes(loc: Located, project: str) -> dict[str, VolumeDef]:
             continue
         spec = want_map(loc, path, spec or {}) or {}
         check_keys(loc, path, spec, VOLUME_KEYS)
+        if isinstance(spec.get("driver_opts"), dict):
+            _bind_device(loc, path, spec["driver_opts"], where)
         common = _common(loc, path, spec)
         out[key] = VolumeDef(name=_full_name(project, key, common), key=key, **common)
     return out
@@ -195,7 +214,7 @@ def load_stack(
     loc = Located(data, table, files[0][0])
     _check_top(loc)
     name = _project(loc, project, project_dir)
-    networks, volumes = _networks(loc, name), _volumes(loc, name)
+    networks, volumes = _networks(loc, name), _volumes(loc, name, (project_dir, sources))
     ctx = StackCtx(
         loc=loc,
         project=name,

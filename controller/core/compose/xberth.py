@@ -12,7 +12,7 @@ import re
 import shlex
 from typing import Any
 
-from controller.core.boundary import confine
+from controller.core.boundary import confine, shown
 from controller.core.compose.context import StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -168,7 +168,7 @@ def proxy_spec(loc: Located, path: Path, value: Any, *, ctx: StackCtx) -> ProxyS
         return None
     full = posixpath.normpath(posixpath.join(ctx.project_dir, raw))
     if (problem := confine(ctx.files, full)) is not None:
-        loc.error((*here, "upstreams_file"), f"{full} {problem} (security boundary)")
+        loc.error((*here, "upstreams_file"), f"{shown(full)} {problem} (security boundary)")
         return None
     test = _command(loc, (*here, "test_command"), proxy.get("test_command"))
     reload = _command(loc, (*here, "reload_command"), proxy.get("reload_command"))
