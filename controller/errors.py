@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import reprlib
 from dataclasses import dataclass
+from typing import Any
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
@@ -18,6 +20,19 @@ class BerthError(Exception):
     """Base of every error Berth raises on purpose."""
 
 
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlong = 60, 60, 40
+_BRIEF.maxlist = _BRIEF.maxdict = _BRIEF.maxtuple = _BRIEF.maxset = 4
+_BRIEF.maxlevel = 3
+MAX_MESSAGE = 1000  # characters; a message quotes values, never whole documents
+
+
+def brief(value: Any) -> str:
+    """repr() cut to a few dozen characters without building the whole text first (a
+    value may be a list of a million aliased strings)."""
+    return _BRIEF.repr(value)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One finding about a configuration file: where, which field, what is wrong."""
@@ -26,6 +41,12 @@ class Problem:
     line: int | None
     field: str
     message: str
+
+    def __post_init__(self) -> None:
+        for name, limit in (("message", MAX_MESSAGE), ("field", 300), ("file", 4200)):
+            text = getattr(self, name)
+            if len(text) > limit:
+                object.__setattr__(self, name, text[: limit - 3] + "...")
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"

@@ -69,6 +69,10 @@ def path_problem(path: str) -> str | None:
     """Why `path` cannot name a file at all (the OS would refuse it with an exception)."""
     if "\x00" in path:
         return "contains a NUL byte"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): no file can have this name
+        return "is not valid Unicode text"
     if len(path) > MAX_PATH:
         return f"is longer than {MAX_PATH} characters"
     return None

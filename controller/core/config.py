@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.core.boundary import ConfigFiles, confine, shown
+from controller.core.boundary import ConfigFiles, confine, inside, shown
 from controller.core.compose import load_stack
 from controller.core.desired import parse_desired
 from controller.core.model import (
@@ -108,32 +108,59 @@ def _compose_lines(file: str, text: str) -> dict[str, int | None]:
     return out
 
 
+def _compose_problem(work: _Work, path: str, first: str | None) -> str | None:
+    """Why desired/ may not name `path` as a compose file (`first`: the resolved first file
+    of the list, or None for the first itself); None when it may."""
+    problem = confine(work.files_port, path)
+    if problem is not None:
+        return problem
+    if not path.endswith((".yml", ".yaml")):
+        return "is not a .yml or .yaml file (desired/ may name compose files only)"
+    real = work.files_port.resolve(path)
+    if first is None:  # the project's .env and base directory: chosen by the first file
+        dotenv = posixpath.join(posixpath.dirname(real), ".env")
+        if (why := confine(work.files_port, dotenv)) is not None:
+            return f".env beside it ({dotenv}) {why}"
+        return None
+    base = posixpath.dirname(first)
+    if not inside(real, base):
+        return (
+            f"resolves to {shown(real)}, outside the directory of the first compose file "
+            f"({base}), whose .env and relative paths every file of the list shares"
+        )
+    return None
+
+
 def _read_compose(
     work: _Work, file: str, desired: DesiredStack, text: str
 ) -> list[tuple[str, str]] | None:
     """The compose files a desired file names, each checked against the boundary before it
-    is opened; a refusal names the desired file's line and never the refused content."""
+    is opened; a refusal names the desired file's line and never the refused content.
+
+    Each file is then used under its resolved path (symlinks followed), so the project
+    directory and every path relative to it are the ones that were checked, not a route
+    through a symlink that a later commit to desired/ could point elsewhere."""
     lines = _compose_lines(file, text)
     out: list[tuple[str, str]] = []
     wanted = list(desired.compose_files)
+    first: str | None = None
     for i, path in enumerate(wanted):
         where = f"compose[{i}]" if f"compose[{i}]" in lines else "compose"
         work.files.append(path)
-        problem = confine(work.files_port, path)
-        if problem is None and not path.endswith((".yml", ".yaml")):
-            problem = "is not a .yml or .yaml file (desired/ may name compose files only)"
-        if problem is None and i == 0:  # the project's .env: chosen by the first file
-            dotenv = posixpath.join(posixpath.dirname(path), ".env")
-            if (why := confine(work.files_port, dotenv)) is not None:
-                problem = f".env beside it ({dotenv}) {why}"
+        problem = _compose_problem(work, path, first)
+        real = work.files_port.resolve(path) if problem is None else path
+        if problem is None and real in (p for p, _ in out):
+            problem = f"resolves to {shown(real)}, which the list already names"
         if problem is not None:
             msg = f"compose file {shown(path)} {problem} (security boundary: see --compose-root)"
             work.add(file, [Problem(file, lines[where], where, msg)])
             continue
+        first = first or real
+        work.files.append(real)
         try:
-            if path not in work.texts:
-                work.texts[path] = work.files_port.read_text(path)
-            out.append((path, work.texts[path]))
+            if real not in work.texts:
+                work.texts[real] = work.files_port.read_text(real)
+            out.append((real, work.texts[real]))
         except FileNotFoundError:
             msg = f"compose file {shown(path)} does not exist"
             work.add(file, [Problem(file, lines[where], where, msg)])
@@ -208,8 +235,8 @@ def _cross_check(work: _Work) -> None:
     for files in by_project.values():
         first = files[0]
         for other in files[1:]:
-            a, b = work.parsed[first], work.parsed[other]
-            if a.compose_files != b.compose_files:
+            # compared resolved: two spellings of one file (a symlink) are the same list
+            if work.stacks[first].compose_files != work.stacks[other].compose_files:
                 for f, g in ((first, other), (other, first)):
                     work.add(
                         f,

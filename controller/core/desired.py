@@ -22,7 +22,7 @@ from controller.core.model import (
 )
 from controller.core.reference import tag_problem
 from controller.core.yamlsrc import Located, Path, load_node, unwrap
-from controller.errors import ConfigError
+from controller.errors import ConfigError, brief
 
 PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 TOP_KEYS = ("project", "compose", "services")
@@ -44,6 +44,7 @@ COMPOSE_ONLY = frozenset(SERVICE_KEYS | set(REJECTED_SERVICE_KEYS)) | {
     "configs",
     "platform",
 }
+MAX_COMPOSE_FILES = 16  # `docker compose -f` lists are a base and an override or two
 BOUNDARY = "lives in the compose file; desired/ may only set tag and replicas (security boundary)"
 
 
@@ -52,6 +53,9 @@ def _compose_files(loc: Located, file: str, value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
         loc.error(path, "must be a path or a non-empty list of paths to compose files")
+        return ()
+    if len(items) > MAX_COMPOSE_FILES:
+        loc.error(path, f"at most {MAX_COMPOSE_FILES} compose files per stack")
         return ()
     base = posixpath.dirname(file)
     out: list[str] = []
@@ -80,16 +84,15 @@ def _service(loc: Located, name: str, value: Any) -> DesiredService | None:
         loc.error((*path, "tag"), "'tag' is required")
         ok = False
     elif not isinstance(tag, str):
-        loc.error(
-            (*path, "tag"), f'must be a string; quote it ("{tag}") so YAML keeps it as written'
-        )
+        msg = f'must be a string; quote it ("{brief(tag)}") so YAML keeps it as written'
+        loc.error((*path, "tag"), msg)
         ok = False
     elif problem := tag_problem(tag):
         loc.error((*path, "tag"), problem)
         ok = False
     replicas = value.get("replicas")
     if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool)):
-        shown = repr(replicas) if len(repr(replicas)) <= 40 else repr(replicas)[:37] + "..."
+        shown = brief(replicas)
         loc.error((*path, "replicas"), f"must be a whole number 0-{MAX_REPLICAS}, got {shown}")
         ok = False
     elif isinstance(replicas, int) and not 0 <= replicas <= MAX_REPLICAS:

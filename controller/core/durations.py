@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import re
 
+from controller.errors import brief
+
 _UNITS = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -26,27 +28,22 @@ MAX_SECONDS = 7 * 24 * 3600.0  # every duration Berth reads is finite and at mos
 _EXPECTED = "expected e.g. '10s', '1m30s', '250ms'"
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _bounded(value: object, seconds: float) -> float:
     if not math.isfinite(seconds) or seconds > MAX_SECONDS:
-        raise ValueError(f"invalid duration {_short(value)}: must be finite and at most 168h")
+        raise ValueError(f"invalid duration {brief(value)}: must be finite and at most 168h")
     return seconds
 
 
 def parse_duration(value: str | int | float) -> float:
     """Seconds in `value`; a bare number means seconds. Negative durations are refused."""
     if isinstance(value, bool):
-        raise ValueError(f"invalid duration {_short(value)}: {_EXPECTED}")
+        raise ValueError(f"invalid duration {brief(value)}: {_EXPECTED}")
     if isinstance(value, int | float):
         if value < 0:
-            raise ValueError(f"invalid duration {_short(value)}: must not be negative")
+            raise ValueError(f"invalid duration {brief(value)}: must not be negative")
         return _bounded(value, float(value) if abs(value) <= MAX_SECONDS else math.inf)
     if not isinstance(value, str):
-        raise ValueError(f"invalid duration {_short(value)}: {_EXPECTED}")
+        raise ValueError(f"invalid duration {brief(value)}: {_EXPECTED}")
     text = value.strip()
     if _NUMBER.fullmatch(text):
         return _bounded(value, float(text))
@@ -59,7 +56,7 @@ def parse_duration(value: str | int | float) -> float:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(
-            f"invalid duration {_short(value)}: expected a number with a unit "
+            f"invalid duration {brief(value)}: expected a number with a unit "
             f"(ns, us, ms, s, m, h), {_EXPECTED.removeprefix('expected ')}"
         )
     return _bounded(value, total)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from controller.errors import brief
+
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # ASCII only, as Docker's grammar
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 # repository[:tag][@digest], loosely after distribution/reference: lowercase path components,
@@ -18,10 +20,6 @@ _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-
 IMAGE_RE = re.compile(
     rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?"
 )
-
-
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def tag_problem(tag: str) -> str | None:
@@ -37,7 +35,7 @@ def tag_problem(tag: str) -> str | None:
         return "invalid digest after '@': expected 'sha256:' followed by 64 lowercase hex digits"
     if not TAG_RE.fullmatch(name):
         return (
-            f"invalid tag {_short(name)}: a tag is 1-128 ASCII characters: letters, digits, "
+            f"invalid tag {brief(name)}: a tag is 1-128 ASCII characters: letters, digits, "
             "'_', '.' and '-', not starting with '.' or '-'"
         )
     return None
@@ -48,5 +46,5 @@ def image_problem(image: str) -> str | None:
     if not isinstance(image, str) or not image:
         return "must be a non-empty string"
     if not IMAGE_RE.fullmatch(image):
-        return f"invalid image reference {_short(image)}"
+        return f"invalid image reference {brief(image)}"
     return None

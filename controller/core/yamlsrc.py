@@ -6,41 +6,28 @@ file and line through interpolation and merging, and are unwrapped into plain Py
 plus a path -> location table only at the end (`unwrap`).
 
 Input is hostile (desired/ has many writers): before a document is built, its event stream
-is checked against fixed limits (nesting depth, node count after alias expansion) and a
-closed set of tags, so an alias bomb, a deep nest or an unknown tag is a located error
-instead of gigabytes, a RecursionError or a crash. The check reads events one at a time and
-stops at the first limit, so its cost is bounded too (ruamel's parser slows down
-quadratically with depth).
+is checked against fixed limits and a closed set of tags (`yamlshape`), so an alias bomb, a
+deep nest or an unknown tag is a located error instead of gigabytes, a RecursionError or a
+crash.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
-from ruamel.yaml.events import (
-    AliasEvent,
-    CollectionEndEvent,
-    CollectionStartEvent,
-    Event,
-    NodeEvent,
-    ScalarEvent,
-)
+from ruamel.yaml.reader import ReaderError
 
+from controller.core.yamlshape import check_shape
 from controller.errors import ConfigError, Problem
 
 Path = tuple[str | int, ...]
 
-MAX_DEPTH = 64  # compose files nest about 6 deep; 64 leaves room and stays fast to parse
-MAX_NODES = 50_000  # after alias expansion; a 300-service compose file has ~15,000
-_CORE_TAGS = frozenset(
-    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")
-) | {"!"}
 COMPOSE_TAGS = frozenset({"!reset", "!override"})  # compose-spec merge directives
 # YAML allows redefining an anchor (the later one wins, here as in the shape check); ruamel
 # would print a warning to stderr for it, outside the structured log.
@@ -55,67 +42,9 @@ def _syntax_error(exc: MarkedYAMLError, file: str) -> ConfigError:
         if "end of stream" in what:  # the end of the file is no help; the start is
             mark = exc.context_mark
     line = mark.line + 1 if mark is not None else None
+    if len(what) > 300:  # ruamel quotes values (a duplicate key's, whole): keep one line
+        what = what[:297] + "..."
     return ConfigError.one(file, line, "", f"YAML syntax error: {what}")
-
-
-def _line(event: Event) -> int | None:
-    mark = event.start_mark
-    return int(mark.line) + 1 if mark is not None else None
-
-
-class _Shape:
-    """Running totals of one event stream: open collections with their expanded sizes."""
-
-    def __init__(self, file: str, tags: frozenset[str]) -> None:
-        self.file, self.tags = file, tags
-        self.open: list[tuple[str | None, int]] = []  # (anchor, expanded size so far)
-        self.anchors: dict[str, int] = {}
-
-    def fail(self, event: Event, message: str) -> ConfigError:
-        return ConfigError.one(self.file, _line(event), "", message)
-
-    def add(self, event: Event, size: int) -> None:
-        """A finished node of `size` expanded nodes joins its parent collection."""
-        if not self.open:
-            return
-        anchor, total = self.open[-1]
-        total += size
-        if total > MAX_NODES:
-            raise self.fail(
-                event,
-                f"document too large: more than {MAX_NODES} values after expanding aliases "
-                "(an alias bomb?)",
-            )
-        self.open[-1] = (anchor, total)
-
-    def event(self, ev: Event) -> None:
-        if isinstance(ev, NodeEvent) and not isinstance(ev, AliasEvent):
-            tag = getattr(ev, "tag", None)
-            if tag is not None and str(tag) not in _CORE_TAGS | self.tags:
-                allowed = ", ".join(sorted(self.tags)) or "none"
-                raise self.fail(ev, f"YAML tag {str(tag)!r} is not supported (allowed: {allowed})")
-        if isinstance(ev, CollectionStartEvent):
-            if len(self.open) >= MAX_DEPTH:
-                raise self.fail(ev, f"nested more than {MAX_DEPTH} levels deep")
-            self.open.append((ev.anchor, 1))
-        elif isinstance(ev, CollectionEndEvent):
-            anchor, size = self.open.pop()
-            if anchor is not None:
-                self.anchors[anchor] = size
-            self.add(ev, size)
-        elif isinstance(ev, ScalarEvent):
-            if ev.anchor is not None:
-                self.anchors[ev.anchor] = 1
-            self.add(ev, 1)
-        elif isinstance(ev, AliasEvent):
-            self.add(ev, self.anchors.get(str(ev.anchor), 1))
-
-
-def check_shape(events: Iterable[Event], file: str, tags: frozenset[str]) -> None:
-    """Raise ConfigError at the first event past a limit; consumes events lazily."""
-    shape = _Shape(file, tags)
-    for ev in events:
-        shape.event(ev)
 
 
 def load_yaml(text: str, file: str, *, tags: frozenset[str] = frozenset()) -> Any:
@@ -127,8 +56,15 @@ def load_yaml(text: str, file: str, *, tags: frozenset[str] = frozenset()) -> An
         return yaml.load(text)
     except MarkedYAMLError as exc:
         raise _syntax_error(exc, file) from exc
+    except ReaderError as exc:  # a character YAML does not allow (NUL, most controls)
+        line = text[: exc.position].count("\n") + 1
+        what = f"character {exc.character!r} is not allowed in YAML"
+        raise ConfigError.one(file, line, "", f"YAML syntax error: {what}") from exc
     except YAMLError as exc:
-        raise ConfigError.one(file, None, "", f"YAML syntax error: {exc}") from exc
+        raise ConfigError.one(file, None, "", f"YAML syntax error: {str(exc)[:300]}") from exc
+    except (ValueError, TypeError) as exc:  # backstop: ruamel building a value it parsed
+        why = str(exc)[:200]
+        raise ConfigError.one(file, None, "", f"YAML value cannot be read: {why}") from exc
 
 
 def key_line(mapping: Any, key: Any) -> int | None:
@@ -194,7 +130,11 @@ def to_node(value: Any, file: str, line: int | None = 1) -> Node:
         own = node_line(value) or line
         out: dict[str, Node] = {}
         for key, child in value.items():
-            out[str(key)] = to_node(child, file, key_line(value, key) or own)
+            at = key_line(value, key) or own
+            name = str(key)
+            if name in out:  # `1:` and `"1":` are one key once keys are strings
+                raise ConfigError.one(file, at, "", f"duplicate key {name[:60]!r}")
+            out[name] = to_node(child, file, at)
         return Node(out, file, line, tag)
     if isinstance(value, list):
         own = node_line(value) or line

@@ -476,3 +476,60 @@ def test_fifo_in_desired_is_reported_not_waited_for(tmp_path: Path) -> None:
     bad = str(Path(root) / "desired" / "blocked.yaml")
     assert not partial.valid(bad) and "FIFO" in partial.problems[bad][0].message
     assert partial.valid(str(Path(root) / "desired" / "app.yaml"))
+
+
+def test_paths_through_a_symlink_in_desired_are_used_resolved(tmp_path: Path) -> None:
+    """`compose: lnk/c.yml` with desired/lnk -> ../compose: the compose file is inside the
+    tree, but every path derived from it (project directory, bind sources, upstreams
+    file) must be the resolved one, or a later commit re-pointing desired/lnk would move
+    them without the boundary check seeing it."""
+    compose = api('    volumes: ["./data:/data"]\n')
+    case = Case(
+        "ok",
+        D,
+        None,
+        "",
+        "",
+        tree={"desired/lnk": ("link", "../compose")},
+        compose=compose,
+        desired=dz("../compose/c.yml", "lnk/c.yml"),
+    )
+    tree, root, place = real_tree(case, tmp_path)
+    config = build_config([(place("desired/app.yaml"), case.desired)], environ={}, files=tree)
+    stack = config.stacks["app"]
+    assert stack.compose_files == (f"{root}/compose/c.yml",)
+    [mount] = stack.services["api"].create["HostConfig"]["Mounts"]
+    assert mount["Source"] == f"{root}/compose/data"
+    assert stack.proxy is not None and stack.proxy.upstreams_file == f"{root}/nginx/up.conf"
+    assert all("/desired/" not in f for f in stack.env_files)
+
+
+def test_two_projects_cannot_share_an_upstreams_file_through_a_symlink(tmp_path: Path) -> None:
+    case = Case("ok", D, None, "", "", tree={"desired/lnk": ("link", "../compose")})
+    tree, _root, place = real_tree(case, tmp_path)
+    other = 'project: b\ncompose: lnk/c.yml\nservices:\n  api: {tag: "2.0.0"}\n'
+    files = [(place("desired/app.yaml"), case.desired), (place("desired/b.yaml"), other)]
+    with pytest.raises(ConfigError) as info:
+        build_config(files, environ={}, files=tree)
+    assert "upstreams_file" in str(info.value) and "also written for project" in str(info.value)
+
+
+def test_the_first_compose_file_cannot_bring_another_directory_s_dotenv(tmp_path: Path) -> None:
+    """compose: [../b/other.yml, ../compose/c.yml] would make b/.env and b/ the project's
+    environment and base directory for c.yml: refused, at the entry that crosses."""
+    case = Case(
+        "x",
+        D,
+        4,
+        "compose[1]",
+        "outside the directory of the first compose file",
+        tree={
+            "b/other.yml": "services:\n  x:\n    image: busybox\n",
+            "b/.env": f"REGISTRY=evil # {SECRET}\n",
+        },
+        desired=dz(
+            "compose: ../compose/c.yml", "compose:\n  - ../b/other.yml\n  - ../compose/c.yml"
+        ),
+    )
+    for tree, _root, place in (real_tree(case, tmp_path), memory_tree(case)):
+        _check(case, _problems(tree, place("desired/app.yaml"), case.desired), place)

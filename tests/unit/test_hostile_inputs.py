@@ -355,6 +355,145 @@ HOSTILE += [
 ]
 
 
+LONG = "x" * 60000
+STRING_BOMB = f'x: &a "{LONG}"\ny: &b [' + ", ".join(["*a"] * 100) + "]\n"
+STRING_BOMB += "z: &c [" + ", ".join(["*b"] * 100) + "]\n"
+HOSTILE += [
+    Case(
+        "string-bomb-in-replicas",
+        DESIRED,
+        3,
+        "",
+        "alias bomb",
+        desired=d('tag: "1.0.0"', 'tag: "1.0.0"\n    replicas: [*c, *c, *c]').replace(
+            "project: app\n", "project: app\n" + STRING_BOMB
+        ),
+    ),
+    Case(
+        "string-bomb-under-duplicate-key",
+        DESIRED,
+        2,
+        "",
+        "alias bomb",
+        desired=STRING_BOMB + "w: [*c, *c]\nw: 1\n" + BASE_DESIRED,
+    ),
+    Case(
+        "duplicate-key-long-value",
+        DESIRED,
+        2,
+        "",
+        "duplicate key",
+        desired=f'w: "{LONG}"\nw: 1\n' + BASE_DESIRED,
+    ),
+    Case(
+        "complex-key-sequence",
+        DESIRED,
+        6,
+        "",
+        "cannot be a mapping key",
+        desired=BASE_DESIRED + "? [[a]]\n: 1\n",
+    ),
+    Case(
+        "complex-key-mapping",
+        COMPOSE,
+        15,
+        "",
+        "cannot be a mapping key",
+        compose=BASE_COMPOSE + "x-a:\n  ? {a: 1}\n  : 1\n",
+    ),
+    Case(
+        "complex-key-by-alias",
+        DESIRED,
+        7,
+        "",
+        "cannot be a mapping key",
+        desired=BASE_DESIRED + "x: &k [a]\ny: {*k : 1}\n",
+    ),
+    Case(
+        "recursive-merge-key",
+        DESIRED,
+        5,
+        "",
+        "refers to a node that contains it",
+        desired="project: app\ncompose: ../compose/c.yml\nservices: &s\n  api:\n    <<: *s\n",
+    ),
+    Case(
+        "surrogate-in-compose-path",
+        DESIRED,
+        2,
+        "compose",
+        "not valid Unicode",
+        desired=d("compose: ../compose/c.yml", 'compose: "../compose/\\ud800.yml"'),
+    ),
+    Case(
+        "integer-4301-digits",
+        DESIRED,
+        6,
+        "",
+        "integer with more than 30",
+        desired=BASE_DESIRED + "    replicas: " + "9" * 4301 + "\n",
+    ),
+    Case(
+        "hex-integer-3600-digits",
+        COMPOSE,
+        4,
+        "",
+        "integer with more than 30",
+        compose=api("    mem_limit: 0x" + "f" * 3600 + "\n"),
+    ),
+    Case(
+        "nul-byte-in-file",
+        DESIRED,
+        5,
+        "",
+        "not allowed in YAML",
+        desired=d('tag: "1.0.0"', 'tag: "1.0.0\x00"'),
+    ),
+    Case(
+        "explicit-int-tag-arabic-digits",
+        DESIRED,
+        6,
+        "",
+        "YAML tag",
+        desired=BASE_DESIRED + "    replicas: !!int '\u0661'\n",
+    ),
+    Case(
+        "int-and-string-key-collide",
+        COMPOSE,
+        16,
+        "",
+        "duplicate key",
+        compose=BASE_COMPOSE + "x-a:\n  1: a\n  '1': b\n",
+    ),
+    Case(
+        "null-key",
+        DESIRED,
+        6,
+        "",
+        "null cannot be a mapping key",
+        desired=BASE_DESIRED + "  ~:\n    tag: x\n",
+    ),
+    Case(
+        "too-many-compose-files",
+        DESIRED,
+        2,
+        "compose",
+        "at most 16",
+        desired=d(
+            "compose: ../compose/c.yml", "compose: [" + ", ".join(["../compose/c.yml"] * 17) + "]"
+        ),
+    ),
+    Case(
+        "same-compose-file-twice",
+        DESIRED,
+        2,
+        "compose[1]",
+        "already names",
+        desired=d("compose: ../compose/c.yml", "compose: [../compose/c.yml, ../compose/./c.yml]"),
+    ),
+]
+
+
 def load_within(case: Case, seconds: float = 10.0) -> list[tuple[str, int | None, str, str]]:
     files = {DESIRED: case.desired, COMPOSE: case.compose, **case.extra}
     out: list[tuple[str, int | None, str, str]] = []
@@ -377,7 +516,20 @@ def load_within(case: Case, seconds: float = 10.0) -> list[tuple[str, int | None
 
 
 def test_enough_hostile_cases() -> None:
-    assert len(HOSTILE) >= 30
+    assert len(HOSTILE) >= 50
+
+
+def test_quoted_dotenv_value_over_many_lines_is_linear() -> None:
+    """A quoted value spanning 30,000 lines used to be re-scanned at every line."""
+    case = Case(
+        "dotenv-long-quote",
+        COMPOSE,
+        None,
+        "",
+        "",
+        extra={"/r/compose/.env": 'A="' + "\n" * 30000 + '"\n'},
+    )
+    assert load_within(case, seconds=5) == []
 
 
 @pytest.mark.parametrize("case", HOSTILE, ids=[c.id for c in HOSTILE])

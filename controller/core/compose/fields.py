@@ -14,6 +14,7 @@ from typing import Any
 
 from controller.core.durations import parse_duration
 from controller.core.yamlsrc import Located, Path
+from controller.errors import brief
 
 _BYTES = re.compile(r"([0-9]{1,20}(?:\.[0-9]{1,20})?) ?([kmgtp])?i?b?", re.IGNORECASE)
 _INT = re.compile(r"-?[0-9]{1,19}")
@@ -25,18 +26,20 @@ _MULT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**
 def parse_bytes(value: str | int) -> int:
     """Memory sizes as compose parses them (docker/go-units RAMInBytes: binary multiples)."""
     if isinstance(value, bool):
-        raise ValueError(f"invalid size {value!r}")
+        raise ValueError(f"invalid size {brief(value)}")
     if isinstance(value, int):
         if not 0 <= value <= INT64_MAX:
-            raise ValueError(f"invalid size {value!r}: must be 0 to {INT64_MAX}")
+            raise ValueError(f"invalid size {brief(value)}: must be 0 to {INT64_MAX}")
         return value
     match = _BYTES.fullmatch(str(value).strip())
     if match is None:
-        raise ValueError(f"invalid size {value!r}: expected e.g. '512m', '1g', '1.5gb', '1048576'")
+        raise ValueError(
+            f"invalid size {brief(value)}: expected e.g. '512m', '1g', '1.5gb', '1048576'"
+        )
     unit = (match.group(2) or "").lower()
     size = int(float(match.group(1)) * _MULT[unit])
     if size > INT64_MAX:
-        raise ValueError(f"invalid size {value!r}: larger than {INT64_MAX} bytes")
+        raise ValueError(f"invalid size {brief(value)}: larger than {INT64_MAX} bytes")
     return size
 
 
@@ -79,7 +82,7 @@ def want_int(
     elif isinstance(value, str) and _INT.fullmatch(value.strip()):
         number = int(value)
     if number is None:
-        loc.error(path, f"must be an integer, got {_kind(value)} {_short(value)}")
+        loc.error(path, f"must be an integer, got {_kind(value)} {brief(value)}")
         return None
     low = -INT64_MAX - 1 if minimum is None else minimum
     if not low <= number <= maximum:
@@ -106,7 +109,7 @@ def want_float(
     elif isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
         number = float(value)
     if number is None or not math.isfinite(number):
-        loc.error(path, f"must be a finite number, got {_kind(value)} {_short(value)}")
+        loc.error(path, f"must be a finite number, got {_kind(value)} {brief(value)}")
         return None
     if minimum is not None and number < minimum:
         loc.error(path, f"must be >= {minimum:g}, got {number:g}")
@@ -117,17 +120,12 @@ def want_float(
     return number
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def want_bool(loc: Located, path: Path, value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    loc.error(path, f"must be true or false, got {_kind(value)} {value!r}")
+    loc.error(path, f"must be true or false, got {_kind(value)} {brief(value)}")
     return None
 
 

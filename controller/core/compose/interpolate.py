@@ -187,14 +187,10 @@ def _dotenv_value(
 ) -> tuple[str, int]:
     if rest[:1] in ("'", '"'):
         quote = rest[0]
-        body = rest[1:]
-        while not _has_close(body, quote):
-            if index >= len(lines):
-                raise DotenvError(lineno, f"line {lineno}: unterminated {quote} quote")
-            body += "\n" + lines[index]
-            index += 1
-        end = _close_at(body, quote)
-        inner = body[:end]
+        found = _quoted(rest[1:], lines, index, quote)
+        if found is None:
+            raise DotenvError(lineno, f"line {lineno}: unterminated {quote} quote")
+        inner, index = found
         if quote == "'":
             return inner, index
         inner = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), inner)
@@ -224,5 +220,16 @@ def _close_at(body: str, quote: str) -> int:
     return -1
 
 
-def _has_close(body: str, quote: str) -> bool:
-    return _close_at(body, quote) >= 0
+def _quoted(first: str, lines: list[str], index: int, quote: str) -> tuple[str, int] | None:
+    """The body of a quoted value that may span lines, and the index after it; each line is
+    scanned once (re-scanning the growing body was quadratic in the value's lines)."""
+    parts: list[str] = []
+    text = first
+    while (end := _close_at(text, quote)) < 0:
+        parts.append(text)
+        if index >= len(lines):
+            return None
+        text = lines[index]
+        index += 1
+    parts.append(text[:end])
+    return "\n".join(parts), index

@@ -48,7 +48,7 @@ def _host_path(ctx: StackCtx, path: Path, source: str) -> str | None:
     if problem is not None and (relative or inside(resolved, ctx.files.boundary.desired)):
         ctx.loc.error(path, f"bind source {shown(full)} {problem} (security boundary)")
         return None
-    return full
+    return resolved if relative else full  # the engine gets the path that was checked
 
 
 def _is_path(source: str) -> bool:

@@ -170,6 +170,7 @@ def proxy_spec(loc: Located, path: Path, value: Any, *, ctx: StackCtx) -> ProxyS
     if (problem := confine(ctx.files, full)) is not None:
         loc.error((*here, "upstreams_file"), f"{shown(full)} {problem} (security boundary)")
         return None
+    full = ctx.files.resolve(full)  # written where it was checked, whatever links change
     test = _command(loc, (*here, "test_command"), proxy.get("test_command"))
     reload = _command(loc, (*here, "reload_command"), proxy.get("reload_command"))
     if service is None and not (test and reload):
