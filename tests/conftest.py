@@ -144,6 +144,8 @@ def tmp_stack(tmp_path: Path, project: str) -> TmpStack:
         desired_file = desired_dir / f"{name}.yaml"
         compose_file.parent.mkdir(parents=True, exist_ok=True)
         desired_dir.mkdir(parents=True, exist_ok=True)
+        if not isinstance(compose, str) and "name" not in compose:
+            compose = {"name": project, **compose}  # the compose file chooses the project
         compose_file.write_text(_dump(compose))
         doc: Mapping[str, Any] | str
         if isinstance(desired, str):

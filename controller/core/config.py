@@ -26,7 +26,7 @@ from controller.core.model import (
 )
 from controller.core.tagpolicy import tag_allowed
 from controller.core.yamlsrc import Path, Where, load_node, unwrap
-from controller.errors import ConfigError, Problem
+from controller.errors import ConfigError, Problem, brief
 
 
 @dataclass(frozen=True)
@@ -176,18 +176,25 @@ def _load_stack_for(work: _Work, file: str, desired: DesiredStack, text: str) ->
     if files is None:
         return
     try:
-        stack = load_stack(
-            project=desired.project or None,
-            files=files,
-            environ=work.environ,
-            sources=work.files_port,
-        )
+        stack = load_stack(project=None, files=files, environ=work.environ, sources=work.files_port)
     except ConfigError as exc:
         work.add(file, exc.problems)
         return
+    table = _lines(file, text)[1]
+    if desired.project and desired.project != stack.project:
+        # The project names every network and volume (`{project}_{key}`): were desired/ to
+        # choose it, one commit could mount another stack's volumes and join its networks.
+        msg = (
+            f"project {brief(desired.project)} is not this compose project "
+            f"({brief(stack.project)}, "
+            "from the compose file's `name:` or its directory): the compose file chooses "
+            "the project, which names its containers, networks and volumes (security boundary)"
+        )
+        work.add(file, [Problem(file, table[("project",)].line, "project", msg)])
+        return
     work.stacks[file] = stack
     work.files.extend(stack.env_files)
-    _check_services(work, file, desired, stack, _lines(file, text)[1])
+    _check_services(work, file, desired, stack, table)
 
 
 def _check_services(
@@ -205,7 +212,7 @@ def _check_services(
                         file,
                         line,
                         f"services.{name}",
-                        f"no service {name!r} in the compose file(s); known: {known}",
+                        f"no service {brief(name)} in the compose file(s); known: {known}",
                     )
                 ],
             )
@@ -220,7 +227,7 @@ def _check_services(
                         file,
                         tag_line,
                         f"services.{name}.tag",
-                        f"tag {svc.tag!r} does not match allowed_tags {pattern!r} "
+                        f"tag {brief(svc.tag)} does not match allowed_tags {brief(pattern)} "
                         f"({spec.source_file})",
                     )
                 ],
@@ -245,7 +252,7 @@ def _cross_check(work: _Work) -> None:
                                 f,
                                 1,
                                 "compose",
-                                f"project {work.stacks[f].project!r} "
+                                f"project {brief(work.stacks[f].project)} "
                                 f"is also defined by {g} with other compose files",
                             )
                         ],
@@ -268,6 +275,24 @@ def _cross_check(work: _Work) -> None:
                             ],
                         )
     _check_upstream_files(work)
+    _check_resource_names(work)
+
+
+def _check_resource_names(work: _Work) -> None:
+    """Two projects whose networks or volumes end up with one Docker name (`app` + `x_y`
+    and `app_x` + `y` both give `app_x_y`) would share them; `external` ones are meant to
+    be shared and are left alone."""
+    owner: dict[tuple[str, str], tuple[str, str]] = {}  # (kind, name) -> (project, file)
+    for file, stack in work.stacks.items():
+        named = [("network", n.name) for n in stack.networks.values() if not n.external]
+        named += [("volume", v.name) for v in stack.volumes.values() if not v.external]
+        for kind, name in named:
+            prior = owner.setdefault((kind, name), (stack.project, file))
+            if prior[0] == stack.project:
+                continue
+            for f, other in ((file, prior[0]), (prior[1], stack.project)):
+                msg = f"{kind} {brief(name)} is also a {kind} of project {brief(other)}"
+                work.add(f, [Problem(f, None, "compose", msg)])
 
 
 def _check_upstream_files(work: _Work) -> None:
@@ -278,7 +303,7 @@ def _check_upstream_files(work: _Work) -> None:
         prior = owner.setdefault(stack.proxy.upstreams_file, (stack.project, file))
         if prior[0] != stack.project:
             target = stack.proxy.upstreams_file
-            msg = f"upstreams_file {target} is also written for project {prior[0]!r}"
+            msg = f"upstreams_file {target} is also written for project {brief(prior[0])}"
             work.add(file, [Problem(file, None, "compose", msg)])
             work.add(
                 prior[1], [Problem(prior[1], None, "compose", msg.replace(prior[0], stack.project))]

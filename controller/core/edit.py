@@ -21,7 +21,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from controller.core.reference import tag_problem
 from controller.core.yamlsrc import load_node, unwrap
-from controller.errors import BerthError
+from controller.errors import BerthError, brief
 
 # Words YAML 1.1 readers (PyYAML, older tools) turn into booleans or null: quoted for them.
 _YAML11_WORDS = frozenset(
@@ -92,7 +92,7 @@ def _walk(node: Node, seen: set[int]) -> Iterator[Node]:
 def _tag_node(services: MappingNode, file: str, name: str) -> Node:
     svc = _get(services, name)
     if svc is None:
-        raise EditError(f"{file}: service {name!r} is not named in this file")
+        raise EditError(f"{file}: service {brief(name)} is not named in this file")
     key, body = svc
     line = key.start_mark.line + 1
     if not isinstance(body, MappingNode):

@@ -24,7 +24,7 @@ from ruamel.yaml.events import (
     ScalarEvent,
 )
 
-from controller.errors import ConfigError
+from controller.errors import ConfigError, brief
 
 MAX_DEPTH = 64  # compose files nest about 6 deep; 64 leaves room and stays fast to parse
 MAX_NODES = 50_000  # after alias expansion; a 300-service compose file has ~15,000
@@ -88,7 +88,7 @@ class _Shape:
         if tag is not None and str(tag) not in _CORE_TAGS | self.tags:
             allowed = ", ".join(sorted(self.tags)) or "none"
             shown = str(tag)[:60]
-            raise self.fail(ev, f"YAML tag {shown!r} is not supported (allowed: {allowed})")
+            raise self.fail(ev, f"YAML tag {brief(shown)} is not supported (allowed: {allowed})")
 
     def event(self, ev: Event) -> None:
         if isinstance(ev, NodeEvent) and not isinstance(ev, AliasEvent):

@@ -24,7 +24,7 @@ from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.reader import ReaderError
 
 from controller.core.yamlshape import check_shape
-from controller.errors import ConfigError, Problem
+from controller.errors import ConfigError, Problem, brief
 
 Path = tuple[str | int, ...]
 
@@ -58,7 +58,7 @@ def load_yaml(text: str, file: str, *, tags: frozenset[str] = frozenset()) -> An
         raise _syntax_error(exc, file) from exc
     except ReaderError as exc:  # a character YAML does not allow (NUL, most controls)
         line = text[: exc.position].count("\n") + 1
-        what = f"character {exc.character!r} is not allowed in YAML"
+        what = f"character {brief(exc.character)} is not allowed in YAML"
         raise ConfigError.one(file, line, "", f"YAML syntax error: {what}") from exc
     except YAMLError as exc:
         raise ConfigError.one(file, None, "", f"YAML syntax error: {str(exc)[:300]}") from exc
@@ -133,7 +133,7 @@ def to_node(value: Any, file: str, line: int | None = 1) -> Node:
             at = key_line(value, key) or own
             name = str(key)
             if name in out:  # `1:` and `"1":` are one key once keys are strings
-                raise ConfigError.one(file, at, "", f"duplicate key {name[:60]!r}")
+                raise ConfigError.one(file, at, "", f"duplicate key {brief(name[:60])}")
             out[name] = to_node(child, file, at)
         return Node(out, file, line, tag)
     if isinstance(value, list):

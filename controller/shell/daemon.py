@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry
 
 from controller.adapters.files import load_config_partial
 from controller.adapters.git import head_commit
-from controller.core.config import Config, keep_last_good
+from controller.core.config import Config, PartialConfig, keep_last_good
 from controller.core.model import Observed, Target
 from controller.core.plan import ActionKind, Plan, ServiceAction, plan
-from controller.errors import ProxyError
+from controller.errors import ConfigError, Problem, ProxyError
 from controller.shell.commands import status_rows
 from controller.shell.executor import Event, Executor, Ports, RolloutResult
 from controller.shell.httpd import Endpoints, serve
@@ -88,10 +88,31 @@ class Daemon:
         with self._reload_lock:  # the watcher, the resync and start-up all reload
             self._reload_locked(reason)
 
+    def _load(self) -> PartialConfig:
+        """The per-file config, or, when it cannot be built at all (desired/ unreadable, or
+        a bug meeting an input nobody foresaw), every desired file marked invalid with the
+        reason: the last good state stays in force and the watcher thread lives on."""
+        try:
+            return load_config_partial(
+                self.ctx.desired, dict(os.environ), root=self.ctx.compose_root
+            )
+        except ConfigError as exc:
+            problems: tuple[Problem, ...] = tuple(exc.problems)
+        except Exception as exc:
+            log.error(
+                "configuration could not be loaded: %s: %s (this is a bug)",
+                type(exc).__name__,
+                str(exc)[:300],
+            )
+            problems = (Problem(self.ctx.desired, None, "", f"cannot be loaded: {exc!r}"[:300]),)
+        known = self._files | {
+            os.path.join(self.ctx.desired, n) for n in _yaml_names(self.ctx.desired)
+        }
+        empty = Config(stacks={}, desired={}, targets=(), files=())
+        return PartialConfig(empty, {f: problems for f in sorted(known) or [self.ctx.desired]})
+
     def _reload_locked(self, reason: str) -> None:
-        partial = load_config_partial(
-            self.ctx.desired, dict(os.environ), root=self.ctx.compose_root
-        )
+        partial = self._load()
         for gone in self._files - set(partial.problems):
             self.metrics.forget_file(gone)  # a deleted desired file must not keep alerting
         self._files = set(partial.problems)
@@ -346,8 +367,10 @@ class Daemon:
 
     def run(self, listen: str) -> int:
         """--listen is parsed and bound first: a bad value or a taken port fails in
-        milliseconds with one line (ListenError), before Docker or any reconcile."""
+        milliseconds with one line (ListenError), before Docker or any reconcile; so does a
+        --compose-root that cannot hold the boundary (ConfigError)."""
         address = parse_listen(listen)
+        self.ctx.config_files()
         self._heartbeat = time.monotonic()
         server = serve(address, self.endpoints())
         try:
@@ -410,3 +433,10 @@ def _where(key: str) -> dict[str, str]:
 
 def _single(action: ServiceAction) -> Plan:
     return Plan((action,))
+
+
+def _yaml_names(directory: str) -> list[str]:
+    try:
+        return [n for n in os.listdir(directory) if n.endswith((".yaml", ".yml"))]
+    except OSError:
+        return []

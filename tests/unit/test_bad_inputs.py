@@ -35,6 +35,7 @@ x-berth:
   proxy:
     service: web
     upstreams_file: ../nginx/up.conf
+name: app
 """
 BASE_DESIRED = """\
 project: app
@@ -219,7 +220,7 @@ CASES = [
         compose=c("    image: nginx\n", "    image: nginx\n    deploy:\n      placement: {}\n"),
     ),
     Case(
-        "top-level-secrets", COMPOSE, 14, "secrets", "swarm", compose=BASE_COMPOSE + "secrets: {}\n"
+        "top-level-secrets", COMPOSE, 15, "secrets", "swarm", compose=BASE_COMPOSE + "secrets: {}\n"
     ),
     Case(
         "container-name",

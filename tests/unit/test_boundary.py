@@ -35,6 +35,7 @@ x-berth:
   proxy:
     service: web
     upstreams_file: ../nginx/up.conf
+name: app
 """
 EVIL = f"""\
 # {SECRET}
@@ -238,7 +239,7 @@ CASES = [
     Case(
         "volume-bind-device-into-desired",
         C,
-        15,
+        16,
         "volumes.data.driver_opts.device",
         "inside desired/",
         compose=COMPOSE
@@ -505,13 +506,31 @@ def test_paths_through_a_symlink_in_desired_are_used_resolved(tmp_path: Path) ->
 
 
 def test_two_projects_cannot_share_an_upstreams_file_through_a_symlink(tmp_path: Path) -> None:
-    case = Case("ok", D, None, "", "", tree={"desired/lnk": ("link", "../compose")})
+    """Two spellings of one upstreams file (a symlinked folder) are one file: two projects
+    writing it is refused, as with the same spelling."""
+    other = COMPOSE.replace("name: app", "name: b").replace("../nginx/up.conf", "../lnk/up.conf")
+    case = Case("ok", D, None, "", "", tree={"lnk": ("link", "nginx"), "compose/d.yml": other})
     tree, _root, place = real_tree(case, tmp_path)
-    other = 'project: b\ncompose: lnk/c.yml\nservices:\n  api: {tag: "2.0.0"}\n'
-    files = [(place("desired/app.yaml"), case.desired), (place("desired/b.yaml"), other)]
+    b = 'compose: ../compose/d.yml\nservices:\n  api: {tag: "2.0.0"}\n'
+    files = [(place("desired/app.yaml"), case.desired), (place("desired/b.yaml"), b)]
     with pytest.raises(ConfigError) as info:
         build_config(files, environ={}, files=tree)
     assert "upstreams_file" in str(info.value) and "also written for project" in str(info.value)
+
+
+def test_desired_cannot_choose_the_project(tmp_path: Path) -> None:
+    """`project:` in desired/ would name the networks and volumes (`{project}_{key}`) and
+    so reach another stack's data: it may only repeat the compose file's project."""
+    case = Case(
+        "x",
+        D,
+        1,
+        "project",
+        "the compose file chooses the project",
+        desired=DESIRED.replace("project: app", "project: proddb"),
+    )
+    for tree, _root, place in (real_tree(case, tmp_path), memory_tree(case)):
+        _check(case, _problems(tree, place("desired/app.yaml"), case.desired), place)
 
 
 def test_the_first_compose_file_cannot_bring_another_directory_s_dotenv(tmp_path: Path) -> None:
@@ -533,3 +552,24 @@ def test_the_first_compose_file_cannot_bring_another_directory_s_dotenv(tmp_path
     )
     for tree, _root, place in (real_tree(case, tmp_path), memory_tree(case)):
         _check(case, _problems(tree, place("desired/app.yaml"), case.desired), place)
+
+
+def test_two_projects_cannot_share_a_network_or_volume_name(tmp_path: Path) -> None:
+    """`app` + network `x_y` and `app_x` + network `y` both give `app_x_y`: refused in both
+    files (external networks and volumes are meant to be shared and are not refused)."""
+    mine = api("    networks: [x_y]\n    volumes: ['x_db:/d']\n") + (
+        "networks:\n  x_y: {internal: true}\n  default: {}\nvolumes:\n  x_db: {}\n"
+    )
+    theirs = (
+        "name: app_x\nservices:\n  t:\n    image: busybox\n    networks: [y]\n"
+        "    volumes: ['db:/steal']\nnetworks:\n  y: {}\nvolumes:\n  db: {}\n"
+    )
+    case = Case("x", D, None, "", "", compose=mine, tree={"compose/t.yml": theirs})
+    tree, _root, place = real_tree(case, tmp_path)
+    other = "compose: ../compose/t.yml\nservices: {t: {tag: '1'}}\n"
+    files = [(place("desired/app.yaml"), case.desired), (place("desired/t.yaml"), other)]
+    with pytest.raises(ConfigError) as info:
+        build_config(files, environ={}, files=tree)
+    text = str(info.value)
+    assert "network 'app_x_y' is also a network of project 'app_x'" in text, text
+    assert "volume 'app_x_db' is also a volume of project 'app'" in text, text

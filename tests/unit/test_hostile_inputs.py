@@ -51,7 +51,7 @@ def xb(lines: str) -> str:
 NESTED = "${A:-" * 2000 + "x" + "}" * 2000
 HOSTILE = [
     Case("alias-bomb-desired", DESIRED, 10, "", "alias bomb", desired=BASE_DESIRED + BOMB),
-    Case("alias-bomb-compose", COMPOSE, 18, "", "alias bomb", compose=BASE_COMPOSE + BOMB),
+    Case("alias-bomb-compose", COMPOSE, 19, "", "alias bomb", compose=BASE_COMPOSE + BOMB),
     Case(
         "deep-nesting-desired",
         DESIRED,
@@ -63,7 +63,7 @@ HOSTILE = [
     Case(
         "deep-flow-nesting-compose",
         COMPOSE,
-        14,
+        15,
         "",
         "nested more than 64",
         compose=BASE_COMPOSE + "x-deep: " + "[" * 100_000 + "\n",
@@ -396,7 +396,7 @@ HOSTILE += [
     Case(
         "complex-key-mapping",
         COMPOSE,
-        15,
+        16,
         "",
         "cannot be a mapping key",
         compose=BASE_COMPOSE + "x-a:\n  ? {a: 1}\n  : 1\n",
@@ -460,7 +460,7 @@ HOSTILE += [
     Case(
         "int-and-string-key-collide",
         COMPOSE,
-        16,
+        17,
         "",
         "duplicate key",
         compose=BASE_COMPOSE + "x-a:\n  1: a\n  '1': b\n",
@@ -490,6 +490,115 @@ HOSTILE += [
         "compose[1]",
         "already names",
         desired=d("compose: ../compose/c.yml", "compose: [../compose/c.yml, ../compose/./c.yml]"),
+    ),
+]
+
+
+CHAIN = "".join(f"  s{i}:\n    image: busybox\n    depends_on: [s{i + 1}]\n" for i in range(1200))
+HOSTILE += [  # operator files: a careless edit must not stall or crash Berth either
+    Case(
+        "port-range-bomb",
+        COMPOSE,
+        4,
+        "services.api.ports[1]",
+        "more than 4096 ports",
+        compose=api('    ports: ["1-4000:1-4000", "5001-6000:5001-6000"]\n'),
+    ),
+    Case(
+        "port-digits-5000",
+        COMPOSE,
+        4,
+        "services.api.ports[0]",
+        "invalid",
+        compose=api(f'    ports: ["{"9" * 5000}:80"]\n'),
+    ),
+    Case(
+        "expose-digits-5000",
+        COMPOSE,
+        4,
+        "services.api.expose[0]",
+        "invalid",
+        compose=c('expose: ["8000"]', f'expose: ["{"9" * 5000}"]'),
+    ),
+    Case(
+        "restart-digits-5000",
+        COMPOSE,
+        4,
+        "services.api.restart",
+        "on-failure[:N]",
+        compose=api(f'    restart: "on-failure:{"9" * 5000}"\n'),
+    ),
+    Case(
+        "many-volumes-quadratic",
+        COMPOSE,
+        4,
+        "services.api.volumes[20000]",
+        "duplicate mount",
+        compose=api("    volumes: [" + ", ".join(f"/v{i}" for i in range(20000)) + ", /v1]\n"),
+    ),
+    Case(
+        "depends-on-chain-1200",
+        COMPOSE,
+        3601,
+        "services.s1199.depends_on.s1200",
+        "not another service",
+        compose=BASE_COMPOSE.replace("services:\n", "services:\n" + CHAIN, 1),
+    ),
+    Case(
+        "device-options-list",
+        COMPOSE,
+        9,
+        "services.api.deploy.resources.reservations.devices[0].options",
+        "must be a mapping",
+        compose=api(
+            "    deploy:\n      resources:\n        reservations:\n"
+            "          devices:\n            - capabilities: [gpu]\n"
+            "              options: [a]\n"
+        ),
+    ),
+    Case(
+        "extra-hosts-nested-map",
+        COMPOSE,
+        5,
+        "services.api.extra_hosts.a",
+        "must be a list of strings",
+        compose=api("    extra_hosts:\n      a: {b: c}\n"),
+    ),
+    Case(
+        "sysctls-list-value",
+        COMPOSE,
+        5,
+        "services.api.sysctls.net.core.somaxconn",
+        "must be a string",
+        compose=api("    sysctls:\n      net.core.somaxconn: [1]\n"),
+    ),
+    Case(
+        "healthcheck-disable-string",
+        COMPOSE,
+        5,
+        "services.api.healthcheck.disable",
+        "true or false",
+        compose=api("    healthcheck:\n      disable: 'yes please'\n"),
+    ),
+    Case(
+        "dotenv-doubling-bomb",
+        "/r/compose/.env",
+        16,
+        "",
+        "grows past",
+        extra={"/r/compose/.env": "A=" + "x" * 16 + "\n" + "A=$A$A\n" * 40},
+    ),
+    Case(
+        "interpolation-growth-bomb",
+        COMPOSE,
+        22,
+        "services.api.environment[17]",
+        "characters",
+        compose=api(
+            "    environment:\n"
+            + "".join(f'      - "X{i}=${{A}}${{A}}${{A}}${{A}}"\n' for i in range(60))
+        ),
+        extra={"/r/compose/.env": "A=" + "x" * 60000 + "\n"},
     ),
 ]
 

@@ -181,7 +181,15 @@ def kv_pairs(
     take it from the project environment; labels: empty value).
     """
     if isinstance(value, dict):
-        return {k: (None if v is None else scalar_text(v)) for k, v in value.items()}
+        out_map: dict[str, str | None] = {}
+        for k, v in value.items():
+            if isinstance(v, dict | list):  # compose refuses these; a repr would go through
+                loc.error((*path, k), f"must be a string, number or boolean, got {_kind(v)}")
+            elif isinstance(v, float) and not math.isfinite(v):
+                loc.error((*path, k), f"must be a finite number, got {v}")
+            else:
+                out_map[k] = None if v is None else scalar_text(v)
+        return out_map
     items = want_str_list(loc, path, value, allow_str=False)
     if items is None:
         return None

@@ -15,13 +15,15 @@ import re
 from collections.abc import Callable, Mapping
 
 from controller.core.yamlsrc import Node, Path, dotted, map_nodes
-from controller.errors import Problem
+from controller.errors import Problem, brief
 
 Lookup = Callable[[str], str | None]
 
 _NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
 MAX_NESTING = 16  # `${A:-${B:-...}}` levels; compose files use two or three
+MAX_VALUE = 256 * 1024  # characters one value may grow to by substitution (`${A}${A}...`)
+MAX_TOTAL = 4 * 1024 * 1024  # characters all substitutions of one file may add
 
 
 def _quote(text: str) -> str:
@@ -41,12 +43,14 @@ def interpolate(text: str, lookup: Lookup, *, depth: int = 0) -> str:
             f"more than {MAX_NESTING} nested '${{...}}'"
         )
     out: list[str] = []
+    size = 0
     i = 0
     while i < len(text):
         char = text[i]
         if char != "$":
             out.append(char)
             i += 1
+            size += 1
             continue
         nxt = text[i + 1 : i + 2]
         if nxt == "$":
@@ -55,6 +59,7 @@ def interpolate(text: str, lookup: Lookup, *, depth: int = 0) -> str:
         elif nxt == "{":
             value, i = _braced(text, i + 2, lookup, depth)
             out.append(value)
+            size += len(value)
         else:
             match = _NAME.match(text, i + 1)
             if match is None:  # compose keeps a `$` that starts no expression ('^v\d+$')
@@ -63,6 +68,12 @@ def interpolate(text: str, lookup: Lookup, *, depth: int = 0) -> str:
                 continue
             out.append(lookup(match.group()) or "")
             i = match.end()
+            size += len(out[-1])
+        if size > MAX_VALUE:
+            raise InterpolationError(
+                f"{_quote(text)} grows past {MAX_VALUE} characters when its variables are "
+                "substituted"
+            )
     return "".join(out)
 
 
@@ -121,15 +132,22 @@ def _braced(text: str, start: int, lookup: Lookup, depth: int) -> tuple[str, int
 def interpolate_node(node: Node, lookup: Lookup) -> tuple[Node, list[Problem]]:
     """Interpolate every string scalar (not keys, as compose), collecting all errors."""
     problems: list[Problem] = []
+    added = [0]  # characters substitution added to this file, for MAX_TOTAL
 
     def visit(n: Node, path: Path) -> Node:
-        if not isinstance(n.value, str) or "$" not in n.value:
-            return n
+        if not isinstance(n.value, str) or "$" not in n.value or added[0] > MAX_TOTAL:
+            return n  # past MAX_TOTAL: reported once already, the file is invalid
         try:
-            return Node(interpolate(n.value, lookup), n.file, n.line, n.tag)
+            value = interpolate(n.value, lookup)
         except InterpolationError as exc:
             problems.append(Problem(n.file, n.line, dotted(path), str(exc)))
             return n
+        added[0] += max(0, len(value) - len(n.value))
+        if added[0] > MAX_TOTAL:
+            why = f"substituted variables add more than {MAX_TOTAL} characters to this file"
+            problems.append(Problem(n.file, n.line, dotted(path), why))
+            return n
+        return Node(value, n.file, n.line, n.tag)
 
     return map_nodes(node, visit), problems
 
@@ -160,6 +178,7 @@ def parse_dotenv(text: str, *, environ: Mapping[str, str]) -> dict[str, str]:
 
     lines = text.replace("\r\n", "\n").split("\n")
     index = 0
+    total = 0
     while index < len(lines):
         lineno = index + 1
         raw = lines[index].strip()
@@ -171,7 +190,7 @@ def parse_dotenv(text: str, *, environ: Mapping[str, str]) -> dict[str, str]:
         key, sep, rest = raw.partition("=")
         key = key.strip()
         if not _KEY.fullmatch(key):
-            raise DotenvError(lineno, f"line {lineno}: invalid variable name {key!r}")
+            raise DotenvError(lineno, f"line {lineno}: invalid variable name {brief(key)}")
         if not sep:
             if key in environ:
                 result[key] = environ[key]
@@ -179,6 +198,11 @@ def parse_dotenv(text: str, *, environ: Mapping[str, str]) -> dict[str, str]:
         rest = rest.lstrip()
         value, index = _dotenv_value(rest, lines, index, lineno, lookup)
         result[key] = value
+        total += len(value)
+        if total > MAX_TOTAL:
+            raise DotenvError(
+                lineno, f"line {lineno}: values add up to more than {MAX_TOTAL} characters"
+            )
     return result
 
 

@@ -23,6 +23,7 @@ from controller.core.compose.fields import (
     want_str_list,
 )
 from controller.core.yamlsrc import Path
+from controller.errors import brief
 
 _PROPAGATION = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
 _LONG = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency")
@@ -58,7 +59,7 @@ def _is_path(source: str) -> bool:
 def _named(ctx: StackCtx, path: Path, source: str) -> str | None:
     vol = ctx.volumes.get(source)
     if vol is None:
-        ctx.loc.error(path, f"volume {source!r} is not declared under top-level 'volumes'")
+        ctx.loc.error(path, f"volume {brief(source)} is not declared under top-level 'volumes'")
         return None
     return vol.name
 
@@ -67,7 +68,7 @@ def _mount(
     ctx: StackCtx, path: Path, *, kind: str, source: str | None, target: str
 ) -> dict[str, Any] | None:
     if not target.startswith("/"):
-        ctx.loc.error(path, f"container path {target!r} must be absolute")
+        ctx.loc.error(path, f"container path {brief(target)} must be absolute")
         return None
     mount: dict[str, Any] = {"Type": kind, "Target": target, "ReadOnly": False}
     if kind == "bind":
@@ -89,7 +90,7 @@ def _mount(
 def _short(ctx: StackCtx, path: Path, spec: str) -> dict[str, Any] | None:
     parts = spec.split(":")
     if len(parts) > 3:
-        ctx.loc.error(path, f"invalid volume {spec!r}; expected [SOURCE:]TARGET[:MODE]")
+        ctx.loc.error(path, f"invalid volume {brief(spec)}; expected [SOURCE:]TARGET[:MODE]")
         return None
     if len(parts) == 1:
         return _mount(ctx, path, kind="volume", source=None, target=parts[0])
@@ -109,7 +110,7 @@ def _short(ctx: StackCtx, path: Path, spec: str) -> dict[str, Any] | None:
             ctx.loc.error(path, "SELinux relabelling (:z/:Z) is not supported by Berth's Mounts")
             return None
         else:
-            ctx.loc.error(path, f"unsupported volume mode {opt!r} for a {kind} mount")
+            ctx.loc.error(path, f"unsupported volume mode {brief(opt)} for a {kind} mount")
             return None
     return mount
 
@@ -184,6 +185,7 @@ def translate_volumes(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
         ctx.loc.error(path, "must be a list")
         return
     mounts: list[dict[str, Any]] = []
+    targets: set[str] = set()  # a set: the check was quadratic in the number of volumes
     for i, item in enumerate(value):
         here = (*path, i)
         if isinstance(item, str):
@@ -194,8 +196,9 @@ def translate_volumes(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
             ctx.loc.error(here, "must be a string or a mapping")
             mount = None
         if mount is not None:
-            if any(m["Target"] == mount["Target"] for m in mounts):
-                ctx.loc.error(here, f"duplicate mount point {mount['Target']!r}")
+            if mount["Target"] in targets:
+                ctx.loc.error(here, f"duplicate mount point {brief(mount['Target'])}")
+            targets.add(mount["Target"])
             mounts.append(mount)
     if mounts:
         body.host["Mounts"] = mounts
@@ -209,7 +212,7 @@ def translate_tmpfs(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
     for i, item in enumerate(items):
         target, _, options = item.partition(":")
         if not target.startswith("/"):
-            ctx.loc.error((*path, i), f"tmpfs path {target!r} must be absolute")
+            ctx.loc.error((*path, i), f"tmpfs path {brief(target)} must be absolute")
             continue
         tmpfs[target] = options
     body.host["Tmpfs"] = tmpfs

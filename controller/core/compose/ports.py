@@ -8,8 +8,10 @@ from typing import Any
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import check_keys, want_int, want_str
 from controller.core.yamlsrc import Path
+from controller.errors import brief
 
-_RANGE = re.compile(r"(\d+)(?:-(\d+))?")
+_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
+MAX_BINDINGS = 4096  # ports per service: a range like 1-65535 would start 65,535 proxies
 _PROTOCOLS = ("tcp", "udp", "sctp")
 _LONG_KEYS = ("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol")
 
@@ -37,21 +39,25 @@ def _bind(
 ) -> set[int]:
     """Record one port mapping; returns the container ports it exposes."""
     if proto not in _PROTOCOLS:
-        ctx.loc.error(path, f"unknown protocol {proto!r}; use tcp, udp or sctp")
+        ctx.loc.error(path, f"unknown protocol {brief(proto)}; use tcp, udp or sctp")
         return set()
     targets = _range(container)
     if targets is None:
-        ctx.loc.error(path, f"invalid container port {container!r}")
+        ctx.loc.error(path, f"invalid container port {brief(container)}")
         return set()
     hosts = _range(published) if published else None
     if published and hosts is None:
-        ctx.loc.error(path, f"invalid published port {published!r}")
+        ctx.loc.error(path, f"invalid published port {brief(published)}")
         return set()
     if hosts is not None and len(targets) > 1 and len(hosts) != len(targets):
         ctx.loc.error(path, "published and container port ranges differ in size")
         return set()
     exposed = body.top.setdefault("ExposedPorts", {})
     bindings = body.host.setdefault("PortBindings", {})
+    total = sum(len(b) for b in bindings.values()) + len(exposed) + len(targets)
+    if total > MAX_BINDINGS:
+        ctx.loc.error(path, f"more than {MAX_BINDINGS} ports for one service")
+        return set()
     for i, port in enumerate(targets):
         key = f"{port}/{proto}"
         exposed[key] = {}
@@ -73,7 +79,7 @@ def _short(ctx: StackCtx, path: Path, body: Body, spec: str) -> set[int]:
     if spec.startswith("["):
         end = spec.find("]:")
         if end < 0:
-            ctx.loc.error(path, f"invalid port mapping {spec!r}")
+            ctx.loc.error(path, f"invalid port mapping {brief(spec)}")
             return set()
         host_ip, spec = spec[1:end], spec[end + 2 :]
     parts = spec.split(":")
@@ -84,7 +90,8 @@ def _short(ctx: StackCtx, path: Path, body: Body, spec: str) -> set[int]:
     elif len(parts) == 2:
         published, container = parts
     else:
-        ctx.loc.error(path, f"invalid port mapping {spec!r}; expected [HOST_IP:][HOST:]CONTAINER")
+        why = f"invalid port mapping {brief(spec)}; expected [HOST_IP:][HOST:]CONTAINER"
+        ctx.loc.error(path, why)
         return set()
     return _bind(
         ctx, path, body, container=container, published=published, host_ip=host_ip, proto=proto
@@ -141,7 +148,8 @@ def translate_expose(ctx: StackCtx, path: Path, value: Any, body: Body) -> set[i
         port, _, proto = text.partition("/")
         ports = _range(port)
         if ports is None or (proto or "tcp") not in _PROTOCOLS:
-            ctx.loc.error((*path, i), f"invalid port {text!r}; expected PORT[-PORT][/PROTOCOL]")
+            why = f"invalid port {brief(text)}; expected PORT[-PORT][/PROTOCOL]"
+            ctx.loc.error((*path, i), why)
             continue
         for p in ports:
             exposed[f"{p}/{proto or 'tcp'}"] = {}

@@ -12,6 +12,7 @@ from typing import Any
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import (
     check_keys,
+    kv_pairs,
     want_bytes,
     want_float,
     want_int,
@@ -123,6 +124,14 @@ def _reservations(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
         _devices(ctx, (*path, "devices"), res["devices"], body)
 
 
+def _options(ctx: StackCtx, path: Path, value: Any) -> dict[str, str | None] | None:
+    """Device options are a mapping in compose-spec (no list form)."""
+    if value is None:
+        return {}
+    opts = want_map(ctx.loc, path, value)
+    return None if opts is None else kv_pairs(ctx.loc, path, opts)
+
+
 def _devices(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
     if not isinstance(value, list):
         ctx.loc.error(path, "must be a list")
@@ -150,7 +159,12 @@ def _devices(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
             "Count": 0 if ids else count,
             "DeviceIDs": ids or [],
             "Capabilities": [caps or []],
-            "Options": {str(k): str(v) for k, v in (dev.get("options") or {}).items()},
+            "Options": {
+                k: v or ""
+                for k, v in (
+                    _options(ctx, (*here, "options"), dev.get("options")) or {}
+                ).items()
+            },
         }
         requests.append(request)
     body.host["DeviceRequests"] = requests

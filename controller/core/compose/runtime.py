@@ -22,7 +22,7 @@ from controller.core.compose.fields import (
 )
 from controller.core.compose.interpolate import DotenvError, parse_dotenv
 from controller.core.yamlsrc import Path
-from controller.errors import ConfigError, Problem
+from controller.errors import ConfigError, Problem, brief
 
 _HEALTH_KEYS = (
     "test",
@@ -124,7 +124,8 @@ def translate_healthcheck(ctx: StackCtx, path: Path, value: Any, body: Body) -> 
     check_keys(ctx.loc, path, hc, _HEALTH_KEYS)
     if "start_interval" in hc:
         ctx.loc.error((*path, "start_interval"), "needs Engine API 1.44; this engine has 1.41")
-    if hc.get("disable") is True:
+    disable = hc.get("disable")
+    if disable is not None and want_bool(ctx.loc, (*path, "disable"), disable) is True:
         body.top["Healthcheck"] = {"Test": ["NONE"]}
         return False
     out: dict[str, Any] = {}
@@ -152,7 +153,7 @@ def translate_restart(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
     text = want_str(ctx.loc, path, value)
     if text is None:
         return
-    match = re.fullmatch(r"(no|always|unless-stopped|on-failure)(?::(\d+))?", text)
+    match = re.fullmatch(r"(no|always|unless-stopped|on-failure)(?::([0-9]{1,9}))?", text)
     if match is None or (match.group(2) and match.group(1) != "on-failure"):
         ctx.loc.error(path, "must be no, always, unless-stopped or on-failure[:N]")
         return
@@ -203,13 +204,13 @@ def translate_extra_hosts(ctx: StackCtx, path: Path, value: Any, body: Body) -> 
     hosts: list[str] = []
     if isinstance(value, dict):
         for host, ips in value.items():
-            for ip in ips if isinstance(ips, list) else [ips]:
+            for ip in want_str_list(ctx.loc, (*path, host), ips) or []:
                 hosts.append(f"{host}:{ip}")
     else:
         for i, item in enumerate(want_str_list(ctx.loc, path, value, allow_str=False) or []):
             host, sep, ip = item.partition("=") if "=" in item else item.partition(":")
             if not sep or not host or not ip:
-                ctx.loc.error((*path, i), f"expected HOST:IP or HOST=IP, got {item!r}")
+                ctx.loc.error((*path, i), f"expected HOST:IP or HOST=IP, got {brief(item)}")
             hosts.append(f"{host}:{ip}")
     body.host["ExtraHosts"] = hosts
 
@@ -219,7 +220,8 @@ def translate_devices(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
     for i, item in enumerate(want_str_list(ctx.loc, path, value, allow_str=False) or []):
         parts = item.split(":")
         if len(parts) > 3 or not parts[0].startswith("/"):
-            ctx.loc.error((*path, i), f"expected HOST_PATH[:CONTAINER_PATH[:PERMS]], got {item!r}")
+            why = f"expected HOST_PATH[:CONTAINER_PATH[:PERMS]], got {brief(item)}"
+            ctx.loc.error((*path, i), why)
             continue
         host = parts[0]
         inside = parts[1] if len(parts) > 1 else host

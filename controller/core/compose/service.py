@@ -33,6 +33,7 @@ from controller.core.compose.xberth import service_options
 from controller.core.model import DependsOn, NetworkAttachment, ServiceSpec
 from controller.core.reference import image_problem
 from controller.core.yamlsrc import Path
+from controller.errors import brief
 
 _TOP_STR = {
     "user": "User",
@@ -132,7 +133,7 @@ def _networks(ctx: StackCtx, path: Path, name: str, value: Any) -> tuple[Network
         here = (*path, key)
         net = ctx.networks.get(key)
         if net is None:
-            ctx.loc.error(here, f"network {key!r} is not declared under top-level 'networks'")
+            ctx.loc.error(here, f"network {brief(key)} is not declared under top-level 'networks'")
             continue
         aliases: list[str] = [name]
         ipv4: str | None = None

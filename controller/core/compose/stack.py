@@ -18,7 +18,7 @@ from controller.core.compose.service import translate_service
 from controller.core.compose.xberth import proxy_spec
 from controller.core.model import NAME_RE, NetworkDef, ServiceSpec, StackSpec, VolumeDef
 from controller.core.yamlsrc import COMPOSE_TAGS, Located, Node, Path, load_node, unwrap
-from controller.errors import ConfigError, Problem
+from controller.errors import ConfigError, Problem, brief
 
 PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _TOP_REJECTED = {
@@ -77,13 +77,13 @@ def _parse_files(
 def _project(loc: Located, explicit: str | None, project_dir: str) -> str:
     if explicit is not None:
         if not PROJECT_RE.fullmatch(explicit):
-            loc.error(("name",), f"project name {explicit!r} must match {PROJECT_RE.pattern}")
+            loc.error(("name",), f"project name {brief(explicit)} must match {PROJECT_RE.pattern}")
         return explicit
     name = loc.data.get("name")
     if isinstance(name, str) and name:
         normalized = normalize_project(name)
         if not normalized:
-            loc.error(("name",), f"cannot make a project name of {name!r}")
+            loc.error(("name",), f"cannot make a project name of {brief(name)}")
         return normalized
     normalized = normalize_project(posixpath.basename(project_dir.rstrip("/")))
     if not normalized:
@@ -230,7 +230,8 @@ def load_stack(
         proxy = proxy_spec(loc, ("x-berth",), loc.data["x-berth"], ctx=ctx)
     if proxy is not None and proxy.service is not None and proxy.service not in services:
         loc.error(
-            ("x-berth", "proxy", "service"), f"{proxy.service!r} is not a service of this stack"
+            ("x-berth", "proxy", "service"),
+            f"{brief(proxy.service)} is not a service of this stack",
         )
     if proxy is None and loc.problems == []:
         for svc_name, svc in services.items():
@@ -290,14 +291,15 @@ def _cross_check(
             if up.name in upstreams:
                 loc.error(
                     (*path, "name"),
-                    f"upstream {up.name!r} is also used by service {upstreams[up.name]!r}",
+                    f"upstream {brief(up.name)} is also used by service "
+                    f"{brief(upstreams[up.name])}",
                 )
             upstreams.setdefault(up.name, name)
         for dep in spec.depends_on:
             if dep.service not in services or dep.service == name:
                 loc.error(
                     ("services", name, "depends_on", dep.service),
-                    f"{dep.service!r} is not another service of this stack",
+                    f"{brief(dep.service)} is not another service of this stack",
                 )
     cycle = _find_cycle(services)
     if cycle:
@@ -305,21 +307,28 @@ def _cross_check(
 
 
 def _find_cycle(services: Mapping[str, ServiceSpec]) -> list[str] | None:
-    state: dict[str, int] = {}
-
-    def visit(name: str, trail: list[str]) -> list[str] | None:
-        if state.get(name) == 1:
-            return [*trail[trail.index(name) :], name]
-        if state.get(name) == 2 or name not in services:
-            return None
-        state[name] = 1
-        for dep in services[name].depends_on:
-            if dep.service != name and (found := visit(dep.service, [*trail, name])):
-                return found
-        state[name] = 2
-        return None
-
-    for name in services:
-        if found := visit(name, []):
-            return found
+    """A depends_on cycle as [a, b, ..., a], or None. Iterative depth-first search: a chain
+    of a thousand services must not exhaust Python's recursion limit."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in services:
+        if state.get(root):
+            continue
+        path: list[str] = [root]
+        pending = [iter(_deps_of(services, root))]
+        state[root] = 1
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            elif nxt in services and not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                pending.append(iter(_deps_of(services, nxt)))
     return None
+
+
+def _deps_of(services: Mapping[str, ServiceSpec], name: str) -> list[str]:
+    return [d.service for d in services[name].depends_on if d.service != name]
