@@ -63,7 +63,8 @@ class Stack:
     state_dir: Path
 
     def write_compose(self, compose: Mapping[str, Any]) -> None:
-        self.compose_file.write_text(json.dumps(compose, indent=2) + "\n")
+        named = {"name": self.project, **compose}  # the compose file chooses the project
+        self.compose_file.write_text(json.dumps(named, indent=2) + "\n")
 
     def write_desired(self, services: Mapping[str, Any]) -> None:
         """Atomic write (rename), the way an editor or `git checkout` replaces a file."""
