@@ -18,6 +18,7 @@ from controller.core.model import (
     ProbeSpec,
     VolumeDef,
 )
+from controller.core.outcome import Outcome as Outcome
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,6 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None: ...
 
 
-Outcome = Literal["succeeded", "rolled_back", "failed", "superseded", "in_progress"]
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
+from controller.core.outcome import RECORDED, Outcome
 from controller.errors import PermanentError, TemporaryError
-from controller.ports import Outcome, Quarantine, RolloutRecord
+from controller.ports import Quarantine, RolloutRecord
 
 ABANDONED_REASON = "controller restarted during rollout"
 
@@ -55,7 +56,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_OUTCOMES = frozenset(get_args(Outcome))
+_OUTCOMES = frozenset(RECORDED)
 _COLUMNS = (
     "id, project, service, from_tag, to_tag, from_revision, to_revision, "
     "started_at, finished_at, outcome, reason, source_commit, attempts"
@@ -108,7 +109,7 @@ def _record(row: tuple[Any, ...]) -> RolloutRecord:
         to_revision=row[6],
         started_at=row[7],
         finished_at=row[8],
-        outcome=row[9],
+        outcome=Outcome(row[9]),
         reason=row[10],
         commit=row[11],
         attempts=row[12],
@@ -201,7 +202,7 @@ class SqliteStateStore:
                 " FROM rollouts WHERE id = ?",
                 (rollout_id,),
             ).fetchone()
-            if new is None or new[3] != "failed":
+            if new is None or new[3] != Outcome.FAILED:
                 return False
             prev = c.execute(
                 "SELECT id, to_revision, outcome, reason FROM rollouts"
@@ -210,7 +211,7 @@ class SqliteStateStore:
             ).fetchone()
             if (
                 prev is None
-                or (prev[1], prev[2]) != (new[2], "failed")
+                or (prev[1], prev[2]) != (new[2], Outcome.FAILED)
                 or _kind(prev[3]) != _kind(new[4])
             ):
                 return False

@@ -6,9 +6,13 @@ two steps starts a new rollout from the same observed containers and lands in th
 place (existing new containers are reused, finished steps are not repeated).
 
 Phases (start-first): PREPARE (pull) -> START (create + start new; without service aliases
-where DNS gating applies) -> GATE -> CUTOVER (aliases if still missing, proxy switch) ->
-[BAKE] -> RETIRE (stop + remove old) -> DONE. Its parameters: core/rollout_config.py.
-stop-first stops (keeps) the old containers in START first; ABORT restores them.
+where DNS gating applies) -> GATE (ends in the cut-over step) -> [BAKE] -> RETIRE (stop +
+remove old) -> DONE. Its parameters: core/rollout_config.py. stop-first stops (keeps) the
+old containers in START first; ABORT restores them.
+
+The machine is closed: what performing a step reports back (a pull failed, Docker refused a
+container, nginx could not be switched, a newer revision arrived...) is an `Event` fed to
+the next `next_step` call, never a transition made from the shell.
 """
 
 from __future__ import annotations
@@ -16,23 +20,83 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import assert_never
 
 from controller.core.gate import GateInput, GateRules, GateVerdict, evaluate
 from controller.core.model import ContainerState, ObservedContainer
+from controller.core.outcome import Outcome as Outcome
 from controller.core.plan import ActionKind
 from controller.core.rollout_config import RolloutConfig as RolloutConfig
 from controller.core.rollout_config import config_for as config_for
 from controller.core.rollout_config import publishes_host_ports as publishes_host_ports
+from controller.core.rollout_steps import (
+    Abort as Abort,
+)
+from controller.core.rollout_steps import (
+    Cancelled as Cancelled,
+)
+from controller.core.rollout_steps import (
+    Create as Create,
+)
+from controller.core.rollout_steps import (
+    Created as Created,
+)
+from controller.core.rollout_steps import (
+    CutOver as CutOver,
+)
+from controller.core.rollout_steps import (
+    CutoverFailed as CutoverFailed,
+)
+from controller.core.rollout_steps import (
+    Event as Event,
+)
+from controller.core.rollout_steps import (
+    Finish as Finish,
+)
+from controller.core.rollout_steps import (
+    Observe as Observe,
+)
+from controller.core.rollout_steps import (
+    Publish as Publish,
+)
+from controller.core.rollout_steps import (
+    Pull as Pull,
+)
+from controller.core.rollout_steps import (
+    PullFailed as PullFailed,
+)
+from controller.core.rollout_steps import (
+    RemoveNew as RemoveNew,
+)
+from controller.core.rollout_steps import (
+    Retire as Retire,
+)
+from controller.core.rollout_steps import (
+    Start as Start,
+)
+from controller.core.rollout_steps import (
+    StartFailed as StartFailed,
+)
+from controller.core.rollout_steps import (
+    Step as Step,
+)
+from controller.core.rollout_steps import (
+    StopOld as StopOld,
+)
+from controller.core.rollout_steps import (
+    SwitchBack as SwitchBack,
+)
+from controller.core.rollout_steps import (
+    SwitchBackFailed as SwitchBackFailed,
+)
 
 
 class Phase(StrEnum):
     PREPARE = "prepare"
     START = "start"
     GATE = "gate"
-    CUTOVER = "cutover"
     BAKE = "bake"
     RETIRE = "retire"
-    SWITCH_BACK = "switch-back"
     ABORT = "abort"
     DONE = "done"
 
@@ -61,136 +125,50 @@ class RolloutState:
     bake_until: float = 0.0
     passes: Mapping[str, int] = field(default_factory=dict)
     failure: str = ""
-    outcome: str = ""  # set when the rollout ends without success: rolled_back | failed
+    outcome: Outcome | None = None  # set when it ends without success
     cut_over: bool = False
     infra_failure: bool = False  # the failure was not the revision's fault: no quarantine
     published: bool = False  # the new containers carry their service aliases
     started_at: float = 0.0  # when this rollout began (containers created later are ours)
 
 
-# ---- steps ---------------------------------------------------------------------------------
+def next_step(
+    state: RolloutState, obs: RolloutObs, now: float, event: Event | None = None
+) -> tuple[RolloutState, Step]:
+    """The step to perform now; `event` is what performing the previous one reported."""
+    if event is not None:
+        state, step = _on_event(state, obs, event)
+        if step is not None:
+            return state, step
+    return _HANDLERS[state.phase](state, obs, now)
 
 
-@dataclass(frozen=True)
-class Pull:
-    image: str
+def _on_event(s: RolloutState, obs: RolloutObs, ev: Event) -> tuple[RolloutState, Step | None]:
+    match ev:
+        case PullFailed(reason):
+            return replace(s, phase=Phase.DONE, failure=f"pull failed: {reason}"), None
+        case StartFailed(reason):
+            return replace(s, phase=Phase.ABORT, failure=f"could not start: {reason}"), None
+        case Created(resolvable):
+            return replace(s, published=resolvable), None
+        case CutoverFailed(reason):
+            failure = f"cut-over failed: {reason}"
+            aborted = replace(s, phase=Phase.ABORT, failure=failure, infra_failure=True)
+            return replace(aborted, cut_over=False), None
+        case SwitchBackFailed(reason):
+            why = f"switch-back failed, the new containers keep serving: {reason}"
+            done = replace(s, phase=Phase.DONE, outcome=Outcome.FAILED, failure=why)
+            return done, Abort((), None, (), True, why)  # only the quarantine is left to do
+        case Cancelled():
+            return _supersede(s, obs) or (s, None)
+        case _:
+            assert_never(ev)
 
 
-@dataclass(frozen=True)
-class StopOld:
-    ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RemoveNew:
-    ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Create:
-    numbers: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Start:
-    ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Observe:
-    wait: float
-    probe: bool  # run the HTTP probe on the new containers in the next observation
-
-
-@dataclass(frozen=True)
-class Publish:
-    """The gate passed: make the new containers resolvable under their service aliases.
-    Docker can only add aliases by reconnecting the endpoint, which makes the container
-    unreachable for a moment, so the gate runs again before any traffic moves."""
-
-    ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CutOver:
-    """Give the new containers their service aliases and switch the proxy to them."""
-
-    new_ids: tuple[str, ...]
-    old_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SwitchBack:
-    """Bake failed: point the proxy back at the old containers, which are still running."""
-
-    old_ids: tuple[str, ...]
-    new_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Retire:
-    """Take containers out of the proxy, stop them gracefully, remove them."""
-
-    ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Abort:
-    remove: tuple[str, ...]
-    keep: str | None  # newest failed container, stopped and kept for `docker logs`
-    restore: tuple[str, ...]  # stop-first: old containers to start again
-    quarantine: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class Finish:
-    outcome: str  # succeeded | rolled_back | failed
-    reason: str
-
-
-Step = (
-    Pull
-    | StopOld
-    | RemoveNew
-    | Create
-    | Start
-    | Observe
-    | Publish
-    | CutOver
-    | SwitchBack
-    | Retire
-    | Abort
-    | Finish
-)
-
-
-def next_step(state: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
-    handler = _HANDLERS[state.phase]
-    return handler(state, obs, now)
-
-
-def failed_pull(state: RolloutState, reason: str) -> RolloutState:
-    """The executor reports a pull failure: nothing was touched, the rollout fails."""
-    return replace(state, phase=Phase.DONE, failure=f"pull failed: {reason}")
-
-
-def cutover_failed(state: RolloutState, reason: str) -> RolloutState:
-    """The proxy could not be switched (nginx down, `nginx -t` failed): traffic never moved,
-    so roll back; the revision is not to blame and is not quarantined."""
-    return replace(
-        state,
-        phase=Phase.ABORT,
-        failure=f"cut-over failed: {reason}",
-        infra_failure=True,
-        cut_over=False,
-    )
-
-
-def supersede(state: RolloutState, obs: RolloutObs) -> tuple[RolloutState, Step] | None:
-    """A newer desired revision arrived while this rollout runs. Before the cut-over the
-    rollout stops here: its new containers go, stop-first old ones come back, nothing is
-    quarantined. After the cut-over it is left to finish (traffic already moved)."""
+def _supersede(state: RolloutState, obs: RolloutObs) -> tuple[RolloutState, Step] | None:
+    """Before the cut-over the rollout stops here: its new containers go, stop-first old
+    ones come back, nothing is quarantined. After the cut-over it is left to finish
+    (traffic already moved)."""
     if state.cut_over or state.phase in (Phase.RETIRE, Phase.ABORT, Phase.DONE):
         return None
     restore: tuple[str, ...] = ()
@@ -203,33 +181,9 @@ def supersede(state: RolloutState, obs: RolloutObs) -> tuple[RolloutState, Step]
         state,
         phase=Phase.DONE,
         failure="superseded by a newer desired revision",
-        outcome="superseded",
+        outcome=Outcome.SUPERSEDED,
     )
     return done, Abort(remove, None, restore, False, done.failure)
-
-
-def created(state: RolloutState, *, resolvable: bool) -> RolloutState:
-    """The executor created new containers, with their service aliases (`resolvable`: no
-    client shares their networks, so none can reach them early) or without. Only the
-    latter need the Publish step after the gate (a no-op for any already aliased)."""
-    return replace(state, published=resolvable)
-
-
-def start_failed(state: RolloutState, reason: str) -> RolloutState:
-    """Docker refused to create or start a new container (bad mount, port in use...): the
-    revision cannot run, so it is rolled back and quarantined like a failed gate."""
-    return replace(state, phase=Phase.ABORT, failure=f"could not start: {reason}")
-
-
-def switch_back_failed(state: RolloutState, reason: str) -> RolloutState:
-    """nginx could not be pointed back at the old containers: the new ones keep serving
-    (removing them would leave nginx without a backend); the revision is quarantined."""
-    return replace(
-        state,
-        phase=Phase.DONE,
-        outcome="failed",
-        failure=f"switch-back failed, the new containers keep serving: {reason}",
-    )
 
 
 def _prepare(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
@@ -340,7 +294,7 @@ def _switch_back(s: RolloutState, obs: RolloutObs, reason: str) -> tuple[Rollout
     new_ids = tuple(n.gate.cid for n in obs.new)
     if not old_ids:  # nothing to go back to: keep the new ones serving, do not empty nginx
         why = f"{reason}; no old container left to switch back to, the new ones keep serving"
-        done = replace(s, phase=Phase.DONE, outcome="failed", failure=why)
+        done = replace(s, phase=Phase.DONE, outcome=Outcome.FAILED, failure=why)
         return done, Abort((), None, (), True, why)
     return replace(s, phase=Phase.ABORT, failure=reason, cut_over=False), SwitchBack(
         old_ids, new_ids
@@ -352,7 +306,7 @@ def _retire(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState,
     ids += [n.gate.cid for n in obs.new if n.number > s.cfg.replicas]
     if ids:
         return s, Retire(tuple(ids))
-    return replace(s, phase=Phase.DONE), Finish("succeeded", _success_reason(s))
+    return replace(s, phase=Phase.DONE), Finish(Outcome.SUCCEEDED, _success_reason(s))
 
 
 def _abort(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
@@ -370,15 +324,15 @@ def _abort(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, 
         restore = tuple(
             c.id for c in obs.old if not c.running and c.revision == s.cfg.from_revision
         )
-    outcome = "rolled_back" if has_old else "failed"
+    outcome = Outcome.ROLLED_BACK if has_old else Outcome.FAILED
     done = replace(s, phase=Phase.DONE, outcome=outcome)
     return done, Abort(remove, keep, restore, not s.infra_failure, s.failure)
 
 
 def _done(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
     if s.failure:
-        return s, Finish(s.outcome or "failed", s.failure)
-    return s, Finish("succeeded", _success_reason(s))
+        return s, Finish(s.outcome or Outcome.FAILED, s.failure)
+    return s, Finish(Outcome.SUCCEEDED, _success_reason(s))
 
 
 def _all_new(s: RolloutState, obs: RolloutObs) -> list[NewObs]:
@@ -403,10 +357,8 @@ _HANDLERS = {
     Phase.PREPARE: _prepare,
     Phase.START: _start,
     Phase.GATE: _gate,
-    Phase.CUTOVER: _gate,
     Phase.BAKE: _bake,
     Phase.RETIRE: _retire,
-    Phase.SWITCH_BACK: _done,
     Phase.ABORT: _abort,
     Phase.DONE: _done,
 }

@@ -11,6 +11,7 @@ from typing import Any
 from controller.adapters.git import head_commit
 from controller.core.config import Config
 from controller.core.model import Observed, Target
+from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, plan
 from controller.errors import ProxyError
 from controller.ports import RolloutRecord
@@ -70,7 +71,7 @@ def cmd_apply(ctx: Context, *, as_json: bool) -> int:
         out_json([asdict(r) for r in results])
     else:
         for r in results:
-            if r.outcome != "unchanged":
+            if r.outcome is not Outcome.UNCHANGED:
                 print(f"{r.project}/{r.service}: {r.outcome} ({r.reason}) in {r.duration:.1f}s")
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 

@@ -22,6 +22,7 @@ from controller.adapters.files import load_config_partial
 from controller.adapters.git import head_commit
 from controller.core.config import Config, PartialConfig, keep_last_good
 from controller.core.model import Observed, Target
+from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, Plan, ServiceAction, plan
 from controller.errors import ConfigError, Problem, ProxyError
 from controller.shell.commands import status_rows
@@ -242,11 +243,11 @@ class Daemon:
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)
-        if result.outcome in ("succeeded", "rolled_back", "failed"):
+        if result.outcome.is_rollout:
             self.metrics.rollout(
                 action.project, action.service, result.outcome, result.duration, now=time.time()
             )
-        if action.target is not None and result.outcome in ("succeeded", "unchanged"):
+        if action.target is not None and result.outcome.ok:
             if was == action.target.revision and action.kind in DRIFT_KINDS:
                 self.metrics.drift(action.project, action.service)
                 log.info("drift corrected: %s", action.reason, extra=_where(key))
@@ -265,9 +266,9 @@ class Daemon:
             log.warning("routes healed: %s", "; ".join(reasons), extra=_where(action.key))
 
     def _next(self, action: ServiceAction, result: RolloutResult) -> Result | None:
-        if result.outcome == "superseded":
+        if result.outcome is Outcome.SUPERSEDED:
             return Result(requeue_after=0.0)
-        if result.outcome in ("failed", "rolled_back") and action.target is not None:
+        if result.outcome.bad and action.target is not None:
             quarantined = {
                 (f"{q.project}/{q.service}", q.revision) for q in self.ctx.store.quarantined()
             }

@@ -28,6 +28,7 @@ from controller.adapters.files import read_desired_dir
 from controller.core.boundary import ConfigFiles
 from controller.core.config import Config, build_config
 from controller.core.edit import EditError, set_tags
+from controller.core.outcome import Outcome
 from controller.core.reference import tag_problem
 from controller.core.tagpolicy import tag_allowed
 from controller.errors import BerthError
@@ -312,7 +313,8 @@ def cmd_deploy(
 
 def last_good_other(history: Sequence[RolloutRecord], current: str) -> RolloutRecord | None:
     """Newest succeeded rollout to a tag other than `current` (history is newest first)."""
-    return next((r for r in history if r.outcome == "succeeded" and r.to_tag != current), None)
+    good = (r for r in history if r.outcome is Outcome.SUCCEEDED and r.to_tag != current)
+    return next(good, None)
 
 
 def cmd_rollback(

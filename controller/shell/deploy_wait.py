@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from controller.adapters.controller_api import fetch_status
 from controller.core.config import Config
+from controller.core.outcome import Outcome
 from controller.shell.commands import EXIT_ERROR, EXIT_FAILED, EXIT_OK, apply_once
 from controller.shell.wiring import Context
 
@@ -38,7 +39,7 @@ def verdict(row: Mapping[str, Any] | None, tag: str, before: Mapping[str, Any] |
         before.get("last_outcome"),
         before.get("last_reason"),
     )
-    if row.get("last_outcome") in ("rolled_back", "failed") and moved:
+    if row.get("last_outcome") in (Outcome.ROLLED_BACK, Outcome.FAILED) and moved:
         return "failed"
     return "pending"
 
@@ -114,7 +115,7 @@ def wait_for(
         return code, {"via": opts.controller, "services": states}
     results = apply_once(ctx, cfg, as_json=opts.as_json)
     for r in results:
-        if r.outcome != "unchanged" and not opts.as_json:
+        if r.outcome is not Outcome.UNCHANGED and not opts.as_json:
             print(f"{r.project}/{r.service}: {r.outcome} ({r.reason}) in {r.duration:.1f}s")
     code = EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
     return code, {"via": "in-process apply", "results": [asdict(r) for r in results]}

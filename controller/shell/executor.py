@@ -12,7 +12,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, assert_never
 
 from controller.core import rollout as r
 from controller.core.gate import GateInput
@@ -31,6 +31,7 @@ from controller.core.model import (
     StackSpec,
     Target,
 )
+from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, ServiceAction
 from controller.errors import ContainerRuntimeError, ImagePullError, NotFound, ProxyError
 from controller.ports import Clock, ContainerRuntime, HealthProber, StateStore
@@ -63,7 +64,7 @@ class RolloutResult:
     project: str
     service: str
     kind: str
-    outcome: str  # succeeded | rolled_back | failed | unchanged | quarantined
+    outcome: Outcome
     reason: str
     from_tag: str | None
     to_tag: str | None
@@ -71,7 +72,7 @@ class RolloutResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("succeeded", "unchanged")
+        return self.outcome.ok
 
 
 Emit = Callable[[Event], None]
@@ -102,9 +103,9 @@ class Executor:
         t0 = self.p.clock.now()
         if action.kind is ActionKind.QUARANTINED:
             self._clean_quarantined(action)
-            return self._result(action, "quarantined", action.reason, t0)
+            return self._result(action, Outcome.QUARANTINED, action.reason, t0)
         if not action.changes:
-            return self._result(action, "unchanged", action.reason, t0)
+            return self._result(action, Outcome.UNCHANGED, action.reason, t0)
         from_rev, from_tag = self._previous(action)
         serving = self._serving(action)
         to_tag = action.target.tag if action.target else "-"
@@ -126,11 +127,11 @@ class Executor:
             outcome, reason = self._run(action, from_rev, serving, cancel, proxy_service)
         except BaseException as exc:
             self.p.store.finish_rollout(
-                rid, outcome="failed", reason=f"error: {exc}", at=self.p.clock.now()
+                rid, outcome=Outcome.FAILED, reason=f"error: {exc}", at=self.p.clock.now()
             )
             raise
-        self.p.store.finish_rollout(rid, outcome=outcome, reason=reason, at=self.p.clock.now())  # type: ignore[arg-type]
-        if outcome == "failed":
+        self.p.store.finish_rollout(rid, outcome=outcome, reason=reason, at=self.p.clock.now())
+        if outcome is Outcome.FAILED:
             self.p.store.absorb_retry(rid)  # a retried failure (a pull) stays one record
         self._emit(action, outcome, reason)
         return self._result(action, outcome, reason, t0, from_tag=from_tag)
@@ -142,17 +143,20 @@ class Executor:
         serving: frozenset[str],
         cancel: threading.Event | None,
         proxy_service: str | None,
-    ) -> tuple[str, str]:
+    ) -> tuple[Outcome, str]:
         state = r.RolloutState(r.config_for(action, from_rev, serving=serving))
+        event: r.Event | None = None
         while True:
             obs = self._observe(action, state)
-            stop = r.supersede(state, obs) if cancel is not None and cancel.is_set() else None
-            if stop is not None:
+            if event is None and cancel is not None and cancel.is_set():
+                event = r.Cancelled()
+            state, step = r.next_step(state, obs, self.p.clock.now(), event)
+            superseded = isinstance(step, r.Abort) and state.outcome is Outcome.SUPERSEDED
+            if isinstance(event, r.Cancelled) and superseded:
                 self._emit(action, "cancel", "a newer desired revision arrived")
-            state, step = stop or r.next_step(state, obs, self.p.clock.now())
             if isinstance(step, r.Finish):
                 return step.outcome, step.reason
-            state = self._perform(action, state, step, proxy_service)
+            event = self._perform(action, state, step, proxy_service)
 
     # -- observe -------------------------------------------------------------------------
 
@@ -200,66 +204,69 @@ class Executor:
 
     def _perform(
         self, a: ServiceAction, s: r.RolloutState, step: r.Step, proxy_service: str | None
-    ) -> r.RolloutState:
+    ) -> r.Event | None:
+        """Do what the step says; what the world answered goes back as an event."""
         rt = self.p.runtime
-        if isinstance(step, r.Pull):
-            self._emit(a, "pull", step.image)
-            try:
-                rt.pull(step.image)
-            except ImagePullError as exc:
-                return r.failed_pull(s, str(exc))
-        elif isinstance(step, r.StopOld):
-            self._emit(a, "stop-old", f"stopping {len(step.ids)} old container(s) (stop-first)")
-            # each old container's own grace period: its revision's stop_grace_period
-            self._parallel(lambda cid: rt.stop(cid), step.ids)
-        elif isinstance(step, r.RemoveNew):
-            self._parallel(rt.remove, step.ids)
-        elif isinstance(step, r.Create):
-            assert a.target is not None
-            self._emit(
-                a, "create", f"starting {len(step.numbers)} new container(s) of {a.target.tag}"
-            )
-            resolvable = not dns_gated(self.p.runtime, a, proxy_service)
-            try:
-                self._parallel(
-                    lambda n: self._create(a.target, n, aliases=resolvable),  # type: ignore[arg-type]
-                    step.numbers,
-                )
-            except ContainerRuntimeError as exc:
-                return r.start_failed(s, str(exc))
-            s = r.created(s, resolvable=resolvable)
-        elif isinstance(step, r.Start):
-            try:
-                self._parallel(rt.start, step.ids)
-            except ContainerRuntimeError as exc:
-                return r.start_failed(s, str(exc))
-        elif isinstance(step, r.Observe):
-            if step.wait > 0:
-                self.p.clock.sleep(step.wait)
-        elif isinstance(step, r.Publish):
-            assert a.target is not None
-            nets = a.target.spec.networks
-            self._parallel(lambda cid: rt.add_aliases(cid, nets), step.ids)
-        elif isinstance(step, r.CutOver):
-            self._emit(a, "cutover", f"{len(step.new_ids)} new container(s) passed the gate")
-            assert a.target is not None
-            try:
-                self.p.proxy.cut_over(a, step.new_ids, step.old_ids)
-            except ProxyError as exc:
-                return r.cutover_failed(s, str(exc))
-        elif isinstance(step, r.SwitchBack):
-            self._emit(a, "switch-back", s.failure)
-            try:
-                self.p.proxy.switch_back(a, step.old_ids, step.new_ids)
-            except ProxyError as exc:
-                failed = r.switch_back_failed(s, str(exc))
-                self._quarantine(a, failed.failure)
-                return failed
-        elif isinstance(step, r.Retire):
-            self._retire(a, step.ids, proxy_service)
-        elif isinstance(step, r.Abort):
-            self._abort(a, step)
-        return s
+        match step:
+            case r.Pull(image):
+                self._emit(a, "pull", image)
+                try:
+                    rt.pull(image)
+                except ImagePullError as exc:
+                    return r.PullFailed(str(exc))
+            case r.StopOld(ids):
+                self._emit(a, "stop-old", f"stopping {len(ids)} old container(s) (stop-first)")
+                # each old container's own grace period: its revision's stop_grace_period
+                self._parallel(lambda cid: rt.stop(cid), ids)
+            case r.RemoveNew(ids):
+                self._parallel(rt.remove, ids)
+            case r.Create(numbers):
+                return self._create_all(a, numbers, proxy_service)
+            case r.Start(ids):
+                try:
+                    self._parallel(rt.start, ids)
+                except ContainerRuntimeError as exc:
+                    return r.StartFailed(str(exc))
+            case r.Observe(wait, _probe):
+                if wait > 0:
+                    self.p.clock.sleep(wait)
+            case r.Publish(ids):
+                nets = a.target.spec.networks if a.target else ()
+                self._parallel(lambda cid: rt.add_aliases(cid, nets), ids)
+            case r.CutOver(new_ids, old_ids):
+                self._emit(a, "cutover", f"{len(new_ids)} new container(s) passed the gate")
+                try:
+                    self.p.proxy.cut_over(a, new_ids, old_ids)
+                except ProxyError as exc:
+                    return r.CutoverFailed(str(exc))
+            case r.SwitchBack(old_ids, new_ids):
+                self._emit(a, "switch-back", s.failure)
+                try:
+                    self.p.proxy.switch_back(a, old_ids, new_ids)
+                except ProxyError as exc:
+                    return r.SwitchBackFailed(str(exc))
+            case r.Retire(ids):
+                self._retire(a, ids, proxy_service)
+            case r.Abort():
+                self._abort(a, step)
+            case r.Finish():
+                raise AssertionError("Finish ends the loop; it is never performed")
+            case _:
+                assert_never(step)
+        return None
+
+    def _create_all(
+        self, a: ServiceAction, numbers: Sequence[int], proxy_service: str | None
+    ) -> r.Event:
+        target = a.target
+        assert target is not None
+        self._emit(a, "create", f"starting {len(numbers)} new container(s) of {target.tag}")
+        resolvable = not dns_gated(self.p.runtime, a, proxy_service)
+        try:
+            self._parallel(lambda n: self._create(target, n, aliases=resolvable), numbers)
+        except ContainerRuntimeError as exc:
+            return r.StartFailed(str(exc))
+        return r.Created(resolvable)
 
     def _create(self, target: Target, number: int, *, aliases: bool) -> None:
         rev = target.revision
@@ -393,7 +400,13 @@ class Executor:
         self.emit(Event(a.project, a.service, phase, message, self.p.clock.now()))
 
     def _result(
-        self, a: ServiceAction, outcome: str, reason: str, t0: float, *, from_tag: str | None = None
+        self,
+        a: ServiceAction,
+        outcome: Outcome,
+        reason: str,
+        t0: float,
+        *,
+        from_tag: str | None = None,
     ) -> RolloutResult:
         return RolloutResult(
             a.project,

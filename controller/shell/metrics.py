@@ -28,11 +28,12 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 
 from controller import __version__
+from controller.core.outcome import Outcome
 
-# Executor outcomes that are rollouts; "unchanged" and "quarantined" are passes that did
-# nothing, and counting them would drown the rollout rate in reconcile noise.
-COUNTED_OUTCOMES = ("succeeded", "rolled_back", "failed")
-IGNORED_OUTCOMES = ("unchanged", "quarantined")
+# Executor outcomes that are rollouts (Outcome.is_rollout); "unchanged", "quarantined" and
+# "superseded" are passes that did not end a rollout, and counting them would drown the
+# rollout rate in reconcile noise.
+COUNTED_OUTCOMES = tuple(o.value for o in Outcome if o.is_rollout)
 RECONCILE_RESULTS = ("success", "error")
 PROXY_RESULTS = ("success", "error")
 REPLICA_STATES = ("desired", "ready")
@@ -215,21 +216,21 @@ class Metrics:
         self._reconcile_seconds.observe(seconds)
 
     def rollout(
-        self, project: str, service: str, outcome: str, seconds: float, *, now: float
+        self, project: str, service: str, outcome: Outcome, seconds: float, *, now: float
     ) -> None:
-        """A rollout ended (an executor `RolloutResult.outcome`).
-
-        "unchanged" and "quarantined" are accepted and ignored so the caller can pass every
-        result through; an unknown outcome raises, since it means the two sides disagree.
-        """
-        if outcome in IGNORED_OUTCOMES:
+        """A pass over a service ended (an executor `RolloutResult.outcome`): counted when
+        it ended a rollout, ignored otherwise, so the caller can pass every result through."""
+        try:
+            outcome = Outcome(outcome)
+        except ValueError:
+            raise ValueError(f"unknown rollout outcome {outcome!r}") from None
+        if not outcome.is_rollout:
             return
-        _check(outcome, COUNTED_OUTCOMES, "rollout outcome")
         with self._lock:
             self._services.add((project, service))
         self._rollouts.labels(project=project, service=service, outcome=outcome).inc()
         self._rollout_seconds.labels(project=project, service=service).observe(seconds)
-        if outcome == "succeeded":
+        if outcome is Outcome.SUCCEEDED:
             self._last_success.labels(project=project, service=service).set(now)
 
     def replicas(self, project: str, service: str, *, desired: int, ready: int) -> None:

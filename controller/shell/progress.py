@@ -8,13 +8,19 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
+from controller.core.outcome import Outcome
 from controller.shell.executor import Event
 
 if TYPE_CHECKING:  # rich is imported only for a terminal (~15 ms of every CLI start-up)
     from rich.console import Console
     from rich.table import Table
 
-FINAL = frozenset({"succeeded", "rolled_back", "failed", "superseded"})
+_STYLES: dict[str, str] = {
+    Outcome.SUCCEEDED: "green",
+    Outcome.ROLLED_BACK: "red",
+    Outcome.FAILED: "red",
+}
+FINAL = frozenset({o.value for o in Outcome if o.final and o.is_rollout} | {Outcome.SUPERSEDED})
 
 
 class PlainProgress:
@@ -71,7 +77,7 @@ class LiveProgress:
         with self._lock:
             rows = sorted(self.rows.items())
         for key, (phase, msg, start, end) in rows:
-            style = {"succeeded": "green", "rolled_back": "red", "failed": "red"}.get(phase, "")
+            style = _STYLES.get(phase, "")
             t.add_row(
                 key, f"[{style}]{phase}[/]" if style else phase, msg, f"{(end or now) - start:.1f}s"
             )

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.core.model import Observed, StackSpec, Target
+from controller.core.outcome import Outcome
 from controller.core.plan import Plan, ServiceAction, plan
 from controller.ports import ContainerRuntime, StateStore
 from controller.shell.executor import Executor, RolloutResult
@@ -115,7 +116,7 @@ def _skipped(a: ServiceAction, reason: str) -> RolloutResult:
         a.project,
         a.service,
         a.kind.value,
-        "failed",
+        Outcome.FAILED,
         reason,
         None,
         a.target.tag if a.target else None,

@@ -178,9 +178,8 @@ def test_stop_first_abort_restores_old_of_previous_revision_only() -> None:
 
 
 def test_pull_failure_finishes_failed() -> None:
-    s = r.failed_pull(S0, "manifest unknown")
-    _, fin = r.next_step(s, obs(), now=0.0)
-    assert fin == r.Finish("failed", "pull failed: manifest unknown")
+    _, fin = r.next_step(S0, obs(), now=0.0, event=r.PullFailed("manifest unknown"))
+    assert fin == r.Finish(r.Outcome.FAILED, "pull failed: manifest unknown")
 
 
 def test_bake_without_old_containers_is_skipped() -> None:
@@ -277,8 +276,9 @@ def test_serving_containers_are_neither_gated_nor_removed() -> None:
 
 def test_supersede_keeps_serving_containers() -> None:
     s = replace(GATING, cfg=cfg(kind=ActionKind.SCALE_UP, serving=frozenset({"new1"})))
-    res = r.supersede(s, obs((new(1), new(2)), old=()))
-    assert res is not None and res[1].remove == ("new2",)  # type: ignore[union-attr]
+    done, step = r.next_step(s, obs((new(1), new(2)), old=()), now=0.0, event=r.Cancelled())
+    assert isinstance(step, r.Abort) and step.remove == ("new2",) and not step.quarantine
+    assert done.outcome is r.Outcome.SUPERSEDED
 
 
 def test_resumed_after_cut_over_goes_straight_to_cut_over_again() -> None:
@@ -293,3 +293,41 @@ def test_bake_failure_without_old_containers_keeps_the_new_ones() -> None:
     assert isinstance(step, r.Abort) and step.remove == () and step.keep is None
     _, fin = r.next_step(s2, obs((new(1),), old=()), now=0.0)
     assert isinstance(fin, r.Finish) and fin.outcome == "failed"
+
+
+# ---- the machine is closed ---------------------------------------------------------------
+
+
+def test_every_phase_has_a_handler() -> None:
+    assert set(r._HANDLERS) == set(r.Phase)
+
+
+@pytest.mark.parametrize(
+    ("event", "phase", "step_type", "quarantine"),
+    [
+        (r.StartFailed("port is already allocated"), r.Phase.DONE, r.Abort, True),
+        (r.CutoverFailed("nginx -t failed"), r.Phase.DONE, r.Abort, False),
+        (r.SwitchBackFailed("nginx down"), r.Phase.DONE, r.Abort, True),
+        (r.Cancelled(), r.Phase.DONE, r.Abort, False),
+    ],
+)
+def test_events_are_transitions_of_the_machine(
+    event: r.Event, phase: r.Phase, step_type: type, quarantine: bool
+) -> None:
+    """What performing a step reported is fed to next_step; the shell makes no transition."""
+    s = replace(GATING, passes={"new1": 1, "new2": 1})
+    s2, step = r.next_step(s, obs((new(1), new(2))), now=0.0, event=event)
+    assert s2.phase is phase and isinstance(step, step_type)
+    assert isinstance(step, r.Abort) and step.quarantine is quarantine
+
+
+def test_created_event_records_whether_aliases_were_given() -> None:
+    s = replace(S0, phase=r.Phase.START, started_at=1.0)
+    s2, _ = r.next_step(s, obs((new(1), new(2))), now=1.0, event=r.Created(resolvable=True))
+    assert s2.published
+
+
+def test_cancel_after_the_cut_over_lets_the_rollout_finish() -> None:
+    s = replace(S0, phase=r.Phase.RETIRE, cut_over=True)
+    s2, step = r.next_step(s, obs((new(1), new(2))), now=0.0, event=r.Cancelled())
+    assert isinstance(step, r.Retire) and s2.outcome is None

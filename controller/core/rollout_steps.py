@@ -1,0 +1,159 @@
+"""What the rollout machine asks for (`Step`) and what performing it reports (`Event`).
+
+Kept apart from the machine itself (`controller.core.rollout`), which decides; these are
+the vocabulary it shares with the executor, which acts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.core.outcome import Outcome
+
+# ---- steps ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pull:
+    image: str
+
+
+@dataclass(frozen=True)
+class StopOld:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RemoveNew:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Create:
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Start:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Observe:
+    wait: float
+    probe: bool  # run the HTTP probe on the new containers in the next observation
+
+
+@dataclass(frozen=True)
+class Publish:
+    """The gate passed: make the new containers resolvable under their service aliases.
+    Docker can only add aliases by reconnecting the endpoint, which makes the container
+    unreachable for a moment, so the gate runs again before any traffic moves."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CutOver:
+    """Give the new containers their service aliases and switch the proxy to them."""
+
+    new_ids: tuple[str, ...]
+    old_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SwitchBack:
+    """Bake failed: point the proxy back at the old containers, which are still running."""
+
+    old_ids: tuple[str, ...]
+    new_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Retire:
+    """Take containers out of the proxy, stop them gracefully, remove them."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Abort:
+    remove: tuple[str, ...]
+    keep: str | None  # newest failed container, stopped and kept for `docker logs`
+    restore: tuple[str, ...]  # stop-first: old containers to start again
+    quarantine: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    outcome: Outcome  # succeeded | rolled_back | failed | superseded
+    reason: str
+
+
+Step = (
+    Pull
+    | StopOld
+    | RemoveNew
+    | Create
+    | Start
+    | Observe
+    | Publish
+    | CutOver
+    | SwitchBack
+    | Retire
+    | Abort
+    | Finish
+)
+
+
+# ---- events: what performing a step reported ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullFailed:
+    """The pull failed: nothing was touched, the rollout fails (a registry problem, retried
+    by the caller's backoff, not quarantined)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class StartFailed:
+    """Docker refused to create or start a new container (bad mount, port in use...): the
+    revision cannot run, so it is rolled back and quarantined like a failed gate."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Created:
+    """New containers exist, with their service aliases (`resolvable`: no client shares
+    their networks, so none can reach them early) or without; only the latter need the
+    Publish step after the gate."""
+
+    resolvable: bool
+
+
+@dataclass(frozen=True)
+class CutoverFailed:
+    """The proxy could not be switched (nginx down, `nginx -t` failed): traffic never moved,
+    so roll back; the revision is not to blame and is not quarantined."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class SwitchBackFailed:
+    """nginx could not be pointed back at the old containers: the new ones keep serving
+    (removing them would leave nginx without a backend); the revision is quarantined."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """A newer desired revision arrived while this rollout runs."""
+
+
+Event = PullFailed | StartFailed | Created | CutoverFailed | SwitchBackFailed | Cancelled
