@@ -275,6 +275,12 @@ class ObservedContainer:
     def running(self) -> bool:
         return self.state is ContainerState.RUNNING
 
+    @property
+    def ready(self) -> bool:
+        """Serving-ready as far as a list row tells: running, and healthy when it has a
+        healthcheck. The one definition that status, metrics and route healing count by."""
+        return self.running and self.health in (None, "healthy")
+
 
 @dataclass(frozen=True)
 class Observed:
@@ -282,6 +288,11 @@ class Observed:
 
     containers: tuple[ObservedContainer, ...]
     quarantined: frozenset[tuple[str, str]] = frozenset()  # (key "project/service", revision)
+
+    def is_quarantined(self, key: str, revision: str) -> bool:
+        """`key` ("project/service") must not be rolled out to `revision` again until
+        desired/ changes or `berth retry` lifts it."""
+        return (key, revision) in self.quarantined
 
     def of_service(self, project: str, service: str) -> tuple[ObservedContainer, ...]:
         return tuple(c for c in self.containers if c.project == project and c.service == service)

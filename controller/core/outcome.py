@@ -40,6 +40,24 @@ class Outcome(StrEnum):
         return self is not Outcome.IN_PROGRESS
 
 
+class NextPass(StrEnum):
+    """When a service is reconciled again after a pass ended."""
+
+    NOW = "now"  # superseded: the newer revision is waiting
+    BACKOFF = "backoff"  # failed, and not for the revision's sake (pull, nginx): retry
+    WAIT = "wait"  # converged, or quarantined: until desired/ or the containers change
+
+
+def next_pass(outcome: Outcome, *, quarantined: bool) -> NextPass:
+    """The retry policy, in one place: a failure that quarantined its revision waits for a
+    change (a terminal error); any other failure is transient and retried with backoff."""
+    if outcome is Outcome.SUPERSEDED:
+        return NextPass.NOW
+    if outcome.bad and not quarantined:
+        return NextPass.BACKOFF
+    return NextPass.WAIT
+
+
 RECORDED = (
     Outcome.SUCCEEDED,
     Outcome.ROLLED_BACK,

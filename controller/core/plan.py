@@ -115,7 +115,7 @@ def _plan_service(
     def act(kind: ActionKind, reason: str) -> ServiceAction:
         return ServiceAction(t.project, t.service, kind, reason, t, current, old)
 
-    if (t.key, rev) in observed.quarantined:
+    if observed.is_quarantined(t.key, rev):
         return act(
             ActionKind.QUARANTINED,
             f"revision {rev[:8]} (tag {t.tag}) failed before; quarantined until "

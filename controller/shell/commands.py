@@ -100,9 +100,7 @@ def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResu
 def _ready(t: Target, observed: Observed) -> tuple[int, list[str]]:
     cs = observed.of_service(t.project, t.service)
     running_tags = sorted({c.tag for c in cs if c.running})
-    ready = sum(
-        1 for c in cs if c.revision == t.revision and c.running and c.health in (None, "healthy")
-    )
+    ready = sum(1 for c in cs if c.revision == t.revision and c.ready)
     return ready, running_tags
 
 
@@ -124,7 +122,7 @@ def status_rows(ctx: Context, cfg: Config) -> list[dict[str, Any]]:
         up = t.spec.berth.upstream
         ready, running = _ready(t, observed)
         last = ctx.store.last(t.project, t.service)
-        quarantined = (t.key, t.revision) in observed.quarantined
+        quarantined = observed.is_quarantined(t.key, t.revision)
         rows.append(
             {
                 "project": t.project,

@@ -22,7 +22,7 @@ from controller.adapters.files import load_config_partial
 from controller.adapters.git import head_commit
 from controller.core.config import Config, PartialConfig, keep_last_good
 from controller.core.model import Observed, Target
-from controller.core.outcome import Outcome
+from controller.core.outcome import NextPass, next_pass
 from controller.core.plan import ActionKind, Plan, ServiceAction, plan
 from controller.errors import ConfigError, Problem, ProxyError
 from controller.shell.commands import status_rows
@@ -31,7 +31,7 @@ from controller.shell.httpd import Endpoints, serve
 from controller.shell.listen import parse_listen, show
 from controller.shell.metrics import Metrics
 from controller.shell.proxy import NginxSwitch, probe_ready
-from controller.shell.reconcile import observe, prepare_stacks
+from controller.shell.reconcile import observe, prepare_stacks, quarantined
 from controller.shell.triggers import DockerEvents, FileWatcher, Resync
 from controller.shell.wiring import Context
 from controller.shell.workqueue import Result, Runner, WorkQueue
@@ -266,15 +266,18 @@ class Daemon:
             log.warning("routes healed: %s", "; ".join(reasons), extra=_where(action.key))
 
     def _next(self, action: ServiceAction, result: RolloutResult) -> Result | None:
-        if result.outcome is Outcome.SUPERSEDED:
-            return Result(requeue_after=0.0)
-        if result.outcome.bad and action.target is not None:
-            quarantined = {
-                (f"{q.project}/{q.service}", q.revision) for q in self.ctx.store.quarantined()
-            }
-            if (action.key, action.target.revision) not in quarantined:
-                return Result(requeue=True)  # not the revision's fault (pull, nginx): retry
-        return None
+        t = action.target
+        # a removal has no revision to quarantine, and is left for the next change too
+        blocked = t is None or (
+            result.outcome.bad and (action.key, t.revision) in quarantined(self.ctx.store)
+        )
+        match next_pass(result.outcome, quarantined=blocked):
+            case NextPass.NOW:
+                return Result(requeue_after=0.0)
+            case NextPass.BACKOFF:
+                return Result(requeue=True)
+            case NextPass.WAIT:
+                return None
 
     def _waiting_for_dependency(
         self, action: ServiceAction, targets: list[Target], observed: Observed
@@ -294,11 +297,7 @@ class Daemon:
             self.metrics.forget_service(*key.split("/", 1))
             return
         cs = observed.of_service(t.project, t.service)
-        ready = sum(
-            1
-            for c in cs
-            if c.revision == t.revision and c.running and c.health in (None, "healthy")
-        )
+        ready = sum(1 for c in cs if c.revision == t.revision and c.ready)
         running = sorted({c.tag for c in cs if c.running})
         self.metrics.replicas(t.project, t.service, desired=t.replicas, ready=ready)
         self.metrics.info(

@@ -98,7 +98,7 @@ class NginxSwitch:
                 c.id,
                 c.name,
                 c.ips.get(net) if net else None,
-                c.running and c.revision == rev and c.health in (None, "healthy"),
+                c.ready and c.revision == rev,
             )
             for c in containers
             if (c.project, c.service) == (stack.project, spec.name)
@@ -235,8 +235,7 @@ class NginxSwitch:
         for c in containers:
             if (
                 (c.project, c.service) == (stack.project, spec.name)
-                and c.running
-                and c.health in (None, "healthy")
+                and c.ready
                 and net
                 and c.ips.get(net)
             ):

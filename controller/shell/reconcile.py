@@ -28,10 +28,14 @@ class Pass:
         return all(r.ok for r in self.results)
 
 
+def quarantined(store: StateStore) -> frozenset[tuple[str, str]]:
+    """(key "project/service", revision) of every quarantined revision."""
+    return frozenset((f"{q.project}/{q.service}", q.revision) for q in store.quarantined())
+
+
 def observe(runtime: ContainerRuntime, store: StateStore) -> Observed:
     """One list call for every managed container, plus the quarantine from the store."""
-    quarantined = frozenset((f"{q.project}/{q.service}", q.revision) for q in store.quarantined())
-    return Observed(tuple(runtime.list_containers()), quarantined)
+    return Observed(tuple(runtime.list_containers()), quarantined(store))
 
 
 def make_plan(targets: Sequence[Target], runtime: ContainerRuntime, store: StateStore) -> Plan:

@@ -9,6 +9,7 @@ import pytest
 from controller.core import rollout as r
 from controller.core.gate import GateInput, GateRules, evaluate
 from controller.core.model import ContainerState
+from controller.core.outcome import NextPass, next_pass
 from controller.core.plan import ActionKind
 from tests.unit.builders import container, target
 
@@ -331,3 +332,20 @@ def test_cancel_after_the_cut_over_lets_the_rollout_finish() -> None:
     s = replace(S0, phase=r.Phase.RETIRE, cut_over=True)
     s2, step = r.next_step(s, obs((new(1), new(2))), now=0.0, event=r.Cancelled())
     assert isinstance(step, r.Retire) and s2.outcome is None
+
+
+@pytest.mark.parametrize(
+    ("outcome", "quarantined", "expected"),
+    [
+        (r.Outcome.SUPERSEDED, False, NextPass.NOW),
+        (r.Outcome.ROLLED_BACK, False, NextPass.BACKOFF),  # nginx or a pull: not the revision
+        (r.Outcome.FAILED, False, NextPass.BACKOFF),
+        (r.Outcome.ROLLED_BACK, True, NextPass.WAIT),  # quarantined: terminal until a change
+        (r.Outcome.FAILED, True, NextPass.WAIT),
+        (r.Outcome.SUCCEEDED, False, NextPass.WAIT),
+        (r.Outcome.UNCHANGED, False, NextPass.WAIT),
+        (r.Outcome.QUARANTINED, True, NextPass.WAIT),
+    ],
+)
+def test_next_pass_policy(outcome: r.Outcome, quarantined: bool, expected: NextPass) -> None:
+    assert next_pass(outcome, quarantined=quarantined) is expected
