@@ -1,10 +1,16 @@
-"""Berth's own exceptions; adapters translate foreign ones (docker, sqlite...) into these."""
+"""Berth's own exceptions; adapters translate foreign ones (docker, sqlite...) into these.
+
+Every error carries its retry class apart from its origin: a ContainerRuntimeError from a
+500 of the engine is transient, one from a 400 is not, so the work queue schedules by
+`exc.retry` (and `exc.delay`), never by the exception's type.
+"""
 
 from __future__ import annotations
 
 import re
 import reprlib
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -16,8 +22,24 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text).replace("\n", "\\n")
 
 
+class Retry(StrEnum):
+    TRANSIENT = "transient"  # may work later: retried with backoff (at least `delay`)
+    TERMINAL = "terminal"  # will not fix itself: waits for a change of desired/ or Docker
+
+
 class BerthError(Exception):
-    """Base of every error Berth raises on purpose."""
+    """Base of every error Berth raises on purpose; subclasses set the default retry class,
+    an instance may override it (the edge knows, e.g. from an HTTP status)."""
+
+    retry: Retry = Retry.TRANSIENT
+    delay: float = 1.0
+
+    def __init__(self, *args: object, retry: Retry | None = None, delay: float | None = None):
+        super().__init__(*args)
+        if retry is not None:
+            self.retry = retry
+        if delay is not None:
+            self.delay = delay
 
 
 _BRIEF = reprlib.Repr()
@@ -57,6 +79,8 @@ class Problem:
 class ConfigError(BerthError):
     """Desired state or compose files are invalid. Terminal: waits for a change of the files."""
 
+    retry = Retry.TERMINAL
+
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
@@ -69,13 +93,13 @@ class ConfigError(BerthError):
 class TemporaryError(BerthError):
     """Something that may work later (Docker unreachable, pull timeout). Retried with backoff."""
 
-    def __init__(self, message: str, *, delay: float = 1.0) -> None:
-        super().__init__(message)
-        self.delay = delay
+    retry = Retry.TRANSIENT
 
 
 class PermanentError(BerthError):
-    """Something that will not fix itself without a change (quarantined revision...)."""
+    """Something that will not fix itself without a change (a corrupt state database...)."""
+
+    retry = Retry.TERMINAL
 
 
 class ContainerRuntimeError(BerthError):
@@ -87,7 +111,8 @@ class ImagePullError(ContainerRuntimeError):
 
 
 class NotFound(ContainerRuntimeError):
-    """A container, network or image that was expected is gone."""
+    """A container, network or image that was expected is gone (the next pass re-observes,
+    so it is transient)."""
 
 
 class ProxyError(BerthError):

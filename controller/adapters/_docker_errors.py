@@ -9,11 +9,30 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from controller.errors import ContainerRuntimeError, NotFound, TemporaryError
+from controller.errors import ContainerRuntimeError, NotFound, Retry, TemporaryError
 
 
 def explain(exc: docker.errors.APIError) -> str:
     return str(exc.explanation or exc)
+
+
+def retry_class(status: int | None) -> Retry:
+    """The Engine API's status code decides: 4xx (bad request, forbidden, conflict on a name
+    that a create asked for...) will fail the same way again; 5xx and no answer may not.
+    409 is transient: it is a container being removed or a name freed a moment later."""
+    if status is None or status >= 500 or status in (408, 409, 429):
+        return Retry.TRANSIENT
+    return Retry.TERMINAL
+
+
+def from_api(what: str, exc: docker.errors.APIError) -> ContainerRuntimeError:
+    """An Engine API error, classified by its status code first (message text is only read
+    where the engine gives no code)."""
+    status = exc.status_code
+    if status == 404:
+        return NotFound(f"{what}: {explain(exc)}")
+    delay = 2.0 if status is None or status >= 500 else None
+    return ContainerRuntimeError(f"{what}: {explain(exc)}", retry=retry_class(status), delay=delay)
 
 
 @contextmanager
@@ -21,10 +40,8 @@ def translated(what: str) -> Iterator[None]:
     """Map foreign exceptions to Berth's; `what` names the operation for the log line."""
     try:
         yield
-    except docker.errors.NotFound as exc:  # includes ImageNotFound
-        raise NotFound(f"{what}: {explain(exc)}") from exc
-    except docker.errors.APIError as exc:
-        raise ContainerRuntimeError(f"{what}: {explain(exc)}") from exc
+    except docker.errors.APIError as exc:  # NotFound and ImageNotFound are 404 APIErrors
+        raise from_api(what, exc) from exc
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         raise TemporaryError(f"{what}: Docker engine unreachable: {exc}", delay=2.0) from exc
     except docker.errors.DockerException as exc:

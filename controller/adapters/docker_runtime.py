@@ -161,7 +161,7 @@ class DockerRuntime:
         except ImagePullError:
             raise
         except ContainerRuntimeError as exc:
-            raise ImagePullError(str(exc)) from exc
+            raise ImagePullError(str(exc), retry=exc.retry, delay=exc.delay) from exc
         if not self.image_present(ref):
             raise ImagePullError(f"pull {ref}: finished but the image is not present")
 

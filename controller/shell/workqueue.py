@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from controller.errors import ConfigError, PermanentError, TemporaryError
+from controller.errors import BerthError, Retry
 
 K = TypeVar("K", bound=Hashable)
 
@@ -219,8 +219,8 @@ class Runner(Generic[K]):
     """N worker threads draining one WorkQueue through one handler.
 
     Outcomes map to scheduling in one place: Result(requeue_after) -> add_after;
-    TemporaryError -> backoff (or the error's own delay when longer); PermanentError and
-    ConfigError -> forget, wait for a change to add the key again; success -> forget.
+    a BerthError whose retry class is TRANSIENT -> backoff (or the error's own delay when
+    longer); TERMINAL -> forget, wait for a change to add the key again; success -> forget.
     Any other exception is a bug or an untranslated transient: logged with its traceback
     and retried with backoff, because a level-triggered controller must not go quiet.
     """
@@ -265,13 +265,14 @@ class Runner(Generic[K]):
         q = self.queue
         try:
             result = self._handler(key)
-        except TemporaryError as exc:
-            delay = max(q.backoff(key), exc.delay)
-            log.warning("%s: temporary error, retry in %.2fs: %s", key, delay, exc)
-            q.add_after(key, delay)
-        except (PermanentError, ConfigError) as exc:
-            log.error("%s: %s; waiting for a change", key, exc)
-            q.forget(key)
+        except BerthError as exc:
+            if exc.retry is Retry.TERMINAL:
+                log.error("%s: %s; waiting for a change", key, exc)
+                q.forget(key)
+            else:
+                delay = max(q.backoff(key), exc.delay)
+                log.warning("%s: temporary error, retry in %.2fs: %s", key, delay, exc)
+                q.add_after(key, delay)
         except Exception:
             delay = q.backoff(key)
             log.exception("%s: handler failed, retry in %.2fs", key, delay)

@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from controller.errors import ConfigError, PermanentError, TemporaryError
+from controller.errors import (
+    ConfigError,
+    ContainerRuntimeError,
+    PermanentError,
+    Retry,
+    TemporaryError,
+)
 from controller.shell.workqueue import Result, Runner, WorkQueue
 from tests.fakes import FakeClock
 
@@ -287,7 +293,12 @@ def test_temporary_error_backs_off_and_honours_a_longer_delay(
 
 
 @pytest.mark.parametrize(
-    "error", [PermanentError("revision quarantined"), ConfigError.one("d.yaml", 3, "tag", "bad")]
+    "error",
+    [
+        PermanentError("state database corrupt"),
+        ConfigError.one("d.yaml", 3, "tag", "bad"),
+        ContainerRuntimeError("create: invalid mount config", retry=Retry.TERMINAL),  # a 400
+    ],
 )
 def test_terminal_errors_forget_and_wait_for_a_change(
     q: WorkQueue[str],
