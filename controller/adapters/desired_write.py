@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from controller.adapters import git
-from controller.errors import BerthError
+from controller.errors import BerthError, Retry
 
 UNCHANGED = "desired/ left unchanged"
 
@@ -89,6 +89,12 @@ def signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+class RestoreFailed(BerthError):
+    """The original bytes could not be written back: desired/ is NOT unchanged."""
+
+    retry = Retry.TERMINAL
+
+
 def _stage(real: str, data: bytes) -> str:
     """A temp file beside `real`, fsynced, with the original's permissions."""
     fd, tmp = tempfile.mkstemp(
@@ -133,6 +139,9 @@ class Edit:
 
     new: Mapping[str, bytes]
     old: dict[str, bytes] = field(default_factory=dict)
+    # a hard link to each original, made before it is replaced: putting it back then needs
+    # no free space (a full disk would make the commit fail and a staged undo fail too)
+    backups: dict[str, str] = field(default_factory=dict)
 
     def apply(self, expected: Mapping[str, str]) -> None:
         """Stage every file, check none changed since it was read (`expected`: sha256 of
@@ -149,6 +158,7 @@ class Edit:
                 raise StaleFiles(stale)
             for path, tmp in list(staged.items()):
                 self.old[path] = current[path]  # recorded first: undo checks what is there
+                self._keep_original(path)
                 os.replace(tmp, os.path.realpath(path))
                 del staged[path]
         except BaseException:
@@ -159,6 +169,26 @@ class Edit:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
         _fsync_dirs([os.path.realpath(p) for p in self.new])
+
+    def _keep_original(self, path: str) -> None:
+        real = os.path.realpath(path)
+        name = os.path.join(
+            os.path.dirname(real), f".{os.path.basename(real)}.{os.getpid()}.berth-orig"
+        )
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)  # left by a berth killed mid-edit
+        try:
+            os.link(real, name)
+        except OSError:
+            return  # no hard links here: undo stages a copy instead
+        self.backups[path] = name
+
+    def release(self) -> None:
+        """The edit stays (written, or committed): the originals are not needed any more."""
+        for name in self.backups.values():
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+        self.backups.clear()
 
     def undo(self) -> list[str]:
         """Puts the original bytes back; returns the files that held neither those nor
@@ -175,9 +205,20 @@ class Edit:
                 if now != self.new[path]:
                     changed.append(path)
                 real = os.path.realpath(path)
-                os.replace(_stage(real, data), real)
+                backup = self.backups.pop(path, None)
+                try:
+                    if backup is not None and _read(backup) == data:
+                        os.replace(backup, real)  # a rename: works on a full disk
+                    else:
+                        os.replace(_stage(real, data), real)
+                except OSError as exc:
+                    raise RestoreFailed(
+                        f"could not put {path} back ({exc.strerror or exc}): it holds the "
+                        f"new, uncommitted tag; restore it with `git checkout -- {path}`"
+                    ) from exc
                 reals.append(real)
             _fsync_dirs(reals)
+        self.release()
         return changed
 
 
@@ -230,12 +271,15 @@ def commit_edit(
     with locked(desired), sigterm_raises():
         try:
             edit.apply(expected)
-            return git.commit(desired, files, message)
+            commit = git.commit(desired, files, message)
+            edit.release()
+            return commit
         except BaseException as exc:
             with signals_deferred():
                 sha = _landed(desired, before, files)
                 note = f"commit {sha[:12]} holds the edit" if sha else _undo(edit, before, files)
             if sha is not None and isinstance(exc, git.GitError):
+                edit.release()
                 warn(f"{exc}, but {note}; desired/ keeps it")
                 return sha
             if isinstance(exc, KeyboardInterrupt):

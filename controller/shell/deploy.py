@@ -176,7 +176,9 @@ def _warn(line: str) -> None:
 def write_files(desired: str, snap: Snapshot, new: Mapping[str, str]) -> None:
     """Replace the edited files as one edit: all of them, or (stale, interrupted) none."""
     with _stale_refused(), desired_write.locked(desired), desired_write.sigterm_raises():
-        desired_write.Edit(_encoded(new)).apply(snap.hashes)
+        written = desired_write.Edit(_encoded(new))
+        written.apply(snap.hashes)
+        written.release()
 
 
 def _write_and_commit(
@@ -329,6 +331,8 @@ def cmd_rollback(
     controller: str = DEFAULT_CONTROLLER,
 ) -> int:
     snap = read_snapshot(ctx)
+    if service == "all":
+        raise DeployError("rollback takes one service (each has its own last good tag), not all")
     [(project, name)] = resolve(snap.config, [service], None)
     current = snap.config.desired[project].services[name].tag
     rec = ctx.store.last_good(project, name)
@@ -399,6 +403,12 @@ def dispatch(ctx: Context, args: argparse.Namespace) -> int:
         "message": args.message,
         "controller": args.controller,
     }
-    if args.command == "deploy":
-        return cmd_deploy(ctx, args.services, args.tag, project=args.project, **common)
-    return cmd_rollback(ctx, args.service, **common)
+    try:
+        if args.command == "deploy":
+            return cmd_deploy(ctx, args.services, args.tag, project=args.project, **common)
+        return cmd_rollback(ctx, args.service, **common)
+    except OSError as exc:  # a write refused (full disk, immutable file): already undone
+        where = f" {exc.filename}" if exc.filename else ""
+        raise DeployError(
+            f"cannot write{where}: {exc.strerror or exc}; desired/ left unchanged"
+        ) from exc

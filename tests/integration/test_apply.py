@@ -117,8 +117,12 @@ def test_apply_from_nothing(
     assert "APP_ENV=test" in c.attrs["Config"]["Env"]
     assert list(c.attrs["NetworkSettings"]["Networks"]) == [f"{project}_internal"]
     # Docker Compose v1 sees them as its own
+    # v1 predates the top-level `name:` (the project comes from -p here)
+    v1 = s.compose_file.with_name("v1.yml")
+    v1.write_text(json.dumps({k: v for k, v in json.loads(s.compose_file.read_text()).items()
+                              if k != "name"}))
     ps = subprocess.run(
-        ["docker-compose", "-p", project, "-f", str(s.compose_file), "ps"],
+        ["docker-compose", "-p", project, "-f", str(v1), "ps"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -118,7 +118,7 @@ def make_repo(tmp_path: Path, project: str) -> Repo:
     root = tmp_path / "repo"
     (root / "compose").mkdir(parents=True)
     (root / "desired").mkdir()
-    (root / "compose" / "docker-compose.yml").write_text(COMPOSE)
+    (root / "compose" / "docker-compose.yml").write_text(f"name: {project}\n" + COMPOSE)
     desired_file = root / "desired" / "app.yaml"
     desired_file.write_text(DESIRED.format(project=project))
     r = Repo(root, root / "desired", desired_file, tmp_path / "state", project)

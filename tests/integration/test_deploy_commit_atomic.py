@@ -14,14 +14,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from controller.adapters import git
-from tests.integration.test_deploy_cli import DESIRED, Repo, git_env, make_repo
+from tests.integration.test_deploy_cli import COMPOSE, DESIRED, Repo, git_env, make_repo
 from tests.support.berth import berth_cmd
 
 UNCHANGED = "desired/ left unchanged"
@@ -144,9 +144,13 @@ def test_failed_commit_leaves_everything_as_it_was(
 
 def test_every_file_of_a_multi_file_edit_is_put_back(repo: Repo, tmp_path: Path) -> None:
     second = repo.desired_dir / "second.yaml"
-    second.write_text(DESIRED.format(project=f"{repo.project}-b"))
-    repo.git("add", "desired/second.yaml")
-    repo.git("commit", "-q", "-m", "second stack", "--", "desired/second.yaml")
+    compose = repo.root / "compose" / "docker-compose.yml"
+    other = repo.root / "compose" / "b.yml"  # a second stack: its own project, its own file
+    other.write_text(f"name: {repo.project}-b\n" + COMPOSE)
+    text = DESIRED.format(project=f"{repo.project}-b").replace(compose.name, other.name)
+    second.write_text(text)
+    repo.git("add", "desired/second.yaml", "compose/b.yml")
+    repo.git("commit", "-q", "-m", "second stack", "--", "desired/second.yaml", "compose/b.yml")
     env = commit_msg_refuses(repo, tmp_path)
     before = State.of(repo)
     res = repo.berth("deploy", "all", "--tag", "1.5.0", "--commit", env=env)
@@ -309,3 +313,47 @@ def test_landed_recognises_only_a_child_holding_the_work_tree(repo: Repo) -> Non
     repo.git("commit", "-q", "-m", "ours", "--only", "--", "desired/app.yaml")
     head = repo.git("rev-parse", "HEAD").strip()
     assert git.landed(str(repo.desired_dir), recorded, [path]) == head
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (CI runs as root); unmounted afterwards."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_during_the_commit_leaves_desired_unchanged(
+    small_disk: Path, project: str
+) -> None:
+    """The commit fails for lack of space; the undo must not need space (it renames the
+    original back instead of writing a copy), and the error is one line."""
+    r = make_repo(small_disk, project)
+    before = State.of(r)
+    filler = small_disk / "filler"
+    # fill the disk to the last block (unbuffered: nothing left to flush at close)
+    with open(filler, "wb", buffering=0) as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 4096)
+    os.truncate(filler, filler.stat().st_size - 4096)  # one block free: git status passes
+    res = r.berth("deploy", "api", "--tag", "9.9.9", "--commit")
+    assert res.code == 1, res.err
+    assert "Traceback" not in res.err and len(res.err.strip().splitlines()) == 1, res.err
+    assert UNCHANGED in res.err, res.err
+    filler.unlink()
+    assert State.of(r).desired == before.desired
+    assert State.of(r).head == before.head
+    assert not list(r.desired_dir.glob(".*berth-*")), "no temp or backup file left"
+
+
+def test_rollback_all_is_refused_in_one_line(repo: Repo) -> None:
+    res = repo.berth("rollback", "all")
+    assert res.code == 1 and "Traceback" not in res.err
+    assert "one service" in res.err, res.err
