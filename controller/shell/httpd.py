@@ -50,6 +50,9 @@ from controller.shell.listen import bind
 
 log = logging.getLogger("berth.http")
 
+STATUS_SLOTS = 4  # of the 8 workers (Limits.workers)
+
+
 class Endpoints:
     """What the server asks the daemon; kept narrow so the server is trivial to test."""
 
@@ -62,6 +65,9 @@ class Endpoints:
         status: Callable[[], Any],
     ) -> None:
         self.metrics, self.alive, self.ready, self.status = metrics, alive, ready, status
+        # /status asks Docker, which may hang for its whole timeout: at most this many at
+        # once, so the workers always have room left for /healthz and /metrics
+        self.slow_slots = threading.BoundedSemaphore(STATUS_SLOTS)
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,12 @@ class _Request(BaseHTTPRequestHandler):
             ok = ep.ready()
             return (200, b"ready\n", _TEXT) if ok else (503, b"not ready\n", _TEXT)
         if path == "/status":
-            data = json.dumps(ep.status(), indent=2, default=str).encode() + b"\n"
+            if not ep.slow_slots.acquire(blocking=False):
+                return 503, b"busy: too many /status requests in flight\n", _TEXT
+            try:
+                data = json.dumps(ep.status(), indent=2, default=str).encode() + b"\n"
+            finally:
+                ep.slow_slots.release()
             return 200, data, "application/json"
         return 404, b"not found\n", _TEXT
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from controller.shell.daemon import Daemon
-from controller.shell.httpd import Endpoints, HttpServer, Limits, serve
+from controller.shell.httpd import STATUS_SLOTS, Endpoints, HttpServer, Limits, serve
 from controller.shell.listen import ListenError, parse_listen, probe, show
 from controller.shell.wiring import Context
 
@@ -446,3 +446,32 @@ def test_a_resync_tick_is_a_heartbeat(daemon: Daemon) -> None:
     daemon._resync()
     assert seen == [True]  # beaten before the reload, which is what may hang
     assert daemon.alive()
+
+
+def test_a_hanging_status_never_starves_healthz() -> None:
+    """/status asks Docker, which may hang for a minute: eight of them in flight must
+    leave /healthz answering at once (the slow ones get 503 past STATUS_SLOTS)."""
+    release = threading.Event()
+
+    def hanging() -> list[object]:
+        release.wait(30)
+        return []
+
+    with running(fake_endpoints(status=hanging)) as server:
+        results: list[int] = []
+
+        def slow() -> None:
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                results.append(get(server, "/status", timeout=40).status)
+
+        threads = [threading.Thread(target=slow) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        try:
+            assert get(server, "/healthz", timeout=3).status == 200
+        finally:
+            release.set()
+            for t in threads:
+                t.join(40)
+        assert results.count(503) == 8 - STATUS_SLOTS and results.count(200) == STATUS_SLOTS
