@@ -57,6 +57,9 @@ class FileWatcher:
     def _dirs(self) -> list[str]:
         with self._lock:
             dirs = {self.desired_dir} | {os.path.dirname(f) for f in self._files}
+        # the parent too: desired/ replaced as a whole (a checkout swap, `rm -rf && cp -r`)
+        # leaves the inotify watch on the old directory; seeing the swap re-arms it
+        dirs.add(os.path.dirname(self.desired_dir))
         return sorted(d for d in dirs if os.path.isdir(d))
 
     def _relevant(self, path: str) -> bool:
@@ -85,8 +88,12 @@ class FileWatcher:
                         for c, p in changes
                         if c in (Change.added, Change.modified, Change.deleted)
                     ]
+                    swapped = [p for p in paths if os.path.abspath(p) == self.desired_dir]
                     hits = [p for p in paths if self._relevant(p)]
-                    if hits:
+                    if swapped:  # every file in it may be new: reload, then watch it anew
+                        self.on_change(swapped)
+                        self._restart.set()
+                    elif hits:
                         self.on_change(hits)
             except Exception:
                 log.exception("file watcher failed; restarting it in 1 s")
