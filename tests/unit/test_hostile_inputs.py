@@ -16,23 +16,21 @@ import pytest
 
 from controller.core.config import build_config
 from controller.errors import ConfigError, printable
-from tests.unit.test_bad_inputs import BASE_COMPOSE, BASE_DESIRED, COMPOSE, DESIRED, Case, reader
+from tests.unit.test_bad_inputs import (
+    BASE_COMPOSE,
+    BASE_DESIRED,
+    COMPOSE,
+    DESIRED,
+    Case,
+    c,
+    d,
+    reader,
+)
 
 BOMB = "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8)
 )
 BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + BOMB
-DEEP_BLOCK = "".join("  " * i + f"k{i}:\n" for i in range(250)) + "  " * 250 + "v\n"
-
-
-def d(old: str, new: str) -> str:
-    assert old in BASE_DESIRED
-    return BASE_DESIRED.replace(old, new)
-
-
-def c(old: str, new: str) -> str:
-    assert old in BASE_COMPOSE
-    return BASE_COMPOSE.replace(old, new)
 
 
 def api(lines: str) -> str:
