@@ -94,6 +94,10 @@ class _Request(BaseHTTPRequestHandler):
     The stdlib handler does the HTTP parsing and error replies (400, 414, 501); it never
     touches the socket here, so it cannot block on a client or die of one."""
 
+    # The stdlib answers a request line it cannot parse (`HTTP/2.0`, `HTTP/1.a`, the HTTP/2
+    # preface) in the version it assumed, 0.9 by default: a body with no status line.
+    default_request_version = "HTTP/1.0"
+
     def version_string(self) -> str:
         return "berth"  # no Python version in the Server header
 

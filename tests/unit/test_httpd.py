@@ -475,3 +475,24 @@ def test_a_hanging_status_never_starves_healthz() -> None:
             for t in threads:
                 t.join(40)
         assert results.count(503) == 8 - STATUS_SLOTS and results.count(200) == STATUS_SLOTS
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"GET /healthz HTTP/2.0\r\n\r\n",
+        b"GET /healthz HTTP/1.a\r\n\r\n",
+        b"GET /healthz HTTP/1.0 x\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ],
+)
+def test_an_unparsable_request_line_gets_a_well_formed_reply(line: bytes) -> None:
+    with running() as server:
+        with socket.create_connection(server.address, timeout=5) as sock:
+            sock.sendall(line)
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.0 "), reply[:80]
+        status = int(reply.split(b" ", 2)[1])
+        assert 400 <= status < 600 and b"\r\n\r\n" in reply
