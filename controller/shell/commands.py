@@ -97,11 +97,14 @@ def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResu
     return results
 
 
-def _ready(t: Target, observed: Observed) -> tuple[int, list[str]]:
+def _ready(t: Target, observed: Observed) -> tuple[int, int, list[str]]:
+    """(ready containers of the desired revision, ready containers of any revision, tags
+    that run): a rolled-back service still serves on its old revision, and says so."""
     cs = observed.of_service(t.project, t.service)
     running_tags = sorted({c.tag for c in cs if c.running})
-    ready = sum(1 for c in cs if c.revision == t.revision and c.ready)
-    return ready, running_tags
+    up_to_date = sum(1 for c in cs if c.revision == t.revision and c.ready)
+    serving = sum(1 for c in cs if c.ready)
+    return up_to_date, serving, running_tags
 
 
 def _routes(cfg: Config) -> dict[str, list[str]]:
@@ -120,7 +123,7 @@ def status_rows(ctx: Context, cfg: Config) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for t in cfg.targets:
         up = t.spec.berth.upstream
-        ready, running = _ready(t, observed)
+        ready, serving, running = _ready(t, observed)
         last = ctx.store.last(t.project, t.service)
         quarantined = observed.is_quarantined(t.key, t.revision)
         rows.append(
@@ -130,6 +133,7 @@ def status_rows(ctx: Context, cfg: Config) -> list[dict[str, Any]]:
                 "desired_tag": t.tag,
                 "running_tags": running,
                 "ready": ready,
+                "serving": serving,
                 "desired_replicas": t.replicas,
                 "quarantined": quarantined,
                 "last_outcome": last.outcome if last else None,
@@ -146,7 +150,8 @@ def cmd_status(ctx: Context, *, as_json: bool) -> int:
     if as_json:
         out_json(rows)
         return EXIT_OK
-    print(f"{'SERVICE':<32} {'DESIRED':<14} {'RUNNING':<20} {'READY':<7} LAST")
+    head = f"{'SERVICE':<32} {'DESIRED':<14} {'RUNNING':<20} {'READY':<7} {'UP-TO-DATE':<11}"
+    print(f"{head}LAST")
     for r in rows:
         last = r["last_outcome"] or "-"
         if r["quarantined"]:
@@ -154,7 +159,7 @@ def cmd_status(ctx: Context, *, as_json: bool) -> int:
         print(
             f"{r['project'] + '/' + r['service']:<32} {r['desired_tag']:<14} "
             f"{','.join(r['running_tags']) or '-':<20} "
-            f"{str(r['ready']) + '/' + str(r['desired_replicas']):<7} {last}"
+            f"{str(r['serving']) + '/' + str(r['desired_replicas']):<7} {r['ready']:<11} {last}"
         )
     proxied = [r for r in rows if r["upstream"]]
     if proxied:

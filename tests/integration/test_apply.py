@@ -205,6 +205,12 @@ def test_unhealthy_tag_rolls_back_and_is_quarantined(
         len([c for c in containers(docker_client, project) if c.labels["berth.tag"] == "2.1.0-bad"])
         == 1
     )
+    # status shows what serves (the old revision) and the quarantine beside it
+    [row] = json.loads(berth(s.desired_dir, s.state_dir, "status", "--json").out)
+    assert (row["serving"], row["ready"], row["quarantined"]) == (2, 0, True), row
+    table = berth(s.desired_dir, s.state_dir, "status").out
+    line = next(x for x in table.splitlines() if x.startswith(f"{project}/api"))
+    assert " 2/2 " in line and "quarantined:" in line, table
     assert berth(s.desired_dir, s.state_dir, "plan").code == 0
     assert berth(s.desired_dir, s.state_dir, "retry", "api").code == 0
     assert berth(s.desired_dir, s.state_dir, "plan").code == 2
