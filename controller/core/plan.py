@@ -7,7 +7,7 @@ controller killed mid-rollout picks the rollout up again from the same observati
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -150,14 +150,20 @@ def containers_running(cs: Iterable[ObservedContainer]) -> bool:
     return any(c.running for c in cs)
 
 
-def dependency_order(targets: Sequence[Target]) -> dict[str, frozenset[str]]:
-    """Map each target key to the keys it waits for (compose `depends_on`, same project)."""
-    keys = {t.key for t in targets}
-    deps: dict[str, frozenset[str]] = {}
-    for t in targets:
-        deps[t.key] = frozenset(
-            f"{t.project}/{d.service}"
-            for d in t.spec.depends_on
-            if f"{t.project}/{d.service}" in keys
-        )
-    return deps
+def blockers(
+    actions: Sequence[ServiceAction], *, busy: Collection[str] = ()
+) -> dict[str, frozenset[str]]:
+    """The one dependency-order policy (compose `depends_on`, same project): for each action
+    that changes, the keys it must wait for, i.e. its dependencies that change in this plan
+    too or are `busy` (a rollout in flight). `apply` runs a plan in this order; the daemon
+    requeues a key while it has blockers."""
+    changing = {a.key for a in actions if a.changes}
+    waiting = changing | set(busy)
+    out: dict[str, frozenset[str]] = {}
+    for a in actions:
+        if a.target is None or not a.changes:
+            out[a.key] = frozenset()
+            continue
+        deps = (f"{a.project}/{d.service}" for d in a.target.spec.depends_on)
+        out[a.key] = frozenset(k for k in deps if k in waiting and k != a.key)
+    return out

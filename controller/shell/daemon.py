@@ -23,7 +23,7 @@ from controller.adapters.git import head_commit
 from controller.core.config import Config, PartialConfig, keep_last_good
 from controller.core.model import Observed, Target
 from controller.core.outcome import NextPass, next_pass
-from controller.core.plan import ActionKind, Plan, ServiceAction, plan
+from controller.core.plan import ActionKind, Plan, ServiceAction, blockers, plan
 from controller.errors import ConfigError, Problem, ProxyError
 from controller.shell.commands import status_rows
 from controller.shell.executor import Event, Executor, Ports, RolloutResult
@@ -284,12 +284,9 @@ class Daemon:
     ) -> bool:
         if action.target is None or not action.target.spec.depends_on:
             return False
-        deps = {f"{action.project}/{d.service}" for d in action.target.spec.depends_on}
         with self._lock:
-            if deps & set(self._in_flight):
-                return True
-        pending = {a.key for a in plan(targets, observed).actions if a.changes}
-        return bool(deps & pending)
+            busy = set(self._in_flight) - {action.key}
+        return bool(blockers([*plan(targets, observed).actions, action], busy=busy)[action.key])
 
     def _observe_metrics(self, key: str, cfg: Config, observed: Observed) -> None:
         t = _target(cfg, key)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from controller.core.model import Observed, StackSpec, Target
 from controller.core.outcome import Outcome
-from controller.core.plan import Plan, ServiceAction, plan
+from controller.core.plan import Plan, ServiceAction, blockers, plan
 from controller.ports import ContainerRuntime, StateStore
 from controller.shell.executor import Executor, RolloutResult
 
@@ -51,7 +51,7 @@ def run_plan(
 ) -> tuple[RolloutResult, ...]:
     """Run every action, each once its in-plan dependencies have succeeded."""
     actions = {a.key: a for a in the_plan.actions}
-    deps = _deps(the_plan.actions)
+    deps = blockers(the_plan.actions)
     results: dict[str, RolloutResult] = {}
     running: dict[cf.Future[RolloutResult], str] = {}
 
@@ -66,11 +66,11 @@ def run_plan(
             for key, a in actions.items():
                 if key in results or key in started:
                     continue
-                blockers = deps[key]
-                failed = [d for d in blockers if d in results and not results[d].ok]
+                waits_for = deps[key]
+                failed = [d for d in waits_for if d in results and not results[d].ok]
                 if failed:
                     results[key] = _skipped(a, f"dependency {failed[0]} did not converge")
-                elif all(d in results for d in blockers):
+                elif all(d in results for d in waits_for):
                     running[pool.submit(run, a)] = key
             if not running:
                 for key, a in actions.items():  # only a dependency cycle can leave us here
@@ -98,21 +98,6 @@ def prepare_stacks(
                 runtime.ensure_network(net, project=project)
         for vol in stack.volumes.values():
             runtime.ensure_volume(vol, project=project)
-
-
-def _deps(actions: Sequence[ServiceAction]) -> dict[str, frozenset[str]]:
-    changing = {a.key for a in actions if a.changes}
-    out: dict[str, frozenset[str]] = {}
-    for a in actions:
-        if a.target is None or not a.changes:
-            out[a.key] = frozenset()
-            continue
-        out[a.key] = frozenset(
-            k
-            for k in (f"{a.project}/{d.service}" for d in a.target.spec.depends_on)
-            if k in changing and k != a.key
-        )
-    return out
 
 
 def _skipped(a: ServiceAction, reason: str) -> RolloutResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.core.model import ContainerState, Observed
-from controller.core.plan import ActionKind, dependency_order, plan
+from controller.core.plan import ActionKind, blockers, plan
 from tests.unit.builders import container, target
 
 V1 = target(tag="1", replicas=2)
@@ -98,8 +98,12 @@ def test_split_old_and_current() -> None:
     assert [c.tag for c in a.old] == ["1"]
 
 
-def test_dependency_order_only_within_targets() -> None:
+def test_blockers_are_changing_or_busy_dependencies_within_the_plan() -> None:
     db = target("db")
     api = target("api", depends=("db", "cache"))
-    deps = dependency_order([db, api])
-    assert deps == {"demo/db": frozenset(), "demo/api": frozenset({"demo/db"})}
+    actions = plan([db, api], Observed(())).actions  # both are created: both change
+    assert blockers(actions) == {"demo/db": frozenset(), "demo/api": frozenset({"demo/db"})}
+    db_runs = Observed((container(db, 1),))  # db converged: nothing blocks api ...
+    steady = plan([db, api], db_runs).actions
+    assert blockers(steady)["demo/api"] == frozenset()
+    assert blockers(steady, busy={"demo/db"})["demo/api"] == {"demo/db"}  # ... unless busy
