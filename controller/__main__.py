@@ -1,3 +1,3 @@
-from controller.shell.cli import entry
+from controller.shell.cli.main import entry
 
 entry()

@@ -19,6 +19,7 @@ from controller.core.model import (
     VolumeDef,
 )
 from controller.core.outcome import Outcome as Outcome
+from controller.core.plan import ServiceAction
 
 
 @dataclass(frozen=True)
@@ -194,3 +195,26 @@ class StateStore(Protocol):
         ...
 
     def quarantined(self) -> list[Quarantine]: ...
+
+
+class ProxySwitch(Protocol):
+    def cut_over(
+        self, action: ServiceAction, new_ids: Sequence[str], old_ids: Sequence[str]
+    ) -> None:
+        """Route the service's traffic to `new_ids` only; return once old requests drained."""
+        ...
+
+    def switch_back(
+        self, action: ServiceAction, old_ids: Sequence[str], new_ids: Sequence[str]
+    ) -> None:
+        """Route traffic back to `old_ids` (bake failed); return once drained from new."""
+        ...
+
+    def retire(self, action: ServiceAction, ids: Sequence[str]) -> None:
+        """Take `ids` out of the traffic before they are stopped."""
+        ...
+
+    def routed(self, action: ServiceAction) -> frozenset[str] | None:
+        """12-character ids of the service's containers that receive traffic now, or None
+        when no proxy serves the service."""
+        ...

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from controller.shell.cli import main
+from controller.shell.cli.main import main
 from tests.unit import test_boundary as boundary
 from tests.unit.test_bad_inputs import CASES, COMPOSE, DESIRED, Case, tree
 from tests.unit.test_hostile_inputs import HOSTILE

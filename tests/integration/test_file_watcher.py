@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from controller.shell.triggers import FileWatcher
+from controller.shell.daemon.triggers import FileWatcher
 
 
 def _wait(seen: list[list[str]], count: int, seconds: float = 5.0) -> bool:

@@ -28,7 +28,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from controller.shell.metrics import Metrics
+from controller.shell.daemon.metrics import Metrics
 from tests.unit.test_alert_rules import ALERTS, dashboard_exprs, load_dashboard
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from controller.shell.metrics import METRIC_NAMES
+from controller.shell.daemon.metrics import METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_DIR = ROOT / "metrics"

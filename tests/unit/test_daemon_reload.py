@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from controller.errors import ConfigError
-from controller.shell import daemon as daemon_module
-from controller.shell.daemon import Daemon
+from controller.shell.daemon import manager as daemon_module
+from controller.shell.daemon.manager import Daemon
 from controller.shell.wiring import Context
 
 

@@ -15,8 +15,8 @@ from controller.core.model import (
     Target,
 )
 from controller.core.plan import plan
-from controller.shell.executor import Executor, Ports
-from controller.shell.reconcile import run_plan
+from controller.shell.rollout.executor import Executor, Ports
+from controller.shell.rollout.reconcile import run_plan
 from tests.fakes import Behaviour, FakeClock, FakeContainer, FakeProber, FakeRuntime
 from tests.unit.builders import target
 

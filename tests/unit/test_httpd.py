@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from controller.shell.daemon import Daemon
-from controller.shell.httpd import STATUS_SLOTS, Endpoints, HttpServer, Limits, serve
-from controller.shell.listen import ListenError, parse_listen, probe, show
+from controller.shell.daemon.httpd import STATUS_SLOTS, Endpoints, HttpServer, Limits, serve
+from controller.shell.daemon.listen import ListenError, parse_listen, probe, show
+from controller.shell.daemon.manager import Daemon
 from controller.shell.wiring import Context
 
 GOOD = [

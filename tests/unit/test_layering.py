@@ -81,6 +81,12 @@ RULES = (
     Rule("core is pure", "core/**/*.py", forbidden=CORE_FORBIDDEN),
     Rule("ports depend on the core only", "ports.py", allowed=PORTS_ALLOWED),
     Rule("adapters do not use the shell", "adapters/**/*.py", forbidden=("controller.shell",)),
+    Rule(
+        "rollout imports neither daemon nor cli",
+        "shell/rollout/**/*.py",
+        forbidden=("controller.shell.daemon", "controller.shell.cli"),
+    ),
+    Rule("daemon does not import cli", "shell/daemon/**/*.py", forbidden=("controller.shell.cli",)),
 )
 
 
@@ -171,6 +177,8 @@ def test_every_rule_sees_modules() -> None:
 CORE = RULES[0]
 PORTS = RULES[1]
 ADAPTERS = RULES[2]
+ROLLOUT = RULES[3]
+DAEMON = RULES[4]
 
 BAD_SOURCES = [
     (CORE, "import docker\n", "docker"),
@@ -182,7 +190,7 @@ BAD_SOURCES = [
     (CORE, "from prometheus_client import Counter\n", "prometheus_client"),
     (CORE, "from rich.console import Console\n", "rich"),
     (CORE, "from controller import adapters\n", "controller.adapters"),
-    (CORE, "from controller.shell.executor import Executor\n", "controller.shell"),
+    (CORE, "from controller.shell.rollout.executor import Executor\n", "controller.shell"),
     (CORE, "from ...adapters import docker_runtime\n", "controller.adapters"),
     (CORE, "from ...shell import cli\n", "controller.shell"),
     (CORE, "def f():\n    import httpx\n    return httpx\n", "httpx"),
@@ -196,8 +204,12 @@ BAD_SOURCES = [
     (PORTS, "import docker\n", "docker"),
     (PORTS, "import json\n", "json"),
     (PORTS, "from controller.adapters.clock import SystemClock\n", "controller.adapters"),
-    (ADAPTERS, "from controller.shell import executor\n", "controller.shell"),
+    (ADAPTERS, "from controller.shell.rollout import executor\n", "controller.shell"),
     (ADAPTERS, "from ..shell.wiring import Context\n", "controller.shell"),
+    (ROLLOUT, "from controller.shell.daemon.metrics import Metrics\n", "controller.shell.daemon"),
+    (ROLLOUT, "from ..cli import commands\n", "controller.shell.cli"),
+    (DAEMON, "from controller.shell.cli.commands import status_rows\n", "controller.shell.cli"),
+    (DAEMON, "def f():\n    from ..cli import deploy\n", "controller.shell.cli"),
 ]
 
 
@@ -208,6 +220,8 @@ def test_checker_rejects_a_violation(rule: Rule, source: str, culprit: str) -> N
         CORE: "controller.core.compose.bad",
         PORTS: "controller.ports",
         ADAPTERS: "controller.adapters.bad",
+        ROLLOUT: "controller.shell.rollout.bad",
+        DAEMON: "controller.shell.daemon.bad",
     }[rule]
     found = check_source(rule, source, module)
     assert found, f"rule {rule.name!r} let through:\n{source}"

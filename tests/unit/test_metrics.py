@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from controller.shell.metrics import METRIC_NAMES, Metrics
+from controller.shell.daemon.metrics import METRIC_NAMES, Metrics
 
 # §7 as a table: exposed sample name -> (family type, label names of the main samples).
 CONTRACT: dict[str, tuple[str, frozenset[str]]] = {

@@ -22,7 +22,7 @@ from controller.errors import (
     Retry,
     TemporaryError,
 )
-from controller.shell.workqueue import Result, Runner, WorkQueue
+from controller.shell.daemon.workqueue import Result, Runner, WorkQueue
 from tests.fakes import FakeClock
 
 T = 2.0  # upper bound for any real wait; tests pass in milliseconds

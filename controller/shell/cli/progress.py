@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
 from controller.core.outcome import Outcome
-from controller.shell.executor import Event
+from controller.shell.rollout.executor import Event
 
 if TYPE_CHECKING:  # rich is imported only for a terminal (~15 ms of every CLI start-up)
     from rich.console import Console

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from controller import __version__
 from controller.errors import BerthError, ConfigError
-from controller.shell import commands as c
-from controller.shell import deploy
+from controller.shell.cli import commands as c
+from controller.shell.cli import deploy
 from controller.shell.wiring import Context
 
 
@@ -113,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "history":
             return c.cmd_history(ctx, args.service, as_json=as_json, limit=args.limit)
         if args.command == "run":
-            from controller.shell import logs
-            from controller.shell.daemon import Daemon
+            from controller.shell.daemon import logs
+            from controller.shell.daemon.manager import Daemon
 
             logs.setup(args.log_format)
             return Daemon(ctx, resync=args.resync, workers=args.workers).run(args.listen)

@@ -33,8 +33,8 @@ from controller.core.reference import tag_problem
 from controller.core.tagpolicy import tag_allowed
 from controller.errors import BerthError
 from controller.ports import RolloutRecord
-from controller.shell.commands import EXIT_ERROR, EXIT_OK, out_json
-from controller.shell.deploy_wait import WaitOptions, wait_for
+from controller.shell.cli.commands import EXIT_ERROR, EXIT_OK, out_json
+from controller.shell.cli.deploy_wait import WaitOptions, wait_for
 from controller.shell.wiring import Context
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:9180"

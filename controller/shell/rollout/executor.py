@@ -35,8 +35,8 @@ from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, ServiceAction
 from controller.errors import ContainerRuntimeError, ImagePullError, NotFound, ProxyError
 from controller.ports import Clock, ContainerRuntime, HealthProber, StateStore
-from controller.shell.cutover import NoProxy, ProxySwitch
-from controller.shell.dns import DNS_GRACE, dns_gated
+from controller.shell.rollout.cutover import NoProxy, ProxySwitch
+from controller.shell.rollout.dns import DNS_GRACE, dns_gated
 
 
 @dataclass(frozen=True)

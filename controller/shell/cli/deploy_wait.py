@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from controller.adapters.controller_api import fetch_status
 from controller.core.config import Config
 from controller.core.outcome import Outcome
-from controller.shell.commands import EXIT_ERROR, EXIT_FAILED, EXIT_OK, apply_once
+from controller.shell.cli.commands import EXIT_ERROR, EXIT_FAILED, EXIT_OK, apply_once
 from controller.shell.wiring import Context
 
 if TYPE_CHECKING:
-    from controller.shell.deploy import Want
+    from controller.shell.cli.deploy import Want
 
 POLL_INTERVAL = 0.5
 

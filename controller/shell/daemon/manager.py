@@ -25,16 +25,16 @@ from controller.core.model import Observed, Target
 from controller.core.outcome import NextPass, next_pass
 from controller.core.plan import ActionKind, Plan, ServiceAction, blockers, plan
 from controller.errors import ConfigError, Problem, ProxyError
-from controller.shell.commands import status_rows
-from controller.shell.executor import Event, Executor, Ports, RolloutResult
-from controller.shell.httpd import Endpoints, serve
-from controller.shell.listen import parse_listen, show
-from controller.shell.metrics import Metrics
-from controller.shell.proxy import NginxSwitch, probe_ready
-from controller.shell.reconcile import observe, prepare_stacks, quarantined
-from controller.shell.triggers import DockerEvents, FileWatcher, Resync
+from controller.shell.daemon.httpd import Endpoints, serve
+from controller.shell.daemon.listen import parse_listen, show
+from controller.shell.daemon.metrics import Metrics
+from controller.shell.daemon.triggers import DockerEvents, FileWatcher, Resync
+from controller.shell.daemon.workqueue import Result, Runner, WorkQueue
+from controller.shell.rollout.executor import Event, Executor, Ports, RolloutResult
+from controller.shell.rollout.proxy import NginxSwitch, probe_ready
+from controller.shell.rollout.reconcile import observe, prepare_stacks, quarantined
+from controller.shell.rollout.status import status_rows
 from controller.shell.wiring import Context
-from controller.shell.workqueue import Result, Runner, WorkQueue
 
 log = logging.getLogger("berth.daemon")
 WAIT_FOR_DEPENDENCY = Result(requeue_after=0.5)
@@ -331,7 +331,7 @@ class Daemon:
     def endpoints(self) -> Endpoints:
         def status() -> Any:
             cfg = self.config
-            return status_rows(self.ctx, cfg) if cfg else []
+            return status_rows(self.ctx.runtime, self.ctx.store, cfg) if cfg else []
 
         return Endpoints(
             metrics=lambda: (self.metrics.render(), self.metrics.content_type),

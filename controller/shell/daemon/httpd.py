@@ -46,7 +46,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from controller.errors import BerthError
-from controller.shell.listen import bind
+from controller.shell.daemon.listen import bind
 
 log = logging.getLogger("berth.http")
 

@@ -15,7 +15,7 @@ from controller.core.model import Observed, StackSpec, Target
 from controller.core.outcome import Outcome
 from controller.core.plan import Plan, ServiceAction, blockers, plan
 from controller.ports import ContainerRuntime, StateStore
-from controller.shell.executor import Executor, RolloutResult
+from controller.shell.rollout.executor import Executor, RolloutResult
 
 
 @dataclass(frozen=True)

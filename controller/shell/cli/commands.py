@@ -10,15 +10,15 @@ from typing import Any
 
 from controller.adapters.git import head_commit
 from controller.core.config import Config
-from controller.core.model import Observed, Target
 from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, plan
 from controller.errors import ProxyError
 from controller.ports import RolloutRecord
-from controller.shell.executor import Executor, Ports, RolloutResult
-from controller.shell.progress import progress_for
-from controller.shell.proxy import NginxSwitch, probe_ready, read_upstreams
-from controller.shell.reconcile import make_plan, observe, run_plan
+from controller.shell.cli.progress import progress_for
+from controller.shell.rollout.executor import Executor, Ports, RolloutResult
+from controller.shell.rollout.proxy import NginxSwitch, probe_ready
+from controller.shell.rollout.reconcile import make_plan, observe, run_plan
+from controller.shell.rollout.status import status_rows
 from controller.shell.wiring import Context
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED = 0, 1, 2, 3
@@ -97,56 +97,8 @@ def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResu
     return results
 
 
-def _ready(t: Target, observed: Observed) -> tuple[int, int, list[str]]:
-    """(ready containers of the desired revision, ready containers of any revision, tags
-    that run): a rolled-back service still serves on its old revision, and says so."""
-    cs = observed.of_service(t.project, t.service)
-    running_tags = sorted({c.tag for c in cs if c.running})
-    up_to_date = sum(1 for c in cs if c.revision == t.revision and c.ready)
-    serving = sum(1 for c in cs if c.ready)
-    return up_to_date, serving, running_tags
-
-
-def _routes(cfg: Config) -> dict[str, list[str]]:
-    """upstream name -> container names it routes to, read back from each upstream file."""
-    out: dict[str, list[str]] = {}
-    for stack in cfg.stacks.values():
-        if stack.proxy is not None:
-            for name, backends in read_upstreams(stack.proxy.upstreams_file).items():
-                out[f"{stack.project}/{name}"] = [b.container_name for b in backends]
-    return out
-
-
-def status_rows(ctx: Context, cfg: Config) -> list[dict[str, Any]]:
-    observed = observe(ctx.runtime, ctx.store)
-    routes = _routes(cfg)
-    rows: list[dict[str, Any]] = []
-    for t in cfg.targets:
-        up = t.spec.berth.upstream
-        ready, serving, running = _ready(t, observed)
-        last = ctx.store.last(t.project, t.service)
-        quarantined = observed.is_quarantined(t.key, t.revision)
-        rows.append(
-            {
-                "project": t.project,
-                "service": t.service,
-                "desired_tag": t.tag,
-                "running_tags": running,
-                "ready": ready,
-                "serving": serving,
-                "desired_replicas": t.replicas,
-                "quarantined": quarantined,
-                "last_outcome": last.outcome if last else None,
-                "last_reason": last.reason if last else None,
-                "upstream": up.name if up else None,
-                "routes": routes.get(f"{t.project}/{up.name}", []) if up else None,
-            }
-        )
-    return rows
-
-
 def cmd_status(ctx: Context, *, as_json: bool) -> int:
-    rows = status_rows(ctx, ctx.config())
+    rows = status_rows(ctx.runtime, ctx.store, ctx.config())
     if as_json:
         out_json(rows)
         return EXIT_OK

@@ -1,0 +1,1 @@
+"""`berth ...` commands: parsing and printing."""
