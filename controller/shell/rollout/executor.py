@@ -11,7 +11,6 @@ import concurrent.futures as cf
 import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar, assert_never
 
 from controller.core import rollout as r
@@ -34,46 +33,10 @@ from controller.core.model import (
 from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, ServiceAction
 from controller.errors import ContainerRuntimeError, ImagePullError, NotFound, ProxyError
-from controller.ports import Clock, ContainerRuntime, HealthProber, StateStore
-from controller.shell.rollout.cutover import NoProxy, ProxySwitch
 from controller.shell.rollout.dns import DNS_GRACE, dns_gated
-
-
-@dataclass(frozen=True)
-class Ports:
-    runtime: ContainerRuntime
-    prober: HealthProber
-    clock: Clock
-    store: StateStore
-    proxy: ProxySwitch = field(default_factory=NoProxy)
-
-
-@dataclass(frozen=True)
-class Event:
-    """A progress event of one rollout (rendered live by `apply`, logged by `run`)."""
-
-    project: str
-    service: str
-    phase: str
-    message: str
-    at: float
-
-
-@dataclass(frozen=True)
-class RolloutResult:
-    project: str
-    service: str
-    kind: str
-    outcome: Outcome
-    reason: str
-    from_tag: str | None
-    to_tag: str | None
-    duration: float
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome.ok
-
+from controller.shell.rollout.results import Event as Event
+from controller.shell.rollout.results import Ports as Ports
+from controller.shell.rollout.results import RolloutResult as RolloutResult
 
 Emit = Callable[[Event], None]
 T = TypeVar("T")

@@ -1,0 +1,45 @@
+"""What the executor is given (`Ports`) and what it reports (`Event`, `RolloutResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.core.outcome import Outcome
+from controller.ports import Clock, ContainerRuntime, HealthProber, ProxySwitch, StateStore
+from controller.shell.rollout.cutover import NoProxy
+
+
+@dataclass(frozen=True)
+class Ports:
+    runtime: ContainerRuntime
+    prober: HealthProber
+    clock: Clock
+    store: StateStore
+    proxy: ProxySwitch = field(default_factory=NoProxy)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress event of one rollout (rendered live by `apply`, logged by `run`)."""
+
+    project: str
+    service: str
+    phase: str
+    message: str
+    at: float
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    project: str
+    service: str
+    kind: str
+    outcome: Outcome
+    reason: str
+    from_tag: str | None
+    to_tag: str | None
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
