@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller.errors import ConfigError
-from controller.shell.daemon import manager as daemon_module
+from controller.shell.daemon import config_source
 from controller.shell.daemon.manager import Daemon
 from controller.shell.wiring import Context
 
@@ -28,8 +28,8 @@ def test_an_unexpected_exception_marks_every_file_invalid(
     def boom(*_a: object, **_k: object) -> None:
         raise RuntimeError("an input nobody foresaw")
 
-    monkeypatch.setattr(daemon_module, "load_config_partial", boom)
-    partial = d._load()
+    monkeypatch.setattr(config_source, "load_config_partial", boom)
+    partial = config_source.load_or_invalid(d.ctx.desired, None, known=())
     file = str(tmp_path / "desired" / "a.yaml")
     assert not partial.valid(file)
     assert "RuntimeError" in partial.problems[file][0].message

@@ -16,7 +16,14 @@ from controller.core.compose.keys import NETWORK_KEYS, TOP_LEVEL_KEYS, VOLUME_KE
 from controller.core.compose.merge import merge_files
 from controller.core.compose.service import translate_service
 from controller.core.compose.xberth import proxy_spec
-from controller.core.model import NAME_RE, NetworkDef, ServiceSpec, StackSpec, VolumeDef
+from controller.core.model import (
+    NAME_RE,
+    NetworkDef,
+    ProxySpec,
+    ServiceSpec,
+    StackSpec,
+    VolumeDef,
+)
 from controller.core.yamlsrc import COMPOSE_TAGS, Located, Node, Path, load_node, unwrap
 from controller.errors import ConfigError, Problem, brief
 
@@ -225,6 +232,26 @@ def load_stack(
         volumes=volumes,
     )
     services = _services(ctx)
+    proxy = _proxy(ctx, services)
+    if loc.problems:
+        raise ConfigError(loc.problems)
+    used = {a.network for s in services.values() for a in s.networks}
+    if networks["default"].name not in used and "default" not in (data.get("networks") or {}):
+        del networks["default"]
+    return StackSpec(
+        project=name,
+        compose_files=tuple(f for f, _ in files),
+        services=services,
+        networks=networks,
+        volumes=volumes,
+        proxy=proxy,
+        env_files=(dotenv_path, *dict.fromkeys(ctx.files_read)),
+    )
+
+
+def _proxy(ctx: StackCtx, services: Mapping[str, ServiceSpec]) -> ProxySpec | None:
+    """The top-level x-berth.proxy, checked against the services it must serve."""
+    loc = ctx.loc
     proxy = None
     if loc.data.get("x-berth") is not None:
         proxy = proxy_spec(loc, ("x-berth",), loc.data["x-berth"], ctx=ctx)
@@ -240,20 +267,7 @@ def load_stack(
                     ("services", svc_name, "x-berth", "upstream"),
                     "served through nginx, but the stack has no top-level x-berth.proxy",
                 )
-    if loc.problems:
-        raise ConfigError(loc.problems)
-    used = {a.network for s in services.values() for a in s.networks}
-    if networks["default"].name not in used and "default" not in (data.get("networks") or {}):
-        del networks["default"]
-    return StackSpec(
-        project=name,
-        compose_files=tuple(f for f, _ in files),
-        services=services,
-        networks=networks,
-        volumes=volumes,
-        proxy=proxy,
-        env_files=(dotenv_path, *dict.fromkeys(ctx.files_read)),
-    )
+    return proxy
 
 
 def _services(ctx: StackCtx) -> dict[str, ServiceSpec]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from controller import __version__
 from controller.errors import BerthError, ConfigError
 from controller.shell.cli import commands as c
-from controller.shell.cli import deploy
+from controller.shell.cli import deploy_args
 from controller.shell.wiring import Context
 
 
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("auto", "json", "human"), default="auto")
     rt = cmd("retry", "lift the quarantine of a failed revision", json_=False)
     rt.add_argument("service")
-    deploy.register(sub)
+    deploy_args.register(sub)
     return p
 
 
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logs.setup(args.log_format)
             return Daemon(ctx, resync=args.resync, workers=args.workers).run(args.listen)
         if args.command in ("deploy", "rollback"):
-            return deploy.dispatch(ctx, args)
+            return deploy_args.dispatch(ctx, args)
         if args.command == "retry":
             return c.cmd_retry(ctx, args.service)
     except ConfigError as exc:

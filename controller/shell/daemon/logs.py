@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from controller.shell.rollout.results import Event
+
 FIELDS = ("stack", "service", "tag", "revision", "step", "duration", "error", "file")
 
 
@@ -58,3 +60,18 @@ def setup(fmt: str = "auto", level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+def log_rollout_event(e: Event) -> None:
+    """A rollout's progress event as one structured line (warnings for the bad turns)."""
+    bad = e.phase in ("rollback", "rolled_back", "failed", "switch-back")
+    logging.getLogger("berth.daemon").log(
+        logging.WARNING if bad else logging.INFO,
+        e.message,
+        extra={
+            "event": f"rollout.{e.phase}",
+            "stack": e.project,
+            "service": e.service,
+            "step": e.phase,
+        },
+    )

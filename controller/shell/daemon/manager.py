@@ -18,19 +18,20 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from controller.adapters.files import load_config_partial
 from controller.adapters.git import head_commit
-from controller.core.config import Config, PartialConfig, keep_last_good
+from controller.core.config import Config, keep_last_good
 from controller.core.model import Observed, Target
 from controller.core.outcome import NextPass, next_pass
 from controller.core.plan import ActionKind, Plan, ServiceAction, blockers, plan
-from controller.errors import ConfigError, Problem, ProxyError
+from controller.errors import ProxyError
+from controller.shell.daemon.config_source import load_or_invalid
 from controller.shell.daemon.httpd import Endpoints, serve
 from controller.shell.daemon.listen import parse_listen, show
+from controller.shell.daemon.logs import log_rollout_event
 from controller.shell.daemon.metrics import Metrics
 from controller.shell.daemon.triggers import DockerEvents, FileWatcher, Resync
 from controller.shell.daemon.workqueue import Result, Runner, WorkQueue
-from controller.shell.rollout.executor import Event, Executor, Ports, RolloutResult
+from controller.shell.rollout.executor import Executor, Ports, RolloutResult
 from controller.shell.rollout.proxy import NginxSwitch, probe_ready
 from controller.shell.rollout.reconcile import observe, prepare_stacks, quarantined
 from controller.shell.rollout.status import status_rows
@@ -89,31 +90,8 @@ class Daemon:
         with self._reload_lock:  # the watcher, the resync and start-up all reload
             self._reload_locked(reason)
 
-    def _load(self) -> PartialConfig:
-        """The per-file config, or, when it cannot be built at all (desired/ unreadable, or
-        a bug meeting an input nobody foresaw), every desired file marked invalid with the
-        reason: the last good state stays in force and the watcher thread lives on."""
-        try:
-            return load_config_partial(
-                self.ctx.desired, dict(os.environ), root=self.ctx.compose_root
-            )
-        except ConfigError as exc:
-            problems: tuple[Problem, ...] = tuple(exc.problems)
-        except Exception as exc:
-            log.error(
-                "configuration could not be loaded: %s: %s (this is a bug)",
-                type(exc).__name__,
-                str(exc)[:300],
-            )
-            problems = (Problem(self.ctx.desired, None, "", f"cannot be loaded: {exc!r}"[:300]),)
-        known = self._files | {
-            os.path.join(self.ctx.desired, n) for n in _yaml_names(self.ctx.desired)
-        }
-        empty = Config(stacks={}, desired={}, targets=(), files=())
-        return PartialConfig(empty, {f: problems for f in sorted(known) or [self.ctx.desired]})
-
     def _reload_locked(self, reason: str) -> None:
-        partial = self._load()
+        partial = load_or_invalid(self.ctx.desired, self.ctx.compose_root, known=self._files)
         for gone in self._files - set(partial.problems):
             self.metrics.forget_file(gone)  # a deleted desired file must not keep alerting
         self._files = set(partial.problems)
@@ -236,7 +214,7 @@ class Daemon:
                 proxy.ensure_files(observed.containers)
                 prepare_stacks(_single(action), cfg.stacks, self.ctx.runtime)
             ports = Ports(self.ctx.runtime, self.ctx.prober, self.ctx.clock, self.ctx.store, proxy)
-            ex = Executor(ports, emit=self._log_event, commit=head_commit(self.ctx.desired))
+            ex = Executor(ports, emit=log_rollout_event, commit=head_commit(self.ctx.desired))
             result = ex.execute(action, cfg.stacks.get(action.project), cancel=fl.cancel)
             if action.kind is ActionKind.NOTHING:
                 self._heal_routes(proxy, action, observed)
@@ -308,23 +286,6 @@ class Daemon:
                 if not self._initial:
                     self.ready.set()
                     log.info("first reconcile complete: ready")
-
-    def _log_event(self, e: Event) -> None:
-        level = (
-            logging.WARNING
-            if e.phase in ("rollback", "rolled_back", "failed", "switch-back")
-            else logging.INFO
-        )
-        log.log(
-            level,
-            e.message,
-            extra={
-                "event": f"rollout.{e.phase}",
-                "stack": e.project,
-                "service": e.service,
-                "step": e.phase,
-            },
-        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -430,10 +391,3 @@ def _where(key: str) -> dict[str, str]:
 
 def _single(action: ServiceAction) -> Plan:
     return Plan((action,))
-
-
-def _yaml_names(directory: str) -> list[str]:
-    try:
-        return [n for n in os.listdir(directory) if n.endswith((".yaml", ".yml"))]
-    except OSError:
-        return []

@@ -32,6 +32,7 @@ from controller.core.model import (
 )
 from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, ServiceAction
+from controller.core.rollout_inputs import previous_revision, serving_ids
 from controller.errors import ContainerRuntimeError, ImagePullError, NotFound, ProxyError
 from controller.shell.rollout.dns import DNS_GRACE, dns_gated
 from controller.shell.rollout.results import Event as Event
@@ -69,8 +70,17 @@ class Executor:
             return self._result(action, Outcome.QUARANTINED, action.reason, t0)
         if not action.changes:
             return self._result(action, Outcome.UNCHANGED, action.reason, t0)
-        from_rev, from_tag = self._previous(action)
-        serving = self._serving(action)
+        bad = {
+            q.revision
+            for q in self.p.store.quarantined()
+            if (q.project, q.service) == (action.project, action.service)
+        }
+        last = self.p.store.last(action.project, action.service)
+        interrupted = None
+        if last and last.outcome is Outcome.IN_PROGRESS and last.from_revision:
+            interrupted = (last.from_revision, last.from_tag)
+        from_rev, from_tag = previous_revision(action, interrupted, bad)
+        serving = serving_ids(action, self.p.proxy.routed(action))
         to_tag = action.target.tag if action.target else "-"
         to_rev = action.target.revision if action.target else "-"
         self.p.store.abandon_in_progress(action.project, action.service, at=t0)
@@ -318,37 +328,6 @@ class Executor:
             self._parallel(self.p.runtime.remove, running)
 
     # -- helpers -------------------------------------------------------------------------
-
-    def _serving(self, action: ServiceAction) -> frozenset[str]:
-        """Target-revision containers that already take traffic: routed by nginx (read back
-        from the upstream file, so a restarted controller knows a cut-over happened), or,
-        for a scale-up, the replicas already running."""
-        routed = self.p.proxy.routed(action)
-        live = [c for c in action.current if c.running]
-        if action.kind is ActionKind.SCALE_UP and routed is None:
-            return frozenset(c.id for c in live)
-        return frozenset(c.id for c in live if routed and c.id[:12] in routed)
-
-    def _previous(self, action: ServiceAction) -> tuple[str | None, str | None]:
-        """The revision (and tag) that served before this rollout, derived from what runs,
-        else from an interrupted rollout in the store, else the newest old container."""
-        running = [c for c in action.old if c.running]
-        if running:
-            c = max(running, key=lambda c: c.created)
-            return c.revision, c.tag
-        last = self.p.store.last(action.project, action.service)
-        if last and last.outcome == "in_progress" and last.from_revision:
-            return last.from_revision, last.from_tag
-        bad = {
-            q.revision
-            for q in self.p.store.quarantined()
-            if (q.project, q.service) == (action.project, action.service)
-        }
-        served = [c for c in action.old if c.revision not in bad]  # not the kept failed one
-        if served:
-            c = max(served, key=lambda c: c.created)
-            return c.revision, c.tag
-        return None, None
 
     def _parallel(self, fn: Callable[[T], None], items: Sequence[T]) -> None:
         if len(items) <= 1:
