@@ -70,6 +70,7 @@ class FileWatcher:
             return path in self._files
 
     def run(self) -> None:
+        rearmed = False
         while not self.stopping.is_set():
             self._restart.clear()
             dirs = self._dirs()
@@ -81,8 +82,15 @@ class FileWatcher:
                     recursive=False,
                     stop_event=_Either(self.stopping, self._restart),
                     rust_timeout=500,
-                    yield_on_timeout=False,
+                    yield_on_timeout=True,
                 ):
+                    if rearmed:
+                        # Between the old watch's end and this one's first answer nothing
+                        # was watching: a write in that gap would wait for the resync.
+                        # The new watch is armed now, so one reload catches up.
+                        rearmed = False
+                        self.on_change(dirs)
+                        continue
                     paths = [
                         p
                         for c, p in changes
@@ -98,6 +106,7 @@ class FileWatcher:
             except Exception:
                 log.exception("file watcher failed; restarting it in 1 s")
                 self.stopping.wait(1.0)
+            rearmed = True
 
 
 class DockerEvents:
