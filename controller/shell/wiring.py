@@ -13,8 +13,12 @@ from controller.adapters.sqlite_store import SqliteStateStore
 from controller.core.config import Config
 
 if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~100 ms)
+    from collections.abc import Callable
+
     from controller.adapters.docker_runtime import DockerRuntime
     from controller.adapters.http_prober import HttpProber
+    from controller.shell.rollout.executor import Emit
+    from controller.shell.rollout.session import RolloutSession
 
 
 @dataclass
@@ -52,3 +56,21 @@ class Context:
     @cached_property
     def clock(self) -> SystemClock:
         return SystemClock()
+
+    def session(
+        self,
+        cfg: Config,
+        *,
+        emit: Emit,
+        on_reload: Callable[[str], None] | None = None,
+    ) -> RolloutSession:
+        """The one composition of a rollout pass (traffic switch, ports, executor), for
+        `apply`, `run` and `deploy --wait`."""
+        from controller.adapters.git import head_commit
+        from controller.shell.rollout.proxy import NginxSwitch
+        from controller.shell.rollout.results import Ports
+        from controller.shell.rollout.session import RolloutSession
+
+        proxy = NginxSwitch(self.runtime, cfg.stacks, on_reload=on_reload)
+        ports = Ports(self.runtime, self.prober, self.clock, self.store, proxy)
+        return RolloutSession(ports, proxy, emit=emit, commit=head_commit(self.desired))

@@ -8,15 +8,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from controller.adapters.git import head_commit
 from controller.core.config import Config
 from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, plan
-from controller.errors import ProxyError
 from controller.ports import RolloutRecord
 from controller.shell.cli.progress import progress_for
-from controller.shell.rollout.executor import Executor, Ports, RolloutResult
-from controller.shell.rollout.proxy import NginxSwitch, probe_ready
+from controller.shell.rollout.executor import RolloutResult
 from controller.shell.rollout.reconcile import make_plan, observe, run_plan
 from controller.shell.rollout.status import status_rows
 from controller.shell.wiring import Context
@@ -79,21 +76,17 @@ def cmd_apply(ctx: Context, *, as_json: bool) -> int:
 def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResult, ...]:
     observed = observe(ctx.runtime, ctx.store)
     p = plan(cfg.targets, observed)
-    proxy = NginxSwitch(ctx.runtime, cfg.stacks)
-    proxy.ensure_files(observed.containers)
-    ports = Ports(ctx.runtime, ctx.prober, ctx.clock, ctx.store, proxy)
     with progress_for(as_json) as progress:
-        ex = Executor(ports, emit=progress, commit=head_commit(ctx.desired))
-        results = run_plan(p, cfg.stacks, ex)
+        session = ctx.session(cfg, emit=progress)
+        session.prepare(observed)
+        results = run_plan(p, cfg.stacks, session.executor)
     for a in p.actions:  # steady services: nginx routes still in line with the containers?
         if a.kind is ActionKind.NOTHING:
-            try:
-                reasons = proxy.heal(a, observed.containers, probe_ready(ctx.prober, a))
-            except ProxyError as exc:
-                print(f"{a.key}: routes not healed: {exc}", file=sys.stderr)
-                continue
-            if reasons:
-                print(f"{a.key}: routes healed: {'; '.join(reasons)}", file=sys.stderr)
+            healed = session.heal_routes(a, observed)
+            if healed.error:
+                print(f"{a.key}: routes not healed: {healed.error}", file=sys.stderr)
+            elif healed.reasons:
+                print(f"{a.key}: routes healed: {'; '.join(healed.reasons)}", file=sys.stderr)
     return results
 
 

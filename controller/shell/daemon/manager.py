@@ -18,12 +18,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from controller.adapters.git import head_commit
 from controller.core.config import Config, keep_last_good
 from controller.core.model import Observed, Target
 from controller.core.outcome import NextPass, next_pass
 from controller.core.plan import ActionKind, Plan, ServiceAction, blockers, plan
-from controller.errors import ProxyError
 from controller.shell.daemon.config_source import load_or_invalid
 from controller.shell.daemon.httpd import Endpoints, serve
 from controller.shell.daemon.listen import parse_listen, show
@@ -31,8 +29,7 @@ from controller.shell.daemon.logs import log_rollout_event
 from controller.shell.daemon.metrics import Metrics
 from controller.shell.daemon.triggers import DockerEvents, FileWatcher, Resync
 from controller.shell.daemon.workqueue import Result, Runner, WorkQueue
-from controller.shell.rollout.executor import Executor, Ports, RolloutResult
-from controller.shell.rollout.proxy import NginxSwitch, probe_ready
+from controller.shell.rollout.executor import RolloutResult
 from controller.shell.rollout.reconcile import observe, prepare_stacks, quarantined
 from controller.shell.rollout.status import status_rows
 from controller.shell.wiring import Context
@@ -209,15 +206,21 @@ class Daemon:
             if self.stopping.is_set() or moved:  # a reload landed since this pass planned
                 fl.cancel.set()
         try:
-            proxy = NginxSwitch(self.ctx.runtime, cfg.stacks, on_reload=self.metrics.proxy_reload)
+            session = self.ctx.session(
+                cfg, emit=log_rollout_event, on_reload=self.metrics.proxy_reload
+            )
             if action.changes:
-                proxy.ensure_files(observed.containers)
+                session.prepare(observed)
                 prepare_stacks(_single(action), cfg.stacks, self.ctx.runtime)
-            ports = Ports(self.ctx.runtime, self.ctx.prober, self.ctx.clock, self.ctx.store, proxy)
-            ex = Executor(ports, emit=log_rollout_event, commit=head_commit(self.ctx.desired))
-            result = ex.execute(action, cfg.stacks.get(action.project), cancel=fl.cancel)
+            result = session.execute(action, cfg.stacks.get(action.project), cancel=fl.cancel)
             if action.kind is ActionKind.NOTHING:
-                self._heal_routes(proxy, action, observed)
+                healed = session.heal_routes(action, observed)
+                if healed.error:
+                    log.warning("routes not healed: %s", healed.error, extra=_where(key))
+                elif healed.reasons:
+                    log.warning(
+                        "routes healed: %s", "; ".join(healed.reasons), extra=_where(key)
+                    )
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)
@@ -231,17 +234,6 @@ class Daemon:
                 log.info("drift corrected: %s", action.reason, extra=_where(key))
             self._converged[key] = action.target.revision
         return result
-
-    def _heal_routes(self, proxy: NginxSwitch, action: ServiceAction, observed: Observed) -> None:
-        """A steady service's nginx routes follow its containers between rollouts (a
-        container restarted by Docker may come back on another address)."""
-        try:
-            reasons = proxy.heal(action, observed.containers, probe_ready(self.ctx.prober, action))
-        except ProxyError as exc:
-            log.warning("routes not healed: %s", exc, extra=_where(action.key))
-            return
-        if reasons:
-            log.warning("routes healed: %s", "; ".join(reasons), extra=_where(action.key))
 
     def _next(self, action: ServiceAction, result: RolloutResult) -> Result | None:
         t = action.target
