@@ -1,9 +1,10 @@
-"""`berth run`: the reconcile loop (controller-runtime style) with its triggers and HTTP.
+"""`berth run`: the Manager (controller-runtime style) around the Reconciler.
 
-A work item is only a key, "project/service"; each pass re-reads the last good config and
-re-observes Docker, plans that one service and runs its action to the end. One worker per
-key at a time (the queue guarantees it), parallel across keys. A newer desired revision
-for a key whose rollout is in flight cancels that rollout before its cut-over.
+The manager owns what is not one key's pass: loading desired/ (the last good config stays
+in force), the triggers (file watcher, Docker events, resync), the keyed work queue and its
+workers, readiness, the heartbeat, HTTP endpoints, signals and shutdown. A work item is only
+a key, "project/service"; the reconciler (reconciler.py) does the pass. One worker per key
+at a time (the queue guarantees it), parallel across keys.
 """
 
 from __future__ import annotations
@@ -13,37 +14,22 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from controller.core.config import Config, keep_last_good
-from controller.core.model import Observed, Target
-from controller.core.outcome import NextPass, next_pass
-from controller.core.plan import ActionKind, Plan, ServiceAction, blockers, plan
+from controller.core.config import keep_last_good
 from controller.shell.daemon.config_source import load_or_invalid
 from controller.shell.daemon.httpd import Endpoints, serve
 from controller.shell.daemon.listen import parse_listen, show
-from controller.shell.daemon.logs import log_rollout_event
 from controller.shell.daemon.metrics import Metrics
+from controller.shell.daemon.reconciler import WAIT_FOR_DEPENDENCY, Reconciler
 from controller.shell.daemon.triggers import DockerEvents, FileWatcher, Resync
 from controller.shell.daemon.workqueue import Result, Runner, WorkQueue
-from controller.shell.rollout.executor import RolloutResult
-from controller.shell.rollout.reconcile import observe, prepare_stacks, quarantined
 from controller.shell.rollout.status import status_rows
 from controller.shell.wiring import Context
 
 log = logging.getLogger("berth.daemon")
-WAIT_FOR_DEPENDENCY = Result(requeue_after=0.5)
-SNAPSHOT_TTL = 1.0
-DRIFT_KINDS = (ActionKind.CREATE, ActionKind.SCALE_UP, ActionKind.SCALE_DOWN)
-
-
-@dataclass
-class InFlight:
-    revision: str
-    cancel: threading.Event
 
 
 class Daemon:
@@ -61,10 +47,8 @@ class Daemon:
         self.queue: WorkQueue[str] = WorkQueue()
         self.runner = Runner(self.queue, self.handle, workers=workers)
         self.stopping = threading.Event()
-        self.config: Config | None = None
+        self.reconciler = Reconciler(ctx, self.metrics, self.stopping)
         self._lock = threading.Lock()
-        self._in_flight: dict[str, InFlight] = {}
-        self._converged: dict[str, str] = {}  # key -> revision last seen converged
         self._initial: set[str] | None = None
         self._files: set[str] = set()
         self._reload_lock = threading.Lock()
@@ -74,10 +58,6 @@ class Daemon:
         self._threads: list[threading.Thread] = []
         self.watcher = FileWatcher(ctx.desired, self._files_changed, self.stopping)
         self.events = DockerEvents(ctx.runtime, self._on_event, self.enqueue_all, self.stopping)
-        # One list call serves every key of a resync burst: a snapshot is reused for up to
-        # SNAPSHOT_TTL unless a Docker event or a rollout changed the world since.
-        self._generation = 0
-        self._snapshot: tuple[float, int, Observed] | None = None
 
     # -- config --------------------------------------------------------------------------
 
@@ -96,17 +76,8 @@ class Daemon:
             self.metrics.desired_valid(file, not problems)
             for p in problems:
                 log.error("invalid desired state: %s", p, extra={"file": file, "error": str(p)})
-        with self._lock:
-            cfg = keep_last_good(partial, self.config)
-            self.config = cfg
-            for key, fl in self._in_flight.items():
-                t = _target(cfg, key)
-                if t is None or t.revision != fl.revision:
-                    log.info(
-                        "newer desired revision: superseding the rollout in flight",
-                        extra=_where(key),
-                    )
-                    fl.cancel.set()
+        cfg = keep_last_good(partial, self.reconciler.config)
+        self.reconciler.set_config(cfg)
         self.metrics.known_services((t.project, t.service) for t in cfg.targets)
         self.watcher.track([*cfg.files, *partial.problems])
         log.debug("config reloaded (%s)", reason)
@@ -117,22 +88,11 @@ class Daemon:
         self.reload("files changed")
 
     def _on_event(self, key: str) -> None:
-        with self._lock:
-            self._generation += 1
+        self.reconciler.world_changed()
         self.queue.add(key)
 
-    def _observe(self) -> Observed:
-        with self._lock:
-            snap, gen = self._snapshot, self._generation
-        if snap and snap[1] == gen and time.monotonic() - snap[0] < SNAPSHOT_TTL:
-            return snap[2]
-        observed = observe(self.ctx.runtime, self.ctx.store)
-        with self._lock:
-            self._snapshot = (time.monotonic(), gen, observed)
-        return observed
-
     def enqueue_all(self) -> None:
-        cfg = self.config
+        cfg = self.reconciler.config
         if cfg is None:
             return
         keys = {t.key for t in cfg.targets}
@@ -140,7 +100,7 @@ class Daemon:
         try:  # services that left a compose file still need their REMOVE pass
             keys |= {
                 f"{c.project}/{c.service}"
-                for c in self._observe().containers
+                for c in self.reconciler.observe().containers
                 if c.project in projects
             }
         except Exception as exc:
@@ -159,7 +119,7 @@ class Daemon:
         self._heartbeat = time.monotonic()
         t0 = time.monotonic()
         try:
-            result = self._handle(key)
+            result = self.reconciler.reconcile(key)
         except Exception:
             self.metrics.reconcile("error", time.monotonic() - t0)
             raise
@@ -171,105 +131,6 @@ class Daemon:
             # keeps failing must not hold /readyz back forever (10 s of waiting is enough).
             self._mark_initial(key)
         return result
-
-    def _handle(self, key: str) -> Result | None:
-        cfg = self.config
-        if cfg is None:
-            return None
-        project = key.split("/", 1)[0]
-        observed = self._observe()
-        targets = [t for t in cfg.targets if t.project == project]
-        mine = [t for t in targets if t.key == key]
-        # One target is enough to plan its key; the whole project only for a service that
-        # left the compose file (its REMOVE is found by diffing against every target).
-        action = next((a for a in plan(mine or targets, observed).actions if a.key == key), None)
-        if action is None:
-            return None
-        if action.changes and self._waiting_for_dependency(action, targets, observed):
-            return WAIT_FOR_DEPENDENCY
-        result = self._execute(action, cfg, observed)
-        if action.changes or action.kind is ActionKind.QUARANTINED:
-            with self._lock:
-                self._generation += 1  # the world changed: the next pass lists afresh
-            observed = self._observe()
-        self._observe_metrics(key, cfg, observed)
-        return self._next(action, result)
-
-    def _execute(self, action: ServiceAction, cfg: Config, observed: Observed) -> RolloutResult:
-        key = action.key
-        was = self._converged.get(key)
-        fl = InFlight(action.target.revision if action.target else "", threading.Event())
-        with self._lock:
-            self._in_flight[key] = fl
-            latest = _target(self.config, key) if self.config else None
-            moved = action.target is not None and (latest is None or latest.revision != fl.revision)
-            if self.stopping.is_set() or moved:  # a reload landed since this pass planned
-                fl.cancel.set()
-        try:
-            session = self.ctx.session(
-                cfg, emit=log_rollout_event, on_reload=self.metrics.proxy_reload
-            )
-            if action.changes:
-                session.prepare(observed)
-                prepare_stacks(_single(action), cfg.stacks, self.ctx.runtime)
-            result = session.execute(action, cfg.stacks.get(action.project), cancel=fl.cancel)
-            if action.kind is ActionKind.NOTHING:
-                healed = session.heal_routes(action, observed)
-                if healed.error:
-                    log.warning("routes not healed: %s", healed.error, extra=_where(key))
-                elif healed.reasons:
-                    log.warning(
-                        "routes healed: %s", "; ".join(healed.reasons), extra=_where(key)
-                    )
-        finally:
-            with self._lock:
-                self._in_flight.pop(key, None)
-        if result.outcome.is_rollout:
-            self.metrics.rollout(
-                action.project, action.service, result.outcome, result.duration, now=time.time()
-            )
-        if action.target is not None and result.outcome.ok:
-            if was == action.target.revision and action.kind in DRIFT_KINDS:
-                self.metrics.drift(action.project, action.service)
-                log.info("drift corrected: %s", action.reason, extra=_where(key))
-            self._converged[key] = action.target.revision
-        return result
-
-    def _next(self, action: ServiceAction, result: RolloutResult) -> Result | None:
-        t = action.target
-        # a removal has no revision to quarantine, and is left for the next change too
-        blocked = t is None or (
-            result.outcome.bad and (action.key, t.revision) in quarantined(self.ctx.store)
-        )
-        match next_pass(result.outcome, quarantined=blocked):
-            case NextPass.NOW:
-                return Result(requeue_after=0.0)
-            case NextPass.BACKOFF:
-                return Result(requeue=True)
-            case NextPass.WAIT:
-                return None
-
-    def _waiting_for_dependency(
-        self, action: ServiceAction, targets: list[Target], observed: Observed
-    ) -> bool:
-        if action.target is None or not action.target.spec.depends_on:
-            return False
-        with self._lock:
-            busy = set(self._in_flight) - {action.key}
-        return bool(blockers([*plan(targets, observed).actions, action], busy=busy)[action.key])
-
-    def _observe_metrics(self, key: str, cfg: Config, observed: Observed) -> None:
-        t = _target(cfg, key)
-        if t is None:
-            self.metrics.forget_service(*key.split("/", 1))
-            return
-        cs = observed.of_service(t.project, t.service)
-        ready = sum(1 for c in cs if c.revision == t.revision and c.ready)
-        running = sorted({c.tag for c in cs if c.running})
-        self.metrics.replicas(t.project, t.service, desired=t.replicas, ready=ready)
-        self.metrics.info(
-            t.project, t.service, desired_tag=t.tag, running_tag=",".join(running) or None
-        )
 
     def _mark_initial(self, key: str) -> None:
         with self._lock:
@@ -283,7 +144,7 @@ class Daemon:
 
     def endpoints(self) -> Endpoints:
         def status() -> Any:
-            cfg = self.config
+            cfg = self.reconciler.config
             return status_rows(self.ctx.runtime, self.ctx.store, cfg) if cfg else []
 
         return Endpoints(
@@ -364,22 +225,7 @@ class Daemon:
         """Stop taking work; rollouts before their cut-over are abandoned safely (their new
         containers removed, old ones never stopped serving); after it, they finish."""
         self.stopping.set()
-        with self._lock:
-            for fl in self._in_flight.values():
-                fl.cancel.set()
+        self.reconciler.cancel_all()
         if not self.runner.stop(timeout):
             log.warning("some rollouts did not finish within %.0fs", timeout)
         log.info("berth run: stopped")
-
-
-def _target(cfg: Config, key: str) -> Target | None:
-    return next((t for t in cfg.targets if t.key == key), None)
-
-
-def _where(key: str) -> dict[str, str]:
-    project, _, service = key.partition("/")
-    return {"stack": project, "service": service}
-
-
-def _single(action: ServiceAction) -> Plan:
-    return Plan((action,))
