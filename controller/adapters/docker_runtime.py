@@ -22,7 +22,7 @@ import docker
 import docker.errors
 from docker.utils import parse_repository_tag
 
-from controller.adapters._address_lock import AddressLock
+from controller.adapters._address_lock import NetworkLocks
 from controller.adapters._docker_errors import explain, translated
 from controller.adapters._docker_networks import ensure_network, ensure_volume
 from controller.adapters._docker_rows import (
@@ -49,7 +49,7 @@ from controller.ports import ContainerStatus
 log = logging.getLogger("berth.docker")
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-_ADDRESSES = AddressLock()  # starts share it, connects and swaps hold it alone
+_ADDRESSES = NetworkLocks()  # per network: allocations together, swaps together
 _ATTACHED = ("host", "none", "bridge", "default")
 
 
@@ -73,6 +73,7 @@ class DockerRuntime:
         self._lock = threading.Lock()
         self._net_lock = threading.Lock()
         self._no_fixed_ip: set[str] = set()  # networks that refuse a requested address
+        self._nets_of: dict[str, list[str]] = {}  # created, not yet started: its networks
 
     @property
     def _api(self) -> Any:
@@ -207,16 +208,18 @@ class DockerRuntime:
             cid = str(self._api.create_container_from_config(config, name=name)["Id"])
         try:
             for att in networks[1:]:
-                self._connect(cid, att, aliases=aliases)
+                with _ADDRESSES.allocating([att.network]):
+                    self._connect(cid, att, aliases=aliases)
         except Exception:
             self.remove(cid)
             raise
+        self._nets_of[cid] = [att.network for att in networks]
         return cid
 
     def _connect(
         self, cid: str, att: NetworkAttachment, *, aliases: bool, ip: str | None = None
     ) -> None:
-        with _ADDRESSES.exclusive(), translated(f"connect {cid[:12]} to {att.network}"):
+        with translated(f"connect {cid[:12]} to {att.network}"):
             self._api.connect_container_to_network(
                 cid,
                 att.network,
@@ -263,7 +266,12 @@ class DockerRuntime:
             )
 
     def start(self, cid: str) -> None:
-        with _ADDRESSES.shared(), translated(f"start {cid[:12]}"):
+        nets = self._nets_of.pop(cid, None)
+        if nets is None:  # not created by this process (a stop-first rollback restarts one)
+            with translated(f"inspect {cid[:12]}"):
+                doc = self._api.inspect_container(cid)
+            nets = list((doc.get("NetworkSettings") or {}).get("Networks") or {})
+        with _ADDRESSES.allocating(nets), translated(f"start {cid[:12]}"):
             self._api.start(cid)
 
     def stop(self, cid: str, *, timeout: float | None = None) -> None:
@@ -356,12 +364,11 @@ class DockerRuntime:
     def _swap_endpoint(
         self, cid: str, att: NetworkAttachment, old_ip: str, *, aliases: bool
     ) -> None:
-        """Disconnect and reconnect one endpoint, one swap at a time in this process.
-
-        dockerd 20.10's libnetwork deadlocks under concurrent disconnect/connect on one
-        network (seen here: every network API call then hangs until dockerd restarts), so
-        rollouts running in parallel take turns for this short step."""
-        with _ADDRESSES.exclusive():
+        """Disconnect and reconnect one endpoint. Swaps on one network run together, never
+        while a start or plain connect there could take the freed address; on a network
+        that cannot give an address back, one at a time (see _address_lock)."""
+        fixed = att.network not in self._no_fixed_ip
+        with _ADDRESSES.swapping(att.network) if fixed else _ADDRESSES.exclusive(att.network):
             with translated(f"disconnect {cid[:12]} from {att.network}"):
                 try:
                     self._api.disconnect_container_from_network(cid, att.network)
