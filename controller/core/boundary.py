@@ -57,6 +57,24 @@ def boundary_problem(resolved: str, boundary: Boundary) -> str | None:
     return None
 
 
+def exposure_problem(files: ConfigFiles, path: str) -> str | None:
+    """Why an absolute host path may not be shown to a container (bind source, device, a
+    local volume's paths): as written or with symlinks resolved, it lies inside desired/
+    or holds desired/ below it; either way desired/'s writers would choose what the
+    container sees there (a symlink committed into desired/ chooses its target). None
+    when it may."""
+    if (bad := path_problem(path)) is not None:
+        return bad
+    desired = files.boundary.desired
+    written = posixpath.normpath(path)
+    for p, how in ((written, "is"), (posixpath.normpath(files.resolve(written)), "resolves to")):
+        if inside(p, desired):
+            return f"{how} {shown(p)}, inside desired/ ({desired})"
+        if inside(desired, p):
+            return f"{how} {shown(p)}, which contains desired/ ({desired})"
+    return None
+
+
 MAX_PATH = 4096  # PATH_MAX on Linux
 
 

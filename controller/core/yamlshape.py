@@ -18,6 +18,7 @@ from ruamel.yaml.events import (
     AliasEvent,
     CollectionEndEvent,
     CollectionStartEvent,
+    DocumentStartEvent,
     Event,
     MappingStartEvent,
     NodeEvent,
@@ -89,8 +90,15 @@ class _Shape:
             allowed = ", ".join(sorted(self.tags)) or "none"
             shown = str(tag)[:60]
             raise self.fail(ev, f"YAML tag {brief(shown)} is not supported (allowed: {allowed})")
+        if tag is not None and str(tag) in self.tags and self._at_key():
+            raise self.fail(ev, f"YAML tag {tag!s} applies to values, not to mapping keys")
 
     def event(self, ev: Event) -> None:
+        if isinstance(ev, DocumentStartEvent) and ev.version not in (None, (1, 2)):
+            # YAML 1.1 reads '1:30' as 90 (base 60), 'yes' as true, '010' as 8: not what
+            # compose (YAML 1.2) reads, and a base-60 number may have thousands of digits
+            version = ".".join(str(v) for v in ev.version)[:20]
+            raise self.fail(ev, f"%YAML {version} is not supported: files are YAML 1.2")
         if isinstance(ev, NodeEvent) and not isinstance(ev, AliasEvent):
             self._check_tag(ev)
         if isinstance(ev, CollectionStartEvent):

@@ -20,6 +20,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.reader import ReaderError
 
@@ -32,6 +33,15 @@ COMPOSE_TAGS = frozenset({"!reset", "!override"})  # compose-spec merge directiv
 # YAML allows redefining an anchor (the later one wins, here as in the shape check); ruamel
 # would print a warning to stderr for it, outside the structured log.
 warnings.filterwarnings("ignore", category=ReusedAnchorWarning)
+
+
+class _Constructor(RoundTripConstructor):
+    """Timestamps stay text, as compose reads them (go-yaml keeps a timestamp-looking value
+    a string when the target is untyped); ruamel would build a datetime, and raise on one
+    that does not exist (2001-13-45) with no line to point at."""
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_str)
 
 
 def _syntax_error(exc: MarkedYAMLError, file: str) -> ConfigError:
@@ -51,6 +61,7 @@ def load_yaml(text: str, file: str, *, tags: frozenset[str] = frozenset()) -> An
     """Round-trip load (mappings keep `.lc` line data) of a document that passed
     `check_shape`; syntax errors and limits become ConfigError with the line."""
     yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
     try:
         check_shape(yaml.parse(text), file, tags)
         return yaml.load(text)

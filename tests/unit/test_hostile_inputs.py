@@ -335,6 +335,30 @@ HOSTILE += [
         compose=api('    volumes: ["./x\\0y:/d"]\n'),
     ),
     Case(
+        "yaml-1.1-base-60-desired",
+        DESIRED,
+        2,
+        "",
+        "%YAML 1.1 is not supported",
+        desired="%YAML 1.1\n---\n" + BASE_DESIRED + "    replicas: 1" + ":59" * 3000 + "\n",
+    ),
+    Case(
+        "yaml-1.1-base-60-compose",
+        COMPOSE,
+        2,
+        "",
+        "%YAML 1.1 is not supported",
+        compose="%YAML 1.1\n---\n" + api("    deploy: {replicas: 1" + ":59" * 3000 + "}\n"),
+    ),
+    Case(
+        "reset-tag-on-a-key",
+        COMPOSE,
+        3,
+        "",
+        "applies to values, not to mapping keys",
+        compose=c("  api:\n", "  api:\n    !reset environment: {A: '1'}\n"),
+    ),
+    Case(
         "huge-compose-path",
         DESIRED,
         2,
@@ -648,3 +672,22 @@ def test_hostile_input_is_a_located_error(case: Case) -> None:
     assert hits, f"want {want}, got {problems}"
     assert any(case.fragment in printable(p[3]) for p in hits), hits
     assert all(len(p[3]) < 400 for p in problems), "messages must stay short (no echo)"
+
+
+def test_timestamp_looking_values_are_text_as_compose_reads_them() -> None:
+    """ruamel builds datetimes from timestamp-looking scalars and raised on impossible ones
+    (2001-13-45) with no line; compose (go-yaml, untyped) keeps them strings."""
+    case = Case(
+        "timestamps",
+        COMPOSE,
+        None,
+        "",
+        "",
+        desired=d('tag: "1.0.0"', "tag: 2001-13-45"),
+        compose=api("    labels: {when: 2001-12-14 21:59:43 +99:00, day: 2001-12-14}\n")
+        + "x-when: 2001-13-45\n",
+    )
+    problems = load_within(case)
+    assert not [p for p in problems if "cannot be read" in p[3]], problems
+    # the tag is a valid Docker tag once it is text; allowed_tags then refuses it, located
+    assert all(p[1] is not None for p in problems), problems

@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from controller.core.boundary import boundary_problem, inside, path_problem, shown
+from controller.core.boundary import boundary_problem, exposure_problem, path_problem, shown
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -31,8 +31,8 @@ _LONG = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "co
 
 def _host_path(ctx: StackCtx, path: Path, source: str) -> str | None:
     """The bind source as the engine gets it. A relative source must stay, symlinks
-    resolved, inside the compose root; no source may lie inside desired/, or desired/'s
-    writers would choose what the container sees there (DESIGN §2)."""
+    resolved, inside the compose root; no source may lie inside desired/ or contain it, or
+    desired/'s writers would choose what the container sees there (DESIGN §2)."""
     relative = not source.startswith(("/", "~"))
     if source.startswith("~"):
         home = ctx.env.get("HOME")
@@ -45,8 +45,9 @@ def _host_path(ctx: StackCtx, path: Path, source: str) -> str | None:
         ctx.loc.error(path, f"bind source {bad}")
         return None
     resolved = ctx.files.resolve(full)
-    problem = boundary_problem(resolved, ctx.files.boundary)
-    if problem is not None and (relative or inside(resolved, ctx.files.boundary.desired)):
+    problem = boundary_problem(resolved, ctx.files.boundary) if relative else None
+    problem = problem or exposure_problem(ctx.files, full)
+    if problem is not None:
         ctx.loc.error(path, f"bind source {shown(full)} {problem} (security boundary)")
         return None
     return resolved if relative else full  # the engine gets the path that was checked

@@ -8,7 +8,7 @@ import re
 import shlex
 from typing import Any
 
-from controller.core.boundary import confine, shown
+from controller.core.boundary import confine, exposure_problem, shown
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -224,6 +224,10 @@ def translate_devices(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
             ctx.loc.error((*path, i), why)
             continue
         host = parts[0]
+        problem = exposure_problem(ctx.files, host)
+        if problem is not None:
+            ctx.loc.error((*path, i), f"device {shown(host)} {problem} (security boundary)")
+            continue
         inside = parts[1] if len(parts) > 1 else host
         perms = parts[2] if len(parts) > 2 else "rwm"
         out.append({"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms})

@@ -7,7 +7,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from controller.core.boundary import ConfigFiles, confine, inside, path_problem, shown
+from controller.core.boundary import (
+    ConfigFiles,
+    confine,
+    exposure_problem,
+    shown,
+)
 from controller.core.compose.context import StackCtx
 from controller.core.compose.fields import check_keys, kv_pairs, want_bool, want_map, want_str
 from controller.core.compose.interpolate import DotenvError, interpolate_node, parse_dotenv
@@ -151,21 +156,32 @@ def _networks(loc: Located, project: str) -> dict[str, NetworkDef]:
     return out
 
 
+_PATH_OPTIONS = ("lowerdir", "upperdir", "workdir")  # overlay's mount options name paths
+
+
 def _bind_device(
     loc: Located, path: Path, opts: dict[str, Any], where: tuple[str, ConfigFiles]
 ) -> None:
-    """A local volume with `o: bind` is a bind mount of `device`: it may not lie inside
-    desired/ either (DESIGN §2), or desired/'s writers would choose what it holds."""
-    device, o = opts.get("device"), str(opts.get("o", ""))
-    if not isinstance(device, str) or "bind" not in o.split(","):
-        return
+    """A local volume mounts `device` (with `o: bind` or `rbind` it is a bind mount; with
+    `type: overlay` the paths in `o` are layered): none of those host paths may lie inside
+    desired/ or contain it (DESIGN §2), or desired/'s writers would choose what it holds.
+    Paths only: an NFS export (`:/path`) or a tmpfs is not on this host's tree."""
     project_dir, files = where
-    full = posixpath.normpath(posixpath.join(project_dir, device))
-    problem = path_problem(full)
-    if problem is None and inside(files.resolve(full), files.boundary.desired):
-        problem = f"resolves inside desired/ ({files.boundary.desired})"
-    if problem is not None:
-        loc.error((*path, "driver_opts", "device"), f"bind device {shown(full)} {problem}")
+    device, o = opts.get("device"), str(opts.get("o", ""))
+    found: list[tuple[str, str]] = []
+    if isinstance(device, str) and device.startswith(("/", ".")):
+        found.append(("device", device))
+    for option in o.split(","):
+        name, eq, value = option.partition("=")
+        if eq and name.strip() in _PATH_OPTIONS:
+            found += [("o", p) for p in value.split(":") if p]
+    for field, raw in found:
+        full = posixpath.normpath(posixpath.join(project_dir, raw))
+        problem = exposure_problem(files, full)
+        if problem is not None:
+            where_ = (*path, "driver_opts", field)
+            loc.error(where_, f"volume path {shown(full)} {problem} (security boundary)")
+            return
 
 
 def _volumes(loc: Located, project: str, where: tuple[str, ConfigFiles]) -> dict[str, VolumeDef]:
