@@ -10,10 +10,13 @@ This reproduces what parallel rollouts do on one network, with the engine for re
   alias, stop and remove the old one; every container stays on one bridge network with a
   user-configured subnet (as Berth creates them).
 
-It runs the same load under three lock policies:
+It runs the same load under four lock policies:
 
-  global       every swap and connect alone in the process, starts shared (the old lock)
-  per-network  the adapter's lock: swaps on one network run together, apart from starts
+  global       every swap alone in the process, starts shared but never during a swap
+               (the old lock)
+  per-network  the adapter's lock (NetworkLocks): a swap alone on its network, starts on
+               it shared; other networks are not held
+  concurrent   swaps of one network together, starts apart from them
   none         no lock at all (to see whether the engine itself copes)
 
 and reports per policy the wall time, the slowest single API call, any call that hung
@@ -46,19 +49,42 @@ from tests.support.images import ensure_app_image
 WORKERS = int(os.environ.get("SWAP_WORKERS", "10"))
 ROUNDS = int(os.environ.get("SWAP_ROUNDS", "20"))
 HANG_S = 30
-POLICIES = ("global", "per-network", "none")
+POLICIES = ("global", "per-network", "concurrent", "none")
 
 
 class Hung(Exception):
     pass
 
 
+class _TwoKinds:
+    """Swaps together, starts together, never one kind during the other (no fairness: the
+    bench's workers alternate, so neither kind starves here)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held = {"swap": 0, "alloc": 0}
+
+    @contextlib.contextmanager
+    def hold(self, kind: str) -> Iterator[None]:
+        other = "alloc" if kind == "swap" else "swap"
+        with self._cond:
+            self._cond.wait_for(lambda: self._held[other] == 0)
+            self._held[kind] += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held[kind] -= 1
+                self._cond.notify_all()
+
+
 class Policy:
-    """The three lock policies behind one interface: swap(net) and alloc(nets)."""
+    """The lock policies behind one interface: swap(net) and alloc(nets)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._nets = NetworkLocks()
+        self._kinds = _TwoKinds()
 
     @contextlib.contextmanager
     def swap(self, net: str) -> Iterator[None]:
@@ -66,7 +92,10 @@ class Policy:
             with self._nets.exclusive("*"):
                 yield
         elif self.name == "per-network":
-            with self._nets.swapping(net):
+            with self._nets.exclusive(net):
+                yield
+        elif self.name == "concurrent":
+            with self._kinds.hold("swap"):
                 yield
         else:
             yield
@@ -78,6 +107,9 @@ class Policy:
                 yield
         elif self.name == "per-network":
             with self._nets.allocating(nets):
+                yield
+        elif self.name == "concurrent":
+            with self._kinds.hold("alloc"):
                 yield
         else:
             yield

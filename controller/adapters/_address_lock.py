@@ -8,16 +8,16 @@ Two kinds of call touch a network's addresses:
 
 An allocation that runs while a swap has its address freed may take that address, and the
 swapped container comes back elsewhere (connections in flight to it are cut). So on one
-network, allocations run together and swaps run together, never one kind during the other.
-Swaps on networks without a user-configured subnet cannot ask for their address back; there
-they run alone (`exclusive`). Networks are independent of each other.
+network allocations run together, and a swap runs alone (`exclusive`). Networks are
+independent of each other: rollouts on different networks swap in parallel.
 
-Swaps of different containers on one network used to be serialised process-wide: an earlier
-build saw dockerd hang under concurrent swaps. bench/swap_concurrency.py reproduces what
-parallel rollouts do (creates, starts, swaps, stops, removes on one network, ten at once)
-against the real engine; see bench/RESULTS.md for what it found with each lock policy.
+Why not swaps together on one network: measured with bench/swap_concurrency.py (creates,
+starts, swaps, stops and removes of ten rollouts at once on one network, against the real
+engine), dockerd 20.10 did not hang under concurrent swaps (an earlier build saw it, and
+serialised every swap in the process), but it does one network's endpoint changes one at a
+time anyway, and ten concurrent swaps took longer than ten in a row (bench/RESULTS.md).
 
-Deadlock-free by construction: a swap or exclusive holds one network at a time, and an
+Deadlock-free by construction: an exclusive holder holds one network at a time, and an
 allocation takes its networks in sorted order, so no cycle of waits can form.
 """
 
@@ -29,14 +29,14 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
-Mode = Literal["alloc", "swap", "excl"]
+Mode = Literal["alloc", "excl"]
 
 
 @dataclass
 class _Net:
     mode: Mode | None = None
     holders: int = 0
-    waiting: dict[str, int] = field(default_factory=lambda: {"alloc": 0, "swap": 0, "excl": 0})
+    waiting: dict[str, int] = field(default_factory=lambda: {"alloc": 0, "excl": 0})
     turn: Mode | None = None  # the kind that goes next when the running phase ends
     admit: int = 0  # waiters of the running phase's kind that may still join it
 
@@ -95,9 +95,6 @@ class NetworkLocks:
             for net in sorted(set(networks)):
                 stack.enter_context(self._hold(net, "alloc"))
             yield
-
-    def swapping(self, network: str) -> AbstractContextManager[None]:
-        return self._hold(network, "swap")
 
     def exclusive(self, network: str) -> AbstractContextManager[None]:
         return self._hold(network, "excl")

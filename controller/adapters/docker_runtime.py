@@ -49,7 +49,7 @@ from controller.ports import ContainerStatus
 log = logging.getLogger("berth.docker")
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-_ADDRESSES = NetworkLocks()  # per network: allocations together, swaps together
+_ADDRESSES = NetworkLocks()  # per network: allocations together, a swap alone
 _ATTACHED = ("host", "none", "bridge", "default")
 
 
@@ -364,11 +364,9 @@ class DockerRuntime:
     def _swap_endpoint(
         self, cid: str, att: NetworkAttachment, old_ip: str, *, aliases: bool
     ) -> None:
-        """Disconnect and reconnect one endpoint. Swaps on one network run together, never
-        while a start or plain connect there could take the freed address; on a network
-        that cannot give an address back, one at a time (see _address_lock)."""
-        fixed = att.network not in self._no_fixed_ip
-        with _ADDRESSES.swapping(att.network) if fixed else _ADDRESSES.exclusive(att.network):
+        """Disconnect and reconnect one endpoint, alone on its network: no start or connect
+        there can take the freed address (see _address_lock)."""
+        with _ADDRESSES.exclusive(att.network):
             with translated(f"disconnect {cid[:12]} from {att.network}"):
                 try:
                     self._api.disconnect_container_from_network(cid, att.network)

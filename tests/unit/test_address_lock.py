@@ -1,5 +1,5 @@
-"""NetworkLocks: per network, allocations run together and swaps run together, never one
-kind during the other; `exclusive` runs alone; networks are independent; no deadlock."""
+"""NetworkLocks: per network, allocations run together and an exclusive holder (a swap)
+runs alone; networks are independent; no starvation, no deadlock."""
 
 from __future__ import annotations
 
@@ -32,11 +32,6 @@ def test_allocations_on_one_network_run_together() -> None:
     assert _together(3, lambda: locks.allocating(["n1", "n2"]))
 
 
-def test_swaps_on_one_network_run_together() -> None:
-    locks = NetworkLocks()
-    assert _together(4, lambda: locks.swapping("n1"))
-
-
 def _blocked(enter: Callable[[], AbstractContextManager[None]], seconds: float = 0.1) -> bool:
     """Whether `enter` cannot get in within `seconds` (it gets in later, in the background)."""
     got = threading.Event()
@@ -52,8 +47,8 @@ def _blocked(enter: Callable[[], AbstractContextManager[None]], seconds: float =
 def test_a_swap_waits_for_allocations_on_its_network_and_blocks_new_ones() -> None:
     locks = NetworkLocks()
     with locks.allocating(["n1"]):
-        assert _blocked(lambda: locks.swapping("n1"))
-    with locks.swapping("n1"):
+        assert _blocked(lambda: locks.exclusive("n1"))
+    with locks.exclusive("n1"):
         assert _blocked(lambda: locks.allocating(["n1"]))
         assert _blocked(lambda: locks.allocating(["n0", "n1"]))
 
@@ -61,17 +56,15 @@ def test_a_swap_waits_for_allocations_on_its_network_and_blocks_new_ones() -> No
 def test_networks_are_independent() -> None:
     locks = NetworkLocks()
     with locks.allocating(["a"]):
-        assert not _blocked(lambda: locks.swapping("b"))
+        assert not _blocked(lambda: locks.exclusive("b"))
+    with locks.exclusive("a"):
         assert not _blocked(lambda: locks.exclusive("b"))
 
 
 def test_exclusive_runs_alone() -> None:
     locks = NetworkLocks()
     with locks.exclusive("n1"):
-        assert _blocked(lambda: locks.swapping("n1"))
         assert _blocked(lambda: locks.allocating(["n1"]))
-        assert _blocked(lambda: locks.exclusive("n1"))
-    with locks.swapping("n1"):
         assert _blocked(lambda: locks.exclusive("n1"))
 
 
@@ -87,7 +80,7 @@ def test_a_waiting_swap_stops_new_allocations_joining() -> None:
             release.wait(2)
 
     def swap() -> None:
-        with locks.swapping("n"):
+        with locks.exclusive("n"):
             order.append("swap")
 
     def late_alloc() -> None:
@@ -124,8 +117,6 @@ def test_mixed_load_over_shared_networks_never_deadlocks() -> None:
         for kind in plan:
             if kind == 0:
                 ctx = locks.allocating(r.sample(nets, r.randint(1, 3)))
-            elif kind == 1:
-                ctx = locks.swapping(r.choice(nets))
             else:
                 ctx = locks.exclusive(r.choice(nets))
             with ctx:
