@@ -13,13 +13,24 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0/C1 controls, lone surrogates, and the Unicode characters that move or hide text on a
+# terminal or in a log viewer: line/paragraph separators, bidi embeddings, overrides and
+# isolates (a right-to-left override reorders what follows), zero-width characters, BOM.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
+)
 
 
 def printable(text: str) -> str:
     """Control characters escaped (`\\x1b`): a file name or value in a message must not
     drive the operator's terminal or split a log line."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text).replace("\n", "\\n")
+    return _CONTROL.sub(_escape, text).replace("\n", "\\n")
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class Retry(StrEnum):

@@ -25,6 +25,7 @@ from controller.errors import ConfigError, Problem
 
 MAX_BYTES = 256 * 1024  # a compose file, `.env` or env_file; real ones are a few KiB
 MAX_DESIRED_BYTES = 64 * 1024  # a desired file holds tags and replica counts only
+MAX_DESIRED_FILES = 128  # one file per stack; past this, loading time would be unbounded
 _PSEUDO = ("/proc", "/sys", "/dev")
 
 
@@ -114,8 +115,12 @@ def read_desired_dir_partial(path: str) -> tuple[list[tuple[str, str]], dict[str
         raise ConfigError.one(path, None, "", f"cannot list desired directory: {exc}") from exc
     good: list[tuple[str, str]] = []
     bad: dict[str, list[Problem]] = {}
-    for name in names:
+    for i, name in enumerate(names):
         full = os.path.abspath(os.path.join(path, name))
+        if i >= MAX_DESIRED_FILES:
+            why = f"desired/ holds more than {MAX_DESIRED_FILES} desired files; not read"
+            bad[full] = [Problem(full, None, "", why)]
+            continue
         target = os.path.realpath(full)
         if os.path.islink(full) and not inside(target, root):
             bad[full] = [Problem(full, None, "", f"symlink leads out of desired/ (to {target})")]

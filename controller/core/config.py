@@ -69,6 +69,33 @@ class _Work:
     stacks: dict[str, StackSpec] = field(default_factory=dict)  # desired file -> its stack
     files: list[str] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
+    # Each desired file is parsed for its line table once, and each distinct list of
+    # compose files is loaded once, however many desired files name it (hostile input:
+    # hundreds of one-line desired files must not mean hundreds of compose loads).
+    tables: dict[str, tuple[Any, dict[Path, Where]]] = field(default_factory=dict)
+    loaded: dict[tuple[tuple[str, str], ...], StackSpec | ConfigError] = field(
+        default_factory=dict
+    )
+
+    def lines(self, file: str, text: str) -> tuple[Any, dict[Path, Where]]:
+        """Where each node of an (already validated) desired file is."""
+        if file not in self.tables:
+            self.tables[file] = unwrap(load_node(text, file))
+        return self.tables[file]
+
+    def stack(self, files: list[tuple[str, str]]) -> StackSpec:
+        key = tuple(files)
+        if key not in self.loaded:
+            try:
+                self.loaded[key] = load_stack(
+                    project=None, files=files, environ=self.environ, sources=self.files_port
+                )
+            except ConfigError as exc:
+                self.loaded[key] = exc
+        found = self.loaded[key]
+        if isinstance(found, ConfigError):
+            raise found
+        return found
 
     def add(self, file: str, problems: Sequence[Problem]) -> None:
         self.problems.setdefault(file, []).extend(problems)
@@ -93,14 +120,9 @@ def build_config_partial(
     return PartialConfig(config, {f: tuple(dict.fromkeys(p)) for f, p in work.problems.items()})
 
 
-def _lines(file: str, text: str) -> tuple[Any, dict[Path, Where]]:
-    """Where each node of an (already validated) desired file is, for cross-check errors."""
-    return unwrap(load_node(text, file))
-
-
-def _compose_lines(file: str, text: str) -> dict[str, int | None]:
+def _compose_lines(work: _Work, file: str, text: str) -> dict[str, int | None]:
     """Line of each `compose` entry of a desired file, for "missing compose file" errors."""
-    data, table = _lines(file, text)
+    data, table = work.lines(file, text)
     out: dict[str, int | None] = {"compose": table[("compose",)].line}
     if isinstance(data.get("compose"), list):
         for i in range(len(data["compose"])):
@@ -140,7 +162,7 @@ def _read_compose(
     Each file is then used under its resolved path (symlinks followed), so the project
     directory and every path relative to it are the ones that were checked, not a route
     through a symlink that a later commit to desired/ could point elsewhere."""
-    lines = _compose_lines(file, text)
+    lines = _compose_lines(work, file, text)
     out: list[tuple[str, str]] = []
     wanted = list(desired.compose_files)
     first: str | None = None
@@ -176,11 +198,11 @@ def _load_stack_for(work: _Work, file: str, desired: DesiredStack, text: str) ->
     if files is None:
         return
     try:
-        stack = load_stack(project=None, files=files, environ=work.environ, sources=work.files_port)
+        stack = work.stack(files)
     except ConfigError as exc:
         work.add(file, exc.problems)
         return
-    table = _lines(file, text)[1]
+    table = work.lines(file, text)[1]
     if desired.project and desired.project != stack.project:
         # The project names every network and volume (`{project}_{key}`): were desired/ to
         # choose it, one commit could mount another stack's volumes and join its networks.

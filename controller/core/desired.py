@@ -26,6 +26,7 @@ from controller.errors import ConfigError, brief
 
 PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 TOP_KEYS = ("project", "compose", "services")
+MAX_SERVICES = 512  # per desired file (one stack); past it, nothing else is checked
 SERVICE_FIELDS = ("tag", "replicas")
 # Everything a compose service can say, plus spellings people reach for.
 COMPOSE_ONLY = frozenset(SERVICE_KEYS | set(REJECTED_SERVICE_KEYS)) | {
@@ -130,6 +131,9 @@ def parse_desired(file: str, text: str) -> DesiredStack:
     raw = data.get("services")
     if raw is not None and not isinstance(raw, dict):
         loc.error(("services",), "must be a mapping of service name to {tag, replicas}")
+    elif isinstance(raw, dict) and len(raw) > MAX_SERVICES:
+        loc.error(("services",), f"{len(raw)} services; a stack has at most {MAX_SERVICES}")
+        raise ConfigError(loc.problems)
     for name, value in (raw if isinstance(raw, dict) else {}).items():
         if not NAME_RE.fullmatch(name):
             loc.error(("services", name), "not a compose service name (letters, digits, . _ -)")

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from controller.core.config import build_config
-from controller.errors import ConfigError, printable
+from controller.errors import ConfigError, Problem, printable
 from tests.unit.test_bad_inputs import (
     BASE_COMPOSE,
     BASE_DESIRED,
@@ -359,6 +359,84 @@ HOSTILE += [
         compose=c("  api:\n", "  api:\n    !reset environment: {A: '1'}\n"),
     ),
     Case(
+        "too-many-services-in-desired",
+        DESIRED,
+        3,
+        "services",
+        "at most 512",
+        desired=BASE_DESIRED + "".join(f"  s{i}: {{tag: a}}\n" for i in range(3600)),
+    ),
+    Case(
+        "env-copied-into-every-service",
+        COMPOSE,
+        933,  # the first service past 16 MiB: 932 services of 2 x 9,002 characters
+        "services.s931.environment",
+        "pass 16777216 characters",
+        compose=c(
+            "services:\n",
+            "services:\n"
+            + "".join(f"  s{i}: {{image: b, environment: [A, B]}}\n" for i in range(1000)),
+        ),
+        extra={"/r/compose/.env": "A=" + "x" * 9000 + "\nB=" + "y" * 9000 + "\n"},
+    ),
+    Case(
+        "env-entry-past-128k",
+        COMPOSE,
+        4,
+        "services.api.environment",
+        "cannot get more than 128 KiB",
+        compose=api("    environment: [A]\n"),
+        extra={"/r/compose/.env": "A=" + "x" * 140_000 + "\n"},
+    ),
+    Case(
+        "nul-in-command",
+        COMPOSE,
+        4,
+        "services.api.command[0]",
+        "NUL character",
+        compose=api('    command: ["a\\0b"]\n'),
+    ),
+    Case(
+        "nul-in-label-value",
+        COMPOSE,
+        4,
+        "services.api.labels.a",
+        "NUL character",
+        compose=api('    labels: {a: "x\\0"}\n'),
+    ),
+    Case(
+        "nul-in-env-value",
+        COMPOSE,
+        4,
+        "services.api.environment.A",
+        "NUL character",
+        compose=api('    environment: {A: "x\\0y"}\n'),
+    ),
+    Case(
+        "healthcheck-interval-below-1ms",
+        COMPOSE,
+        4,
+        "services.api.healthcheck.interval",
+        "at least 1ms",
+        compose=api('    healthcheck: {test: ["CMD", "true"], interval: 1us}\n'),
+    ),
+    Case(
+        "oom-score-adj-out-of-range",
+        COMPOSE,
+        4,
+        "services.api.oom_score_adj",
+        "5000",
+        compose=api("    oom_score_adj: 5000\n"),
+    ),
+    Case(
+        "extra-hosts-newline",
+        COMPOSE,
+        4,
+        "services.api.extra_hosts[0]",
+        "expected HOST:IP",
+        compose=api('    extra_hosts: ["a\\nb:1.2.3.4"]\n'),
+    ),
+    Case(
         "huge-compose-path",
         DESIRED,
         2,
@@ -691,3 +769,23 @@ def test_timestamp_looking_values_are_text_as_compose_reads_them() -> None:
     assert not [p for p in problems if "cannot be read" in p[3]], problems
     # the tag is a valid Docker tag once it is text; allowed_tags then refuses it, located
     assert all(p[1] is not None for p in problems), problems
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\u202e", "\u2066", "\u200b", "\ufeff"])
+def test_messages_escape_characters_that_move_or_hide_text(char: str) -> None:
+    """A key or value from desired/ must not forge a line or reorder text in plain output
+    and logs (line separators, bidi overrides, zero-width characters)."""
+    case = Case(
+        "unicode-" + hex(ord(char)),
+        DESIRED,
+        None,
+        "",
+        "",
+        desired=BASE_DESIRED + f'"x{char}ok: all fine": 1\n',
+    )
+    problems = load_within(case)
+    assert problems
+    for p in problems:
+        shown = str(Problem(*p))
+        assert char not in shown, repr(shown)
+        assert f"\\u{ord(char):04x}" in shown, repr(shown)

@@ -10,6 +10,26 @@ from controller.core.boundary import ConfigFiles
 from controller.core.model import NetworkDef, VolumeDef
 from controller.core.yamlsrc import Located, Path
 
+MAX_ENV_STACK = 16 * 1024 * 1024  # characters of container environments in one stack
+
+
+@dataclass
+class Budget:
+    """Characters of environment one stack's containers may get in all (a value shared by
+    many services is copied into each; hostile input must not turn that into gigabytes)."""
+
+    left: int = MAX_ENV_STACK
+
+    def spend(self, size: int, loc: Located, path: Path) -> bool:
+        """False once spent; the service that passes the limit is named, once."""
+        if self.left < 0:
+            return False
+        self.left -= size
+        if self.left < 0:
+            loc.error(path, f"the stack's container environments pass {MAX_ENV_STACK} characters")
+            return False
+        return True
+
 
 @dataclass(frozen=True)
 class StackCtx:
@@ -23,6 +43,7 @@ class StackCtx:
     networks: Mapping[str, NetworkDef]
     volumes: Mapping[str, VolumeDef]
     files_read: list[str] = field(default_factory=list)
+    budget: Budget = field(default_factory=Budget)
 
 
 @dataclass

@@ -20,6 +20,7 @@ the file that wrote the offending value.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from controller.core.yamlsrc import Node
@@ -96,13 +97,24 @@ def _plain(node: Node) -> Any:
 
 
 def _union(base: Node, over: Node) -> Node:
+    """Items of `over` not already in `base`, appended; linear (a set of hashable keys)."""
     items = list(base.value)
-    seen = [_plain(n) for n in items]
+    seen = {_key(_plain(n)) for n in items}
     for item in over.value:
-        if _plain(item) not in seen:
+        k = _key(_plain(item))
+        if k not in seen:
             items.append(item)
-            seen.append(_plain(item))
+            seen.add(k)
     return Node(items, over.file, base.line)
+
+
+def _key(value: Any) -> Hashable:
+    """A hashable stand-in for a plain YAML value (mappings and sequences included)."""
+    if isinstance(value, dict):
+        return ("map", tuple(sorted((str(k), _key(v)) for k, v in value.items())))
+    if isinstance(value, list):
+        return ("seq", tuple(_key(v) for v in value))
+    return (type(value).__name__, value)
 
 
 def _as_map(node: Node, sep: str | None) -> Node:

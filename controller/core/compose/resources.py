@@ -187,10 +187,11 @@ def translate_simple_limits(ctx: StackCtx, svc: dict[str, Any], path: Path, body
         raw = svc["memswap_limit"]
         swap = -1 if raw in (-1, "-1") else want_bytes(ctx.loc, (*path, "memswap_limit"), raw)
         body.set_host(ctx, (*path, "memswap_limit"), "MemorySwap", swap)
-    for key, api in (
-        ("pids_limit", "PidsLimit"),
-        ("cpu_shares", "CpuShares"),
-        ("oom_score_adj", "OomScoreAdj"),
-    ):
+    for key, api in (("pids_limit", "PidsLimit"), ("cpu_shares", "CpuShares")):
         if key in svc:
             body.set_host(ctx, (*path, key), api, want_int(ctx.loc, (*path, key), svc[key]))
+    if "oom_score_adj" in svc:  # the kernel's range; the engine refuses anything else
+        adj = want_int(
+            ctx.loc, (*path, "oom_score_adj"), svc["oom_score_adj"], minimum=-1000, maximum=1000
+        )
+        body.set_host(ctx, (*path, "oom_score_adj"), "OomScoreAdj", adj)

@@ -95,11 +95,21 @@ def _env_files(ctx: StackCtx, path: Path, value: Any) -> dict[str, str]:
     return result
 
 
+MAX_ENV_ENTRY = 128 * 1024  # Linux MAX_ARG_STRLEN: execve refuses a longer KEY=VALUE
+MAX_ENV_SERVICE = 1024 * 1024  # ARG_MAX is 2 MiB for environment and arguments together
+
+
 def translate_environment(ctx: StackCtx, svc: dict[str, Any], path: Path, body: Body) -> None:
-    """env_file first, then `environment` overrides; a bare KEY comes from the environment."""
+    """env_file first, then `environment` overrides; a bare KEY comes from the environment.
+
+    Sizes are checked before any KEY=VALUE string is built: a value named by many services
+    (a bare KEY, a shared env_file) is otherwise copied once per service, and a small
+    `.env` that doubles a value could make gigabytes of copies (hostile input)."""
     env: dict[str, str] = {}
+    where: Path = (*path, "environment")
     if svc.get("env_file") is not None:
         env.update(_env_files(ctx, (*path, "env_file"), svc["env_file"]))
+        where = (*path, "env_file")
     if svc.get("environment") is not None:
         pairs = kv_pairs(ctx.loc, (*path, "environment"), svc["environment"])
         for key, val in (pairs or {}).items():
@@ -107,8 +117,27 @@ def translate_environment(ctx: StackCtx, svc: dict[str, Any], path: Path, body: 
                 env[key] = val
             elif key in ctx.env:
                 env[key] = ctx.env[key]
-    if env:
+        where = (*path, "environment")
+    if env and _env_fits(ctx, where, env):
         body.top["Env"] = [f"{k}={v}" for k, v in env.items()]
+
+
+def _env_fits(ctx: StackCtx, where: Path, env: dict[str, str]) -> bool:
+    total = 0
+    for key, val in env.items():
+        size = len(key) + 1 + len(val)
+        if size > MAX_ENV_ENTRY:
+            why = f"{brief(key)} is {size} characters; a process cannot get more than 128 KiB"
+            ctx.loc.error(where, why)
+            return False
+        if "\x00" in val:
+            ctx.loc.error(where, f"the value of {brief(key)} contains a NUL character")
+            return False
+        total += size
+    if total > MAX_ENV_SERVICE:
+        ctx.loc.error(where, f"the environment is {total} characters; at most 1 MiB")
+        return False
+    return ctx.budget.spend(total, ctx.loc, where)
 
 
 def _nanos(ctx: StackCtx, path: Path, value: Any) -> int | None:
@@ -143,6 +172,8 @@ def translate_healthcheck(ctx: StackCtx, path: Path, value: Any, body: Body) -> 
     ):
         if hc.get(key) is not None:
             out[api] = _nanos(ctx, (*path, key), hc[key])
+            if out[api] is not None and 0 < out[api] < 1_000_000:
+                ctx.loc.error((*path, key), "must be 0 or at least 1ms (the engine's minimum)")
     if hc.get("retries") is not None:
         out["Retries"] = want_int(ctx.loc, (*path, "retries"), hc["retries"], minimum=0)
     body.top["Healthcheck"] = out
@@ -200,16 +231,23 @@ def translate_ulimits(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
     body.host["Ulimits"] = out
 
 
+# one line of /etc/hosts each: a name, and an address (or compose's host-gateway)
+_HOST_RE = re.compile(r"[A-Za-z0-9_.-]{1,253}")
+_IP_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}|host-gateway|\[[0-9A-Fa-f:.]{2,45}\]")
+
+
 def translate_extra_hosts(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
     hosts: list[str] = []
     if isinstance(value, dict):
         for host, ips in value.items():
             for ip in want_str_list(ctx.loc, (*path, host), ips) or []:
+                if not _HOST_RE.fullmatch(host) or not _IP_RE.fullmatch(ip):
+                    ctx.loc.error((*path, host), f"expected HOST: IP, got {brief(host)}")
                 hosts.append(f"{host}:{ip}")
     else:
         for i, item in enumerate(want_str_list(ctx.loc, path, value, allow_str=False) or []):
             host, sep, ip = item.partition("=") if "=" in item else item.partition(":")
-            if not sep or not host or not ip:
+            if not (sep and _HOST_RE.fullmatch(host) and _IP_RE.fullmatch(ip)):
                 ctx.loc.error((*path, i), f"expected HOST:IP or HOST=IP, got {brief(item)}")
             hosts.append(f"{host}:{ip}")
     body.host["ExtraHosts"] = hosts

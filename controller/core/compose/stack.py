@@ -201,6 +201,23 @@ def _volumes(loc: Located, project: str, where: tuple[str, ConfigFiles]) -> dict
     return out
 
 
+def _check_text(loc: Located) -> None:
+    """No key or text value may hold a NUL character: the engine refuses it at create time
+    (environment, command, labels, user, sysctls...), so `validate` must refuse it first."""
+    stack: list[tuple[Path, Any]] = [((), loc.data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if "\x00" in str(k):
+                    loc.error(path, "a key contains a NUL character")
+                stack.append(((*path, k), v))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
+        elif isinstance(value, str) and "\x00" in value:
+            loc.error(path, "contains a NUL character (the Docker engine refuses it)")
+
+
 def _check_top(loc: Located) -> None:
     for key in loc.data:
         if key in _TOP_REJECTED:
@@ -236,6 +253,7 @@ def load_stack(
     data, table = unwrap(merge_files(nodes))
     loc = Located(data, table, files[0][0])
     _check_top(loc)
+    _check_text(loc)
     name = _project(loc, project, project_dir)
     networks, volumes = _networks(loc, name), _volumes(loc, name, (project_dir, sources))
     ctx = StackCtx(
