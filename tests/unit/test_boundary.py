@@ -370,6 +370,24 @@ CASES = [
         compose=api('    volumes: ["{root}/desired/etc:/conf"]\n'),
     ),
     Case(
+        "seccomp-profile-in-desired",
+        C,
+        4,
+        "services.api.security_opt[0]",
+        "inside desired/",
+        tree={"desired/profile.json": '{"defaultAction": "SCMP_ACT_ALLOW"}'},
+        compose=api('    security_opt: ["seccomp=../desired/profile.json"]\n'),
+    ),
+    Case(
+        "seccomp-profile-outside-root",
+        C,
+        4,
+        "services.api.security_opt[0]",
+        "outside the compose root",
+        tree={"/outside/p.json": "{}"},
+        compose=api('    security_opt: ["seccomp:../../outside/p.json"]\n'),
+    ),
+    Case(
         "compose-device-via-symlink",
         D,
         2,
@@ -485,6 +503,21 @@ def test_inside_the_tree_is_accepted(extra: str, tmp_path: Path) -> None:
     case = Case("ok", D, None, "", "", tree={"compose/vars.env": "A=1\n"}, compose=compose)
     for tree, _root, place in (real_tree(case, tmp_path), memory_tree(case)):
         assert _problems(tree, place("desired/app.yaml"), case.desired) == []
+
+
+def test_a_seccomp_profile_in_the_tree_is_sent_as_its_json(tmp_path: Path) -> None:
+    """The Engine API takes the profile itself; compose reads the file on the client."""
+    compose = cz(
+        "    image: reg/api\n",
+        '    image: reg/api\n    security_opt: ["seccomp=prof.json", "no-new-privileges"]\n',
+    )
+    tree_files: dict[str, str | Link] = {"compose/prof.json": '{ "defaultAction": "X" }'}
+    case = Case("ok", D, None, "", "", tree=tree_files, compose=compose)
+    tree, _root, place = real_tree(case, tmp_path)
+    cfg = load_config(str(Path(place("desired/app.yaml")).parent), {}, root=str(tmp_path / "r"))
+    api = next(t for t in cfg.targets if t.service == "api")
+    opts = api.spec.create["HostConfig"]["SecurityOpt"]
+    assert opts == ['seccomp={"defaultAction":"X"}', "no-new-privileges"]
 
 
 def test_absolute_compose_path_inside_root_is_accepted(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from controller.core.compose.runtime import (
     translate_stop_grace,
     translate_ulimits,
 )
+from controller.core.compose.security import translate_security_opt
 from controller.core.compose.xberth import service_options
 from controller.core.model import DependsOn, NetworkAttachment, ServiceSpec
 from controller.core.reference import image_problem
@@ -47,7 +48,6 @@ _HOST_BOOL = {"privileged": "Privileged", "read_only": "ReadonlyRootfs", "init":
 _HOST_LIST = {
     "cap_add": "CapAdd",
     "cap_drop": "CapDrop",
-    "security_opt": "SecurityOpt",
     "dns": "Dns",
     "dns_search": "DnsSearch",
     "dns_opt": "DnsOptions",
@@ -64,6 +64,7 @@ _HANDLERS: dict[str, Handler] = {
     "ulimits": translate_ulimits,
     "extra_hosts": translate_extra_hosts,
     "devices": translate_devices,
+    "security_opt": translate_security_opt,
 }
 
 
