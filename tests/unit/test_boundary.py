@@ -513,7 +513,7 @@ def test_a_seccomp_profile_in_the_tree_is_sent_as_its_json(tmp_path: Path) -> No
     )
     tree_files: dict[str, str | Link] = {"compose/prof.json": '{ "defaultAction": "X" }'}
     case = Case("ok", D, None, "", "", tree=tree_files, compose=compose)
-    tree, _root, place = real_tree(case, tmp_path)
+    _tree, _root, place = real_tree(case, tmp_path)
     cfg = load_config(str(Path(place("desired/app.yaml")).parent), {}, root=str(tmp_path / "r"))
     api = next(t for t in cfg.targets if t.service == "api")
     opts = api.spec.create["HostConfig"]["SecurityOpt"]
