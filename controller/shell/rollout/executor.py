@@ -204,6 +204,7 @@ class Executor:
                 if wait > 0:
                     self.p.clock.sleep(wait)
             case r.Publish(ids):
+                self._emit(a, "publish", f"{len(ids)} container(s) passed the gate: DNS name on")
                 nets = a.target.spec.networks if a.target else ()
                 self._parallel(lambda cid: rt.add_aliases(cid, nets), ids)
             case r.CutOver(new_ids, old_ids):
