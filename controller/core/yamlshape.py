@@ -11,7 +11,7 @@ cost too (ruamel's parser slows down quadratically with depth).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ruamel.yaml.events import (
@@ -143,8 +143,19 @@ class _Shape:
         self._add(ev, size)
 
 
-def check_shape(events: Iterable[Event], file: str, tags: frozenset[str]) -> None:
-    """Raise ConfigError at the first event past a limit; consumes events lazily."""
+def checking(
+    get_event: Callable[[], Event], file: str, tags: frozenset[str]
+) -> Callable[[], Event]:
+    """`get_event` of a parser, checking each event as the composer takes it: one parse
+    instead of a checking pass and a loading pass (ruamel's parser is pure Python; the
+    largest files allowed took twice as long). The composer takes every event through
+    `get_event` and builds no value before the document ends, so a limit still stops the
+    load before any alias is expanded or any deep nest is built."""
     shape = _Shape(file, tags)
-    for ev in events:
+
+    def get() -> Event:
+        ev = get_event()
         shape.event(ev)
+        return ev
+
+    return get

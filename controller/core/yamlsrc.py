@@ -24,7 +24,7 @@ from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.reader import ReaderError
 
-from controller.core.yamlshape import check_shape
+from controller.core.yamlshape import checking
 from controller.errors import ConfigError, Problem, brief
 
 Path = tuple[str | int, ...]
@@ -59,11 +59,13 @@ def _syntax_error(exc: MarkedYAMLError, file: str) -> ConfigError:
 
 def load_yaml(text: str, file: str, *, tags: frozenset[str] = frozenset()) -> Any:
     """Round-trip load (mappings keep `.lc` line data) of a document that passed
-    `check_shape`; syntax errors and limits become ConfigError with the line."""
+    the shape check (`yamlshape.checking`, event by event as it is parsed); syntax errors and
+    limits become ConfigError with the line."""
     yaml = YAML(typ="rt")
     yaml.Constructor = _Constructor
     try:
-        check_shape(yaml.parse(text), file, tags)
+        parser = yaml.parser
+        parser.get_event = checking(parser.get_event, file, tags)
         return yaml.load(text)
     except MarkedYAMLError as exc:
         raise _syntax_error(exc, file) from exc
