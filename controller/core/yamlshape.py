@@ -34,7 +34,8 @@ MAX_NUMBER = 30  # characters of a plain integer: int64 needs 19 digits (or 0x +
 # Explicit core tags that mean "as written": a string, a mapping, a sequence. `!!int` and
 # friends are refused: they would turn '١٢' (Arabic-Indic digits) into a number.
 _CORE_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "map", "seq")) | {"!"}
-_INTEGER = re.compile(r"[-+]?(?:0[xob])?[0-9a-fA-F_]+")
+# what YAML 1.2 reads as an integer (a 40-character git SHA is text, not hex)
+_INTEGER = re.compile(r"[-+]?(?:0x[0-9a-fA-F_]+|0o[0-7_]+|0b[01_]+|[0-9_]+)")
 
 
 @dataclass

@@ -23,6 +23,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scalarint import ScalarInt
 
 from controller.core.yamlshape import checking
 from controller.errors import ConfigError, Problem, brief
@@ -116,9 +117,16 @@ class Node:
 
 
 def plain_scalar(value: Any) -> Any:
-    """Drop ruamel's scalar subclasses (ScalarFloat, HexInt) so values compare plainly."""
+    """Drop ruamel's scalar subclasses (ScalarFloat, HexInt) so values compare plainly.
+
+    An integer written with leading zeros (`0777`) is octal, as compose's YAML reader
+    (go-yaml) reads it; ruamel's YAML 1.2 would read 777."""
     if value is None or isinstance(value, bool):
         return value
+    if type(value) is ScalarInt and (width := getattr(value, "_width", None)):
+        digits = str(abs(int(value))).zfill(width)
+        if len(digits) > len(str(abs(int(value)))) and set(digits) <= set("01234567"):
+            return int(digits, 8) * (-1 if value < 0 else 1)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):

@@ -12,7 +12,7 @@ trailing `$`) stays literal, as in compose; a malformed `${...}` is an error (co
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from controller.core.yamlsrc import Node, Path, dotted, map_nodes
 from controller.errors import Problem, brief
@@ -190,7 +190,7 @@ def parse_dotenv(text: str, *, environ: Mapping[str, str]) -> dict[str, str]:
         key, sep, rest = raw.partition("=")
         key = key.strip()
         if not _KEY.fullmatch(key):
-            raise DotenvError(lineno, f"line {lineno}: invalid variable name {brief(key)}")
+            raise DotenvError(lineno, f"invalid variable name {brief(_name_part(key))}")
         if not sep:
             if key in environ:
                 result[key] = environ[key]
@@ -201,9 +201,16 @@ def parse_dotenv(text: str, *, environ: Mapping[str, str]) -> dict[str, str]:
         total += len(value)
         if total > MAX_TOTAL:
             raise DotenvError(
-                lineno, f"line {lineno}: values add up to more than {MAX_TOTAL} characters"
+                lineno, f"values add up to more than {MAX_TOTAL} characters"
             )
     return result
+
+
+def _name_part(text: str) -> str:
+    """What a malformed line means as a name: up to the first blank or ':', never the
+    value after it (`DB_PASSWORD: hunter2` must not put the password in a log)."""
+    name = re.split(r"[\s:]", text, maxsplit=1)[0]
+    return name if name == text else name + "..."
 
 
 def _dotenv_value(
@@ -213,7 +220,7 @@ def _dotenv_value(
         quote = rest[0]
         found = _quoted(rest[1:], lines, index, quote)
         if found is None:
-            raise DotenvError(lineno, f"line {lineno}: unterminated {quote} quote")
+            raise DotenvError(lineno, f"unterminated {quote} quote")
         inner, index = found
         if quote == "'":
             return inner, index
@@ -229,7 +236,7 @@ def _interp(value: str, lookup: Lookup, lineno: int) -> str:
     try:
         return interpolate(value, lookup)
     except InterpolationError as exc:
-        raise DotenvError(lineno, f"line {lineno}: {exc}") from exc
+        raise DotenvError(lineno, str(exc)) from exc
 
 
 def _close_at(body: str, quote: str) -> int:
@@ -257,3 +264,30 @@ def _quoted(first: str, lines: list[str], index: int, quote: str) -> tuple[str, 
         index += 1
     parts.append(text[:end])
     return "\n".join(parts), index
+
+
+class Substituted:
+    """The lookup of interpolation, remembering the values it handed out: an error about a
+    value that came from `.env` or the environment (`mem_limit: ${SECRET}`) must not print
+    that value (a password in a log); messages are redacted before they leave."""
+
+    MIN = 6  # shorter values ("80", "true") are too common to hide, and rarely secrets
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env, self.values = env, set[str]()
+
+    def __call__(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is not None and len(value) >= self.MIN:
+            self.values.add(value)
+        return value
+
+    def redact(self, problems: Sequence[Problem]) -> list[Problem]:
+        out = []
+        for p in problems:
+            message = p.message
+            for value in self.values:
+                for shown_value in (value, brief(value)[1:-1]):
+                    message = message.replace(shown_value, "***")
+            out.append(Problem(p.file, p.line, p.field, message))
+        return out

@@ -9,6 +9,7 @@ SELinux relabelling (`:z`/`:Z`) only exists for Binds and is therefore refused.
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any
 
 from controller.core.boundary import boundary_problem, exposure_problem, path_problem, shown
@@ -151,8 +152,19 @@ def _long_options(ctx: StackCtx, path: Path, item: dict[str, Any], mount: dict[s
         if "size" in opts:
             tmpfs["SizeBytes"] = want_bytes(ctx.loc, (*path, "tmpfs", "size"), opts["size"])
         if "mode" in opts:
-            tmpfs["Mode"] = want_int(ctx.loc, (*path, "tmpfs", "mode"), opts["mode"], minimum=0)
+            tmpfs["Mode"] = _file_mode(ctx, (*path, "tmpfs", "mode"), opts["mode"])
         mount["TmpfsOptions"] = tmpfs
+
+
+def _file_mode(ctx: StackCtx, path: Path, value: Any) -> int | None:
+    """A file mode as compose reads it: a YAML number (`0777` is octal, as in go-yaml) or
+    a string of octal digits ("1777")."""
+    if isinstance(value, str):
+        if not re.fullmatch(r"[0-7]{1,4}", value.strip()):
+            ctx.loc.error(path, f"expected an octal file mode such as 1777, got {brief(value)}")
+            return None
+        return int(value.strip(), 8)
+    return want_int(ctx.loc, path, value, minimum=0, maximum=0o7777)
 
 
 def _long(ctx: StackCtx, path: Path, item: dict[str, Any]) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -27,6 +28,14 @@ def _range(text: str) -> list[int] | None:
     return list(range(low, high + 1))
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _bind(
     ctx: StackCtx,
     path: Path,
@@ -38,6 +47,10 @@ def _bind(
     proto: str,
 ) -> set[int]:
     """Record one port mapping; returns the container ports it exposes."""
+    if host_ip and not _is_ip(host_ip):
+        # the engine would publish on every interface: a typo of 127.0.0.1 made public
+        ctx.loc.error(path, f"host IP {brief(host_ip)} is not an IP address")
+        return set()
     if proto not in _PROTOCOLS:
         ctx.loc.error(path, f"unknown protocol {brief(proto)}; use tcp, udp or sctp")
         return set()

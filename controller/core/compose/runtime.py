@@ -59,7 +59,7 @@ def translate_command(ctx: StackCtx, svc: dict[str, Any], path: Path, body: Body
 
 
 def _env_files(ctx: StackCtx, path: Path, value: Any) -> dict[str, str]:
-    entries: list[tuple[Path, str, bool]] = []
+    entries: list[tuple[Path, str, bool, bool]] = []  # where, file, required, raw
     items = value if isinstance(value, list) else [value]
     for i, item in enumerate(items):
         here = (*path, i) if isinstance(value, list) else path
@@ -67,12 +67,16 @@ def _env_files(ctx: StackCtx, path: Path, value: Any) -> dict[str, str]:
             check_keys(ctx.loc, here, item, ("path", "required", "format"))
             file = want_str(ctx.loc, (*here, "path"), item.get("path"))
             required = want_bool(ctx.loc, (*here, "required"), item.get("required", True))
+            fmt = item.get("format")
+            if fmt is not None and fmt != "raw":
+                ctx.loc.error((*here, "format"), f"unknown format {brief(fmt)}; only 'raw'")
+                continue
             if file is not None:
-                entries.append((here, file, required is not False))
+                entries.append((here, file, required is not False, fmt == "raw"))
         elif (file := want_str(ctx.loc, here, item)) is not None:
-            entries.append((here, file, True))
+            entries.append((here, file, True, False))
     result: dict[str, str] = {}
-    for here, file, required in entries:
+    for here, file, required, raw in entries:
         full = posixpath.normpath(posixpath.join(ctx.project_dir, file))
         ctx.files_read.append(full)
         if (problem := confine(ctx.files, full)) is not None:
@@ -88,6 +92,9 @@ def _env_files(ctx: StackCtx, path: Path, value: Any) -> dict[str, str]:
             why = "; ".join(p.message for p in exc.problems)
             ctx.loc.error(here, f"cannot read env_file {full}: {why}")
             continue
+        if raw:
+            result.update(_raw_env(ctx, full, text))
+            continue
         try:
             result.update(parse_dotenv(text, environ=ctx.env))
         except DotenvError as exc:
@@ -95,6 +102,22 @@ def _env_files(ctx: StackCtx, path: Path, value: Any) -> dict[str, str]:
     return result
 
 
+def _raw_env(ctx: StackCtx, file: str, text: str) -> dict[str, str]:
+    """`format: raw`: KEY=VALUE lines taken as written (no quotes, no `$` substitution);
+    blank lines and `#` comments skipped."""
+    out: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, eq, val = line.partition("=")
+        if not eq or not key or not _ENV_NAME.fullmatch(key):
+            ctx.loc.problems.append(Problem(file, n, "", "expected KEY=VALUE"))
+            continue
+        out[key] = val
+    return out
+
+
+_ENV_NAME = re.compile(r"[^=\s\x00]+")  # what a process environment allows as a name
 MAX_ENV_ENTRY = 128 * 1024  # Linux MAX_ARG_STRLEN: execve refuses a longer KEY=VALUE
 MAX_ENV_SERVICE = 1024 * 1024  # ARG_MAX is 2 MiB for environment and arguments together
 
@@ -125,6 +148,9 @@ def translate_environment(ctx: StackCtx, svc: dict[str, Any], path: Path, body: 
 def _env_fits(ctx: StackCtx, where: Path, env: dict[str, str]) -> bool:
     total = 0
     for key, val in env.items():
+        if not _ENV_NAME.fullmatch(key):
+            ctx.loc.error(where, f"invalid variable name {brief(key)}")
+            return False
         size = len(key) + 1 + len(val)
         if size > MAX_ENV_ENTRY:
             why = f"{brief(key)} is {size} characters; a process cannot get more than 128 KiB"

@@ -15,7 +15,12 @@ from controller.core.boundary import (
 )
 from controller.core.compose.context import StackCtx
 from controller.core.compose.fields import check_keys, kv_pairs, want_bool, want_map, want_str
-from controller.core.compose.interpolate import DotenvError, interpolate_node, parse_dotenv
+from controller.core.compose.interpolate import (
+    DotenvError,
+    Substituted,
+    interpolate_node,
+    parse_dotenv,
+)
 from controller.core.compose.ipam import parse_ipam
 from controller.core.compose.keys import NETWORK_KEYS, TOP_LEVEL_KEYS, VOLUME_KEYS
 from controller.core.compose.merge import merge_files
@@ -67,7 +72,7 @@ def _read_dotenv(
 
 
 def _parse_files(
-    files: Sequence[tuple[str, str]], env: Mapping[str, str]
+    files: Sequence[tuple[str, str]], lookup: Substituted
 ) -> tuple[list[Node], list[Problem]]:
     nodes: list[Node] = []
     problems: list[Problem] = []
@@ -80,7 +85,7 @@ def _parse_files(
         if not isinstance(node.value, dict):
             problems.append(Problem(path, 1, "", "a compose file must be a mapping"))
             continue
-        node, found = interpolate_node(node, env.get)
+        node, found = interpolate_node(node, lookup)
         problems += found
         nodes.append(node)
     return nodes, problems
@@ -246,10 +251,11 @@ def load_stack(
     dotenv_path = posixpath.join(project_dir, ".env")
     dotenv, problems = _read_dotenv(dotenv_path, environ, sources)
     env = {**dotenv, **environ}
-    nodes, found = _parse_files(files, env)
+    lookup = Substituted(env)
+    nodes, found = _parse_files(files, lookup)
     problems += found
     if problems or not nodes:
-        raise ConfigError(problems)
+        raise ConfigError(lookup.redact(problems))
     data, table = unwrap(merge_files(nodes))
     loc = Located(data, table, files[0][0])
     _check_top(loc)
@@ -268,7 +274,7 @@ def load_stack(
     services = _services(ctx)
     proxy = _proxy(ctx, services)
     if loc.problems:
-        raise ConfigError(loc.problems)
+        raise ConfigError(lookup.redact(loc.problems))
     used = {a.network for s in services.values() for a in s.networks}
     if networks["default"].name not in used and "default" not in (data.get("networks") or {}):
         del networks["default"]
@@ -336,13 +342,14 @@ def _cross_check(
                     (*path, "port"),
                     f"port {up.port} is not a container port in 'expose' or 'ports' of {name}",
                 )
-            if up.name in upstreams:
+            key = up.name.lower()  # nginx compares upstream names case-insensitively
+            if key in upstreams:
                 loc.error(
                     (*path, "name"),
                     f"upstream {brief(up.name)} is also used by service "
-                    f"{brief(upstreams[up.name])}",
+                    f"{brief(upstreams[key])} (nginx ignores case in upstream names)",
                 )
-            upstreams.setdefault(up.name, name)
+            upstreams.setdefault(key, name)
         for dep in spec.depends_on:
             if dep.service not in services or dep.service == name:
                 loc.error(

@@ -140,7 +140,11 @@ def _command(loc: Located, path: Path, value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return tuple(shlex.split(value))
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:  # an unbalanced quote
+            loc.error(path, f"cannot split into arguments: {exc}")
+            return None
     items = want_str_list(loc, path, value, allow_str=False)
     return None if items is None else tuple(items)
 
@@ -171,6 +175,10 @@ def proxy_spec(loc: Located, path: Path, value: Any, *, ctx: StackCtx) -> ProxyS
         loc.error((*here, "upstreams_file"), f"{shown(full)} {problem} (security boundary)")
         return None
     full = ctx.files.resolve(full)  # written where it was checked, whatever links change
+    if not full.endswith(".conf") or full in ctx.files_read:
+        # Berth overwrites it: never a compose file, a .env, an env_file or a directory
+        loc.error((*here, "upstreams_file"), f"{shown(full)} must be an nginx .conf file")
+        return None
     test = _command(loc, (*here, "test_command"), proxy.get("test_command"))
     reload = _command(loc, (*here, "reload_command"), proxy.get("reload_command"))
     if service is None and not (test and reload):
