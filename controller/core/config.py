@@ -121,6 +121,19 @@ def _check_services(
                 ],
             )
             continue
+        fixed = any(n.ipv4_address for n in spec.networks)
+        if fixed and svc.replicas is not None and svc.replicas > 1:
+            work.add(
+                file,
+                [
+                    Problem(
+                        file,
+                        table[("services", name, "replicas")].line,
+                        f"services.{name}.replicas",
+                        "the service has a fixed ipv4_address: one container can hold it",
+                    )
+                ],
+            )
         pattern = spec.berth.allowed_tags
         if pattern is not None and not tag_allowed(pattern, svc.tag):
             tag_line = table[("services", name, "tag")].line

@@ -40,9 +40,11 @@ def config_for(
             action.kind, "start-first", 0, "", 0, 0.25, 1, False, False, 0, from_rev
         )
     b = t.spec.berth
-    # Two containers cannot bind one host port: a service that publishes host ports is
-    # replaced stop-first whatever its x-berth.strategy says.
-    strategy: Strategy = "stop-first" if publishes_host_ports(t.spec.create) else b.strategy
+    # Two containers cannot bind one host port, nor hold one fixed address: such a service
+    # is replaced stop-first whatever its x-berth.strategy says.
+    fixed = any(n.ipv4_address for n in t.spec.networks)
+    exclusive = fixed or publishes_host_ports(t.spec.create)
+    strategy: Strategy = "stop-first" if exclusive else b.strategy
     return RolloutConfig(
         kind=action.kind,
         strategy=strategy,

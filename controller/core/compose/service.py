@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from controller.core.compose.runtime import (
 )
 from controller.core.compose.security import translate_security_opt
 from controller.core.compose.xberth import service_options
-from controller.core.model import DependsOn, NetworkAttachment, ServiceSpec
+from controller.core.model import DependsOn, NetworkAttachment, NetworkDef, ServiceSpec
 from controller.core.reference import image_problem
 from controller.core.yamlsrc import Path
 from controller.errors import brief
@@ -121,6 +122,28 @@ def _labels(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
     body.top["Labels"] = {k: v or "" for k, v in pairs.items()}
 
 
+_NO_ALIASES = ("host", "none", "bridge")  # the engine's own networks: no user aliases
+
+
+def _fixed_address(ctx: StackCtx, path: Path, text: str | None, net: NetworkDef) -> str | None:
+    """An IPv4 address, a host address of the network's configured subnet when it has one
+    (the engine refuses anything else at create)."""
+    if text is None:
+        return None
+    try:
+        addr = ipaddress.IPv4Address(text)
+    except ValueError:
+        ctx.loc.error(path, f"{brief(text)} is not an IPv4 address")
+        return None
+    subnets = [ipaddress.ip_network(p.subnet) for p in net.ipam]
+    if subnets and not any(
+        addr in s and addr not in (s.network_address, s.broadcast_address) for s in subnets
+    ):
+        ctx.loc.error(path, f"{text} is not a host address of {net.key}'s subnet")
+        return None
+    return text
+
+
 def _networks(ctx: StackCtx, path: Path, name: str, value: Any) -> tuple[NetworkAttachment, ...]:
     """The service name is always an alias, as in compose; Berth connects aliases only once
     a container passed its gate."""
@@ -136,6 +159,9 @@ def _networks(ctx: StackCtx, path: Path, name: str, value: Any) -> tuple[Network
         if net is None:
             ctx.loc.error(here, f"network {brief(key)} is not declared under top-level 'networks'")
             continue
+        if net.name in _NO_ALIASES:
+            ctx.loc.error(here, f"network {net.name!r} takes no service aliases; use network_mode")
+            continue
         aliases: list[str] = [name]
         ipv4: str | None = None
         if opts is not None and (spec := want_map(ctx.loc, here, opts)) is not None:
@@ -144,6 +170,7 @@ def _networks(ctx: StackCtx, path: Path, name: str, value: Any) -> tuple[Network
             aliases += [a for a in extra or [] if a not in aliases]
             if spec.get("ipv4_address") is not None:
                 ipv4 = want_str(ctx.loc, (*here, "ipv4_address"), spec["ipv4_address"])
+                ipv4 = _fixed_address(ctx, (*here, "ipv4_address"), ipv4, net)
         out.append(NetworkAttachment(network=net.name, aliases=tuple(aliases), ipv4_address=ipv4))
     return tuple(out)
 
@@ -221,6 +248,8 @@ def translate_service(ctx: StackCtx, name: str, raw: Any) -> tuple[ServiceSpec |
     if svc.get("deploy") is not None:
         replicas = translate_deploy(ctx, (*path, "deploy"), svc["deploy"], body)
     networks = _networks(ctx, (*path, "networks"), name, svc.get("networks"))
+    if replicas is not None and replicas > 1 and any(n.ipv4_address for n in networks):
+        ctx.loc.error((*path, "deploy"), "a fixed ipv4_address can be held by one replica only")
     if networks:
         body.host["NetworkMode"] = networks[0].network
     depends = _depends_on(ctx, (*path, "depends_on"), svc.get("depends_on") or [])

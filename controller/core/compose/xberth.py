@@ -64,6 +64,9 @@ def _upstream(loc: Located, path: Path, value: Any) -> UpstreamSpec | None:
     return None if name is None or port is None else UpstreamSpec(name=name, port=port)
 
 
+MIN_PROBE = 0.01  # seconds: health.interval and health.timeout
+
+
 def _health(
     loc: Located, path: Path, value: Any, upstream: UpstreamSpec | None
 ) -> ProbeSpec | None:
@@ -91,8 +94,10 @@ def _health(
     for key in ("interval", "timeout"):
         if key in spec:
             fields[key] = want_duration(loc, (*path, key), spec[key])
-            if fields[key] == 0:
-                loc.error((*path, key), "must be greater than 0")
+            if fields[key] is not None and fields[key] < MIN_PROBE:
+                # below this a probe loop only spins (or every probe times out)
+                loc.error((*path, key), f"must be at least {MIN_PROBE * 1000:.0f}ms")
+                fields[key] = None
     if "healthy_threshold" in spec:
         fields["healthy_threshold"] = want_int(
             loc, (*path, "healthy_threshold"), spec["healthy_threshold"], minimum=1, maximum=100
@@ -131,6 +136,16 @@ def service_options(loc: Located, path: Path, value: Any) -> BerthOptions:
     for key in ("progress_deadline", "drain_timeout", "bake"):
         if key in spec and (seconds := want_duration(loc, (*path, key), spec[key])) is not None:
             kw[key] = seconds
+    if kw.get("progress_deadline") == 0:
+        loc.error((*path, "progress_deadline"), "must be greater than 0 (every rollout would fail)")
+    health: ProbeSpec | None = kw.get("health")
+    deadline = kw.get("progress_deadline", BerthOptions().progress_deadline)
+    if health is not None and deadline < health.interval * health.healthy_threshold:
+        loc.error(
+            (*path, "progress_deadline"),
+            f"{deadline:g}s cannot fit {health.healthy_threshold} probe(s) "
+            f"{health.interval:g}s apart: no container could pass the gate",
+        )
     if spec.get("allowed_tags") is not None:
         kw["allowed_tags"] = _allowed_tags(loc, (*path, "allowed_tags"), spec["allowed_tags"])
     return BerthOptions(**kw)
