@@ -150,7 +150,8 @@ def test_expose() -> None:
     ],
 )
 def test_memory_sizes(mem: object, expected: int) -> None:
-    assert host(f"services:\n  s:\n    image: x\n    mem_limit: {mem}\n")["Memory"] == expected
+    """Size parsing (shm_size has no minimum; a memory limit must be 6MB at least)."""
+    assert host(f"services:\n  s:\n    image: x\n    shm_size: {mem}\n")["ShmSize"] == expected
 
 
 def test_command_entrypoint_shell_split() -> None:

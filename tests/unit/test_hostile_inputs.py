@@ -437,6 +437,204 @@ HOSTILE += [
         compose=api('    extra_hosts: ["a\\nb:1.2.3.4"]\n'),
     ),
     Case(
+        "port-host-ip-typo",
+        COMPOSE,
+        4,
+        "services.api.ports[0]",
+        "not an IP address",
+        compose=api('    ports: ["127.0.0.l:8080:8000"]\n'),
+    ),
+    Case(
+        "port-host-ip-name-long-syntax",
+        COMPOSE,
+        4,
+        "services.api.ports[0]",
+        "not an IP address",
+        compose=api("    ports: [{target: 8000, published: 8080, host_ip: localhost}]\n"),
+    ),
+    Case(
+        "env-file-unknown-format",
+        COMPOSE,
+        4,
+        "services.api.env_file[0].format",
+        "unknown format",
+        compose=api("    env_file: [{path: ./x.env, format: bogus}]\n"),
+    ),
+    Case(
+        "env-empty-name",
+        COMPOSE,
+        4,
+        "services.api.environment",
+        "invalid variable name",
+        compose=api('    environment: ["=foo"]\n'),
+    ),
+    Case(
+        "ipv4-address-not-an-address",
+        COMPOSE,
+        4,
+        "services.api.networks.default.ipv4_address",
+        "not an IPv4 address",
+        compose=api("    networks: {default: {ipv4_address: foo}}\n"),
+    ),
+    Case(
+        "network-host-with-aliases",
+        COMPOSE,
+        4,
+        "services.api.networks.h",
+        "takes no service aliases",
+        compose=api("    networks: {h: {}}\n").replace(
+            "name: app\n", "name: app\nnetworks:\n  h: {external: true, name: host}\n"
+        ),
+    ),
+    Case(
+        "mem-limit-below-6mb",
+        COMPOSE,
+        4,
+        "services.api.mem_limit",
+        "at least 6MB",
+        compose=api("    mem_limit: 1k\n"),
+    ),
+    Case(
+        "mem-reservation-above-limit",
+        COMPOSE,
+        5,
+        "services.api.mem_reservation",
+        "above the memory limit",
+        compose=api("    mem_limit: 100m\n    mem_reservation: 200m\n"),
+    ),
+    Case(
+        "memswap-without-limit",
+        COMPOSE,
+        4,
+        "services.api.memswap_limit",
+        "needs a memory limit",
+        compose=api("    memswap_limit: 100m\n"),
+    ),
+    Case(
+        "ulimit-soft-above-hard",
+        COMPOSE,
+        4,
+        "services.api.ulimits.nofile",
+        "above the hard limit",
+        compose=api("    ulimits: {nofile: {soft: 2000, hard: 1000}}\n"),
+    ),
+    Case(
+        "ulimit-unknown-name",
+        COMPOSE,
+        4,
+        "services.api.ulimits.foo",
+        "unknown ulimit",
+        compose=api("    ulimits: {foo: 5}\n"),
+    ),
+    Case(
+        "stop-signal-unknown",
+        COMPOSE,
+        4,
+        "services.api.stop_signal",
+        "unknown signal",
+        compose=api("    stop_signal: SIGFOO\n"),
+    ),
+    Case(
+        "working-dir-relative",
+        COMPOSE,
+        4,
+        "services.api.working_dir",
+        "absolute path",
+        compose=api("    working_dir: app/rel\n"),
+    ),
+    Case(
+        "cap-add-unknown",
+        COMPOSE,
+        4,
+        "services.api.cap_add[0]",
+        "unknown capability",
+        compose=api("    cap_add: [CAP_FOO]\n"),
+    ),
+    Case(
+        "volume-target-root",
+        COMPOSE,
+        4,
+        "services.api.volumes[0]",
+        "root '/'",
+        compose=api('    volumes: ["./x:/"]\n'),
+    ),
+    Case(
+        "extra-hosts-bad-ip",
+        COMPOSE,
+        4,
+        "services.api.extra_hosts[0]",
+        "expected HOST:IP",
+        compose=api('    extra_hosts: ["h:1.2.3"]\n'),
+    ),
+    Case(
+        "hostname-too-long",
+        COMPOSE,
+        4,
+        "services.api.hostname",
+        "not a host name",
+        compose=api(
+            "    hostname: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+        ),
+    ),
+    Case(
+        "cpus-below-0.01",
+        COMPOSE,
+        4,
+        "services.api.cpus",
+        "at least 0.01",
+        compose=api("    cpus: 0.001\n"),
+    ),
+    Case(
+        "device-relative-container-path",
+        COMPOSE,
+        4,
+        "services.api.devices[0]",
+        "must be absolute",
+        compose=api('    devices: ["/dev/null:rel/path"]\n'),
+    ),
+    Case(
+        "tmpfs-mode-not-octal",
+        COMPOSE,
+        4,
+        "services.api.volumes[0].tmpfs.mode",
+        "octal file mode",
+        compose=api('    volumes: [{type: tmpfs, target: /t, tmpfs: {mode: "99"}}]\n'),
+    ),
+    Case(
+        "proxy-command-unbalanced-quote",
+        COMPOSE,
+        12,
+        "x-berth.proxy.test_command",
+        "cannot split into arguments",
+        compose=c(
+            "    service: web\n", '    test_command: "nginx -t \'x"\n    reload_command: x\n'
+        ),
+    ),
+    Case(
+        "health-interval-1ns",
+        COMPOSE,
+        7,
+        "services.api.x-berth.health.interval",
+        "at least 10ms",
+        compose=xb("      health: {path: /h, interval: 1ns}\n"),
+    ),
+    Case(
+        "progress-deadline-zero",
+        COMPOSE,
+        7,
+        "services.api.x-berth.progress_deadline",
+        "greater than 0",
+        compose=xb("      progress_deadline: 0s\n"),
+    ),
+    Case(
+        "upstreams-file-is-the-compose-file",
+        COMPOSE,
+        13,
+        "x-berth.proxy.upstreams_file",
+        "must be an nginx .conf file",
+        compose=c("upstreams_file: ../nginx/up.conf", "upstreams_file: ./c.yml"),
+    ),
+    Case(
         "huge-compose-path",
         DESIRED,
         2,
@@ -789,3 +987,100 @@ def test_messages_escape_characters_that_move_or_hide_text(char: str) -> None:
         shown = str(Problem(*p))
         assert char not in shown, repr(shown)
         assert f"\\u{ord(char):04x}" in shown, repr(shown)
+
+
+def _load(  # type: ignore[no-untyped-def]
+    compose: str,
+    desired: str = BASE_DESIRED,
+    extra: dict[str, str] | None = None,
+    *,
+    no_allowed_tags: bool = False,
+):
+    if no_allowed_tags:
+        compose = compose.replace("      allowed_tags: '^\\d+\\.\\d+\\.\\d+$'\n", "")
+    files = {DESIRED: desired, COMPOSE: compose, **(extra or {})}
+    return build_config([(DESIRED, desired)], environ={}, files=reader(files))
+
+
+def _api_host(compose: str, **kw: object) -> dict[str, object]:
+    cfg = _load(compose, **kw)  # type: ignore[arg-type]
+    api = next(t for t in cfg.targets if t.service == "api")
+    return api.spec.create.get("HostConfig", {})  # type: ignore[no-any-return]
+
+
+def test_errors_never_print_a_value_that_came_from_dotenv() -> None:
+    case = Case(
+        "secret",
+        COMPOSE,
+        4,
+        "services.api.mem_limit",
+        "",
+        compose=api('    mem_limit: "${SECRET}"\n'),
+        extra={"/r/compose/.env": "SECRET=hunter2-s3cr3t\n"},
+    )
+    problems = load_within(case)
+    assert problems and all("hunter2" not in p[3] for p in problems), problems
+    assert any("***" in p[3] for p in problems), problems
+    bad_line = Case(
+        "dotenv", COMPOSE, None, "", "", extra={"/r/compose/.env": "DB_PASSWORD: hunter2\n"}
+    )
+    problems = load_within(bad_line)
+    assert problems and all("hunter2" not in p[3] for p in problems), problems
+
+
+def test_file_modes_are_octal_as_compose_reads_them() -> None:
+    for mode, want in (("0777", 0o777), ('"1777"', 0o1777), ("511", 511)):
+        host = _api_host(
+            api(f"    volumes: [{{type: tmpfs, target: /t, tmpfs: {{mode: {mode}}}}}]\n")
+        )
+        mounts = host["Mounts"]
+        assert mounts[0]["TmpfsOptions"]["Mode"] == want, (mode, mounts)  # type: ignore[index]
+
+
+def test_env_file_raw_format_takes_values_as_written() -> None:
+    cfg = _load(
+        api("    env_file: [{path: ./raw.env, format: raw}]\n"),
+        extra={"/r/compose/raw.env": 'A="quoted $HOME"\nB=x # y\n# comment\n'},
+    )
+    api_t = next(t for t in cfg.targets if t.service == "api")
+    assert api_t.spec.create["Env"] == ['A="quoted $HOME"', "B=x # y"]
+
+
+def test_a_fixed_address_means_stop_first_and_one_replica() -> None:
+    from controller.core.plan import ActionKind, ServiceAction
+    from controller.core.rollout_config import config_for
+
+    compose = api("    networks: {front: {ipv4_address: 172.28.0.5}}\n").replace(
+        "name: app\n",
+        "name: app\nnetworks:\n  front:\n    ipam: {config: [{subnet: 172.28.0.0/16}]}\n",
+    )
+    cfg = _load(compose)
+    t = next(t for t in cfg.targets if t.service == "api")
+    action = ServiceAction(t.project, t.service, ActionKind.REPLACE, "", t)
+    assert config_for(action, None).strategy == "stop-first"
+    with pytest.raises(ConfigError, match="one container can hold it"):
+        _load(compose, desired=BASE_DESIRED + "    replicas: 2\n")
+    outside = compose.replace("172.28.0.5", "10.0.0.5")
+    with pytest.raises(ConfigError, match="not a host address"):
+        _load(outside)
+
+
+def test_hex_tags_and_shas_are_text_not_long_integers() -> None:
+    sha = "3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a"
+    cfg = _load(
+        api(f"    environment:\n      GIT_SHA: {sha}\n"),
+        desired=BASE_DESIRED.replace('tag: "1.0.0"', f"tag: {sha}"),
+        no_allowed_tags=True,
+    )
+    t = next(t for t in cfg.targets if t.service == "api")
+    assert f"GIT_SHA={sha}" in t.spec.create["Env"]
+
+
+def test_upstream_names_are_unique_ignoring_case() -> None:
+    compose = c(
+        "  web:\n",
+        "  api2:\n    image: reg/api2\n    expose: ['8000']\n"
+        "    x-berth: {upstream: {name: API_UP, port: 8000}}\n  web:\n",
+    )
+    with pytest.raises(ConfigError, match="ignores case"):
+        _load(compose)

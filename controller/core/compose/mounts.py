@@ -72,6 +72,9 @@ def _mount(
     if not target.startswith("/"):
         ctx.loc.error(path, f"container path {brief(target)} must be absolute")
         return None
+    if posixpath.normpath(target) == "/":
+        ctx.loc.error(path, "cannot mount over the container's root '/'")
+        return None
     mount: dict[str, Any] = {"Type": kind, "Target": target, "ReadOnly": False}
     if kind == "bind":
         if not source:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import posixpath
 import re
@@ -259,7 +260,17 @@ def translate_ulimits(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
 
 # one line of /etc/hosts each: a name, and an address (or compose's host-gateway)
 _HOST_RE = re.compile(r"[A-Za-z0-9_.-]{1,253}")
-_IP_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}|host-gateway|\[[0-9A-Fa-f:.]{2,45}\]")
+
+
+def _host_ip(text: str) -> str | None:
+    """The address as the engine wants it (IPv6 without brackets); None if it is none."""
+    if text == "host-gateway":
+        return text
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        return None
 
 
 def translate_extra_hosts(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
@@ -267,15 +278,17 @@ def translate_extra_hosts(ctx: StackCtx, path: Path, value: Any, body: Body) -> 
     if isinstance(value, dict):
         for host, ips in value.items():
             for ip in want_str_list(ctx.loc, (*path, host), ips) or []:
-                if not _HOST_RE.fullmatch(host) or not _IP_RE.fullmatch(ip):
+                addr = _host_ip(ip)
+                if not _HOST_RE.fullmatch(host) or addr is None:
                     ctx.loc.error((*path, host), f"expected HOST: IP, got {brief(host)}")
-                hosts.append(f"{host}:{ip}")
+                hosts.append(f"{host}:{addr}")
     else:
         for i, item in enumerate(want_str_list(ctx.loc, path, value, allow_str=False) or []):
             host, sep, ip = item.partition("=") if "=" in item else item.partition(":")
-            if not (sep and _HOST_RE.fullmatch(host) and _IP_RE.fullmatch(ip)):
+            addr = _host_ip(ip) if sep else None
+            if not (_HOST_RE.fullmatch(host) and addr):
                 ctx.loc.error((*path, i), f"expected HOST:IP or HOST=IP, got {brief(item)}")
-            hosts.append(f"{host}:{ip}")
+            hosts.append(f"{host}:{addr}")
     body.host["ExtraHosts"] = hosts
 
 
@@ -288,6 +301,12 @@ def translate_devices(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
             ctx.loc.error((*path, i), why)
             continue
         host = parts[0]
+        if len(parts) > 1 and not parts[1].startswith("/"):
+            ctx.loc.error((*path, i), f"container path {brief(parts[1])} must be absolute")
+            continue
+        if len(parts) > 2 and not re.fullmatch(r"[rwm]{1,3}", parts[2]):
+            ctx.loc.error((*path, i), f"permissions {brief(parts[2])}: some of r, w, m")
+            continue
         problem = exposure_problem(ctx.files, host)
         if problem is not None:
             ctx.loc.error((*path, i), f"device {shown(host)} {problem} (security boundary)")

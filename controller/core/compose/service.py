@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.core.compose.context import Body, StackCtx
+from controller.core.compose.engine_rules import check_engine_rules
 from controller.core.compose.fields import (
     check_keys,
     kv_pairs,
@@ -258,6 +259,7 @@ def translate_service(ctx: StackCtx, name: str, raw: Any) -> tuple[ServiceSpec |
     if image is None:
         return None, ports
     where = ctx.loc.where(path)
+    check_engine_rules(ctx, path, svc, body)
     if body.host:
         body.top["HostConfig"] = body.host
     spec = ServiceSpec(

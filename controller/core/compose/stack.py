@@ -121,8 +121,20 @@ def _common(loc: Located, path: Path, spec: dict[str, Any]) -> dict[str, Any]:
         "external": bool(want_bool(loc, (*path, "external"), external)),
         "driver_opts": tuple(sorted((str(k), str(v)) for k, v in opts.items())),
         "labels": tuple(sorted((k, v or "") for k, v in labels.items())),
-        "explicit_name": spec.get("name"),
+        "explicit_name": _explicit_name(loc, path, spec.get("name")),
     }
+
+
+_ENGINE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")  # a Docker object name
+
+
+def _explicit_name(loc: Located, path: Path, name: Any) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _ENGINE_NAME.fullmatch(name):
+        loc.error((*path, "name"), f"{brief(name)} is not a Docker network or volume name")
+        return None
+    return name
 
 
 def _full_name(project: str, key: str, common: dict[str, Any]) -> str:
