@@ -125,6 +125,20 @@ ULIMITS = frozenset(
         "stack",
     ]
 )
+SYSCTLS = frozenset(
+    {
+        *("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall"),
+        *("kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"),
+    }
+)
+LOG_OPTIONS = {  # the engine refuses options its log driver does not know
+    "json-file": frozenset(
+        ["max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag"]
+    ),
+    "local": frozenset(["max-size", "max-file", "compress"]),
+    "none": frozenset(),
+}
+_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*[kKmMgGtT]?[bB]?")
 _RT_SIGNAL = re.compile(r"RTMIN\+([0-9]{1,2})|RTMAX-([0-9]{1,2})")
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
@@ -147,6 +161,13 @@ def check_engine_rules(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Bod
                 ctx.loc.error((*path, field, i), f"unknown capability {brief(cap)}")
     for limit in host.get("Ulimits") or []:
         _ulimit(ctx, (*path, "ulimits", limit["Name"]), limit)
+    for name in host.get("Sysctls") or {}:
+        if not _namespaced(name) or (name.startswith("net.") and host.get("NetworkMode") == "host"):
+            why = "not a namespaced sysctl a container may set (kernel.msg*, kernel.sem, "
+            ctx.loc.error((*path, "sysctls", name), why + "kernel.shm*, fs.mqueue.*, net.*)")
+    log = host.get("LogConfig")
+    if log is not None and log.get("Type") in LOG_OPTIONS:
+        _log_options(ctx, (*path, "logging", "options"), log["Type"], log.get("Config") or {})
 
 
 def _key(svc: dict[str, Any], path: Path, legacy: str, *deploy: str) -> Path:
@@ -197,3 +218,21 @@ def _ulimit(ctx: StackCtx, path: Path, limit: dict[str, Any]) -> None:
         ctx.loc.error(path, "limits are -1 (unlimited) or at least 0")
     elif hard != -1 and (soft == -1 or soft > hard):
         ctx.loc.error(path, f"the soft limit {soft} is above the hard limit {hard}")
+
+
+def _namespaced(name: str) -> bool:
+    """runc sets only sysctls of the container's own namespaces (IPC, network)."""
+    return name in SYSCTLS or name.startswith(("fs.mqueue.", "net."))
+
+
+def _log_options(ctx: StackCtx, path: Path, driver: str, options: dict[str, str]) -> None:
+    for key, value in options.items():
+        if key not in LOG_OPTIONS[driver]:
+            known = ", ".join(sorted(LOG_OPTIONS[driver])) or "none"
+            ctx.loc.error((*path, key), f"unknown {driver} log option; known: {known}")
+        elif key == "max-size" and not _SIZE.fullmatch(value):
+            ctx.loc.error((*path, key), f"{brief(value)} is not a size such as 10m")
+        elif key == "max-file" and not (value.isdigit() and int(value) >= 1):
+            ctx.loc.error((*path, key), f"{brief(value)} is not a whole number of files >= 1")
+        elif key == "compress" and value not in ("true", "false"):
+            ctx.loc.error((*path, key), "must be true or false")
