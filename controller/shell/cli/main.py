@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from controller import __version__
 from controller.errors import BerthError, ConfigError
@@ -23,6 +24,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="berth", description="Health-gated deployments for Docker hosts."
     )
     p.add_argument("--version", action="version", version=f"berth {__version__}")
+    _global_options(p)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _commands(sub)
+    deploy_args.register(sub)
+    return p
+
+
+def _global_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--desired",
         default=os.environ.get("BERTH_DESIRED", "./desired"),
@@ -44,10 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("DOCKER_HOST"),
         help="Docker engine address (default: DOCKER_HOST or the local socket)",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+
+def _commands(sub: Any) -> None:
     def cmd(name: str, help_: str, *, json_: bool = True) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+        sp: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
         if json_:
             sp.add_argument("--json", action="store_true", help="machine-readable output")
         return sp
@@ -76,8 +86,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("auto", "json", "human"), default="auto")
     rt = cmd("retry", "lift the quarantine of a failed revision", json_=False)
     rt.add_argument("service")
-    deploy_args.register(sub)
-    return p
 
 
 def entry() -> None:
