@@ -34,7 +34,9 @@ class FileWatcher:
     """Watches desired/ and the directories of every file the config read (compose, .env).
 
     watchfiles (inotify) with a 20 ms debounce: an editor's atomic rename or a burst of
-    partial writes arrives as one change, and the reaction stays well under 100 ms.
+    partial writes arrives as one change, and the reaction stays well under 100 ms. The
+    Rust loop asks the stop event every `step`: at 5 ms that alone cost 1.5 % of a core
+    while idle (measured), at 20 ms 0.5 %, for at most 15 ms more reaction time.
     """
 
     def __init__(
@@ -78,7 +80,7 @@ class FileWatcher:
                 for changes in watch(
                     *dirs,
                     debounce=20,
-                    step=5,
+                    step=20,
                     recursive=False,
                     stop_event=_Either(self.stopping, self._restart),
                     rust_timeout=500,
