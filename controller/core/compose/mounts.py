@@ -12,7 +12,13 @@ import posixpath
 import re
 from typing import Any
 
-from controller.core.boundary import boundary_problem, exposure_problem, path_problem, shown
+from controller.core.boundary import (
+    ConfigFiles,
+    boundary_problem,
+    exposure_problem,
+    path_problem,
+    shown,
+)
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -23,7 +29,7 @@ from controller.core.compose.fields import (
     want_str,
     want_str_list,
 )
-from controller.core.yamlsrc import Path
+from controller.core.yamlsrc import Located, Path
 from controller.errors import brief
 
 _PROPAGATION = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
@@ -232,3 +238,31 @@ def translate_tmpfs(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
             continue
         tmpfs[target] = options
     body.host["Tmpfs"] = tmpfs
+
+
+_PATH_OPTIONS = ("lowerdir", "upperdir", "workdir")  # overlay's mount options name paths
+
+
+def volume_paths(
+    loc: Located, path: Path, opts: dict[str, Any], where: tuple[str, ConfigFiles]
+) -> None:
+    """A local volume mounts `device` (with `o: bind` or `rbind` it is a bind mount; with
+    `type: overlay` the paths in `o` are layered): none of those host paths may lie inside
+    desired/ or contain it (DESIGN §2), or desired/'s writers would choose what it holds.
+    Paths only: an NFS export (`:/path`) or a tmpfs is not on this host's tree."""
+    project_dir, files = where
+    device, o = opts.get("device"), str(opts.get("o", ""))
+    found: list[tuple[str, str]] = []
+    if isinstance(device, str) and device.startswith(("/", ".")):
+        found.append(("device", device))
+    for option in o.split(","):
+        name, eq, value = option.partition("=")
+        if eq and name.strip() in _PATH_OPTIONS:
+            found += [("o", p) for p in value.split(":") if p]
+    for field, raw in found:
+        full = posixpath.normpath(posixpath.join(project_dir, raw))
+        problem = exposure_problem(files, full)
+        if problem is not None:
+            where_ = (*path, "driver_opts", field)
+            loc.error(where_, f"volume path {shown(full)} {problem} (security boundary)")
+            return

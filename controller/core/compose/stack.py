@@ -10,8 +10,6 @@ from typing import Any
 from controller.core.boundary import (
     ConfigFiles,
     confine,
-    exposure_problem,
-    shown,
 )
 from controller.core.compose.context import StackCtx
 from controller.core.compose.fields import check_keys, kv_pairs, want_bool, want_map, want_str
@@ -24,6 +22,7 @@ from controller.core.compose.interpolate import (
 from controller.core.compose.ipam import parse_ipam
 from controller.core.compose.keys import NETWORK_KEYS, TOP_LEVEL_KEYS, VOLUME_KEYS
 from controller.core.compose.merge import merge_files
+from controller.core.compose.mounts import volume_paths
 from controller.core.compose.service import translate_service
 from controller.core.compose.xberth import proxy_spec
 from controller.core.model import (
@@ -173,34 +172,6 @@ def _networks(loc: Located, project: str) -> dict[str, NetworkDef]:
     return out
 
 
-_PATH_OPTIONS = ("lowerdir", "upperdir", "workdir")  # overlay's mount options name paths
-
-
-def _bind_device(
-    loc: Located, path: Path, opts: dict[str, Any], where: tuple[str, ConfigFiles]
-) -> None:
-    """A local volume mounts `device` (with `o: bind` or `rbind` it is a bind mount; with
-    `type: overlay` the paths in `o` are layered): none of those host paths may lie inside
-    desired/ or contain it (DESIGN §2), or desired/'s writers would choose what it holds.
-    Paths only: an NFS export (`:/path`) or a tmpfs is not on this host's tree."""
-    project_dir, files = where
-    device, o = opts.get("device"), str(opts.get("o", ""))
-    found: list[tuple[str, str]] = []
-    if isinstance(device, str) and device.startswith(("/", ".")):
-        found.append(("device", device))
-    for option in o.split(","):
-        name, eq, value = option.partition("=")
-        if eq and name.strip() in _PATH_OPTIONS:
-            found += [("o", p) for p in value.split(":") if p]
-    for field, raw in found:
-        full = posixpath.normpath(posixpath.join(project_dir, raw))
-        problem = exposure_problem(files, full)
-        if problem is not None:
-            where_ = (*path, "driver_opts", field)
-            loc.error(where_, f"volume path {shown(full)} {problem} (security boundary)")
-            return
-
-
 def _volumes(loc: Located, project: str, where: tuple[str, ConfigFiles]) -> dict[str, VolumeDef]:
     out: dict[str, VolumeDef] = {}
     raw = want_map(loc, ("volumes",), loc.data.get("volumes") or {}) or {}
@@ -212,7 +183,7 @@ def _volumes(loc: Located, project: str, where: tuple[str, ConfigFiles]) -> dict
         spec = want_map(loc, path, spec or {}) or {}
         check_keys(loc, path, spec, VOLUME_KEYS)
         if isinstance(spec.get("driver_opts"), dict):
-            _bind_device(loc, path, spec["driver_opts"], where)
+            volume_paths(loc, path, spec["driver_opts"], where)
         common = _common(loc, path, spec)
         out[key] = VolumeDef(name=_full_name(project, key, common), key=key, **common)
     return out
