@@ -21,6 +21,7 @@ from controller.ports import ContainerRuntime
 
 WORKER = "nginx: worker process"
 SHUTTING_DOWN = "worker process is shutting down"
+LUA_MODULE = "ngx_http_lua_module"
 
 
 @contextlib.contextmanager
@@ -78,6 +79,11 @@ class ContainerNginx:
             if code != 0:
                 raise ProxyError(f"nginx -t failed in {cid[:12]}: {out.strip()[-400:]}")
 
+    def lua_available(self) -> bool:
+        """Whether this nginx loads the Lua module (its full configuration, `nginx -T`)."""
+        code, out = self.runtime.exec(self.ids[0], ["nginx", "-T"])
+        return code == 0 and LUA_MODULE in out
+
     def reload(self, *, drain_timeout: float) -> float:
         """SIGHUP every nginx container, then wait for its pre-reload workers to exit.
         Returns the seconds spent waiting for the drain."""
@@ -128,6 +134,17 @@ class HostNginx:
 
     def test(self) -> None:
         self._run(self.test_command, "test")
+
+    def lua_available(self) -> bool:
+        """Whether this nginx loads the Lua module: its test command with `-T` dumps the
+        whole configuration (a command that is not nginx's fails, and means no)."""
+        try:
+            res = subprocess.run(
+                [*self.test_command, "-T"], capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return res.returncode == 0 and LUA_MODULE in res.stdout + res.stderr
 
     def reload(self, *, drain_timeout: float) -> float:
         before = _host_workers()

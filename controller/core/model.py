@@ -69,6 +69,10 @@ class ProxySpec:
     upstreams_file: str  # absolute path
     test_command: tuple[str, ...] | None = None  # host nginx: e.g. ("nginx", "-t")
     reload_command: tuple[str, ...] | None = None  # host nginx: e.g. ("nginx", "-s", "reload")
+    # How traffic moves: "dynamic" (peers set in the running nginx through its Lua module,
+    # no reload), "reload" (rewrite the file and reload), "auto" (dynamic where nginx has
+    # the Lua module and can reach Berth's directory, else reload).
+    switch: str = "auto"
 
 
 @dataclass(frozen=True)

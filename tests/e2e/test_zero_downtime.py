@@ -56,11 +56,17 @@ done
 """
 
 
-def stack_compose(port: int, *, bake: str = "0s") -> dict[str, Any]:
+def stack_compose(
+    port: int, *, bake: str = "0s", switch: str | None = None, upstreams_mount: str = "ro"
+) -> dict[str, Any]:
+    proxy: dict[str, Any] = {
+        "service": "nginx",
+        "upstreams_file": "../nginx/upstreams/upstreams.conf",
+    }
+    if switch is not None:
+        proxy["switch"] = switch
     return {
-        "x-berth": {
-            "proxy": {"service": "nginx", "upstreams_file": "../nginx/upstreams/upstreams.conf"}
-        },
+        "x-berth": {"proxy": proxy},
         "services": {
             "api": {
                 "image": "berth-test/app",
@@ -93,7 +99,7 @@ def stack_compose(port: int, *, bake: str = "0s") -> dict[str, Any]:
                 "ports": [f"127.0.0.1:{port}:8080"],
                 "volumes": [
                     "../nginx/conf.d:/etc/nginx/conf.d:ro",
-                    "../nginx/upstreams:/etc/nginx/berth:ro",
+                    f"../nginx/upstreams:/etc/nginx/berth:{upstreams_mount}",
                 ],
                 "networks": ["backend"],
                 "depends_on": ["api"],

@@ -35,7 +35,8 @@ Compose files in tests should still set `init: true` (busybox applets other than
 script do not handle signals as PID 1, and the init reaps the CGI processes).
 
 `berth-test/base:bookworm` is a debootstrap (minbase) Debian rootfs with python3, FastAPI,
-uvicorn, gunicorn, nginx-light, curl and ca-certificates, imported with `docker import`.
+uvicorn, gunicorn, nginx-light with the Lua module (Berth's dynamic switch), curl and
+ca-certificates, imported with `docker import`.
 The rootfs tarball is cached under /var/cache/berth-rootfs, so rebuilding the image after a
 `docker rmi` takes seconds. `berth-test/nginx:1` is built from it (`nginx -g 'daemon off;'`,
 STOPSIGNAL SIGQUIT for a graceful stop, logs to stdout/stderr).
@@ -79,6 +80,8 @@ BASE_PACKAGES = (
     "python3-uvicorn",
     "gunicorn",
     "nginx-light",
+    "libnginx-mod-http-lua",
+    "lua-cjson",
     "ca-certificates",
     "curl",
 )

@@ -1,8 +1,12 @@
 """A load generator that records every response: steady GETs, long GETs and slow POSTs.
 
-It opens a new connection per request on purpose (see docs/operations.md, "keep-alive
-clients and nginx reloads"): the property under test is that Berth never drops a request
-that nginx accepted, which is what a connection-per-request client observes exactly.
+Two kinds of client, as real ones are:
+- connection per request (the default): the property under test is that Berth never drops
+  a request that nginx accepted, which such a client observes exactly;
+- `keep_alive=True`: every thread holds one HTTP/1.1 connection and sends its next request
+  on it, as browsers, connection pools and API clients do. A request that fails is recorded
+  and never retried (the thread reconnects for the next one). This is the client an nginx
+  reload hurts: its idle connection can be closed just as it sends.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Load:
     # Total GET requests per second across the GET threads; None = as fast as they can.
     # A paced load leaves CPU to the system under test on a small machine.
     get_rate: float | None = None
+    keep_alive: bool = False
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -62,6 +67,34 @@ class Load:
         finally:
             conn.close()
 
+    def _reuse(
+        self,
+        conn: http.client.HTTPConnection | None,
+        kind: str,
+        method: str,
+        path: str,
+        timeout: float,
+        content: bytes | None = None,
+    ) -> http.client.HTTPConnection | None:
+        """One request on the thread's persistent connection (opened when there is none).
+        Returns the connection to reuse, or None after a failure (no retry)."""
+        t0 = time.time()
+        if conn is None:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        try:
+            conn.request(method, path, body=content)
+            r = conn.getresponse()
+            body = r.read().decode(errors="replace").strip()
+            self._record(Sample(kind, t0, time.time(), r.status, body))
+            if r.will_close:
+                conn.close()
+                return None
+            return conn
+        except (OSError, http.client.HTTPException) as exc:
+            self._record(Sample(kind, t0, time.time(), None, "", f"{type(exc).__name__}: {exc}"))
+            conn.close()
+            return None
+
     def _loop(
         self,
         kind: str,
@@ -75,8 +108,12 @@ class Load:
         response is not made up for by a burst afterwards)."""
         deadline = time.time() + 900  # bounded, whatever happens to the test
         nxt = time.monotonic()
+        conn: http.client.HTTPConnection | None = None
         while not self._stop.is_set() and time.time() < deadline:
-            self._one(kind, method, path, timeout, content)
+            if self.keep_alive:
+                conn = self._reuse(conn, kind, method, path, timeout, content)
+            else:
+                self._one(kind, method, path, timeout, content)
             if period:
                 nxt = max(nxt + period, time.monotonic())
                 self._stop.wait(max(0.0, nxt - time.monotonic()))

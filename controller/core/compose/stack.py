@@ -33,6 +33,7 @@ from controller.core.model import (
     StackSpec,
     VolumeDef,
 )
+from controller.core.peers import layout_for
 from controller.core.yamlsrc import COMPOSE_TAGS, Located, Node, Path, load_node, unwrap
 from controller.errors import ConfigError, Problem, brief
 
@@ -283,6 +284,10 @@ def _proxy(ctx: StackCtx, services: Mapping[str, ServiceSpec]) -> ProxySpec | No
             ("x-berth", "proxy", "service"),
             f"{brief(proxy.service)} is not a service of this stack",
         )
+    if proxy is not None and proxy.switch == "dynamic":
+        layout, why = layout_for(proxy, services)
+        if layout is None:
+            loc.error(("x-berth", "proxy", "switch"), f"the dynamic switch cannot work: {why}")
     if proxy is None and loc.problems == []:
         for svc_name, svc in services.items():
             if svc.berth.upstream is not None:

@@ -25,6 +25,7 @@ from controller.core.compose.fields import (
 from controller.core.model import BerthOptions, ProbeSpec, ProxySpec, UpstreamSpec
 from controller.core.tagpolicy import pattern_problem
 from controller.core.yamlsrc import Located, Path
+from controller.errors import brief
 
 _SERVICE_KEYS = (
     "strategy",
@@ -36,7 +37,8 @@ _SERVICE_KEYS = (
     "allowed_tags",
 )
 _HEALTH_KEYS = ("path", "port", "interval", "timeout", "healthy_threshold")
-_PROXY_KEYS = ("service", "upstreams_file", "test_command", "reload_command")
+_PROXY_KEYS = ("service", "upstreams_file", "test_command", "reload_command", "switch")
+SWITCHES = ("auto", "dynamic", "reload")
 _UPSTREAM_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 # RFC 3986 path (and query) characters: the probe writes this into a request line, so CR,
 # LF and spaces would let the compose file inject headers or a second request.
@@ -201,4 +203,17 @@ def proxy_spec(loc: Located, path: Path, value: Any, *, ctx: StackCtx) -> ProxyS
             here,
             "name the nginx service, or (nginx on the host) both test_command and reload_command",
         )
-    return ProxySpec(service=service, upstreams_file=full, test_command=test, reload_command=reload)
+    switch = "auto"
+    if proxy.get("switch") is not None:
+        value = want_str(loc, (*here, "switch"), proxy["switch"])
+        if value is not None and value not in SWITCHES:
+            loc.error((*here, "switch"), f"{brief(value)} is not one of {', '.join(SWITCHES)}")
+        elif value is not None:
+            switch = value
+    return ProxySpec(
+        service=service,
+        upstreams_file=full,
+        test_command=test,
+        reload_command=reload,
+        switch=switch,
+    )

@@ -1,9 +1,14 @@
 """nginx cut-over: keeps each stack's upstream file equal to the containers that should
-receive traffic, and moves traffic only through test -> reload -> drain.
+receive traffic, and moves the traffic in nginx.
 
-The upstream file is the record of who is routed (see core/upstream.py); rollouts of
-independent services of one stack run concurrently, so every change of a file is serialised
-by a per-file lock and re-reads the file first.
+Two ways to move it (x-berth.proxy.switch): the dynamic switch sets the peers in the
+running nginx through its Lua module, with no reload (dynamic.py, core/peers.py); the
+reload switch rewrites the file, tests it, reloads nginx and waits for the old workers
+(core/upstream.py). `auto` takes the dynamic one where nginx loads the Lua module.
+
+The upstream file is the record of who is routed in both; rollouts of independent
+services of one stack run concurrently, so every change of a file is serialised by a
+per-file lock and re-reads the file first.
 """
 
 from __future__ import annotations
@@ -12,19 +17,22 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 
 from controller.adapters.nginx import ContainerNginx, HostNginx, atomic_write, dir_lock
 from controller.core.model import ObservedContainer, ServiceSpec, StackSpec
+from controller.core.peers import by_revision, is_dynamic, parse_dynamic, routes
 from controller.core.plan import ServiceAction
 from controller.core.upstream import (
     Backend,
     Candidate,
     healed_routes,
-    parse_upstreams,
     render_upstreams,
 )
 from controller.errors import ProxyError
 from controller.ports import ContainerRuntime, HealthProber
+from controller.shell.rollout import dynamic
+from controller.shell.rollout.switch_mode import decide_mode
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -115,22 +123,65 @@ class NginxSwitch:
 
     def ensure_files(self, containers: Sequence[ObservedContainer]) -> None:
         """Before anything starts nginx, its upstream file must exist with every upstream
-        block (routing to the healthy containers of the service, or a `down` placeholder)."""
+        block (routing to the healthy containers of the service, or to none). With the
+        dynamic switch, a running nginx is also brought onto the file's structure here,
+        between rollouts (the one reload when a stack moves to the dynamic switch or gains
+        an upstream), so no cut-over has to reload."""
         for stack in self.stacks.values():
             if stack.proxy is None:
                 continue
+            mine = [c for c in containers if c.project == stack.project]
+            try:
+                nginx = self._nginx(stack, mine)
+            except ProxyError:
+                nginx = None
             path = stack.proxy.upstreams_file
-            with _lock(path):
-                current = _read(path)
-                ups = self._upstream_services(stack)
-                if os.path.exists(path) and set(current) == set(ups):
-                    continue
-                wanted: dict[str, list[Backend]] = {}
-                for name, spec in ups.items():
-                    wanted[name] = current.get(name) or self._healthy_backends(
-                        stack, spec, containers
-                    )
-                atomic_write(path, render_upstreams(wanted))
+            try:
+                layout = decide_mode(stack, nginx, _running(stack, mine), _read_text(path))
+            except ProxyError:
+                layout = None  # the cut-over says why; the file must let nginx start
+            if layout is None:
+                self._ensure_reload_file(stack, mine)
+            else:
+                target = dynamic.Target(path, layout, nginx, self._counted)
+                with contextlib.suppress(ProxyError):  # the next cut-over reports it
+                    self._ensure_dynamic_file(stack, mine, target)
+
+    def _ensure_reload_file(
+        self, stack: StackSpec, containers: Sequence[ObservedContainer]
+    ) -> None:
+        assert stack.proxy is not None
+        path = stack.proxy.upstreams_file
+        with _lock(path):
+            text = _read_text(path)
+            current = routes(text)
+            ups = self._upstream_services(stack)
+            if os.path.exists(path) and not is_dynamic(text) and set(current) == set(ups):
+                return
+            wanted: dict[str, list[Backend]] = {}
+            for name, spec in ups.items():
+                wanted[name] = current.get(name) or [
+                    b for b, _ in self._healthy_backends(stack, spec, containers)
+                ]
+            atomic_write(path, render_upstreams(wanted))
+
+    def _ensure_dynamic_file(
+        self, stack: StackSpec, containers: Sequence[ObservedContainer], target: dynamic.Target
+    ) -> None:
+        ups = self._upstream_services(stack)
+        with _lock(target.path):
+            text = _read_text(target.path)
+            parsed = parse_dynamic(text)
+            sets = dynamic.recorded(text, ups)
+            for name, spec in ups.items():
+                if not sets[name].sides:
+                    healthy = self._healthy_backends(stack, spec, containers)
+                    sets[name] = by_revision(healthy, gen=dynamic.next_gen(sets[name]))
+            want = dynamic.structure_of(target, sets)
+            if parsed is None or parsed[0] != want or set(parsed[1]) != set(ups):
+                want = dynamic.write(target, sets)
+            drain = max((s.berth.drain_timeout for s in ups.values()), default=30.0)
+            dynamic.sync_structure(target, want, drain_timeout=drain)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -154,17 +205,57 @@ class NginxSwitch:
         return frozenset(b.container_id[:12] for b in current)
 
     def _route(self, action: ServiceAction, ids: list[str], *, always: bool = True) -> None:
-        """Make the upstream route to `ids`, test, reload, drain. With `always` the reload
-        happens even when the file already says so: a controller killed between writing
-        the file and reloading nginx left nginx on the old text."""
+        """Make the upstream route to `ids` and return once the peers it no longer routes to
+        have drained. With `always` the change reaches nginx even when the file already
+        says so: a controller killed between writing the file and telling nginx left nginx
+        on the old peers."""
         stack, spec = self._proxied(action)
         if stack is None or spec is None:
             return
         proxy, up = stack.proxy, spec.berth.upstream
         assert proxy is not None and up is not None
         listed = {c.id: c for c in self.runtime.list_containers(project=stack.project)}
+        backends = self._backends(stack, spec, ids, listed)
+        nginx = self._nginx(stack, listed.values())
+        text = _read_text(proxy.upstreams_file) if nginx is None else ""
+        layout = decide_mode(stack, nginx, _running(stack, listed.values()), text)
+        if layout is None:
+            self._route_reload(stack, spec, [b for b, _ in backends], nginx, always=always)
+            return
+        target = dynamic.Target(proxy.upstreams_file, layout, nginx, self._counted)
+        with _lock(proxy.upstreams_file):
+            old_text = _read_text(proxy.upstreams_file)
+            sets = dynamic.recorded(old_text, self._upstream_services(stack))
+            old = sets[up.name]
+            new = by_revision(backends, gen=dynamic.next_gen(old))
+            if old.same_routes(new) and not always and is_dynamic(old_text):
+                return
+            sets[up.name] = new
+            want = dynamic.write(target, sets)
+            try:
+                dynamic.sync_structure(target, want, drain_timeout=spec.berth.drain_timeout)
+                dynamic.apply(target, up.name, new)
+            except Exception as exc:
+                atomic_write(proxy.upstreams_file, old_text)
+                if old.sides:  # best effort: nginx back on what the file says again
+                    with contextlib.suppress(Exception):
+                        dynamic.apply(target, up.name, replace(old, gen=dynamic.next_gen(new)))
+                if isinstance(exc, ProxyError):
+                    raise
+                raise ProxyError(f"nginx dynamic switch failed: {exc}") from exc
+        dynamic.drain(target, old.addresses() - new.addresses(), timeout=spec.berth.drain_timeout)
+
+    def _backends(
+        self,
+        stack: StackSpec,
+        spec: ServiceSpec,
+        ids: list[str],
+        listed: Mapping[str, ObservedContainer],
+    ) -> list[tuple[Backend, str]]:
+        """(backend, revision) of each container to route to, at its current address."""
+        assert spec.berth.upstream is not None
         network = _shared_network(stack, spec)
-        backends = []
+        out = []
         for cid in ids:
             c = listed.get(cid) or next((x for x in listed.values() if x.id.startswith(cid)), None)
             if c is None:
@@ -172,16 +263,33 @@ class NginxSwitch:
             ip = self.runtime.inspect(c.id).ips.get(network) if network else None
             if not ip:
                 raise ProxyError(f"{c.name} has no address on network {network}")
-            backends.append(Backend(c.id, c.name, ip, up.port))
+            out.append((Backend(c.id, c.name, ip, spec.berth.upstream.port), c.revision or ""))
+        return out
+
+    def _counted(self, result: str) -> None:
+        self.reloads[result] += 1
+        self._on_reload(result)
+
+    def _route_reload(
+        self,
+        stack: StackSpec,
+        spec: ServiceSpec,
+        backends: list[Backend],
+        nginx: ContainerNginx | HostNginx | None,
+        *,
+        always: bool,
+    ) -> None:
+        """The reload switch: write, test, reload, wait for the old workers."""
+        proxy, up = stack.proxy, spec.berth.upstream
+        assert proxy is not None and up is not None
         with _lock(proxy.upstreams_file):
             old_text = _read_text(proxy.upstreams_file)
             upstreams: dict[str, list[Backend]] = {n: [] for n in self._upstream_services(stack)}
-            upstreams.update(parse_upstreams(old_text))
+            upstreams.update(routes(old_text))
             upstreams[up.name] = backends
             text = render_upstreams(upstreams)
             if text == old_text and not always:
                 return
-            nginx = self._nginx(stack, listed.values())
             atomic_write(proxy.upstreams_file, text)
             if nginx is None:
                 return  # nginx has never started: it will read the file when it does
@@ -189,8 +297,7 @@ class NginxSwitch:
                 nginx.test()
                 nginx.reload(drain_timeout=spec.berth.drain_timeout)
             except Exception as exc:
-                self.reloads["error"] += 1
-                self._on_reload("error")
+                self._counted("error")
                 atomic_write(proxy.upstreams_file, old_text)
                 # nginx may have taken the new file already (a reload that failed halfway):
                 # load the old one again, best effort, so file and nginx agree.
@@ -199,8 +306,7 @@ class NginxSwitch:
                 if isinstance(exc, ProxyError):
                     raise
                 raise ProxyError(f"nginx reload failed: {exc}") from exc
-            self.reloads["success"] += 1
-            self._on_reload("success")
+            self._counted("success")
 
     def _nginx(
         self, stack: StackSpec, containers: Iterable[ObservedContainer]
@@ -228,7 +334,7 @@ class NginxSwitch:
 
     def _healthy_backends(
         self, stack: StackSpec, spec: ServiceSpec, containers: Sequence[ObservedContainer]
-    ) -> list[Backend]:
+    ) -> list[tuple[Backend, str]]:
         assert spec.berth.upstream is not None
         net = _shared_network(stack, spec)
         out = []
@@ -239,7 +345,8 @@ class NginxSwitch:
                 and net
                 and c.ips.get(net)
             ):
-                out.append(Backend(c.id, c.name, c.ips[net], spec.berth.upstream.port))
+                backend = Backend(c.id, c.name, c.ips[net], spec.berth.upstream.port)
+                out.append((backend, c.revision))
         return out
 
 
@@ -272,7 +379,13 @@ def _read_text(path: str) -> str:
 
 def read_upstreams(path: str) -> dict[str, list[Backend]]:
     """Which containers each upstream of a Berth-owned file routes to (for `berth status`)."""
-    return parse_upstreams(_read_text(path))
+    return routes(_read_text(path))
+
+
+def _running(stack: StackSpec, containers: Iterable[ObservedContainer]) -> tuple[str, ...]:
+    proxy = stack.proxy
+    name = proxy.service if proxy else None
+    return tuple(sorted(c.id for c in containers if c.service == name and c.running))
 
 
 _read = read_upstreams

@@ -1,0 +1,119 @@
+"""The dynamic switch: cut-overs move traffic in the running nginx without a reload.
+
+Keep-alive clients (one HTTP/1.1 connection per thread, reused, never retried) are what a
+reload hurts; here they run with long requests and POSTs in flight through a series of
+deploys that includes rollbacks before cut-over and a switch-back after a bake failure.
+nginx's worker PIDs before and after prove that nothing reloaded it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.core.peers import is_dynamic, parse_dynamic
+from tests.e2e.test_zero_downtime import (
+    PLAN,
+    SITE,
+    _check_no_failures,
+    _check_versions,
+    _wait_http,
+    parse_events,
+    stack_compose,
+)
+from tests.support.berth import popen_berth
+from tests.support.daemon import free_port
+from tests.support.images import ensure_nginx_image
+from tests.support.load import Load
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.e2e]
+
+
+def _deploy(
+    s: Any, tmp_stack: Any, port: int, tag: str, *, bake: str = "0s", switch: str = "dynamic"
+) -> tuple[int, Any, float, float]:
+    tmp_stack(
+        stack_compose(port, bake=bake, switch=switch, upstreams_mount="rw"),
+        {"api": {"tag": tag}},
+        files={"nginx/conf.d/site.conf": SITE},
+    )
+    t0 = time.time()
+    proc = popen_berth(s.desired_dir, s.state_dir, "apply")
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode not in (0, 3):
+        raise AssertionError(f"berth apply of {tag} exited {proc.returncode}:\n{out}\n{err}")
+    return proc.returncode, parse_events(err.splitlines()), t0, time.time()
+
+
+def _nginx(docker_client: Any, project: str) -> Any:
+    (c,) = docker_client.containers.list(
+        filters={
+            "label": [f"com.docker.compose.project={project}", "com.docker.compose.service=nginx"]
+        }
+    )
+    return c
+
+
+def _workers(container: Any) -> set[str]:
+    top = container.top(ps_args="-eo pid,args")
+    return {row[0] for row in top["Processes"] if "worker process" in row[-1]}
+
+
+def test_keep_alive_clients_lose_nothing_and_nginx_never_reloads(
+    docker_client: Any, app_image: Any, tmp_stack: Any, project: str, tmp_path: Path
+) -> None:
+    ensure_nginx_image(client=docker_client)
+    app_image("1.0.0")
+    for tag, mode, _ in PLAN:
+        app_image(tag, mode=mode)
+    port = free_port()
+    s = tmp_stack(
+        stack_compose(port, switch="dynamic", upstreams_mount="rw"),
+        {"api": {"tag": "1.0.0"}},
+        files={"nginx/conf.d/site.conf": SITE, "nginx/upstreams/.keep": ""},
+    )
+    assert _deploy(s, tmp_stack, port, "1.0.0")[0] == 0
+    base = f"http://127.0.0.1:{port}"
+    _wait_http(base + "/version")
+    upstreams = s.root / "nginx/upstreams/upstreams.conf"
+    assert is_dynamic(upstreams.read_text())
+    nginx = _nginx(docker_client, project)
+    before = _workers(nginx)
+    assert before
+
+    pooled = Load(base, keep_alive=True, get_threads=6)
+    fresh = Load(base, get_threads=2, get_rate=40)
+    pooled.start()
+    fresh.start()
+    time.sleep(1.0)
+    windows: dict[str, Any] = {}
+    codes = {}
+    try:
+        for tag, mode, _ in PLAN:
+            bake = "8s" if mode == "bake-fail" else "0s"
+            code, events, t0, t1 = _deploy(s, tmp_stack, port, tag, bake=bake)
+            codes[tag] = code
+            windows[tag] = (t0, t1, events)
+            time.sleep(0.5)
+    finally:
+        pooled.stop()
+        fresh.stop()
+    after = _workers(_nginx(docker_client, project))
+
+    assert codes == {tag: exit_ for tag, _, exit_ in PLAN}, windows
+    kept = pooled.snapshot()
+    _check_no_failures(kept)
+    _check_no_failures(fresh.snapshot())
+    _check_versions(kept + fresh.snapshot(), windows)
+    assert after == before, f"nginx reloaded: workers {sorted(before)} -> {sorted(after)}"
+    # The keep-alive clients really reused their connections: far fewer connections
+    # than requests would be opened (each thread reconnects only after a failure or a
+    # close, and there were none).
+    assert len(kept) > 500, f"too little keep-alive load to mean anything: {len(kept)}"
+    recorded = parse_dynamic(upstreams.read_text())
+    assert recorded is not None
+    (side,) = recorded[1]["api_backend"].sides
+    assert len(side.backends) == 2
