@@ -12,11 +12,17 @@ from typing import Any
 import httpx
 import pytest
 
+from controller.core.peers import is_dynamic
 from tests.e2e.test_zero_downtime import free_port
 from tests.support.berth import berth
 from tests.support.images import healthcheck
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
+
+LUA = """\
+load_module /usr/share/nginx/modules/ndk_http_module.so;
+load_module /usr/share/nginx/modules/ngx_http_lua_module.so;
+"""
 
 CONF = """\
 pid {d}/nginx.pid;
@@ -36,13 +42,16 @@ http {{
 """
 
 
-@pytest.fixture()
-def host_nginx(tmp_path: Path) -> Iterator[tuple[list[str], int]]:
+@pytest.fixture(params=["reload", "lua"])
+def host_nginx(request: Any, tmp_path: Path) -> Iterator[tuple[list[str], int]]:
+    """A host nginx without the Lua module (auto = the reload switch) and one that loads it
+    (auto = the dynamic switch)."""
     d = tmp_path / "hostnginx"
     d.mkdir()
     port = free_port()
     conf = d / "nginx.conf"
-    conf.write_text(CONF.format(d=d, root=tmp_path, port=port))
+    lua = LUA if request.param == "lua" else ""
+    conf.write_text(lua + CONF.format(d=d, root=tmp_path, port=port))
     (tmp_path / "upstreams").mkdir()
     (tmp_path / "upstreams/upstreams.conf").write_text(
         "upstream api_backend { server 127.0.0.1:9 down; }\n"
@@ -88,12 +97,28 @@ def test_host_nginx_cut_over(
     assert r.code == 0, r.err
     url = f"http://127.0.0.1:{port}/version"
     assert httpx.get(url, trust_env=False).text.strip() == "1.0.0"
+    lua = "load_module" in (Path(base[2])).read_text()
+    upstreams = s.root / "upstreams/upstreams.conf"
+    assert is_dynamic(upstreams.read_text()) == lua
+    workers = _workers(base)
     s = tmp_stack(compose, {"api": {"tag": "2.0.0"}})
     t0 = time.monotonic()
     r = berth(s.desired_dir, s.state_dir, "apply")
     assert r.code == 0, r.err
     assert time.monotonic() - t0 < 30
     assert {httpx.get(url, trust_env=False).text.strip() for _ in range(10)} == {"2.0.0"}
+    assert (_workers(base) == workers) == lua, "dynamic: no reload; reload: a reload"
     st = json.loads(berth(s.desired_dir, s.state_dir, "status", "--json").out)[0]
     assert st["upstream"] == "api_backend" and len(st["routes"]) == 2
     assert all(f"{project}-api-" in name for name in st["routes"])
+
+
+def _workers(base: list[str]) -> set[int]:
+    pid_file = Path(base[4]) / "nginx.pid"
+    master = int(pid_file.read_text())
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+    return {
+        int(line.split()[0])
+        for line in out.splitlines()[1:]
+        if int(line.split()[1]) == master and "worker process" in line
+    }
