@@ -63,7 +63,7 @@ http {{
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         server: _Server = self.server  # type: ignore[assignment]
         if self.path.startswith("/hold"):
             server.holding.set()
