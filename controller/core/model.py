@@ -49,6 +49,42 @@ class UpstreamSpec:
 
 
 @dataclass(frozen=True)
+class QuerySpec:
+    """A PromQL check of the canary analysis: the query's value must stay within bounds.
+    `{{revision}}`, `{{service}}` and `{{project}}` in the query are filled in."""
+
+    query: str
+    max: float | None = None
+    min: float | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """How a canary step (and the bake after it) is judged on the new revision's traffic."""
+
+    min_requests: int = 50  # per measurement; fewer = inconclusive
+    success_rate: float | None = 99.0  # % of responses that are not 5xx or errors
+    max_latency_p99: float | None = None  # seconds
+    failure_limit: int = 1  # failed measurements that abort the release
+    # against the stable revision in the same window (optional):
+    max_success_rate_drop: float | None = None  # percentage points below stable
+    max_latency_ratio: float | None = None  # new p99 / stable p99
+    prometheus: str | None = None  # base URL for `queries`
+    queries: tuple[QuerySpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class CanarySpec:
+    """`x-berth.canary`: the new revision gets `steps` % of requests in turn, each held at
+    least `interval`, then 100 %."""
+
+    steps: tuple[int, ...] = (10, 50)
+    interval: float = 30.0
+    sticky: bool = False
+    analysis: AnalysisSpec | None = None
+
+
+@dataclass(frozen=True)
 class BerthOptions:
     """Per-service `x-berth` options, with the defaults of DESIGN §3."""
 
@@ -59,6 +95,7 @@ class BerthOptions:
     drain_timeout: float = 30.0
     bake: float = 0.0
     allowed_tags: str | None = None
+    canary: CanarySpec | None = None
 
 
 @dataclass(frozen=True)

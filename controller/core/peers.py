@@ -119,9 +119,13 @@ def from_wire(data: Any) -> PeerSet:
         raise ValueError("not a peer set")
     sides = []
     for s in data["sides"]:
+        if not isinstance(s, dict) or not isinstance(s.get("peers") or [], list):
+            raise ValueError("a side of the peer set is not an object with a list of peers")
         peers = []
         for p in s.get("peers") or []:
-            host, _, port = str(p["addr"]).rpartition(":")
+            if not isinstance(p, dict):
+                raise ValueError("a peer is not an object")
+            host, _, port = str(p.get("addr", "")).rpartition(":")
             peers.append(Backend(str(p.get("id", "")), str(p.get("name", "")), host, int(port)))
         sides.append(Side(str(s["rev"]), float(s["weight"]), tuple(peers)))
     return PeerSet(int(data.get("gen", 0)), tuple(sides), bool(data.get("sticky", False)))
@@ -208,6 +212,8 @@ def parse_dynamic(text: str) -> tuple[str, dict[str, PeerSet]] | None:
         return None
     try:
         record = json.loads(m.group("json"))
+        if not isinstance(record, dict) or not isinstance(record.get("upstreams"), dict):
+            return None
         sets = {str(k): from_wire(v) for k, v in record["upstreams"].items()}
         return str(record["structure"]), sets
     except (ValueError, KeyError, TypeError):

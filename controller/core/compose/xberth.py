@@ -13,6 +13,7 @@ import shlex
 from typing import Any
 
 from controller.core.boundary import confine, shown
+from controller.core.compose.canary import canary_options
 from controller.core.compose.context import StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -35,6 +36,7 @@ _SERVICE_KEYS = (
     "drain_timeout",
     "bake",
     "allowed_tags",
+    "canary",
 )
 _HEALTH_KEYS = ("path", "port", "interval", "timeout", "healthy_threshold")
 _PROXY_KEYS = ("service", "upstreams_file", "test_command", "reload_command", "switch")
@@ -150,6 +152,14 @@ def service_options(loc: Located, path: Path, value: Any) -> BerthOptions:
         )
     if spec.get("allowed_tags") is not None:
         kw["allowed_tags"] = _allowed_tags(loc, (*path, "allowed_tags"), spec["allowed_tags"])
+    if spec.get("canary") is not None:
+        canary = canary_options(loc, (*path, "canary"), spec["canary"])
+        if canary is not None and kw.get("upstream") is None:
+            loc.error(
+                (*path, "canary"), "a canary splits nginx traffic: the service needs an upstream"
+            )
+        elif canary is not None:
+            kw["canary"] = canary
     return BerthOptions(**kw)
 
 
