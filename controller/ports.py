@@ -121,8 +121,6 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None: ...
 
 
-
-
 @dataclass(frozen=True)
 class RolloutRecord:
     id: int
@@ -148,6 +146,22 @@ class Quarantine:
     tag: str
     reason: str
     since: float
+
+
+@dataclass(frozen=True)
+class CanaryRecord:
+    """A canary in progress: where it stands, and an operator's command not yet taken."""
+
+    project: str
+    service: str
+    revision: str
+    tag: str
+    step: int  # 1-based
+    steps: int
+    weight: int  # % of requests to the new revision
+    paused: bool
+    updated_at: float
+    command: str | None = None  # promote | abort | pause | resume
 
 
 class StateStore(Protocol):
@@ -196,6 +210,24 @@ class StateStore(Protocol):
 
     def quarantined(self) -> list[Quarantine]: ...
 
+    def canary_progress(self, record: CanaryRecord) -> None:
+        """Record where a canary stands (an operator's pending command stays)."""
+        ...
+
+    def canary_command(
+        self, project: str | None, service: str, command: str
+    ) -> CanaryRecord | None:
+        """Leave a command for the canary in progress; None when there is none."""
+        ...
+
+    def take_canary_command(self, project: str, service: str, revision: str) -> str | None:
+        """The pending command for this revision's canary, taken (it is acted on once)."""
+        ...
+
+    def canary_end(self, project: str, service: str) -> None: ...
+
+    def canaries(self) -> list[CanaryRecord]: ...
+
 
 class ProxySwitch(Protocol):
     def cut_over(
@@ -217,4 +249,28 @@ class ProxySwitch(Protocol):
     def routed(self, action: ServiceAction) -> frozenset[str] | None:
         """12-character ids of the service's containers that receive traffic now, or None
         when no proxy serves the service."""
+        ...
+
+    def set_weight(
+        self,
+        action: ServiceAction,
+        new_ids: Sequence[str],
+        old_ids: Sequence[str],
+        weight: int,
+        *,
+        sticky: bool = False,
+    ) -> None:
+        """Canary: `weight` % of the requests to `new_ids`, the rest to `old_ids` (0: the
+        new ones out, drained). ProxyError where traffic cannot be split."""
+        ...
+
+    def traffic(self, action: ServiceAction) -> Mapping[str, Any] | None:
+        """nginx's request counters for the service's upstream (see core/analysis.py), or
+        None where none are kept."""
+        ...
+
+
+class MetricsQuery(Protocol):
+    def value(self, base_url: str, promql: str) -> float | None:
+        """The query's value now (a scalar or the first sample), None when it has none."""
         ...

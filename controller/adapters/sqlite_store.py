@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from controller.core.outcome import RECORDED, Outcome
 from controller.errors import PermanentError, TemporaryError
-from controller.ports import Quarantine, RolloutRecord
+from controller.ports import CanaryRecord, Quarantine, RolloutRecord
 
 ABANDONED_REASON = "controller restarted during rollout"
 
@@ -53,6 +53,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 1 -> 2: a failure repeated by retries (a pull while the registry is down) is one row
     ("ALTER TABLE rollouts ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",),
+    # 2 -> 3: canaries in progress, and the operator's commands for them (another process)
+    (
+        """CREATE TABLE canary (
+            project TEXT NOT NULL,
+            service TEXT NOT NULL,
+            revision TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            steps INTEGER NOT NULL,
+            weight INTEGER NOT NULL,
+            paused INTEGER NOT NULL,
+            updated_at REAL NOT NULL,
+            command TEXT,
+            PRIMARY KEY (project, service)
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -298,3 +314,85 @@ class SqliteStateStore:
             (),
             lambda r: Quarantine(*r),
         )
+
+    # -- canaries -----------------------------------------------------------------------------
+
+    def canary_progress(self, record: CanaryRecord) -> None:
+        r = record
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO canary (project, service, revision, tag, step, steps, weight,"
+                " paused, updated_at, command) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+                " ON CONFLICT (project, service) DO UPDATE SET"
+                " command = CASE WHEN revision = excluded.revision THEN command END,"
+                " revision = excluded.revision, tag = excluded.tag, step = excluded.step,"
+                " steps = excluded.steps, weight = excluded.weight, paused = excluded.paused,"
+                " updated_at = excluded.updated_at",
+                (
+                    r.project,
+                    r.service,
+                    r.revision,
+                    r.tag,
+                    r.step,
+                    r.steps,
+                    r.weight,
+                    int(r.paused),
+                    r.updated_at,
+                ),
+            )
+
+    def canary_command(
+        self, project: str | None, service: str, command: str
+    ) -> CanaryRecord | None:
+        with self._tx() as c:
+            rows = c.execute(
+                f"SELECT {_CANARY} FROM canary WHERE service = ? AND (? IS NULL OR project = ?)",
+                (service, project, project),
+            ).fetchall()
+            if len(rows) != 1:
+                return None
+            found = _canary(rows[0])
+            c.execute(
+                "UPDATE canary SET command = ? WHERE project = ? AND service = ?",
+                (command, found.project, service),
+            )
+            return found
+
+    def take_canary_command(self, project: str, service: str, revision: str) -> str | None:
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT command FROM canary WHERE project = ? AND service = ? AND revision = ?",
+                (project, service, revision),
+            ).fetchone()
+            if row is None or row[0] is None:
+                return None
+            c.execute(
+                "UPDATE canary SET command = NULL WHERE project = ? AND service = ?",
+                (project, service),
+            )
+            return str(row[0])
+
+    def canary_end(self, project: str, service: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM canary WHERE project = ? AND service = ?", (project, service))
+
+    def canaries(self) -> list[CanaryRecord]:
+        return self._query(f"SELECT {_CANARY} FROM canary ORDER BY project, service", (), _canary)
+
+
+_CANARY = "project, service, revision, tag, step, steps, weight, paused, updated_at, command"
+
+
+def _canary(row: tuple[Any, ...]) -> CanaryRecord:
+    return CanaryRecord(
+        project=row[0],
+        service=row[1],
+        revision=row[2],
+        tag=row[3],
+        step=int(row[4]),
+        steps=int(row[5]),
+        weight=int(row[6]),
+        paused=bool(row[7]),
+        updated_at=float(row[8]),
+        command=row[9],
+    )

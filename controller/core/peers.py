@@ -281,3 +281,23 @@ def layout_for(proxy: ProxySpec, services: Mapping[str, ServiceSpec]) -> tuple[L
     if len(layout.socket.encode()) > SUN_PATH_MAX:
         return None, f"the control socket path {layout.socket} is longer than {SUN_PATH_MAX} bytes"
     return layout, ""
+
+
+def canary_set(
+    new: Sequence[tuple[Backend, str]],
+    old: Sequence[tuple[Backend, str]],
+    weight: int,
+    *,
+    gen: int,
+    sticky: bool = False,
+) -> PeerSet:
+    """`weight` % of the requests to the new containers, the rest to the old ones (each
+    side's share split among its revisions by their number of peers)."""
+    new_part = by_revision(new, gen=gen)
+    old_part = by_revision(old, gen=gen)
+    sides = tuple(
+        Side(s.revision, round(s.weight * share / 100.0, 3), s.backends)
+        for part, share in ((new_part, weight), (old_part, 100 - weight))
+        for s in part.sides
+    )
+    return PeerSet(gen, sides, sticky)

@@ -6,9 +6,11 @@ two steps starts a new rollout from the same observed containers and lands in th
 place (existing new containers are reused, finished steps are not repeated).
 
 Phases (start-first): PREPARE (pull) -> START (create + start new; without service aliases
-where DNS gating applies) -> GATE (ends in the cut-over step) -> [BAKE] -> RETIRE (stop +
-remove old) -> DONE. Its parameters: core/rollout_config.py. stop-first stops (keeps) the
-old containers in START first; ABORT restores them.
+where DNS gating applies) -> GATE (ends in the cut-over step) -> [CANARY (weights step by
+step, judged; core/canary.py)] -> [BAKE] -> RETIRE (stop + remove old) -> DONE; a canary
+that fails goes through WITHDRAW (weight 0) to ABORT. Its parameters:
+core/rollout_config.py. stop-first stops (keeps) the old containers in START first; ABORT
+restores them.
 
 The machine is closed: what performing a step reports back (a pull failed, Docker refused a
 container, nginx could not be switched, a newer revision arrived...) is an `Event` fed to
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import assert_never
 
+from controller.core import canary
+from controller.core.analysis import Measurement, Traffic
 from controller.core.gate import GateInput, GateRules, GateVerdict, evaluate
 from controller.core.model import ContainerState, ObservedContainer
 from controller.core.outcome import Outcome as Outcome
@@ -30,73 +34,74 @@ from controller.core.rollout_config import RolloutConfig as RolloutConfig
 from controller.core.rollout_config import config_for as config_for
 from controller.core.rollout_config import publishes_host_ports as publishes_host_ports
 from controller.core.rollout_steps import (
-    Abort as Abort,
+    Abort,
+    Cancelled,
+    Create,
+    Created,
+    CutOver,
+    CutoverFailed,
+    Event,
+    Finish,
+    Observe,
+    Publish,
+    Pull,
+    PullFailed,
+    RemoveNew,
+    Retire,
+    SetWeight,
+    Start,
+    StartFailed,
+    Step,
+    StopOld,
+    SwitchBack,
+    SwitchBackFailed,
+    WeightFailed,
 )
-from controller.core.rollout_steps import (
-    Cancelled as Cancelled,
-)
-from controller.core.rollout_steps import (
-    Create as Create,
-)
-from controller.core.rollout_steps import (
-    Created as Created,
-)
-from controller.core.rollout_steps import (
-    CutOver as CutOver,
-)
-from controller.core.rollout_steps import (
-    CutoverFailed as CutoverFailed,
-)
-from controller.core.rollout_steps import (
-    Event as Event,
-)
-from controller.core.rollout_steps import (
-    Finish as Finish,
-)
-from controller.core.rollout_steps import (
-    Observe as Observe,
-)
-from controller.core.rollout_steps import (
-    Publish as Publish,
-)
-from controller.core.rollout_steps import (
-    Pull as Pull,
-)
-from controller.core.rollout_steps import (
-    PullFailed as PullFailed,
-)
-from controller.core.rollout_steps import (
-    RemoveNew as RemoveNew,
-)
-from controller.core.rollout_steps import (
-    Retire as Retire,
-)
-from controller.core.rollout_steps import (
-    Start as Start,
-)
-from controller.core.rollout_steps import (
-    StartFailed as StartFailed,
-)
-from controller.core.rollout_steps import (
-    Step as Step,
-)
-from controller.core.rollout_steps import (
-    StopOld as StopOld,
-)
-from controller.core.rollout_steps import (
-    SwitchBack as SwitchBack,
-)
-from controller.core.rollout_steps import (
-    SwitchBackFailed as SwitchBackFailed,
-)
+
+# The machine's vocabulary is used through this module (`r.Abort`, `r.next_step`...).
+__all__ = [
+    "Abort",
+    "Cancelled",
+    "Create",
+    "Created",
+    "CutOver",
+    "CutoverFailed",
+    "Event",
+    "Finish",
+    "NewObs",
+    "Observe",
+    "Outcome",
+    "Phase",
+    "Publish",
+    "Pull",
+    "PullFailed",
+    "RemoveNew",
+    "Retire",
+    "RolloutConfig",
+    "RolloutObs",
+    "RolloutState",
+    "SetWeight",
+    "Start",
+    "StartFailed",
+    "Step",
+    "StopOld",
+    "SwitchBack",
+    "SwitchBackFailed",
+    "WeightFailed",
+    "config_for",
+    "next_step",
+    "publishes_host_ports",
+]
 
 
 class Phase(StrEnum):
     PREPARE = "prepare"
     START = "start"
     GATE = "gate"
+    CANARY = "canary"
     BAKE = "bake"
     RETIRE = "retire"
+    WITHDRAW = "withdraw"
     ABORT = "abort"
     DONE = "done"
 
@@ -115,6 +120,11 @@ class RolloutObs:
     image_present: bool
     new: tuple[NewObs, ...]
     old: tuple[ObservedContainer, ...]
+    # canary and bake with an analysis: the new and the stable revision's traffic so far,
+    # the PromQL checks' values (by index), an operator's command (promote|abort|pause|resume)
+    traffic: tuple[Traffic, Traffic] | None = None
+    queries: Mapping[int, float | None] = field(default_factory=dict)
+    command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,16 @@ class RolloutState:
     infra_failure: bool = False  # the failure was not the revision's fault: no quarantine
     published: bool = False  # the new containers carry their service aliases
     started_at: float = 0.0  # when this rollout began (containers created later are ours)
+    # canary (core/canary.py)
+    canary_step: int = -1  # index into cfg.canary.steps
+    step_started: float = 0.0
+    window: tuple[Traffic, Traffic] | None = None  # traffic when the open measurement began
+    failures: int = 0  # failed measurements in this step (or in bake)
+    measured: bool = False  # a measurement of this step passed
+    measurements: int = 0
+    last_measurement: Measurement | None = None
+    paused: bool = False
+    withdrawn: bool = False  # the new containers were taken out of the traffic (weight 0)
 
 
 def next_step(
@@ -159,6 +179,8 @@ def _on_event(s: RolloutState, obs: RolloutObs, ev: Event) -> tuple[RolloutState
             why = f"switch-back failed, the new containers keep serving: {reason}"
             done = replace(s, phase=Phase.DONE, outcome=Outcome.FAILED, failure=why)
             return done, Abort((), None, (), True, why)  # only the quarantine is left to do
+        case WeightFailed(reason):
+            return canary.weight_failed(s, obs, reason)
         case Cancelled():
             return _supersede(s, obs) or (s, None)
         case _:
@@ -169,8 +191,12 @@ def _supersede(state: RolloutState, obs: RolloutObs) -> tuple[RolloutState, Step
     """Before the cut-over the rollout stops here: its new containers go, stop-first old
     ones come back, nothing is quarantined. After the cut-over it is left to finish
     (traffic already moved)."""
-    if state.cut_over or state.phase in (Phase.RETIRE, Phase.ABORT, Phase.DONE):
+    if state.cut_over or state.phase in (Phase.RETIRE, Phase.ABORT, Phase.DONE, Phase.WITHDRAW):
         return None
+    if state.phase is Phase.CANARY:  # its weight first, then the abort (no quarantine)
+        why = "superseded by a newer desired revision"
+        state = replace(state, outcome=Outcome.SUPERSEDED, infra_failure=True)
+        return canary.withdraw(state, obs, why)
     restore: tuple[str, ...] = ()
     if state.cfg.strategy == "stop-first":
         restore = tuple(
@@ -258,14 +284,30 @@ def _gate(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, S
         again = {cid: max(0, s.cfg.threshold - 1) for cid in ids}
         return replace(s, published=True, passes=again), Publish(ids)
     if verdict.passed:
-        new_ids = tuple(n.gate.cid for n in _all_new(s, obs))
-        old_ids = tuple(c.id for c in obs.old if c.running)
-        bake = s.cfg.bake > 0 and bool(old_ids)
-        nxt = Phase.BAKE if bake else Phase.RETIRE
-        return replace(
-            s, phase=nxt, cut_over=True, bake_until=now + s.cfg.bake, passes={}
-        ), CutOver(new_ids, old_ids)
+        if s.cfg.canary is not None and any(c.running for c in obs.old):
+            return canary.begin(replace(s, passes={}), obs, now)
+        return _cut_over(s, obs, now)
     return s, Observe(s.cfg.probe_interval, probe=True)
+
+
+def _cut_over(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    """All traffic to the new containers; bake next when asked for and possible."""
+    new_ids = tuple(n.gate.cid for n in _all_new(s, obs))
+    old_ids = tuple(c.id for c in obs.old if c.running)
+    bake = s.cfg.bake > 0 and bool(old_ids)
+    nxt = Phase.BAKE if bake else Phase.RETIRE
+    s = replace(s, window=None, failures=0)  # the bake measures afresh
+    return replace(s, phase=nxt, cut_over=True, bake_until=now + s.cfg.bake, passes={}), CutOver(
+        new_ids, old_ids
+    )
+
+
+def _canary(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    return canary.step(s, obs, now, _cut_over)
+
+
+def _withdraw(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
+    return canary.after_withdraw(s, obs, now, _abort)
 
 
 def _bake(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
@@ -283,7 +325,9 @@ def _bake(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, S
             )
     if len(gated) < s.cfg.replicas:
         return _switch_back(s, obs, "failed during bake: a new container disappeared")
-    s = replace(s, passes=failures)
+    s, judged = canary.bake_check(replace(s, passes=failures), obs)
+    if judged is not None:
+        return _switch_back(s, obs, judged)
     if now >= s.bake_until:
         return _retire(replace(s, phase=Phase.RETIRE), obs, now)
     return s, Observe(min(s.cfg.probe_interval, max(0.0, s.bake_until - now)), probe=True)
@@ -311,7 +355,7 @@ def _retire(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState,
 
 def _abort(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
     has_old = bool(obs.old)
-    mine = [n for n in obs.new if n.gate.cid not in s.cfg.serving]
+    mine = [n for n in obs.new if s.withdrawn or n.gate.cid not in s.cfg.serving]
     if has_old:
         victims = mine
     else:  # create / scale-up: keep new containers that do pass, remove the failing ones
@@ -324,7 +368,7 @@ def _abort(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, 
         restore = tuple(
             c.id for c in obs.old if not c.running and c.revision == s.cfg.from_revision
         )
-    outcome = Outcome.ROLLED_BACK if has_old else Outcome.FAILED
+    outcome = s.outcome or (Outcome.ROLLED_BACK if has_old else Outcome.FAILED)
     done = replace(s, phase=Phase.DONE, outcome=outcome)
     return done, Abort(remove, keep, restore, not s.infra_failure, s.failure)
 
@@ -357,8 +401,10 @@ _HANDLERS = {
     Phase.PREPARE: _prepare,
     Phase.START: _start,
     Phase.GATE: _gate,
+    Phase.CANARY: _canary,
     Phase.BAKE: _bake,
     Phase.RETIRE: _retire,
+    Phase.WITHDRAW: _withdraw,
     Phase.ABORT: _abort,
     Phase.DONE: _done,
 }

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controller.core.model import Strategy
+from controller.core.model import CanarySpec, Strategy
 from controller.core.plan import ActionKind, ServiceAction
 
 
@@ -27,7 +27,7 @@ class RolloutConfig:
     # Containers of the target revision that already serve when the rollout starts (routed
     # by nginx, or the running replicas a scale-up adds to): never re-gated, never removed.
     serving: frozenset[str] = frozenset()
-
+    canary: CanarySpec | None = None  # progressive delivery through the dynamic switch
 
 
 def config_for(
@@ -58,6 +58,7 @@ def config_for(
         bake=b.bake,
         from_revision=from_rev,
         serving=serving,
+        canary=b.canary if b.upstream is not None and strategy == "start-first" else None,
     )
 
 

@@ -62,6 +62,17 @@ class CutOver:
 
 
 @dataclass(frozen=True)
+class SetWeight:
+    """Canary: give the new containers `weight` % of the requests, the old ones the rest
+    (0 takes the new ones out of the traffic again, and drains them)."""
+
+    new_ids: tuple[str, ...]
+    old_ids: tuple[str, ...]
+    weight: int
+    sticky: bool = False
+
+
+@dataclass(frozen=True)
 class SwitchBack:
     """Bake failed: point the proxy back at the old containers, which are still running."""
 
@@ -100,6 +111,7 @@ Step = (
     | Observe
     | Publish
     | CutOver
+    | SetWeight
     | SwitchBack
     | Retire
     | Abort
@@ -152,8 +164,18 @@ class SwitchBackFailed:
 
 
 @dataclass(frozen=True)
+class WeightFailed:
+    """nginx did not take a canary's weights (no dynamic switch, nginx down): the release
+    is withdrawn, not blamed (no quarantine)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Cancelled:
     """A newer desired revision arrived while this rollout runs."""
 
 
-Event = PullFailed | StartFailed | Created | CutoverFailed | SwitchBackFailed | Cancelled
+Event = (
+    PullFailed | StartFailed | Created | CutoverFailed | SwitchBackFailed | WeightFailed | Cancelled
+)

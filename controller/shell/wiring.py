@@ -67,10 +67,11 @@ class Context:
         """The one composition of a rollout pass (traffic switch, ports, executor), for
         `apply`, `run` and `deploy --wait`."""
         from controller.adapters.git import head_commit
+        from controller.adapters.prometheus import PrometheusQuery
         from controller.shell.rollout.proxy import NginxSwitch
         from controller.shell.rollout.results import Ports
         from controller.shell.rollout.session import RolloutSession
 
         proxy = NginxSwitch(self.runtime, cfg.stacks, on_reload=on_reload)
-        ports = Ports(self.runtime, self.prober, self.clock, self.store, proxy)
+        ports = Ports(self.runtime, self.prober, self.clock, self.store, proxy, PrometheusQuery())
         return RolloutSession(ports, proxy, emit=emit, commit=head_commit(self.desired))

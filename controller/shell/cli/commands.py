@@ -106,6 +106,17 @@ def cmd_status(ctx: Context, *, as_json: bool) -> int:
             f"{','.join(r['running_tags']) or '-':<20} "
             f"{str(r['serving']) + '/' + str(r['desired_replicas']):<7} {r['ready']:<11} {last}"
         )
+    canaries = [r for r in rows if r["canary"]]
+    if canaries:
+        print(f"\n{'CANARY':<32} {'NEW':<14} {'STEP':<6} WEIGHTS (new/stable)")
+        for r in canaries:
+            c = r["canary"]
+            paused = "  paused" if c["paused"] else ""
+            print(
+                f"{r['project'] + '/' + r['service']:<32} {c['tag']:<14} "
+                f"{str(c['step']) + '/' + str(c['steps']):<6} "
+                f"{c['weight']}% / {c['stable_weight']}%{paused}"
+            )
     proxied = [r for r in rows if r["upstream"]]
     if proxied:
         print(f"\n{'UPSTREAM':<32} ROUTES TO")
@@ -148,6 +159,19 @@ def cmd_retry(ctx: Context, service: str) -> int:
         print(f"lifted the quarantine of {n} revision(s) of {service}; the next apply retries")
     else:
         print(f"nothing quarantined for {service}")
+    return EXIT_OK
+
+
+def cmd_canary(ctx: Context, command: str, service: str) -> int:
+    """Leave the command where the rollout running the canary (`berth run`, `berth apply`)
+    picks it up within a second."""
+    project, name = _split(service)
+    found = ctx.store.canary_command(project, name, command)
+    if found is None:
+        print(f"berth: no canary in progress for {service}", file=sys.stderr)
+        return EXIT_ERROR
+    where = f"step {found.step}/{found.steps}, {found.weight}% on {found.tag}"
+    print(f"{command}: sent to the canary of {found.project}/{found.service} ({where})")
     return EXIT_OK
 
 

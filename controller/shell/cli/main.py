@@ -86,6 +86,16 @@ def _commands(sub: Any) -> None:
     run.add_argument("--log-format", choices=("auto", "json", "human"), default="auto")
     rt = cmd("retry", "lift the quarantine of a failed revision", json_=False)
     rt.add_argument("service")
+    for name, help_ in CANARY_COMMANDS.items():
+        cmd(name, help_, json_=False).add_argument("service")
+
+
+CANARY_COMMANDS = {
+    "promote": "canary in progress: all traffic to the new revision now (skips the steps left)",
+    "abort": "canary in progress: weight 0, roll back, quarantine the new revision",
+    "pause": "canary in progress: hold the current step until promote, resume or abort",
+    "resume": "paused canary: go on with its steps",
+}
 
 
 def entry() -> None:
@@ -130,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return deploy_args.dispatch(ctx, args)
         if args.command == "retry":
             return c.cmd_retry(ctx, args.service)
+        if args.command in CANARY_COMMANDS:
+            return c.cmd_canary(ctx, args.command, args.service)
     except ConfigError as exc:
         if as_json and args.command == "validate":
             c.out_json(

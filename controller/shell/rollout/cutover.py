@@ -8,9 +8,11 @@ waits for the old workers to drain.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from controller.core.plan import ServiceAction
+from controller.errors import ProxyError
 from controller.ports import ProxySwitch as ProxySwitch
 
 
@@ -29,4 +31,25 @@ class NoProxy:
         return None
 
     def routed(self, action: ServiceAction) -> frozenset[str] | None:
+        return None
+
+    def set_weight(
+        self,
+        action: ServiceAction,
+        new_ids: Sequence[str],
+        old_ids: Sequence[str],
+        weight: int,
+        *,
+        sticky: bool = False,
+    ) -> None:
+        raise ProxyError("a canary needs the service served through nginx (x-berth.upstream)")
+
+    def traffic(self, action: ServiceAction) -> Mapping[str, Any] | None:
+        return None
+
+
+class NoMetrics:
+    """MetricsQuery where no Prometheus is configured: every query has no value."""
+
+    def value(self, base_url: str, promql: str) -> float | None:
         return None

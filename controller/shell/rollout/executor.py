@@ -34,6 +34,7 @@ from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, ServiceAction
 from controller.core.rollout_inputs import previous_revision, serving_ids
 from controller.errors import ContainerRuntimeError, ImagePullError, NotFound, ProxyError
+from controller.shell.rollout.canary_io import CanaryLink
 from controller.shell.rollout.dns import DNS_GRACE, dns_gated
 from controller.shell.rollout.results import Event as Event
 from controller.shell.rollout.results import Ports as Ports
@@ -52,6 +53,7 @@ class Executor:
         self.p = ports
         self.emit: Emit = emit or (lambda e: None)
         self.commit = commit
+        self.canary = CanaryLink(ports, self.emit)
 
     # -- entry ---------------------------------------------------------------------------
 
@@ -120,14 +122,17 @@ class Executor:
         state = r.RolloutState(r.config_for(action, from_rev, serving=serving))
         event: r.Event | None = None
         while True:
-            obs = self._observe(action, state)
+            obs = self.canary.observe(action, state, self._observe(action, state))
             if event is None and cancel is not None and cancel.is_set():
                 event = r.Cancelled()
+            before = state
             state, step = r.next_step(state, obs, self.p.clock.now(), event)
-            superseded = isinstance(step, r.Abort) and state.outcome is Outcome.SUPERSEDED
+            self.canary.after(action, before, state)
+            superseded = state.outcome is Outcome.SUPERSEDED and before.outcome is None
             if isinstance(event, r.Cancelled) and superseded:
                 self._emit(action, "cancel", "a newer desired revision arrived")
             if isinstance(step, r.Finish):
+                self.canary.end(action, state)
                 return step.outcome, step.reason
             event = self._perform(action, state, step, proxy_service)
 
@@ -145,7 +150,7 @@ class Executor:
         rev = target.revision
         old = tuple(c for c in listed if c.revision != rev)
         new_rows = [c for c in listed if c.revision == rev]
-        gating = state.phase in (r.Phase.GATE, r.Phase.BAKE)
+        gating = state.phase in (r.Phase.GATE, r.Phase.CANARY, r.Phase.BAKE)
         new = tuple(self._new_obs(c, target, probe=gating) for c in new_rows)
         present = True
         if state.phase is r.Phase.PREPARE and action.kind is not ActionKind.SCALE_DOWN:
@@ -213,6 +218,8 @@ class Executor:
                     self.p.proxy.cut_over(a, new_ids, old_ids)
                 except ProxyError as exc:
                     return r.CutoverFailed(str(exc))
+            case r.SetWeight():
+                return self.canary.set_weight(a, s, step)
             case r.SwitchBack(old_ids, new_ids):
                 self._emit(a, "switch-back", s.failure)
                 try:

@@ -18,10 +18,21 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from controller.adapters.nginx import ContainerNginx, HostNginx, atomic_write, dir_lock
+from controller.adapters.nginx_control import NginxControl
 from controller.core.model import ObservedContainer, ServiceSpec, StackSpec
-from controller.core.peers import by_revision, is_dynamic, parse_dynamic, routes
+from controller.core.peers import (
+    SOCKET_FILE,
+    Layout,
+    PeerSet,
+    by_revision,
+    canary_set,
+    is_dynamic,
+    parse_dynamic,
+    routes,
+)
 from controller.core.plan import ServiceAction
 from controller.core.upstream import (
     Backend,
@@ -222,12 +233,76 @@ class NginxSwitch:
         if layout is None:
             self._route_reload(stack, spec, [b for b, _ in backends], nginx, always=always)
             return
+        def build(gen: int) -> PeerSet:
+            return by_revision(backends, gen=gen)
+
+        self._publish(stack, spec, layout, nginx, build, always)
+
+    def set_weight(
+        self,
+        action: ServiceAction,
+        new_ids: Sequence[str],
+        old_ids: Sequence[str],
+        weight: int,
+        *,
+        sticky: bool = False,
+    ) -> None:
+        """Canary weights, through the dynamic switch only (a reload per step would drop
+        keep-alive requests at every step)."""
+        if weight <= 0:
+            self._route(action, list(old_ids))
+            return
+        stack, spec = self._proxied(action)
+        if stack is None or spec is None:
+            raise ProxyError("a canary needs the service served through nginx")
+        listed = {c.id: c for c in self.runtime.list_containers(project=stack.project)}
+        nginx = self._nginx(stack, listed.values())
+        text = _read_text(stack.proxy.upstreams_file) if stack.proxy and nginx is None else ""
+        layout = decide_mode(stack, nginx, _running(stack, listed.values()), text)
+        if layout is None:
+            raise ProxyError(
+                "a canary needs the dynamic switch: nginx with its Lua module, and "
+                "x-berth.proxy.switch auto or dynamic (see docs/x-berth.md)"
+            )
+        new = self._backends(stack, spec, list(new_ids), listed)
+        old = self._backends(stack, spec, list(old_ids), listed)
+
+        def build(gen: int) -> PeerSet:
+            return canary_set(new, old, weight, gen=gen, sticky=sticky)
+
+        self._publish(stack, spec, layout, nginx, build, True)
+
+    def traffic(self, action: ServiceAction) -> Mapping[str, Any] | None:
+        stack, spec = self._proxied(action)
+        if stack is None or stack.proxy is None or spec is None:
+            return None
+        path = stack.proxy.upstreams_file
+        if not is_dynamic(_read_text(path)):
+            return None
+        try:
+            return NginxControl(os.path.join(os.path.dirname(path), SOCKET_FILE)).stats()
+        except ProxyError:
+            return None  # nginx restarting: no counters to judge this time
+
+    def _publish(
+        self,
+        stack: StackSpec,
+        spec: ServiceSpec,
+        layout: Layout,
+        nginx: ContainerNginx | HostNginx | None,
+        build: Callable[[int], PeerSet],
+        always: bool,
+    ) -> None:
+        """Record the upstream's new peer set, get it into nginx, then drain the peers it
+        dropped (outside the lock: other services' switches do not wait for this drain)."""
+        proxy, up = stack.proxy, spec.berth.upstream
+        assert proxy is not None and up is not None
         target = dynamic.Target(proxy.upstreams_file, layout, nginx, self._counted)
         with _lock(proxy.upstreams_file):
             old_text = _read_text(proxy.upstreams_file)
             sets = dynamic.recorded(old_text, self._upstream_services(stack))
             old = sets[up.name]
-            new = by_revision(backends, gen=dynamic.next_gen(old))
+            new = build(dynamic.next_gen(old))
             if old.same_routes(new) and not always and is_dynamic(old_text):
                 return
             sets[up.name] = new

@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.core.outcome import Outcome
-from controller.ports import Clock, ContainerRuntime, HealthProber, ProxySwitch, StateStore
-from controller.shell.rollout.cutover import NoProxy
+from controller.ports import (
+    Clock,
+    ContainerRuntime,
+    HealthProber,
+    MetricsQuery,
+    ProxySwitch,
+    StateStore,
+)
+from controller.shell.rollout.cutover import NoMetrics, NoProxy
 
 
 @dataclass(frozen=True)
@@ -16,6 +23,7 @@ class Ports:
     clock: Clock
     store: StateStore
     proxy: ProxySwitch = field(default_factory=NoProxy)
+    metrics: MetricsQuery = field(default_factory=NoMetrics)  # canary PromQL checks
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,8 @@ class Event:
     phase: str
     message: str
     at: float
+    weight: int | None = None  # canary: % of requests now on the new revision
+    checks: tuple[tuple[str, str], ...] = ()  # analysis: (check, pass|fail|inconclusive)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from controller.core.config import Config
 from controller.core.model import Observed, Target
-from controller.ports import ContainerRuntime, StateStore
+from controller.ports import CanaryRecord, ContainerRuntime, StateStore
 from controller.shell.rollout.proxy import read_upstreams
 from controller.shell.rollout.reconcile import observe
 
@@ -32,12 +32,26 @@ def _routes(cfg: Config) -> dict[str, list[str]]:
     return out
 
 
+def _canary(c: CanaryRecord | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {
+        "tag": c.tag,
+        "step": c.step,
+        "steps": c.steps,
+        "weight": c.weight,
+        "stable_weight": 100 - c.weight,
+        "paused": c.paused,
+    }
+
+
 def status_rows(
     runtime: ContainerRuntime, store: StateStore, cfg: Config
 ) -> list[dict[str, Any]]:
     """The rows of `berth status` and the daemon's /status (one definition for both)."""
     observed = observe(runtime, store)
     routes = _routes(cfg)
+    canaries = {(c.project, c.service): c for c in store.canaries()}
     rows: list[dict[str, Any]] = []
     for t in cfg.targets:
         up = t.spec.berth.upstream
@@ -58,6 +72,7 @@ def status_rows(
                 "last_reason": last.reason if last else None,
                 "upstream": up.name if up else None,
                 "routes": routes.get(f"{t.project}/{up.name}", []) if up else None,
+                "canary": _canary(canaries.get((t.project, t.service))),
             }
         )
     return rows
