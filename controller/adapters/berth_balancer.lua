@@ -59,8 +59,39 @@ local function store(name, up)
   return true
 end
 
+-- nginx does not remove a stale unix socket before binding it: after a crash (kill -9,
+-- OOM) the control socket's file is left behind and nginx would never start again. Here,
+-- before nginx binds, a socket file that nobody listens on is removed; a live one (the
+-- running nginx, during a reload or an `nginx -t`) answers and stays.
+local ffi = require "ffi"
+ffi.cdef[[
+  struct berth_sockaddr_un { unsigned short sun_family; char sun_path[108]; };
+  int socket(int domain, int type, int protocol);
+  int connect(int fd, const void *addr, unsigned int len);
+  int close(int fd);
+  int unlink(const char *path);
+]]
+local AF_UNIX, SOCK_STREAM, ECONNREFUSED = 1, 1, 111
+
+local function clear_stale_socket(path)
+  if not path or #path >= 108 then return end
+  local fd = ffi.C.socket(AF_UNIX, SOCK_STREAM, 0)
+  if fd < 0 then return end
+  local addr = ffi.new("struct berth_sockaddr_un")
+  addr.sun_family = AF_UNIX
+  ffi.copy(addr.sun_path, path)
+  local rc = ffi.C.connect(fd, addr, ffi.sizeof(addr))
+  local err = ffi.errno()
+  ffi.C.close(fd)
+  if rc ~= 0 and err == ECONNREFUSED then
+    ffi.C.unlink(path)
+    ngx.log(ngx.NOTICE, "berth: removed the stale control socket ", path)
+  end
+end
+
 -- init_by_lua (master, at every start and reload): the file's record wins.
-function M.init(state_json)
+function M.init(state_json, socket_path)
+  clear_stale_socket(socket_path)
   local state = cjson.decode(state_json)
   if type(state) ~= "table" or type(state.upstreams) ~= "table" then
     error("berth: the peer record in the upstreams file is not valid JSON")

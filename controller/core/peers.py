@@ -28,7 +28,7 @@ LUA_FILE = "berth_balancer.lua"
 SOCKET_FILE = "control.sock"
 SUN_PATH_MAX = 107  # bytes of a unix socket path nginx can bind
 DYNAMIC_MARK = "# berth: dynamic switch"
-_STATE = re.compile(r"berth\.init\(\[(?P<level>=+)\[(?P<json>.*?)\](?P=level)\]\)", re.S)
+_STATE = re.compile(r"berth\.init\(\[(?P<level>=+)\[(?P<json>.*?)\](?P=level)\]", re.S)
 _FORMAT = "1"  # bump when the rendered structure changes meaning
 
 
@@ -171,7 +171,7 @@ def render_dynamic(peers: Mapping[str, PeerSet], layout: Layout, lua_source: str
         "lua_shared_dict berth 10m;\n",
         "init_by_lua_block {\n",
         f'    berth = assert(loadfile("{layout.lua}"))()\n',
-        f"    berth.init([{level}[{text}]{level}])\n",
+        f'    berth.init([{level}[{text}]{level}], "{layout.socket}")\n',
         "}\n",
         "header_filter_by_lua_block { berth.header_filter() }\n",
         "log_by_lua_block { berth.log() }\n",

@@ -277,3 +277,23 @@ def test_the_file_records_what_nginx_runs(rig: Rig) -> None:
     assert recorded is not None
     assert recorded[1]["app"].same_routes(new)
     assert recorded[0] == rig.target.control.state()["structure"]
+
+
+def test_nginx_starts_again_after_a_crash_left_its_control_socket_behind(rig: Rig) -> None:
+    """nginx does not remove a stale unix socket before binding it; Berth's init does
+    (a live one, as during `nginx -t` or a reload, stays: see the tests above)."""
+    rig.route(rig.b, rev="r2")
+    pid_file = Path(rig.target.path).parent.parent / "n/nginx.pid"
+    master = int(pid_file.read_text())
+    workers = rig.workers()
+    for pid in (master, *workers):
+        os.kill(pid, 9)
+    for _ in range(100):
+        if not any(os.path.exists(f"/proc/{p}") for p in (master, *workers)):
+            break
+        time.sleep(0.05)
+    assert os.path.exists(rig.target.layout.socket), "the crash should leave the socket"
+    subprocess.run([*rig.base, "-t", "-q"], check=True, timeout=10)
+    subprocess.run(rig.base, check=True, timeout=10)
+    assert {rig.get()[1] for _ in range(10)} == {"b"}
+    assert rig.target.control.state()["upstreams"]["app"]["sides"][0]["rev"] == "r2"

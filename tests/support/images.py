@@ -10,6 +10,7 @@ The app listens on `port` (default 8000) and serves:
 - `GET /health`         200 "ok" (depending on the mode, see below)
 - `GET /version`, `/`   200 and the tag
 - `GET /cgi-bin/slow?N` sleeps N seconds (default 4), then 200 and the tag
+- `GET /cgi-bin/try`    200 and the tag (in `flaky` mode every 5th request answers 500)
 - `POST /cgi-bin/echo`  reads the body, answers 200 "TAG LENGTH"
 
 Modes (the `/version` of each answers the tag while the process runs):
@@ -19,6 +20,7 @@ Modes (the `/version` of each answers the tag while the process runs):
 - `crash`      exits 1 after about 0.3 s
 - `slow`       `/health` answers only after 3 s
 - `bake-fail`  healthy for about 6 s after start, then `/health` answers 404 forever
+- `flaky`      healthy, but `/cgi-bin/try` fails 1 request in 5 (a canary's analysis sees it)
 
 A working healthcheck for compose files (busybox wget crashes resolving host names, so use
 the loopback address; `localhost` does not work)::
@@ -70,7 +72,7 @@ APP_REPOSITORY = "berth-test/app"
 BASE_IMAGE = "berth-test/base:bookworm"
 NGINX_IMAGE = "berth-test/nginx:1"
 RECIPE_LABEL = "berth.test.recipe"
-MODES = ("good", "unhealthy", "crash", "slow", "bake-fail")
+MODES = ("good", "unhealthy", "crash", "slow", "bake-fail", "flaky")
 HEALTHCHECK = ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/health"]
 
 ROOTFS_CACHE = Path(os.environ.get("BERTH_ROOTFS_CACHE", "/var/cache/berth-rootfs"))
@@ -184,7 +186,24 @@ _MODE_BODIES = {
     "crash": "sleep 0.3\necho 'berth-test/app: crash mode, exiting 1' >&2\nexit 1",
     "slow": "rm -f /www/health\n(sleep 3; echo ok > /www/health) &",
     "bake-fail": "echo ok > /www/health\n(sleep 6; rm -f /www/health) &",
+    "flaky": "echo ok > /www/health\ntouch /tmp/flaky",
 }
+
+# GET /cgi-bin/try: 200 and the tag; in `flaky` mode every 5th request answers 500.
+_TRY_CGI = """\
+#!/bin/sh
+v=$(cat /www/version)
+if [ -e /tmp/flaky ]; then
+  n=$(( $(cat /tmp/n 2>/dev/null || echo 0) + 1 ))
+  echo "$n" > /tmp/n
+  if [ $((n % 5)) = 0 ]; then
+    printf 'Status: 500 Internal Server Error\\r\\n'
+    printf 'Content-Type: text/plain\\r\\n\\r\\n%s failed\\n' "$v"
+    exit 0
+  fi
+fi
+printf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' "$v"
+"""
 
 _SLOW_CGI = """\
 #!/bin/sh
@@ -216,6 +235,7 @@ def _app_files(tag: str, mode: str, port: int) -> dict[str, tuple[bytes, int]]:
         "rootfs/www/health": (b"ok\n", 0o644),
         "rootfs/www/cgi-bin/slow": (_SLOW_CGI.encode(), 0o755),
         "rootfs/www/cgi-bin/echo": (_ECHO_CGI.encode(), 0o755),
+        "rootfs/www/cgi-bin/try": (_TRY_CGI.encode(), 0o755),
         "rootfs/tmp/.keep": (b"", 0o644),
     }
 

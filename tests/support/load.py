@@ -41,6 +41,8 @@ class Load:
     # A paced load leaves CPU to the system under test on a small machine.
     get_rate: float | None = None
     keep_alive: bool = False
+    get_path: str = "/version"
+    extras: bool = True  # the long GETs and the slow POSTs beside the steady GETs
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -129,10 +131,13 @@ class Load:
     def start(self) -> None:
         period = self.get_threads / self.get_rate if self.get_rate else 0.0
         specs: list[tuple[str, str, str, float, bytes | None, float]] = [
-            ("get", "GET", "/version", 10.0, None, period)
+            ("get", "GET", self.get_path, 10.0, None, period)
         ] * self.get_threads
-        specs += [("long", "GET", f"/cgi-bin/slow?{self.long_seconds:g}", 30.0, None, 0.0)] * 2
-        specs += [("post", "POST", "/cgi-bin/slow?2", 30.0, b"x" * 20_000, 0.0)]
+        if self.extras:
+            specs += [
+                ("long", "GET", f"/cgi-bin/slow?{self.long_seconds:g}", 30.0, None, 0.0)
+            ] * 2
+            specs += [("post", "POST", "/cgi-bin/slow?2", 30.0, b"x" * 20_000, 0.0)]
         for spec in specs:
             t = threading.Thread(target=self._loop, args=spec, daemon=True)
             t.start()
