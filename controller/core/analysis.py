@@ -32,10 +32,17 @@ class Traffic:
     def total(self) -> int:
         return sum(self.classes.values())
 
+    def restarted_since(self, base: Traffic) -> bool:
+        """Counters that went down: nginx started afresh (its shared memory is new)."""
+        return (
+            any(self.classes.get(k, 0) < v for k, v in base.classes.items())
+            or any(self.buckets.get(le, 0) < n for le, n in base.buckets.items())
+            or self.latency_sum < base.latency_sum
+        )
+
     def since(self, base: Traffic) -> Traffic:
-        """The window from `base` to this snapshot. Counters that went down mean nginx
-        started afresh (its shared memory is new): the window is then this snapshot."""
-        if any(self.classes.get(k, 0) < v for k, v in base.classes.items()):
+        """The window from `base` to this snapshot; after a restart, this snapshot."""
+        if self.restarted_since(base):
             return self
         return Traffic(
             {k: v - base.classes.get(k, 0) for k, v in self.classes.items()},
@@ -48,19 +55,35 @@ def traffic_of(stats: Mapping[str, Any], upstream: str, revision: str) -> Traffi
     """One revision's counters out of nginx's `/berth/stats` answer."""
     prefix = f"{upstream}|{revision}|"
     classes: dict[str, int] = {}
-    for key, n in (stats.get("requests") or {}).items():
-        if isinstance(key, str) and key.startswith(prefix) and key[len(prefix) :] in CLASSES:
-            classes[key[len(prefix) :]] = int(n)
+    for key, n in _section(stats, "requests").items():
+        count = _count(n)
+        if key.startswith(prefix) and key[len(prefix) :] in CLASSES and count is not None:
+            classes[key[len(prefix) :]] = count
     buckets: dict[float, int] = {}
-    for key, n in (stats.get("latency") or {}).items():
-        if isinstance(key, str) and key.startswith(prefix):
-            le = key[len(prefix) :]
-            try:
-                buckets[math.inf if le == "+Inf" else float(le)] = int(n)
-            except ValueError:
-                continue
-    total_sum = (stats.get("latency_sum") or {}).get(f"{upstream}|{revision}", 0.0)
-    return Traffic(classes, buckets, float(total_sum or 0.0))
+    for key, n in _section(stats, "latency").items():
+        count = _count(n)
+        if not key.startswith(prefix) or count is None:
+            continue
+        le = key[len(prefix) :]
+        try:
+            buckets[math.inf if le == "+Inf" else float(le)] = count
+        except ValueError:
+            continue
+    total = _section(stats, "latency_sum").get(f"{upstream}|{revision}", 0.0)
+    total_sum = float(total) if isinstance(total, int | float) and math.isfinite(total) else 0.0
+    return Traffic(classes, buckets, total_sum)
+
+
+def _section(stats: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """One section of nginx's answer, or {} when it is not a map (a bad answer is no data)."""
+    value = stats.get(name) if isinstance(stats, Mapping) else None
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if math.isfinite(value) and value >= 0 else None
 
 
 def success_rate(t: Traffic) -> float | None:
@@ -178,3 +201,13 @@ def _against_stable(
         detail = f"p99 {ratio:.2f}x stable's, at most {spec.max_latency_ratio:g}x"
         out.append(Check("max_latency_ratio", "pass" if ok else "fail", detail))
     return out
+
+
+def check_names(spec: AnalysisSpec) -> list[str]:
+    """The checks `measure` can report for this analysis (their metric series exist early)."""
+    names = ["min_requests"]
+    for name in ("success_rate", "max_latency_p99", "max_success_rate_drop", "max_latency_ratio"):
+        if getattr(spec, name) is not None:
+            names.append(name)
+    names += [f"query[{i}]" for i in range(len(spec.queries))]
+    return names

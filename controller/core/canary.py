@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from controller.core.analysis import Measurement, measure
+from controller.core.analysis import Measurement, Traffic, measure
 from controller.core.gate import GateRules, evaluate
 from controller.core.outcome import Outcome
 from controller.core.rollout_steps import Abort, Observe, SetWeight, Step
@@ -90,6 +90,9 @@ def analyse(s: RolloutState, obs: RolloutObs) -> tuple[RolloutState, Measurement
     if s.window is None:
         return replace(s, window=obs.traffic), None
     new, stable = obs.traffic
+    if new.restarted_since(s.window[0]) or stable.restarted_since(s.window[1]):
+        s = replace(s, window=(Traffic(), Traffic()))  # nginx restarted: count from zero
+    assert s.window is not None
     m = measure(spec, new.since(s.window[0]), stable.since(s.window[1]), obs.queries)
     if m.result == "inconclusive" and m.checks[0].name == "min_requests":
         return s, m  # the window stays open
@@ -104,16 +107,22 @@ def analyse(s: RolloutState, obs: RolloutObs) -> tuple[RolloutState, Measurement
     return s, m
 
 
-def _unhealthy(s: RolloutState, obs: RolloutObs, now: float) -> str | None:
+def _unhealthy(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, str | None]:
+    """As during bake: a container that exits or turns unhealthy fails at once, a probe
+    that fails max(2, threshold) times in a row fails too (s.passes counts those)."""
     rules = GateRules(s.cfg.docker_health, s.cfg.http_probe, 1, float("inf"))
     new = [n for n in obs.new if n.number <= s.cfg.replicas]
     if len(new) < s.cfg.replicas:
-        return "a new container disappeared"
+        return s, "a new container disappeared"
+    failures = dict(s.passes)
     for n in new:
         verdict = evaluate(rules, [n.gate], {}, now=now)
         if verdict.failed:
-            return verdict.reason
-    return None
+            return s, verdict.reason
+        failures[n.gate.cid] = 0 if verdict.passed else failures.get(n.gate.cid, 0) + 1
+        if failures[n.gate.cid] >= max(2, s.cfg.threshold):
+            return s, f"{n.gate.name} stopped passing its health check"
+    return replace(s, passes=failures), None
 
 
 def step(s: RolloutState, obs: RolloutObs, now: float, cut_over: Next) -> tuple[RolloutState, Step]:
@@ -128,8 +137,11 @@ def step(s: RolloutState, obs: RolloutObs, now: float, cut_over: Next) -> tuple[
     if obs.command == "promote":
         return cut_over(replace(s, paused=False), obs, now)
     paused = obs.command == "pause" or (s.paused and obs.command != "resume")
+    if s.paused and not paused:  # resumed: the step's hold (and deadline) start again
+        s = replace(s, step_started=now)
     s = replace(s, paused=paused)
-    if (sick := _unhealthy(s, obs, now)) is not None:
+    s, sick = _unhealthy(s, obs, now)
+    if sick is not None:
         return withdraw(s, obs, f"canary failed {where}: {sick}")
     s, m = analyse(s, obs)
     analysis = canary.analysis

@@ -277,7 +277,7 @@ def _gate(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, S
     s = replace(s, passes=verdict.passes)
     if verdict.failed:
         return _abort(replace(s, phase=Phase.ABORT, failure=verdict.reason), obs, now)
-    if verdict.passed and not s.published:
+    if verdict.passed and not s.published and gated:
         ids = tuple(n.gate.cid for n in gated)
         # After the reconnect one more pass per container is enough: the streak before it
         # already showed the release healthy; this pass shows it reachable again.
@@ -361,7 +361,9 @@ def _abort(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, 
     else:  # create / scale-up: keep new containers that do pass, remove the failing ones
         victims = [n for n in mine if s.passes.get(n.gate.cid, 0) < s.cfg.threshold]
     victims.sort(key=lambda n: n.created)
-    keep = victims[-1].gate.cid if victims else None
+    # the newest failed container stays (stopped) for `docker logs`; a superseded one failed
+    # nothing and goes
+    keep = victims[-1].gate.cid if victims and s.outcome is not Outcome.SUPERSEDED else None
     remove = tuple(n.gate.cid for n in victims if n.gate.cid != keep)
     restore: tuple[str, ...] = ()
     if s.cfg.strategy == "stop-first":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from controller.adapters.sqlite_store import (
     SqliteStateStore,
     migrate,
 )
+from controller.core.outcome import Outcome
 from controller.errors import PermanentError
+from controller.ports import CanaryRecord
 
 
 def _begin(store: SqliteStateStore, service: str = "api", project: str = "shop",
@@ -34,7 +37,7 @@ def store(tmp_path: Path) -> SqliteStateStore:
 
 def test_begin_finish_history_last(store: SqliteStateStore) -> None:
     a = _begin(store, to_tag="1.0", at=100)
-    store.finish_rollout(a, outcome="succeeded", reason="", at=110)
+    store.finish_rollout(a, outcome=Outcome.SUCCEEDED, reason="", at=110)
     b = _begin(store, to_tag="1.1", at=200, from_tag="1.0", from_revision="rev-1.0")
     [new, old] = store.history("shop", "api")
     assert (new.id, old.id) == (b, a)
@@ -44,7 +47,7 @@ def test_begin_finish_history_last(store: SqliteStateStore) -> None:
     assert old.outcome == "succeeded" and old.finished_at == 110
     assert store.last("shop", "api") == new
     assert store.last("shop", "web") is None
-    store.finish_rollout(b, outcome="rolled_back", reason="unhealthy", at=250)
+    store.finish_rollout(b, outcome=Outcome.ROLLED_BACK, reason="unhealthy", at=250)
     last = store.last("shop", "api")
     assert last is not None and (last.outcome, last.reason) == ("rolled_back", "unhealthy")
     assert store.history("shop", "api", limit=1) == [last]
@@ -52,10 +55,10 @@ def test_begin_finish_history_last(store: SqliteStateStore) -> None:
 
 def test_finish_rejects_unknown_ids_and_non_final_outcomes(store: SqliteStateStore) -> None:
     with pytest.raises(PermanentError):
-        store.finish_rollout(999, outcome="failed", reason="", at=1)
+        store.finish_rollout(999, outcome=Outcome.FAILED, reason="", at=1)
     rid = _begin(store)
     with pytest.raises(ValueError):
-        store.finish_rollout(rid, outcome="in_progress", reason="", at=1)
+        store.finish_rollout(rid, outcome=Outcome.IN_PROGRESS, reason="", at=1)
 
 
 def test_history_without_project_spans_projects(store: SqliteStateStore) -> None:
@@ -68,9 +71,9 @@ def test_history_without_project_spans_projects(store: SqliteStateStore) -> None
 
 def test_last_good_and_outcomes(store: SqliteStateStore) -> None:
     good = _begin(store, to_tag="1.0")
-    store.finish_rollout(good, outcome="succeeded", reason="", at=1)
+    store.finish_rollout(good, outcome=Outcome.SUCCEEDED, reason="", at=1)
     bad = _begin(store, to_tag="1.1")
-    store.finish_rollout(bad, outcome="failed", reason="exit 1", at=2)
+    store.finish_rollout(bad, outcome=Outcome.FAILED, reason="exit 1", at=2)
     web = _begin(store, service="web", to_tag="3")
     lg = store.last_good("shop", "api")
     assert lg is not None and lg.to_tag == "1.0"
@@ -82,7 +85,7 @@ def test_last_good_and_outcomes(store: SqliteStateStore) -> None:
 
 def test_abandon_in_progress_supersedes_only_open_rollouts(store: SqliteStateStore) -> None:
     done = _begin(store)
-    store.finish_rollout(done, outcome="succeeded", reason="", at=1)
+    store.finish_rollout(done, outcome=Outcome.SUCCEEDED, reason="", at=1)
     open_api = _begin(store)
     open_web = _begin(store, service="web")
     assert store.abandon_in_progress("shop", "api", at=5) == 1
@@ -148,7 +151,7 @@ def test_concurrent_writers_from_four_threads(store: SqliteStateStore) -> None:
         try:
             for i in range(50):
                 rid = _begin(store, service=f"s{n}", to_tag=str(i))
-                store.finish_rollout(rid, outcome="succeeded", reason="", at=float(i))
+                store.finish_rollout(rid, outcome=Outcome.SUCCEEDED, reason="", at=float(i))
                 store.quarantine(project="shop", service=f"s{n}", revision=str(i), tag="t",
                                  reason="r", at=float(i))
         except BaseException as exc:
@@ -167,7 +170,7 @@ def test_concurrent_writers_from_four_threads(store: SqliteStateStore) -> None:
 
 def _failed(store: SqliteStateStore, reason: str, at: float, **kw: Any) -> int:
     rid = _begin(store, at=at, **kw)
-    store.finish_rollout(rid, outcome="failed", reason=reason, at=at + 1)
+    store.finish_rollout(rid, outcome=Outcome.FAILED, reason=reason, at=at + 1)
     return rid
 
 
@@ -190,7 +193,7 @@ def test_other_failures_stay_separate_records(store: SqliteStateStore) -> None:
     c = _failed(store, "nginx reload failed: boom", 300, to_tag="2.1")  # another revision
     assert store.absorb_retry(c) is False
     ok = _begin(store, to_tag="2.1", at=400)
-    store.finish_rollout(ok, outcome="succeeded", reason="", at=401)
+    store.finish_rollout(ok, outcome=Outcome.SUCCEEDED, reason="", at=401)
     assert store.absorb_retry(ok) is False  # not a failure
     d = _failed(store, "nginx reload failed: boom", 500, to_tag="2.1")  # after a success
     assert store.absorb_retry(d) is False
@@ -217,3 +220,144 @@ def test_a_version_1_file_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None
     store = SqliteStateStore(str(path))
     [row] = store.history("shop", "api")
     assert (row.to_tag, row.attempts) == ("1.0", 1)
+
+
+# -- canaries ---------------------------------------------------------------------------------
+
+
+def _canary(project: str = "shop", service: str = "api", revision: str = "rev-2", step: int = 1,
+            weight: int = 10, paused: bool = False, at: float = 100.0) -> CanaryRecord:
+    return CanaryRecord(project=project, service=service, revision=revision, tag="2.0",
+                        step=step, steps=2, weight=weight, paused=paused, updated_at=at)
+
+
+def test_canary_progress_is_one_row_per_service(store: SqliteStateStore) -> None:
+    assert store.canaries() == []
+    store.canary_progress(_canary())
+    assert store.canaries() == [_canary()]
+    store.canary_progress(_canary(step=2, weight=50, paused=True, at=130.0))
+    assert store.canaries() == [_canary(step=2, weight=50, paused=True, at=130.0)]
+    store.canary_progress(_canary(service="web"))
+    store.canary_progress(_canary(project="blog"))
+    assert [(c.project, c.service) for c in store.canaries()] == [
+        ("blog", "api"), ("shop", "api"), ("shop", "web")]
+
+
+def test_canary_command_without_a_canary_is_none(store: SqliteStateStore) -> None:
+    assert store.canary_command("shop", "api", "promote") is None
+    assert store.canary_command(None, "api", "promote") is None
+    store.canary_progress(_canary(service="web"))
+    assert store.canary_command("shop", "api", "promote") is None
+    assert store.canary_command("blog", "web", "promote") is None
+    assert [c.command for c in store.canaries()] == [None]
+
+
+def test_canary_command_is_stored_and_taken_once(store: SqliteStateStore) -> None:
+    store.canary_progress(_canary())
+    found = store.canary_command("shop", "api", "promote")
+    assert found is not None
+    assert (found.project, found.service, found.revision, found.step, found.weight) == (
+        "shop", "api", "rev-2", 1, 10)
+    [row] = store.canaries()
+    assert row.command == "promote"
+    assert store.take_canary_command("shop", "api", "rev-2") == "promote"
+    assert store.take_canary_command("shop", "api", "rev-2") is None
+    [row] = store.canaries()
+    assert row.command is None and row.weight == 10  # the canary itself stays
+
+
+def test_a_later_command_replaces_a_pending_one(store: SqliteStateStore) -> None:
+    store.canary_progress(_canary())
+    assert store.canary_command("shop", "api", "pause") is not None
+    assert store.canary_command("shop", "api", "abort") is not None
+    assert store.take_canary_command("shop", "api", "rev-2") == "abort"
+
+
+def test_a_command_for_another_revision_is_not_taken(store: SqliteStateStore) -> None:
+    store.canary_progress(_canary(revision="rev-2"))
+    assert store.canary_command("shop", "api", "abort") is not None
+    assert store.take_canary_command("shop", "api", "rev-3") is None
+    assert store.take_canary_command("blog", "api", "rev-2") is None
+    assert store.take_canary_command("shop", "web", "rev-2") is None
+    assert store.take_canary_command("shop", "api", "rev-2") == "abort"
+
+
+def test_progress_keeps_a_pending_command_of_the_same_revision_only(
+    store: SqliteStateStore,
+) -> None:
+    store.canary_progress(_canary(revision="rev-2"))
+    store.canary_command("shop", "api", "pause")
+    store.canary_progress(_canary(revision="rev-2", step=2, weight=50, at=140.0))
+    [row] = store.canaries()
+    assert (row.step, row.weight, row.command) == (2, 50, "pause")
+    store.canary_progress(_canary(revision="rev-3", at=200.0))  # a newer release's canary
+    [row] = store.canaries()
+    assert (row.revision, row.step, row.weight, row.command) == ("rev-3", 1, 10, None)
+    assert store.take_canary_command("shop", "api", "rev-3") is None
+
+
+def test_canary_end_removes_the_row_and_its_command(store: SqliteStateStore) -> None:
+    store.canary_progress(_canary())
+    store.canary_progress(_canary(service="web"))
+    store.canary_command("shop", "api", "abort")
+    store.canary_end("shop", "api")
+    assert [c.service for c in store.canaries()] == ["web"]
+    assert store.take_canary_command("shop", "api", "rev-2") is None
+    assert store.canary_command("shop", "api", "promote") is None
+    store.canary_end("shop", "api")  # idempotent
+    store.canary_end("shop", "web")
+    assert store.canaries() == []
+
+
+def test_canary_command_without_project(store: SqliteStateStore) -> None:
+    store.canary_progress(_canary(project="shop"))
+    found = store.canary_command(None, "api", "pause")
+    assert found is not None and found.project == "shop"
+    assert store.take_canary_command("shop", "api", "rev-2") == "pause"
+    store.canary_progress(_canary(project="blog"))
+    assert store.canary_command(None, "api", "abort") is None  # ambiguous: which one?
+    assert [c.command for c in store.canaries()] == [None, None]
+    found = store.canary_command("blog", "api", "abort")
+    assert found is not None and found.project == "blog"
+    assert store.take_canary_command("shop", "api", "rev-2") is None
+    assert store.take_canary_command("blog", "api", "rev-2") == "abort"
+
+
+def test_canaries_survive_a_reopen(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    first = SqliteStateStore(path)
+    first.canary_progress(_canary(paused=True))
+    first.canary_command("shop", "api", "resume")
+    first.close()
+    again = SqliteStateStore(path)
+    [row] = again.canaries()
+    assert row == replace(_canary(paused=True), command="resume")
+    assert again.take_canary_command("shop", "api", "rev-2") == "resume"
+
+
+def test_a_version_2_file_is_migrated_to_3_and_keeps_its_rows(tmp_path: Path) -> None:
+    from controller.adapters.sqlite_store import MIGRATIONS
+
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    for stmt in MIGRATIONS[0] + MIGRATIONS[1]:
+        conn.execute(stmt)
+    conn.execute(
+        "INSERT INTO rollouts (project, service, to_tag, to_revision, started_at, outcome,"
+        " attempts) VALUES ('shop', 'api', '1.0', 'rev-1.0', 1.0, 'failed', 3)"
+    )
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    store = SqliteStateStore(str(path))
+    [row] = store.history("shop", "api")
+    assert (row.to_tag, row.outcome, row.attempts) == ("1.0", "failed", 3)
+    assert store.canaries() == []
+    store.canary_progress(_canary())
+    assert store.canaries() == [_canary()]
+    store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 3
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"rollouts", "quarantine", "canary"} <= tables
+    conn.close()

@@ -28,7 +28,11 @@ ALERTS = METRICS_DIR / "alerts.yml"
 ALERTS_TEST = METRICS_DIR / "alerts_test.yml"
 
 # What a dashboard may query: the §7 contract, the histogram series derived from it, `up`.
-_HISTOGRAMS = ("berth_reconcile_duration_seconds", "berth_rollout_duration_seconds")
+_HISTOGRAMS = (
+    "berth_reconcile_duration_seconds",
+    "berth_rollout_duration_seconds",
+    "berth_upstream_response_seconds",
+)
 ALLOWED_METRICS = (
     METRIC_NAMES
     | {f"{h}_{suffix}" for h in _HISTOGRAMS for suffix in ("bucket", "sum", "count")}
@@ -121,7 +125,7 @@ def metric_names(expr: str) -> set[str]:
 def test_alert_rules_are_valid() -> None:
     result = run_promtool("check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 8 rules found" in result.stdout
 
 
 def test_alert_rule_unit_tests_pass() -> None:
@@ -153,6 +157,8 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         "BerthControllerDown",
         "BerthReplicasNotReady",
         "BerthNoSuccessfulReconcile",
+        "BerthCanaryAnalysisFailed",
+        "BerthUpstreamErrorRatioHigh",
     }
     assert alerts - firing == set(), "alerts without a firing test"
     assert alerts - quiet == set(), "alerts without a not-firing test"
@@ -179,6 +185,9 @@ MUTATIONS = {
     "reconcile up guard": ('and on(job, instance) up{job="berth"} == 1', ""),
     "severity": ("severity: critical", "severity: page"),
     "annotation": ("has fewer ready replicas", "lacks replicas"),
+    "canary fail result": ('result="fail"}[10m]', 'result="inconclusive"}[10m]'),
+    "error ratio classes": ('code=~"5xx|error"}[5m]', 'code="5xx"}[5m]'),
+    "error ratio threshold": ("> 0.05", "> 0.5"),
 }
 
 

@@ -8,13 +8,20 @@ exactly as they appear there.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from controller.adapters.sqlite_store import SqliteStateStore
+from controller.core.config import Config
+from controller.core.model import AnalysisSpec, CanarySpec, ProxySpec, StackSpec, UpstreamSpec
+from controller.ports import CanaryRecord
 from controller.shell.daemon.metrics import METRIC_NAMES, Metrics
+from controller.shell.daemon.traffic_metrics import TrafficCollector
+from tests.unit import builders
 
 # §7 as a table: exposed sample name -> (family type, label names of the main samples).
 CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
@@ -32,7 +39,49 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "berth_proxy_reloads_total": ("counter", frozenset({"result"})),
     "berth_last_success_timestamp_seconds": ("gauge", frozenset({"project", "service"})),
     "berth_build_info": ("gauge", frozenset({"version"})),
+    # the traffic layer: read from nginx at scrape time (traffic_metrics.py), and the
+    # canary's analysis
+    "berth_upstream_requests_total": (
+        "counter",
+        frozenset({"project", "service", "revision", "code"}),
+    ),
+    "berth_upstream_response_seconds": (
+        "histogram",
+        frozenset({"project", "service", "revision"}),
+    ),
+    "berth_canary_weight": ("gauge", frozenset({"project", "service"})),
+    "berth_analysis_checks_total": (
+        "counter",
+        frozenset({"project", "service", "check", "result"}),
+    ),
 }
+
+# nginx's /berth/stats answer, as berth_balancer.lua gives it (pinned against a real nginx
+# by tests/integration/test_nginx_lua.py::test_traffic_is_counted_per_revision_and_...)
+STATS = {
+    "requests": {"api_backend|r1|2xx": 40, "api_backend|r1|5xx": 2, "other|r9|2xx": 5},
+    "latency": {"api_backend|r1|0.05": 30, "api_backend|r1|0.5": 42, "api_backend|r1|+Inf": 42},
+    "latency_sum": {"api_backend|r1": 1.5},
+}
+
+
+def _traffic(m: Metrics, store: SqliteStateStore) -> None:
+    """The scrape-time collector, over a stack whose api is served by `api_backend`."""
+    base = builders.target("api", project="shop")
+    berth = replace(
+        base.spec.berth,
+        upstream=UpstreamSpec("api_backend", 8000),
+        canary=CanarySpec(steps=(10,), analysis=AnalysisSpec()),
+    )
+    t = replace(base, spec=replace(base.spec, berth=berth))
+    stack = StackSpec(
+        "shop", (), {"api": t.spec}, {}, {}, ProxySpec(None, "/srv/up/upstreams.conf")
+    )
+    cfg = Config({"shop": stack}, {}, (t,), ())
+    store.canary_progress(
+        CanaryRecord("shop", "api", "r2", "2.0.0", 1, 1, 10, False, updated_at=1.0)
+    )
+    m.registry.register(TrafficCollector(lambda: cfg, store, stats=lambda path: STATS))
 
 
 def _family_name(metric: str) -> str:
@@ -83,6 +132,8 @@ def test_every_metric_has_its_type_and_labels(m: Metrics) -> None:
     m.desired_valid("desired/shop.yaml", True)
     m.drift("shop", "api")
     m.proxy_reload("success")
+    m.analysis("shop", "api", [("success_rate", "pass")])
+    _traffic(m, SqliteStateStore(":memory:"))
     families = _parse(m)
     for metric, (kind, labels) in CONTRACT.items():
         family = _family_name(metric)
@@ -238,3 +289,49 @@ def test_desired_valid_and_forget_file(m: Metrics) -> None:
 def test_render_is_text_exposition(m: Metrics) -> None:
     assert m.content_type.startswith("text/plain")
     assert b"# TYPE berth_rollouts_total counter" in m.render()
+
+
+def test_nginx_counters_become_series_per_revision_and_the_canary_its_weight(m: Metrics) -> None:
+    _traffic(m, SqliteStateStore(":memory:"))
+    labels = {"project": "shop", "service": "api", "revision": "r1"}
+    assert _value(m, "berth_upstream_requests_total", **labels, code="2xx") == 40
+    assert _value(m, "berth_upstream_requests_total", **labels, code="5xx") == 2
+    assert _value(m, "berth_upstream_requests_total", **labels, code="error") == 0
+    assert _value(m, "berth_upstream_response_seconds_count", **labels) == 42
+    assert _value(m, "berth_upstream_response_seconds_bucket", **labels, le="0.05") == 30
+    assert _value(m, "berth_upstream_response_seconds_sum", **labels) == 1.5
+    # the canary's revision has its series before its first request
+    new = {**labels, "revision": "r2"}
+    assert _value(m, "berth_upstream_requests_total", **new, code="2xx") == 0
+    assert _value(m, "berth_canary_weight", project="shop", service="api") == 10
+    # an upstream no service of the stack serves is not exported
+    assert not [s for s in _samples(m, "berth_upstream_requests_total") if "r9" in str(s)]
+
+
+def test_analysis_checks_are_preset_and_counted(m: Metrics) -> None:
+    m.known_checks("shop", "api", ["min_requests", "success_rate"])
+    assert (
+        _value(
+            m,
+            "berth_analysis_checks_total",
+            project="shop",
+            service="api",
+            check="success_rate",
+            result="fail",
+        )
+        == 0
+    )
+    m.analysis("shop", "api", [("success_rate", "fail"), ("min_requests", "pass")])
+    assert (
+        _value(
+            m,
+            "berth_analysis_checks_total",
+            project="shop",
+            service="api",
+            check="success_rate",
+            result="fail",
+        )
+        == 1
+    )
+    with pytest.raises(ValueError):
+        m.analysis("shop", "api", [("success_rate", "maybe")])

@@ -64,14 +64,14 @@ PEERS = {"api_up": CANARY, "web_up": WEB}
 
 
 def state_json(text: str) -> tuple[str, str]:
-    """(level, JSON) of the `berth.init([=[...]=])` line, read with Lua's own rule: the
-    long string ends at the first closing bracket of its level."""
+    """(level, JSON) of the `berth.init([=[...]=], "socket")` line, read with Lua's own
+    rule: the long string ends at the first closing bracket of its level."""
     m = re.search(r"berth\.init\(\[(=+)\[", text)
     assert m is not None, text
     level = m.group(1)
     start = m.end()
     end = text.index(f"]{level}]", start)
-    assert text[end : end + len(level) + 3] == f"]{level}])"
+    assert text[end : end + len(level) + 4] == f"]{level}], "
     return level, text[start:end]
 
 

@@ -18,12 +18,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from controller.core.analysis import check_names
 from controller.core.config import keep_last_good
 from controller.shell.daemon.config_source import load_or_invalid
 from controller.shell.daemon.httpd import Endpoints, serve
 from controller.shell.daemon.listen import parse_listen, show
 from controller.shell.daemon.metrics import Metrics
 from controller.shell.daemon.reconciler import WAIT_FOR_DEPENDENCY, Reconciler
+from controller.shell.daemon.traffic_metrics import TrafficCollector
 from controller.shell.daemon.triggers import DockerEvents, FileWatcher, Resync
 from controller.shell.daemon.workqueue import Result, Runner, WorkQueue
 from controller.shell.rollout.status import status_rows
@@ -43,11 +45,13 @@ class Daemon:
     ) -> None:
         self.ctx = ctx
         self.resync_period = resync
-        self.metrics = Metrics(registry or CollectorRegistry())
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry)
         self.queue: WorkQueue[str] = WorkQueue()
         self.runner = Runner(self.queue, self.handle, workers=workers)
         self.stopping = threading.Event()
         self.reconciler = Reconciler(ctx, self.metrics, self.stopping)
+        self.registry.register(TrafficCollector(lambda: self.reconciler.config, ctx.store))
         self._lock = threading.Lock()
         self._initial: set[str] | None = None
         self._files: set[str] = set()
@@ -79,6 +83,10 @@ class Daemon:
         cfg = keep_last_good(partial, self.reconciler.config)
         self.reconciler.set_config(cfg)
         self.metrics.known_services((t.project, t.service) for t in cfg.targets)
+        for t in cfg.targets:
+            canary = t.spec.berth.canary
+            if canary is not None and canary.analysis is not None:
+                self.metrics.known_checks(t.project, t.service, check_names(canary.analysis))
         self.watcher.track([*cfg.files, *partial.problems])
         log.debug("config reloaded (%s)", reason)
         self.enqueue_all()

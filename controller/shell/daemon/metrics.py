@@ -76,8 +76,14 @@ METRIC_NAMES = frozenset(
         "berth_proxy_reloads_total",
         "berth_last_success_timestamp_seconds",
         "berth_build_info",
+        # the traffic layer (traffic_metrics.py reads the first three from nginx at scrape)
+        "berth_upstream_requests_total",
+        "berth_upstream_response_seconds",
+        "berth_canary_weight",
+        "berth_analysis_checks_total",
     }
 )
+ANALYSIS_RESULTS = ("pass", "fail", "inconclusive")
 
 
 class Metrics:
@@ -170,6 +176,12 @@ class Metrics:
             svc,
             registry=registry,
         )
+        self._checks = Counter(
+            "berth_analysis_checks_total",
+            "Canary analysis checks judged, by check and result.",
+            [*svc, "check", "result"],
+            registry=registry,
+        )
 
     # -- services --------------------------------------------------------------------------
 
@@ -192,6 +204,18 @@ class Metrics:
             self._services = wanted
         for project, service in sorted(gone):
             self.forget_service(project, service)
+
+    def known_checks(self, project: str, service: str, checks: Iterable[str]) -> None:
+        """A service's canary analysis: its checks' series exist (at zero) from now."""
+        for check in checks:
+            for result in ANALYSIS_RESULTS:
+                self._checks.labels(project, service, check, result)
+
+    def analysis(self, project: str, service: str, checks: Iterable[tuple[str, str]]) -> None:
+        """One measurement of a canary: each check's result."""
+        for check, result in checks:
+            _check(result, ANALYSIS_RESULTS, "analysis result")
+            self._checks.labels(project, service, check, result).inc()
 
     def forget_service(self, project: str, service: str) -> None:
         """Remove every series of one service (it left desired/ and the compose file)."""

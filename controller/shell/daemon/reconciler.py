@@ -24,6 +24,7 @@ from controller.shell.daemon.metrics import Metrics
 from controller.shell.daemon.workqueue import Result
 from controller.shell.rollout.executor import RolloutResult
 from controller.shell.rollout.reconcile import observe, prepare_stacks, quarantined
+from controller.shell.rollout.results import Event
 from controller.shell.wiring import Context
 
 log = logging.getLogger("berth.daemon")
@@ -110,6 +111,12 @@ class Reconciler:
         self._observe_metrics(key, cfg, observed)
         return self._next(action, result)
 
+    def _event(self, e: Event) -> None:
+        """A rollout's progress: logged, and a canary's analysis counted."""
+        log_rollout_event(e)
+        if e.checks:
+            self.metrics.analysis(e.project, e.service, e.checks)
+
     def _execute(self, action: ServiceAction, cfg: Config, observed: Observed) -> RolloutResult:
         key = action.key
         was = self._converged.get(key)
@@ -121,9 +128,7 @@ class Reconciler:
             if self.stopping.is_set() or moved:  # a reload landed since this pass planned
                 fl.cancel.set()
         try:
-            session = self.ctx.session(
-                cfg, emit=log_rollout_event, on_reload=self.metrics.proxy_reload
-            )
+            session = self.ctx.session(cfg, emit=self._event, on_reload=self.metrics.proxy_reload)
             if action.changes:
                 session.prepare(observed)
                 prepare_stacks(_single(action), cfg.stacks, self.ctx.runtime)
