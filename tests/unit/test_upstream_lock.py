@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from controller.shell.rollout.proxy import _lock
+from controller.shell.rollout.upstream_file import _lock
 
 TRY_LOCK = """
 import fcntl, os, sys

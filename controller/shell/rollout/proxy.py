@@ -6,56 +6,44 @@ running nginx through its Lua module, with no reload (dynamic.py, core/peers.py)
 reload switch rewrites the file, tests it, reloads nginx and waits for the old workers
 (core/upstream.py). `auto` takes the dynamic one where nginx loads the Lua module.
 
-The upstream file is the record of who is routed in both; rollouts of independent
-services of one stack run concurrently, so every change of a file is serialised by a
-per-file lock and re-reads the file first.
+The upstream file is the record of who is routed in both (upstream_file.py changes it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from controller.adapters.nginx import ContainerNginx, HostNginx, atomic_write, dir_lock
+from controller.adapters.nginx import ContainerNginx, HostNginx
 from controller.adapters.nginx_control import NginxControl
 from controller.core.model import ObservedContainer, ServiceSpec, StackSpec
 from controller.core.peers import (
     SOCKET_FILE,
-    Layout,
     PeerSet,
     by_revision,
     canary_set,
     is_dynamic,
-    parse_dynamic,
-    routes,
 )
 from controller.core.plan import ServiceAction
 from controller.core.upstream import (
     Backend,
     Candidate,
     healed_routes,
-    render_upstreams,
 )
 from controller.errors import ProxyError
 from controller.ports import ContainerRuntime, HealthProber
 from controller.shell.rollout import dynamic
 from controller.shell.rollout.switch_mode import decide_mode
-
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-@contextlib.contextmanager
-def _lock(path: str) -> Iterator[None]:
-    """Threads of this process (rollouts in parallel), then other Berth processes."""
-    with _locks_guard:
-        lock = _locks.setdefault(path, threading.Lock())
-    with lock, dir_lock(path):
-        yield
+from controller.shell.rollout.upstream_file import (
+    ensure_dynamic_file,
+    ensure_reload_file,
+    publish_dynamic,
+    publish_reload,
+    read_upstreams,
+    recorded_text,
+)
 
 
 class NginxSwitch:
@@ -88,7 +76,7 @@ class NginxSwitch:
         if stack is None or spec is None or spec.berth.upstream is None:
             return
         assert stack.proxy is not None
-        current = _read(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
+        current = read_upstreams(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
         drop = {i[:12] for i in ids}
         keep = [b.container_id for b in current if b.container_id[:12] not in drop]
         if len(keep) != len(current):
@@ -122,7 +110,7 @@ class NginxSwitch:
             for c in containers
             if (c.project, c.service) == (stack.project, spec.name)
         ]
-        routed = _read(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
+        routed = read_upstreams(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
         healed = healed_routes(routed, candidates, lambda c: ready(c.address or ""))
         if healed is None:
             return []
@@ -139,60 +127,32 @@ class NginxSwitch:
         between rollouts (the one reload when a stack moves to the dynamic switch or gains
         an upstream), so no cut-over has to reload."""
         for stack in self.stacks.values():
-            if stack.proxy is None:
-                continue
-            mine = [c for c in containers if c.project == stack.project]
-            try:
-                nginx = self._nginx(stack, mine)
-            except ProxyError:
-                nginx = None
-            path = stack.proxy.upstreams_file
-            try:
-                layout = decide_mode(stack, nginx, _running(stack, mine), _read_text(path))
-            except ProxyError:
-                layout = None  # the cut-over says why; the file must let nginx start
-            if layout is None:
-                self._ensure_reload_file(stack, mine)
-            else:
-                target = dynamic.Target(path, layout, nginx, self._counted)
-                with contextlib.suppress(ProxyError):  # the next cut-over reports it
-                    self._ensure_dynamic_file(stack, mine, target)
+            if stack.proxy is not None:
+                self._ensure(stack, [c for c in containers if c.project == stack.project])
 
-    def _ensure_reload_file(
-        self, stack: StackSpec, containers: Sequence[ObservedContainer]
-    ) -> None:
+    def _ensure(self, stack: StackSpec, mine: Sequence[ObservedContainer]) -> None:
         assert stack.proxy is not None
+        try:
+            nginx = self._nginx(stack, mine)
+        except ProxyError:
+            nginx = None
         path = stack.proxy.upstreams_file
-        with _lock(path):
-            text = _read_text(path)
-            current = routes(text)
-            ups = self._upstream_services(stack)
-            if os.path.exists(path) and not is_dynamic(text) and set(current) == set(ups):
-                return
-            wanted: dict[str, list[Backend]] = {}
-            for name, spec in ups.items():
-                wanted[name] = current.get(name) or [
-                    b for b, _ in self._healthy_backends(stack, spec, containers)
-                ]
-            atomic_write(path, render_upstreams(wanted))
-
-    def _ensure_dynamic_file(
-        self, stack: StackSpec, containers: Sequence[ObservedContainer], target: dynamic.Target
-    ) -> None:
+        try:
+            layout = decide_mode(stack, nginx, _running(stack, mine), recorded_text(path))
+        except ProxyError:
+            layout = None  # the cut-over says why; the file must let nginx start
         ups = self._upstream_services(stack)
-        with _lock(target.path):
-            text = _read_text(target.path)
-            parsed = parse_dynamic(text)
-            sets = dynamic.recorded(text, ups)
-            for name, spec in ups.items():
-                if not sets[name].sides:
-                    healthy = self._healthy_backends(stack, spec, containers)
-                    sets[name] = by_revision(healthy, gen=dynamic.next_gen(sets[name]))
-            want = dynamic.structure_of(target, sets)
-            if parsed is None or parsed[0] != want or set(parsed[1]) != set(ups):
-                want = dynamic.write(target, sets)
-            drain = max((s.berth.drain_timeout for s in ups.values()), default=30.0)
-            dynamic.sync_structure(target, want, drain_timeout=drain)
+
+        def healthy(name: str) -> list[tuple[Backend, str]]:
+            return self._healthy_backends(stack, ups[name], mine)
+
+        if layout is None:
+            ensure_reload_file(path, list(ups), healthy)
+            return
+        target = dynamic.Target(path, layout, nginx, self._counted)
+        drain = max((s.berth.drain_timeout for s in ups.values()), default=30.0)
+        with contextlib.suppress(ProxyError):  # the next cut-over reports it
+            ensure_dynamic_file(target, list(ups), healthy, drain_timeout=drain)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -212,7 +172,7 @@ class NginxSwitch:
         if stack is None or spec is None or spec.berth.upstream is None:
             return None
         assert stack.proxy is not None
-        current = _read(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
+        current = read_upstreams(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
         return frozenset(b.container_id[:12] for b in current)
 
     def _route(self, action: ServiceAction, ids: list[str], *, always: bool = True) -> None:
@@ -228,15 +188,31 @@ class NginxSwitch:
         listed = {c.id: c for c in self.runtime.list_containers(project=stack.project)}
         backends = self._backends(stack, spec, ids, listed)
         nginx = self._nginx(stack, listed.values())
-        text = _read_text(proxy.upstreams_file) if nginx is None else ""
+        text = recorded_text(proxy.upstreams_file) if nginx is None else ""
         layout = decide_mode(stack, nginx, _running(stack, listed.values()), text)
         if layout is None:
-            self._route_reload(stack, spec, [b for b, _ in backends], nginx, always=always)
+            publish_reload(
+                proxy.upstreams_file,
+                list(self._upstream_services(stack)),
+                up.name,
+                [b for b, _ in backends],
+                nginx,
+                self._counted,
+                always=always,
+                drain_timeout=spec.berth.drain_timeout,
+            )
             return
+
         def build(gen: int) -> PeerSet:
             return by_revision(backends, gen=gen)
 
-        self._publish(stack, spec, layout, nginx, build, always)
+        self._publish(
+            stack,
+            spec,
+            dynamic.Target(proxy.upstreams_file, layout, nginx, self._counted),
+            build,
+            always,
+        )
 
     def set_weight(
         self,
@@ -257,7 +233,7 @@ class NginxSwitch:
             raise ProxyError("a canary needs the service served through nginx")
         listed = {c.id: c for c in self.runtime.list_containers(project=stack.project)}
         nginx = self._nginx(stack, listed.values())
-        text = _read_text(stack.proxy.upstreams_file) if stack.proxy and nginx is None else ""
+        text = recorded_text(stack.proxy.upstreams_file) if stack.proxy and nginx is None else ""
         layout = decide_mode(stack, nginx, _running(stack, listed.values()), text)
         if layout is None:
             raise ProxyError(
@@ -270,14 +246,16 @@ class NginxSwitch:
         def build(gen: int) -> PeerSet:
             return canary_set(new, old, weight, gen=gen, sticky=sticky)
 
-        self._publish(stack, spec, layout, nginx, build, True)
+        assert stack.proxy is not None
+        target = dynamic.Target(stack.proxy.upstreams_file, layout, nginx, self._counted)
+        self._publish(stack, spec, target, build, True)
 
     def traffic(self, action: ServiceAction) -> Mapping[str, Any] | None:
         stack, spec = self._proxied(action)
         if stack is None or stack.proxy is None or spec is None:
             return None
         path = stack.proxy.upstreams_file
-        if not is_dynamic(_read_text(path)):
+        if not is_dynamic(recorded_text(path)):
             return None
         try:
             return NginxControl(os.path.join(os.path.dirname(path), SOCKET_FILE)).stats()
@@ -288,37 +266,19 @@ class NginxSwitch:
         self,
         stack: StackSpec,
         spec: ServiceSpec,
-        layout: Layout,
-        nginx: ContainerNginx | HostNginx | None,
+        target: dynamic.Target,
         build: Callable[[int], PeerSet],
         always: bool,
     ) -> None:
-        """Record the upstream's new peer set, get it into nginx, then drain the peers it
-        dropped (outside the lock: other services' switches do not wait for this drain)."""
-        proxy, up = stack.proxy, spec.berth.upstream
-        assert proxy is not None and up is not None
-        target = dynamic.Target(proxy.upstreams_file, layout, nginx, self._counted)
-        with _lock(proxy.upstreams_file):
-            old_text = _read_text(proxy.upstreams_file)
-            sets = dynamic.recorded(old_text, self._upstream_services(stack))
-            old = sets[up.name]
-            new = build(dynamic.next_gen(old))
-            if old.same_routes(new) and not always and is_dynamic(old_text):
-                return
-            sets[up.name] = new
-            want = dynamic.write(target, sets)
-            try:
-                dynamic.sync_structure(target, want, drain_timeout=spec.berth.drain_timeout)
-                dynamic.apply(target, up.name, new)
-            except Exception as exc:
-                atomic_write(proxy.upstreams_file, old_text)
-                if old.sides:  # best effort: nginx back on what the file says again
-                    with contextlib.suppress(Exception):
-                        dynamic.apply(target, up.name, replace(old, gen=dynamic.next_gen(new)))
-                if isinstance(exc, ProxyError):
-                    raise
-                raise ProxyError(f"nginx dynamic switch failed: {exc}") from exc
-        dynamic.drain(target, old.addresses() - new.addresses(), timeout=spec.berth.drain_timeout)
+        assert spec.berth.upstream is not None
+        publish_dynamic(
+            target,
+            list(self._upstream_services(stack)),
+            spec.berth.upstream.name,
+            build,
+            always=always,
+            drain_timeout=spec.berth.drain_timeout,
+        )
 
     def _backends(
         self,
@@ -344,44 +304,6 @@ class NginxSwitch:
     def _counted(self, result: str) -> None:
         self.reloads[result] += 1
         self._on_reload(result)
-
-    def _route_reload(
-        self,
-        stack: StackSpec,
-        spec: ServiceSpec,
-        backends: list[Backend],
-        nginx: ContainerNginx | HostNginx | None,
-        *,
-        always: bool,
-    ) -> None:
-        """The reload switch: write, test, reload, wait for the old workers."""
-        proxy, up = stack.proxy, spec.berth.upstream
-        assert proxy is not None and up is not None
-        with _lock(proxy.upstreams_file):
-            old_text = _read_text(proxy.upstreams_file)
-            upstreams: dict[str, list[Backend]] = {n: [] for n in self._upstream_services(stack)}
-            upstreams.update(routes(old_text))
-            upstreams[up.name] = backends
-            text = render_upstreams(upstreams)
-            if text == old_text and not always:
-                return
-            atomic_write(proxy.upstreams_file, text)
-            if nginx is None:
-                return  # nginx has never started: it will read the file when it does
-            try:
-                nginx.test()
-                nginx.reload(drain_timeout=spec.berth.drain_timeout)
-            except Exception as exc:
-                self._counted("error")
-                atomic_write(proxy.upstreams_file, old_text)
-                # nginx may have taken the new file already (a reload that failed halfway):
-                # load the old one again, best effort, so file and nginx agree.
-                with contextlib.suppress(Exception):
-                    nginx.reload(drain_timeout=spec.berth.drain_timeout)
-                if isinstance(exc, ProxyError):
-                    raise
-                raise ProxyError(f"nginx reload failed: {exc}") from exc
-            self._counted("success")
 
     def _nginx(
         self, stack: StackSpec, containers: Iterable[ObservedContainer]
@@ -444,23 +366,7 @@ def _shared_network(stack: StackSpec, spec: ServiceSpec) -> str | None:
     return None
 
 
-def _read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def read_upstreams(path: str) -> dict[str, list[Backend]]:
-    """Which containers each upstream of a Berth-owned file routes to (for `berth status`)."""
-    return routes(_read_text(path))
-
-
 def _running(stack: StackSpec, containers: Iterable[ObservedContainer]) -> tuple[str, ...]:
     proxy = stack.proxy
     name = proxy.service if proxy else None
     return tuple(sorted(c.id for c in containers if c.service == name and c.running))
-
-
-_read = read_upstreams

@@ -8,8 +8,8 @@ from typing import Any
 from controller.core.config import Config
 from controller.core.model import Observed, Target
 from controller.ports import CanaryRecord, ContainerRuntime, StateStore
-from controller.shell.rollout.proxy import read_upstreams
 from controller.shell.rollout.reconcile import observe
+from controller.shell.rollout.upstream_file import read_upstreams
 
 
 def _ready(t: Target, observed: Observed) -> tuple[int, int, list[str]]:
