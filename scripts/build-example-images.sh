@@ -30,6 +30,7 @@ VERSIONS=(1.0.0 2.0.0)
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 exists() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+base_of() { "$DOCKER" image inspect --format '{{index .Config.Labels "berth.base"}}' "$1" 2>/dev/null; }
 bytes_of() { "$DOCKER" image inspect --format '{{.Size}}' "$1"; }
 BASE_BYTES=0
 
@@ -45,6 +46,7 @@ echo "==> base image $BASE"
 t="$(now)"
 "$PYTHON" -c 'from tests.support.images import ensure_base_image; ensure_base_image()'
 BASE_BYTES="$(bytes_of "$BASE")"
+BASE_ID="$("$DOCKER" image inspect --format '{{.Id}}' "$BASE")"
 report "$BASE" "$(elapsed "$t")" "ensured"
 
 # build REF DIR [--build-arg K=V ...]
@@ -53,14 +55,17 @@ build() {
   shift 2
   local t
   t="$(now)"
-  if [[ "$FORCE" != 1 ]] && exists "$ref"; then
+  # Skipped when it exists and was built on the current base (a new base, e.g. one that
+  # gained nginx's Lua module, rebuilds every image on it).
+  if [[ "$FORCE" != 1 ]] && exists "$ref" && [[ "$(base_of "$ref")" == "$BASE_ID" ]]; then
     report "$ref" "$(elapsed "$t")" "exists"
     return
   fi
   local log
   log="$(mktemp)"
   # The legacy builder is enough (no BuildKit/buildx needed); keep its log for failures.
-  if ! "$DOCKER" build --pull=false --build-arg "BASE=$BASE" "$@" -t "$ref" "$dir" >"$log" 2>&1; then
+  if ! "$DOCKER" build --pull=false --build-arg "BASE=$BASE" --label "berth.base=$BASE_ID" \
+    "$@" -t "$ref" "$dir" >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
     echo "build of $ref failed" >&2

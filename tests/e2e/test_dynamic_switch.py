@@ -24,7 +24,7 @@ from tests.e2e.test_zero_downtime import (
     parse_events,
     stack_compose,
 )
-from tests.support.berth import popen_berth
+from tests.support.berth import berth, popen_berth
 from tests.support.daemon import free_port
 from tests.support.images import ensure_nginx_image
 from tests.support.load import Load
@@ -117,3 +117,41 @@ def test_keep_alive_clients_lose_nothing_and_nginx_never_reloads(
     assert recorded is not None
     (side,) = recorded[1]["api_backend"].sides
     assert len(side.backends) == 2
+
+
+def test_auto_moves_a_new_stack_to_the_dynamic_switch_in_its_first_apply(
+    docker_client: Any, app_image: Any, tmp_stack: Any, project: str
+) -> None:
+    """`switch: auto` (the default): nginx's Lua module can only be asked once nginx runs;
+    the apply that started it moves the stack to the dynamic form (one reload, before any
+    traffic), and the next deploy reloads nothing."""
+    ensure_nginx_image(client=docker_client)
+    app_image("1.0.0")
+    app_image("2.0.0")
+    port = free_port()
+
+    def write(tag: str) -> Any:
+        return tmp_stack(
+            stack_compose(port, upstreams_mount="rw"),  # no `switch`: auto
+            {"api": {"tag": tag}},
+            files={"nginx/conf.d/site.conf": SITE, "nginx/upstreams/.keep": ""},
+        )
+
+    s = write("1.0.0")
+    first = berth(s.desired_dir, s.state_dir, "apply")
+    assert first.code == 0, first.err
+    upstreams = s.root / "nginx/upstreams/upstreams.conf"
+    assert is_dynamic(upstreams.read_text())
+    _wait_http(f"http://127.0.0.1:{port}/version")
+    before = _workers(_nginx(docker_client, project))
+    s = write("2.0.0")
+    second = berth(s.desired_dir, s.state_dir, "apply")
+    assert second.code == 0, second.err
+    assert {_get(f"http://127.0.0.1:{port}/version") for _ in range(10)} == {"2.0.0"}
+    assert _workers(_nginx(docker_client, project)) == before, "the deploy reloaded nginx"
+
+
+def _get(url: str) -> str:
+    import httpx
+
+    return httpx.get(url, timeout=5, trust_env=False).text.strip()

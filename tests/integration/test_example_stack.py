@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from controller.core.peers import Layout, by_revision, render_dynamic
 from controller.core.upstream import Backend, render_upstreams
+from controller.shell.rollout import dynamic
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -63,13 +65,15 @@ def certs(tmp_path: Path) -> Path:
     return out
 
 
-def _nginx_t(docker_client: Any, upstreams: Path, certs: Path) -> tuple[int, str]:
+def _nginx_t(
+    docker_client: Any, upstreams: Path, certs: Path, *, mode: str = "ro"
+) -> tuple[int, str]:
     container = docker_client.containers.create(
         NGINX_IMAGE,
         command=["nginx", "-t"],
         volumes={
             str(CONF_D): {"bind": "/etc/nginx/conf.d", "mode": "ro"},
-            str(upstreams): {"bind": "/etc/nginx/berth", "mode": "ro"},
+            str(upstreams): {"bind": "/etc/nginx/berth", "mode": mode},
             str(certs): {"bind": "/etc/nginx/certs", "mode": "ro"},
         },
         network_disabled=True,
@@ -111,6 +115,30 @@ def test_site_config_passes_nginx_t(
     code, log = _nginx_t(docker_client, upstreams, certs)
     assert code == 0, log
     assert "syntax is ok" in log and "test is successful" in log
+
+
+@pytest.mark.usefixtures("example_images")
+def test_site_config_passes_nginx_t_with_the_dynamic_switch(
+    docker_client: Any, tmp_path: Path, certs: Path
+) -> None:
+    """The example nginx image has the Lua module: Berth's dynamic form loads in it."""
+    upstreams = tmp_path / "upstreams"
+    upstreams.mkdir()
+    peers = {
+        "api_backend": by_revision(
+            [(Backend("a" * 64, "gesalps-api-0123abcd-1", "172.30.0.2", 8000), "0123abcd")],
+            gen=1,
+        ),
+        "report_backend": by_revision([], gen=1),
+    }
+    lua = dynamic.lua_source()
+    (upstreams / "berth_balancer.lua").write_text(lua)
+    text = render_dynamic(peers, Layout("/etc/nginx/berth"), lua)
+    (upstreams / "upstreams.conf").write_text(text)
+    # read-write, as the example compose mounts it: `nginx -t` binds the control socket too
+    code, log = _nginx_t(docker_client, upstreams, certs, mode="rw")
+    assert code == 0, log
+    assert "test is successful" in log and "init_by_lua error" not in log
 
 
 @pytest.mark.usefixtures("example_images")

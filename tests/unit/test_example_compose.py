@@ -182,7 +182,8 @@ def test_upstreams_file_is_in_a_directory_mounted_into_nginx(
     by_source = {src: (target, opts) for target, (src, opts) in mounts.items()}
     assert str(upstreams) not in by_source, "single-file bind mount of the upstreams file"
     target, opts = by_source[str(upstreams.parent)]
-    assert "ro" in opts.split(",")
+    # read-write: nginx creates the dynamic switch's control socket there
+    assert "ro" not in opts.split(",")
     assert f"include {target}/{upstreams.name};" in SITE_CONF.read_text()
     assert mounts["/etc/nginx/conf.d"] == ("../nginx/conf.d", "ro")
     assert mounts["/etc/nginx/certs"] == ("../nginx/certs", "ro")

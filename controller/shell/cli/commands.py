@@ -73,6 +73,15 @@ def cmd_apply(ctx: Context, *, as_json: bool) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
+def _nginx_services(cfg: Config) -> set[tuple[str, str]]:
+    """(project, service) of the nginx services of stacks with a proxy in container mode."""
+    return {
+        (s.project, s.proxy.service)
+        for s in cfg.stacks.values()
+        if s.proxy is not None and s.proxy.service
+    }
+
+
 def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResult, ...]:
     observed = observe(ctx.runtime, ctx.store)
     p = plan(cfg.targets, observed)
@@ -80,6 +89,11 @@ def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResu
         session = ctx.session(cfg, emit=progress)
         session.prepare(observed)
         results = run_plan(p, cfg.stacks, session.executor)
+        started = [r for r in results if r.outcome is Outcome.SUCCEEDED]
+        if any((r.project, r.service) in _nginx_services(cfg) for r in started):
+            # nginx started (or changed) in this pass: with `switch: auto` it can only now
+            # be asked for its Lua module; move it to the dynamic switch before traffic does
+            session.prepare(observe(ctx.runtime, ctx.store))
     for a in p.actions:  # steady services: nginx routes still in line with the containers?
         if a.kind is ActionKind.NOTHING:
             healed = session.heal_routes(a, observed)
