@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from controller.core.peers import is_dynamic
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,3 +52,5 @@ def test_make_demo(demo: subprocess.CompletedProcess[str], docker_client: Any) -
         filters={"label": ["com.docker.compose.project=gesalps", "com.docker.compose.service=api"]}
     )
     assert {c.labels["berth.tag"] for c in api} == {"2.0.0"} and len(api) == 2
+    # the example nginx has the Lua module: the stack ends on the dynamic switch
+    assert is_dynamic((ROOT / "nginx/upstreams/upstreams.conf").read_text())

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from controller.core.config import Config
 from controller.core.model import Observed, Target
-from controller.core.outcome import NextPass, next_pass
+from controller.core.outcome import NextPass, Outcome, next_pass
 from controller.core.plan import ActionKind, Plan, ServiceAction, blockers, plan
 from controller.shell.daemon.logs import log_rollout_event
 from controller.shell.daemon.metrics import Metrics
@@ -132,7 +132,17 @@ class Reconciler:
             if action.changes:
                 session.prepare(observed)
                 prepare_stacks(_single(action), cfg.stacks, self.ctx.runtime)
-            result = session.execute(action, cfg.stacks.get(action.project), cancel=fl.cancel)
+            stack = cfg.stacks.get(action.project)
+            result = session.execute(action, stack, cancel=fl.cancel)
+            if (
+                result.outcome is Outcome.SUCCEEDED
+                and stack is not None
+                and stack.proxy is not None
+                and stack.proxy.service == action.service
+            ):
+                # nginx started or changed: with `switch: auto` it can only now be asked for
+                # its Lua module; move the stack to the dynamic switch before traffic does
+                session.prepare(observe(self.ctx.runtime, self.ctx.store))
             if action.kind is ActionKind.NOTHING:
                 healed = session.heal_routes(action, observed)
                 if healed.error:
