@@ -7,8 +7,9 @@ exactly as they appear there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -65,7 +66,9 @@ STATS = {
 }
 
 
-def _traffic(m: Metrics, store: SqliteStateStore) -> None:
+def add_traffic(
+    m: Metrics, store: SqliteStateStore, stats: Callable[[str], Any] = lambda path: STATS
+) -> None:
     """The scrape-time collector, over a stack whose api is served by `api_backend`."""
     base = builders.target("api", project="shop")
     berth = replace(
@@ -81,7 +84,7 @@ def _traffic(m: Metrics, store: SqliteStateStore) -> None:
     store.canary_progress(
         CanaryRecord("shop", "api", "r2", "2.0.0", 1, 1, 10, False, updated_at=1.0)
     )
-    m.registry.register(TrafficCollector(lambda: cfg, store, stats=lambda path: STATS))
+    m.registry.register(TrafficCollector(lambda: cfg, lambda: store, stats=stats))
 
 
 def _family_name(metric: str) -> str:
@@ -133,7 +136,7 @@ def test_every_metric_has_its_type_and_labels(m: Metrics) -> None:
     m.drift("shop", "api")
     m.proxy_reload("success")
     m.analysis("shop", "api", [("success_rate", "pass")])
-    _traffic(m, SqliteStateStore(":memory:"))
+    add_traffic(m, SqliteStateStore(":memory:"))
     families = _parse(m)
     for metric, (kind, labels) in CONTRACT.items():
         family = _family_name(metric)
@@ -292,7 +295,7 @@ def test_render_is_text_exposition(m: Metrics) -> None:
 
 
 def test_nginx_counters_become_series_per_revision_and_the_canary_its_weight(m: Metrics) -> None:
-    _traffic(m, SqliteStateStore(":memory:"))
+    add_traffic(m, SqliteStateStore(":memory:"))
     labels = {"project": "shop", "service": "api", "revision": "r1"}
     assert _value(m, "berth_upstream_requests_total", **labels, code="2xx") == 40
     assert _value(m, "berth_upstream_requests_total", **labels, code="5xx") == 2

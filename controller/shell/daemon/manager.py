@@ -51,7 +51,10 @@ class Daemon:
         self.runner = Runner(self.queue, self.handle, workers=workers)
         self.stopping = threading.Event()
         self.reconciler = Reconciler(ctx, self.metrics, self.stopping)
-        self.registry.register(TrafficCollector(lambda: self.reconciler.config, ctx.store))
+        # the store is opened at the first scrape, not here: a bad --listen does no work
+        self.registry.register(
+            TrafficCollector(lambda: self.reconciler.config, lambda: ctx.store)
+        )
         self._lock = threading.Lock()
         self._initial: set[str] | None = None
         self._files: set[str] = set()

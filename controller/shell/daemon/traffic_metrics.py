@@ -52,7 +52,7 @@ class TrafficCollector:
     def __init__(
         self,
         config: Callable[[], Config | None],
-        store: StateStore,
+        store: Callable[[], StateStore],
         *,
         stats: StatsReader = read_stats,
     ) -> None:
@@ -92,7 +92,7 @@ class TrafficCollector:
     def _traffic(
         self, cfg: Config, requests: CounterMetricFamily, seconds: HistogramMetricFamily
     ) -> None:
-        canaries = {(c.project, c.service): c.revision for c in self._store.canaries()}
+        canaries = {(c.project, c.service): c.revision for c in self._store().canaries()}
         for stack in cfg.stacks.values():
             if stack.proxy is None:
                 continue
@@ -124,7 +124,7 @@ class TrafficCollector:
                 seconds.add_metric(labels, buckets, t.latency_sum)
 
     def _weights(self, cfg: Config, weight: GaugeMetricFamily) -> None:
-        current = {(c.project, c.service): c.weight for c in self._store.canaries()}
+        current = {(c.project, c.service): c.weight for c in self._store().canaries()}
         for t in cfg.targets:
             if t.spec.berth.canary is not None or (t.project, t.service) in current:
                 now = current.get((t.project, t.service), 0)
