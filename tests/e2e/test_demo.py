@@ -53,4 +53,4 @@ def test_make_demo(demo: subprocess.CompletedProcess[str], docker_client: Any) -
     )
     assert {c.labels["berth.tag"] for c in api} == {"2.0.0"} and len(api) == 2
     # the example nginx has the Lua module: the stack ends on the dynamic switch
-    assert is_dynamic((ROOT / "nginx/upstreams/upstreams.conf").read_text())
+    assert is_dynamic((ROOT / ".demo/nginx/upstreams/upstreams.conf").read_text())
