@@ -122,10 +122,10 @@ def parse_events(lines: list[str]) -> list[tuple[float, str, str]]:
 
 
 def deploy(
-    s: Any, tmp_stack: Any, port: int, tag: str, *, bake: str = "0s"
+    s: Any, tmp_stack: Any, port: int, tag: str, *, bake: str = "0s", **compose_kw: Any
 ) -> tuple[int, list[tuple[float, str, str]], float, float]:
     tmp_stack(
-        stack_compose(port, bake=bake),
+        stack_compose(port, bake=bake, **compose_kw),
         {"api": {"tag": tag}},
         files={"nginx/conf.d/site.conf": SITE},
     )
@@ -150,6 +150,21 @@ PLAN = [  # (tag, mode, expected exit)
     ("2.9.0", "good", 0),
     ("3.0.0", "good", 0),
 ]
+
+
+def deploy_plan(
+    s: Any, tmp_stack: Any, port: int, **compose_kw: Any
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """Every deploy of PLAN in turn: (exit code per tag, (t0, t1, events) per tag)."""
+    windows: dict[str, tuple[float, float, list[tuple[float, str, str]]]] = {}
+    codes = {}
+    for tag, mode, _ in PLAN:
+        bake = "8s" if mode == "bake-fail" else "0s"
+        code, events, t0, t1 = deploy(s, tmp_stack, port, tag, bake=bake, **compose_kw)
+        codes[tag] = code
+        windows[tag] = (t0, t1, events)
+        time.sleep(0.5)
+    return codes, windows
 
 
 def test_deploys_under_load_lose_nothing(
@@ -182,15 +197,8 @@ def test_deploys_under_load_lose_nothing(
     load = Load(base)
     load.start()
     time.sleep(1.0)
-    windows: dict[str, tuple[float, float, list[tuple[float, str, str]]]] = {}
-    codes = {}
     try:
-        for tag, mode, _ in PLAN:
-            bake = "8s" if mode == "bake-fail" else "0s"
-            code, events, t0, t1 = deploy(s, tmp_stack, port, tag, bake=bake)
-            codes[tag] = code
-            windows[tag] = (t0, t1, events)
-            time.sleep(0.5)
+        codes, windows = deploy_plan(s, tmp_stack, port)
     finally:
         load.stop()
         dns.kill()

@@ -297,3 +297,37 @@ def test_nginx_starts_again_after_a_crash_left_its_control_socket_behind(rig: Ri
     subprocess.run(rig.base, check=True, timeout=10)
     assert {rig.get()[1] for _ in range(10)} == {"b"}
     assert rig.target.control.state()["upstreams"]["app"]["sides"][0]["rev"] == "r2"
+
+
+def _get_with(rig: Rig, cookie: str | None) -> tuple[str, str | None]:
+    conn = http.client.HTTPConnection("127.0.0.1", rig.port, timeout=10)
+    try:
+        conn.request("GET", "/", headers={"Cookie": cookie} if cookie else {})
+        r = conn.getresponse()
+        return r.read().decode(), r.getheader("Set-Cookie")
+    finally:
+        conn.close()
+
+
+def test_weights_split_requests_and_a_sticky_client_keeps_its_side(rig: Rig) -> None:
+    text = Path(rig.target.path).read_text()
+    old = dynamic.recorded(text, ["app"])["app"]
+    split = PeerSet(
+        dynamic.next_gen(old),
+        (Side("new", 20, (rig.b.backend,)), Side("old", 80, (rig.a.backend,))),
+    )
+    dynamic.apply(rig.target, "app", split)
+    answers = [rig.get()[1] for _ in range(400)]
+    assert 0.12 < answers.count("b") / len(answers) < 0.28, answers.count("b")
+    sticky = PeerSet(split.gen + 1, split.sides, sticky=True)
+    dynamic.apply(rig.target, "app", sticky)
+    body, set_cookie = _get_with(rig, None)
+    assert set_cookie is not None and set_cookie.startswith("berth_app=")
+    side = set_cookie.split(";")[0]
+    assert side in ("berth_app=new", "berth_app=old")
+    expected = {"berth_app=new": "b", "berth_app=old": "a"}[side]
+    assert body == expected
+    # with its cookie, the client stays on its side every time
+    assert {_get_with(rig, side)[0] for _ in range(50)} == {expected}
+    # a cookie for a revision no longer in the set is ignored (weights decide again)
+    assert {_get_with(rig, "berth_app=gone")[0] for _ in range(60)} == {"a", "b"}
