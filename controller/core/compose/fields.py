@@ -44,10 +44,23 @@ def parse_bytes(value: str | int) -> int:
 
 
 def check_keys(loc: Located, path: Path, value: dict[str, Any], allowed: Iterable[str]) -> None:
-    """Unknown keys are errors: a typo must not silently disable a setting."""
+    """Unknown keys are errors: a typo must not silently disable a setting.
+
+    `x-*` keys are compose extensions, ignored at every level as compose ignores them;
+    `x-berth` has a meaning only where Berth reads it (the top level and a service), so
+    anywhere else it is reported rather than silently dropped. Inside `x-berth` itself
+    (Berth's own schema) every key must be known."""
     known = set(allowed)
+    inside_berth = "x-berth" in path
     for key in value:
-        if key not in known:
+        if key in known:
+            continue
+        if key == "x-berth" and not inside_berth:
+            loc.error(
+                (*path, key),
+                "x-berth has no meaning here: Berth reads it at the top level and in a service",
+            )
+        elif not (isinstance(key, str) and key.startswith("x-") and not inside_berth):
             loc.error((*path, key), f"unknown key; allowed: {', '.join(sorted(known))}")
 
 

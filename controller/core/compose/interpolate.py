@@ -165,23 +165,34 @@ class DotenvError(ValueError):
 
 
 def parse_dotenv(text: str, *, environ: Mapping[str, str]) -> dict[str, str]:
-    """Parse `.env` / `env_file` syntax: KEY=VALUE, `export`, quotes, comments, bare KEY.
+    """Parse `.env` syntax: KEY=VALUE, `export`, quotes, comments, bare KEY.
 
     Unquoted and double-quoted values are interpolated against the file's earlier variables,
     then `environ`; single-quoted values are literal. A bare `KEY` takes its value from
     `environ` and is left out when unset, like compose.
     """
     result: dict[str, str] = {}
+    read_dotenv(text, result, lookup=environ.get, env_first=False)
+    return result
 
-    def lookup(name: str) -> str | None:
-        return result[name] if name in result else environ.get(name)
 
-    lines = text.replace("\r\n", "\n").split("\n")
-    index = 0
-    total = 0
+def read_dotenv(
+    text: str, known: dict[str, str], *, lookup: Callable[[str], str | None], env_first: bool
+) -> None:
+    """The dotenv grammar into `known`. `${VAR}` is looked up in `lookup` and in what `known`
+    holds so far: `lookup` first when `env_first` (compose-go's order for `env_file`), the
+    file's own variables first otherwise (`.env`). A bare KEY takes `lookup`'s value."""
+
+    def resolve(name: str) -> str | None:
+        if env_first:
+            found = lookup(name)
+            return known.get(name) if found is None else found
+        return known[name] if name in known else lookup(name)
+
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").split("\n")
+    index = total = 0
     while index < len(lines):
-        lineno = index + 1
-        raw = lines[index].strip()
+        lineno, raw = index + 1, lines[index].strip()
         index += 1
         if not raw or raw.startswith("#"):
             continue
@@ -192,18 +203,13 @@ def parse_dotenv(text: str, *, environ: Mapping[str, str]) -> dict[str, str]:
         if not _KEY.fullmatch(key):
             raise DotenvError(lineno, f"invalid variable name {brief(_name_part(key))}")
         if not sep:
-            if key in environ:
-                result[key] = environ[key]
+            if (value := lookup(key)) is not None:
+                known[key] = value
             continue
-        rest = rest.lstrip()
-        value, index = _dotenv_value(rest, lines, index, lineno, lookup)
-        result[key] = value
-        total += len(value)
+        known[key], index = _dotenv_value(rest.lstrip(), lines, index, lineno, resolve)
+        total += len(known[key])
         if total > MAX_TOTAL:
-            raise DotenvError(
-                lineno, f"values add up to more than {MAX_TOTAL} characters"
-            )
-    return result
+            raise DotenvError(lineno, f"values add up to more than {MAX_TOTAL} characters")
 
 
 def _name_part(text: str) -> str:

@@ -6,8 +6,8 @@ Kept deliberately to compose's documented rules that operators rely on:
   earlier one (so `command`, `entrypoint`, `healthcheck.test` are replaced whole);
 - `environment`, `labels`, `sysctls` merge by variable/label name (list and map forms mix);
 - `ports`, `expose`, `dns`, `dns_search`, `dns_opt`, `tmpfs`, `cap_add`, `cap_drop`,
-  `security_opt`, `extra_hosts`, `env_file`, `group_add`, `devices` are concatenated with
-  duplicates dropped;
+  `security_opt`, `extra_hosts`, `env_file`, `group_add`, `devices`, `profiles` are
+  concatenated with duplicates dropped;
 - `volumes` merge by container path (a later file's mount for `/data` replaces the earlier);
 - `networks` and `depends_on` merge by name (list and map forms mix);
 - compose-spec's merge directives: a value tagged `!reset` removes the key (the earlier
@@ -40,6 +40,7 @@ _UNION = frozenset(
         "env_file",
         "group_add",
         "devices",
+        "profiles",
     }
 )
 _KEYED = frozenset({"environment", "labels", "sysctls"})
@@ -51,6 +52,18 @@ def merge_files(nodes: list[Node]) -> Node:
     for node in nodes[1:]:
         result = _merge(result, node, ())
     return _settle(result)
+
+
+def merge_service(base: Node, over: Node, name: str) -> Node:
+    """`over` extending `base` (compose's `extends`): the same rules as merging files. The
+    result is located where `over` is (the service that extends)."""
+    merged = _merge(base, over, ("services", name))
+    return Node(merged.value, over.file, over.line)
+
+
+def plain(node: Node) -> Any:
+    """The plain value of a node tree (no origins, no tags)."""
+    return _plain(node)
 
 
 def _settle(node: Node) -> Node:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from controller.core.boundary import (
@@ -12,7 +13,9 @@ from controller.core.boundary import (
     confine,
 )
 from controller.core.compose.context import StackCtx
+from controller.core.compose.crosscheck import check_depends, cross_check
 from controller.core.compose.fields import check_keys, kv_pairs, want_bool, want_map, want_str
+from controller.core.compose.include import Project, expand
 from controller.core.compose.interpolate import (
     DotenvError,
     Substituted,
@@ -21,8 +24,11 @@ from controller.core.compose.interpolate import (
 )
 from controller.core.compose.ipam import parse_ipam
 from controller.core.compose.keys import NETWORK_KEYS, TOP_LEVEL_KEYS, VOLUME_KEYS
+from controller.core.compose.loading import Loader
 from controller.core.compose.merge import merge_files
 from controller.core.compose.mounts import volume_paths
+from controller.core.compose.profiles import how, select_services
+from controller.core.compose.secrets import check_definitions
 from controller.core.compose.service import translate_service
 from controller.core.compose.xberth import proxy_spec
 from controller.core.model import (
@@ -38,11 +44,7 @@ from controller.core.yamlsrc import COMPOSE_TAGS, Located, Node, Path, load_node
 from controller.errors import ConfigError, Problem, brief
 
 PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_TOP_REJECTED = {
-    "secrets": "secrets are a swarm feature; mount files with read-only bind volumes",
-    "configs": "configs are a swarm feature; mount files with read-only bind volumes",
-    "include": "include is not supported: pass the files in `compose:` of the desired file",
-}
+_TOP_REJECTED: dict[str, str] = {}  # every compose-spec top-level key is honoured now
 
 
 _BAD_NAME = "name must be 1-255 characters of letters, digits, '.', '_' and '-' (compose-spec)"
@@ -72,8 +74,10 @@ def _read_dotenv(
 
 
 def _parse_files(
-    files: Sequence[tuple[str, str]], lookup: Substituted
+    files: Sequence[tuple[str, str]], base: Project, loader: Loader
 ) -> tuple[list[Node], list[Problem]]:
+    """Each file parsed and interpolated, then its includes and extends applied (compose
+    does both per file, before the files are merged)."""
     nodes: list[Node] = []
     problems: list[Problem] = []
     for path, text in files:
@@ -85,17 +89,38 @@ def _parse_files(
         if not isinstance(node.value, dict):
             problems.append(Problem(path, 1, "", "a compose file must be a mapping"))
             continue
-        node, found = interpolate_node(node, lookup)
+        node, found = interpolate_node(node, base.lookup)
         problems += found
-        nodes.append(node)
-    return nodes, problems
+        if not found:
+            nodes.append(expand(node, replace(base, key=loader.sources.resolve(path)), loader))
+    return nodes, problems + loader.problems
 
 
-def _project(loc: Located, explicit: str | None, project_dir: str) -> str:
+def _project(
+    loc: Located, explicit: str | None, project_dir: str, env: tuple[Mapping[str, str], str]
+) -> str:
+    """Compose's precedence: an explicit name, then COMPOSE_PROJECT_NAME (process
+    environment over the project's `.env`; like an explicit name it must already be
+    normalised), then `name:` (normalised), then the project directory (normalised)."""
     if explicit is not None:
         if not PROJECT_RE.fullmatch(explicit):
             loc.error(("name",), f"project name {brief(explicit)} must match {PROJECT_RE.pattern}")
         return explicit
+    variables, source = env  # source: the file it came from, or "" (the environment)
+    from_env = variables.get("COMPOSE_PROJECT_NAME")
+    if from_env:
+        if not PROJECT_RE.fullmatch(from_env):
+            where = f"in {source}" if source else "in the environment"
+            loc.problems.append(
+                Problem(
+                    source or loc.where(()).file,
+                    None,
+                    "COMPOSE_PROJECT_NAME",
+                    f"{brief(from_env)} ({where}) is not a project name: it must match "
+                    f"{PROJECT_RE.pattern} (compose refuses it too)",
+                )
+            )
+        return from_env
     name = loc.data.get("name")
     if isinstance(name, str) and name:
         normalized = normalize_project(name)
@@ -236,7 +261,9 @@ def load_stack(
     dotenv, problems = _read_dotenv(dotenv_path, environ, sources)
     env = {**dotenv, **environ}
     lookup = Substituted(env)
-    nodes, found = _parse_files(files, lookup)
+    loader = Loader(sources)
+    base = Project(key="", workdir=project_dir, env=env, lookup=lookup, chain=())
+    nodes, found = _parse_files(files, base, loader)
     problems += found
     if problems or not nodes:
         raise ConfigError(lookup.redact(problems))
@@ -244,7 +271,8 @@ def load_stack(
     loc = Located(data, table, files[0][0])
     _check_top(loc)
     _check_text(loc)
-    name = _project(loc, project, project_dir)
+    source = "" if "COMPOSE_PROJECT_NAME" in environ else dotenv_path
+    name = _project(loc, project, project_dir, (env, source))
     networks, volumes = _networks(loc, name), _volumes(loc, name, (project_dir, sources))
     ctx = StackCtx(
         loc=loc,
@@ -255,7 +283,8 @@ def load_stack(
         networks=networks,
         volumes=volumes,
     )
-    services = _services(ctx)
+    check_definitions(ctx)  # top-level secrets and configs, used or not
+    services, disabled = _services(ctx)
     proxy = _proxy(ctx, services)
     if loc.problems:
         raise ConfigError(lookup.redact(loc.problems))
@@ -269,7 +298,8 @@ def load_stack(
         networks=networks,
         volumes=volumes,
         proxy=proxy,
-        env_files=(dotenv_path, *dict.fromkeys(ctx.files_read)),
+        env_files=(dotenv_path, *dict.fromkeys([*loader.read, *ctx.files_read])),
+        disabled=disabled,
     )
 
 
@@ -298,80 +328,25 @@ def _proxy(ctx: StackCtx, services: Mapping[str, ServiceSpec]) -> ProxySpec | No
     return proxy
 
 
-def _services(ctx: StackCtx) -> dict[str, ServiceSpec]:
+def _services(ctx: StackCtx) -> tuple[dict[str, ServiceSpec], dict[str, str]]:
+    """The enabled services, translated, and why each disabled one is (its profiles)."""
     loc = ctx.loc
     raw = loc.data.get("services")
     if not isinstance(raw, dict) or not raw:
         loc.error(("services",), "a compose file for Berth needs at least one service")
-        return {}
+        return {}, {}
+    selection = select_services(loc, raw, ctx.env)
+    if not selection.enabled:
+        loc.error(("services",), "every service is disabled by its profiles: " + how(ctx.env))
     services: dict[str, ServiceSpec] = {}
     ports: dict[str, set[int]] = {}
-    for name, spec in raw.items():
+    for name, spec in selection.enabled.items():
         if not NAME_RE.fullmatch(name):
             loc.error(("services", name), _BAD_NAME)
             continue
         translated, ports[name] = translate_service(ctx, name, spec)
         if translated is not None:
             services[name] = translated
-    _cross_check(loc, services, ports)
-    return services
-
-
-def _cross_check(
-    loc: Located, services: Mapping[str, ServiceSpec], ports: Mapping[str, set[int]]
-) -> None:
-    upstreams: dict[str, str] = {}
-    for name, spec in services.items():
-        up = spec.berth.upstream
-        if up is not None:
-            path: Path = ("services", name, "x-berth", "upstream")
-            if up.port not in ports.get(name, set()):
-                loc.error(
-                    (*path, "port"),
-                    f"port {up.port} is not a container port in 'expose' or 'ports' of {name}",
-                )
-            key = up.name.lower()  # nginx compares upstream names case-insensitively
-            if key in upstreams:
-                loc.error(
-                    (*path, "name"),
-                    f"upstream {brief(up.name)} is also used by service "
-                    f"{brief(upstreams[key])} (nginx ignores case in upstream names)",
-                )
-            upstreams.setdefault(key, name)
-        for dep in spec.depends_on:
-            if dep.service not in services or dep.service == name:
-                loc.error(
-                    ("services", name, "depends_on", dep.service),
-                    f"{brief(dep.service)} is not another service of this stack",
-                )
-    cycle = _find_cycle(services)
-    if cycle:
-        loc.error(("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle))
-
-
-def _find_cycle(services: Mapping[str, ServiceSpec]) -> list[str] | None:
-    """A depends_on cycle as [a, b, ..., a], or None. Iterative depth-first search: a chain
-    of a thousand services must not exhaust Python's recursion limit."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for root in services:
-        if state.get(root):
-            continue
-        path: list[str] = [root]
-        pending = [iter(_deps_of(services, root))]
-        state[root] = 1
-        while pending:
-            nxt = next(pending[-1], None)
-            if nxt is None:
-                state[path.pop()] = 2
-                pending.pop()
-            elif state.get(nxt) == 1:
-                return [*path[path.index(nxt) :], nxt]
-            elif nxt in services and not state.get(nxt):
-                state[nxt] = 1
-                path.append(nxt)
-                pending.append(iter(_deps_of(services, nxt)))
-    return None
-
-
-def _deps_of(services: Mapping[str, ServiceSpec], name: str) -> list[str]:
-    return [d.service for d in services[name].depends_on if d.service != name]
+    cross_check(loc, services, ports)
+    check_depends(ctx, services, selection)
+    return services, {n: selection.why_disabled(n, ctx.env) for n in selection.disabled}

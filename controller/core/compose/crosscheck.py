@@ -1,0 +1,77 @@
+"""Checks across the services of a stack: upstreams, dependencies and their cycles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from controller.core.compose.context import StackCtx
+from controller.core.compose.profiles import Selection
+from controller.core.model import ServiceSpec
+from controller.core.yamlsrc import Located, Path
+from controller.errors import brief
+
+
+def check_depends(ctx: StackCtx, services: Mapping[str, ServiceSpec], selection: Selection) -> None:
+    """Each dependency must be another enabled service. One that failed its own
+    translation was reported already, and is not reported again here."""
+    for name, spec in services.items():
+        for dep in spec.depends_on:
+            path = ("services", name, "depends_on", dep.service)
+            if dep.service in selection.disabled:
+                ctx.loc.error(path, selection.why_disabled(dep.service, ctx.env))
+            elif dep.service == name or dep.service not in selection.enabled:
+                ctx.loc.error(path, f"{brief(dep.service)} is not another service of this stack")
+
+
+def cross_check(
+    loc: Located, services: Mapping[str, ServiceSpec], ports: Mapping[str, set[int]]
+) -> None:
+    upstreams: dict[str, str] = {}
+    for name, spec in services.items():
+        up = spec.berth.upstream
+        if up is not None:
+            path: Path = ("services", name, "x-berth", "upstream")
+            if up.port not in ports.get(name, set()):
+                loc.error(
+                    (*path, "port"),
+                    f"port {up.port} is not a container port in 'expose' or 'ports' of {name}",
+                )
+            key = up.name.lower()  # nginx compares upstream names case-insensitively
+            if key in upstreams:
+                loc.error(
+                    (*path, "name"),
+                    f"upstream {brief(up.name)} is also used by service "
+                    f"{brief(upstreams[key])} (nginx ignores case in upstream names)",
+                )
+            upstreams.setdefault(key, name)
+    cycle = _find_cycle(services)
+    if cycle:
+        loc.error(("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle))
+
+
+def _find_cycle(services: Mapping[str, ServiceSpec]) -> list[str] | None:
+    """A depends_on cycle as [a, b, ..., a], or None. Iterative depth-first search: a chain
+    of a thousand services must not exhaust Python's recursion limit."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in services:
+        if state.get(root):
+            continue
+        path: list[str] = [root]
+        pending = [iter(_deps_of(services, root))]
+        state[root] = 1
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            elif nxt in services and not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                pending.append(iter(_deps_of(services, nxt)))
+    return None
+
+
+def _deps_of(services: Mapping[str, ServiceSpec], name: str) -> list[str]:
+    return [d.service for d in services[name].depends_on if d.service != name]
