@@ -9,7 +9,7 @@ Config project by project. `build_config` is the strict form for `berth validate
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controller.core.boundary import ConfigFiles
 from controller.core.desired import parse_desired
@@ -109,20 +109,21 @@ def _check_services(
         spec = stack.services.get(name)
         if spec is None:
             known = ", ".join(stack.services)
-            work.add(
-                file,
-                [
-                    Problem(
-                        file,
-                        line,
-                        f"services.{name}",
-                        f"no service {brief(name)} in the compose file(s); known: {known}",
-                    )
-                ],
-            )
+            why = f"no service {brief(name)} in the compose file(s); known: {known}"
+            if name in stack.disabled:  # desired/ cannot enable it: that is the operator's
+                why = f"{stack.disabled[name]} (a desired file cannot enable a service)"
+            work.add(file, [Problem(file, line, f"services.{name}", why)])
             continue
-        fixed = any(n.ipv4_address for n in spec.networks)
-        if fixed and svc.replicas is not None and svc.replicas > 1:
+        fixed = spec.fixed_address
+        single = (
+            "the service has a fixed IP or MAC address: one container can hold it"
+            if fixed
+            else f"the service has container_name {spec.container_name!r}: one container "
+            "can hold a name"
+            if spec.container_name
+            else None
+        )
+        if single and svc.replicas is not None and svc.replicas > 1:
             work.add(
                 file,
                 [
@@ -130,7 +131,7 @@ def _check_services(
                         file,
                         table[("services", name, "replicas")].line,
                         f"services.{name}.replicas",
-                        "the service has a fixed ipv4_address: one container can hold it",
+                        single,
                     )
                 ],
             )
@@ -256,6 +257,20 @@ def _assemble(work: LoadWork) -> Config:
 
 
 def _targets(stack: StackSpec, desired: DesiredStack) -> list[Target]:
+    """Each service's target; one that joins or mounts another's container (its `peers`)
+    carries their revisions, so it is replaced after them (in dependency order)."""
+    out = {t.service: t for t in _plain_targets(stack, desired)}
+    pending = [t for t in out.values() if t.spec.peers]
+    for _ in range(len(pending)):  # a chain of peers settles in as many passes
+        for t in pending:
+            revs = tuple(f"{p}={out[p].revision}" for p in t.spec.peers if p in out)
+            if revs != out[t.service].spec.peer_revisions:
+                spec = replace(out[t.service].spec, peer_revisions=revs)
+                out[t.service] = replace(out[t.service], spec=spec)
+    return list(out.values())
+
+
+def _plain_targets(stack: StackSpec, desired: DesiredStack) -> list[Target]:
     out: list[Target] = []
     for name, spec in stack.services.items():
         want = desired.services.get(name)

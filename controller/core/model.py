@@ -15,7 +15,14 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any, Literal
 
-Strategy = Literal["start-first", "stop-first"]
+from controller.core.options import AnalysisSpec as AnalysisSpec
+from controller.core.options import BerthOptions as BerthOptions
+from controller.core.options import CanarySpec as CanarySpec
+from controller.core.options import ProbeSpec as ProbeSpec
+from controller.core.options import ProxySpec as ProxySpec
+from controller.core.options import QuerySpec as QuerySpec
+from controller.core.options import Strategy as Strategy
+from controller.core.options import UpstreamSpec as UpstreamSpec
 
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
@@ -30,95 +37,53 @@ NAME_RE = re.compile(r"[a-zA-Z0-9._-]{1,255}")  # compose-spec's service/network
 
 
 @dataclass(frozen=True)
-class ProbeSpec:
-    """Berth's own HTTP health probe (`x-berth.health`)."""
-
-    path: str = "/health"
-    port: int = 80
-    interval: float = 0.25
-    timeout: float = 2.0
-    healthy_threshold: int = 2
-
-
-@dataclass(frozen=True)
-class UpstreamSpec:
-    """`x-berth.upstream`: the service is served through nginx under this upstream name."""
-
-    name: str
-    port: int
-
-
-@dataclass(frozen=True)
-class QuerySpec:
-    """A PromQL check of the canary analysis: the query's value must stay within bounds.
-    `{{revision}}`, `{{service}}` and `{{project}}` in the query are filled in."""
-
-    query: str
-    max: float | None = None
-    min: float | None = None
-
-
-@dataclass(frozen=True)
-class AnalysisSpec:
-    """How a canary step (and the bake after it) is judged on the new revision's traffic."""
-
-    min_requests: int = 50  # per measurement; fewer = inconclusive
-    success_rate: float | None = 99.0  # % of responses that are not 5xx or errors
-    max_latency_p99: float | None = None  # seconds
-    failure_limit: int = 1  # failed measurements that abort the release
-    # against the stable revision in the same window (optional):
-    max_success_rate_drop: float | None = None  # percentage points below stable
-    max_latency_ratio: float | None = None  # new p99 / stable p99
-    prometheus: str | None = None  # base URL for `queries`
-    queries: tuple[QuerySpec, ...] = ()
-
-
-@dataclass(frozen=True)
-class CanarySpec:
-    """`x-berth.canary`: the new revision gets `steps` % of requests in turn, each held at
-    least `interval`, then 100 %."""
-
-    steps: tuple[int, ...] = (10, 50)
-    interval: float = 30.0
-    sticky: bool = False
-    analysis: AnalysisSpec | None = None
-
-
-@dataclass(frozen=True)
-class BerthOptions:
-    """Per-service `x-berth` options, with the defaults of DESIGN §3."""
-
-    strategy: Strategy = "start-first"
-    upstream: UpstreamSpec | None = None
-    health: ProbeSpec | None = None
-    progress_deadline: float = 120.0
-    drain_timeout: float = 30.0
-    bake: float = 0.0
-    allowed_tags: str | None = None
-    canary: CanarySpec | None = None
-
-
-@dataclass(frozen=True)
-class ProxySpec:
-    """Top-level `x-berth.proxy`: which service is nginx and which file Berth owns."""
-
-    service: str | None
-    upstreams_file: str  # absolute path
-    test_command: tuple[str, ...] | None = None  # host nginx: e.g. ("nginx", "-t")
-    reload_command: tuple[str, ...] | None = None  # host nginx: e.g. ("nginx", "-s", "reload")
-    # How traffic moves: "dynamic" (peers set in the running nginx through its Lua module,
-    # no reload), "reload" (rewrite the file and reload), "auto" (dynamic where nginx has
-    # the Lua module and can reach Berth's directory, else reload).
-    switch: str = "auto"
-
-
-@dataclass(frozen=True)
 class NetworkAttachment:
-    """One network a service's containers join (full Docker network name)."""
+    """One network a service's containers join (full Docker network name). A service's
+    attachments are ordered as compose orders them: highest `priority` first, then by
+    compose network key; the first is the primary network (HostConfig.NetworkMode)."""
 
     network: str
     aliases: tuple[str, ...] = ()
     ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    priority: int = 0
+    gw_priority: int = 0  # EndpointSettings.GwPriority: needs Engine API 1.48
+
+    def endpoint_settings(self, *, aliases: bool) -> dict[str, Any]:
+        """The EndpointSettings body for create (NetworkingConfig) or connect; the service
+        aliases only when `aliases` (Berth adds them once a container passed its gate)."""
+        ep: dict[str, Any] = {}
+        if aliases and self.aliases:
+            ep["Aliases"] = list(self.aliases)
+        ipam: dict[str, Any] = {}
+        if self.ipv4_address:
+            ipam["IPv4Address"] = self.ipv4_address
+        if self.ipv6_address:
+            ipam["IPv6Address"] = self.ipv6_address
+        if self.link_local_ips:
+            ipam["LinkLocalIPs"] = list(self.link_local_ips)
+        if ipam:
+            ep["IPAMConfig"] = ipam
+        if self.driver_opts:
+            ep["DriverOpts"] = dict(self.driver_opts)
+        if self.gw_priority:
+            ep["GwPriority"] = self.gw_priority
+        return ep
+
+    def revision_key(self) -> list[Any]:
+        """What of the attachment makes a new revision; fields added later count only when
+        set, so the revisions of stacks that do not use them stay what they were."""
+        key: list[Any] = [self.network, list(self.aliases), self.ipv4_address]
+        extra = {
+            "ipv6": self.ipv6_address,
+            "link_local": list(self.link_local_ips),
+            "driver_opts": dict(self.driver_opts),
+            "gw_priority": self.gw_priority,
+        }
+        extra = {k: v for k, v in extra.items() if v}
+        return [*key, extra] if extra else key
 
 
 @dataclass(frozen=True)
@@ -160,6 +125,47 @@ class DependsOn:
     condition: Literal["service_started", "service_healthy", "service_completed_successfully"] = (
         "service_started"
     )
+    restart: bool = False  # compose: restart this service when `service` is restarted
+
+
+@dataclass(frozen=True)
+class InjectedFile:
+    """A secret or config whose value is not a host file (`environment:`, `content:`): as
+    compose does, the shell writes it into the created container before starting it
+    (PUT /containers/{id}/archive, a one-file tar at `target`). `content` is never shown."""
+
+    target: str  # absolute path in the container
+    content: str = field(repr=False)
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444  # compose writes 0444 unless `mode` says otherwise
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """A compose `build:` section: how Berth builds the service's image on the host
+    (Engine API `POST /build`) before the health-gated replacement.
+
+    `context` is absolute and inside the compose root; `dockerfile` is relative to it (or
+    absolute when compose points outside the context); `exclude` holds context-relative
+    directories never sent to the engine, on top of `.dockerignore` (desired/, when the
+    context holds it: a desired/ commit must not choose what goes into an image).
+    """
+
+    context: str
+    dockerfile: str = "Dockerfile"
+    dockerfile_inline: str | None = None
+    args: tuple[tuple[str, str], ...] = ()
+    target: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    cache_from: tuple[str, ...] = ()
+    network: str | None = None
+    shm_size: int | None = None
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    no_cache: bool = False
+    pull: bool = False
+    exclude: tuple[str, ...] = ()
+    pull_first: bool = False  # compose `image:` is given too: pull it, build when that fails
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,23 @@ class ServiceSpec:
     stop_grace_period: float = 10.0
     source_file: str = ""
     source_line: int | None = None
+    build: BuildSpec | None = None  # compose `build:`: Berth builds the image when absent
+    container_name: str | None = None  # compose `container_name`: one replica, stop-first
+    # services whose running container this one joins (network_mode service:X) or mounts
+    # (volumes_from X), and their revisions (set by the config): replacing X replaces this
+    peers: tuple[str, ...] = ()
+    peer_revisions: tuple[str, ...] = ()
+    platform: str | None = None  # `platform`: os[/arch[/variant]] for pull and create
+    pull_policy: str | None = None  # `pull_policy` as written (compose/image_opts.py)
+    files: tuple[InjectedFile, ...] = ()  # secrets/configs to write before start
+
+    @property
+    def fixed_address(self) -> bool:
+        """A fixed IPv4, IPv6 or MAC address: one container at a time can hold it, so the
+        service is replaced stop-first and runs one replica."""
+        return bool(self.create.get("MacAddress")) or any(
+            n.ipv4_address or n.ipv6_address for n in self.networks
+        )
 
 
 @dataclass(frozen=True)
@@ -197,6 +220,7 @@ class StackSpec:
     volumes: Mapping[str, VolumeDef]
     proxy: ProxySpec | None = None
     env_files: tuple[str, ...] = ()  # .env and env_file paths read, for the watcher
+    disabled: Mapping[str, str] = field(default_factory=dict)  # service -> why (profiles)
 
 
 @dataclass(frozen=True)
@@ -274,11 +298,23 @@ class Target:
 
 def revision_of(image: str, spec: ServiceSpec) -> str:
     """Hash of the effective container spec: a changed env or limit is a new revision too."""
-    doc = {
+    doc: dict[str, Any] = {
         "image": image,
         "create": spec.create,
-        "networks": [[n.network, list(n.aliases), n.ipv4_address] for n in spec.networks],
+        "networks": [n.revision_key() for n in spec.networks],
     }
+    # Added later: hashed only when set, so existing revisions keep their hash.
+    if spec.platform:
+        doc["platform"] = spec.platform
+    if spec.container_name:
+        doc["container_name"] = spec.container_name
+    if spec.peer_revisions:
+        doc["peers"] = list(spec.peer_revisions)
+    if spec.files:
+        doc["files"] = [
+            [f.target, hashlib.sha256(f.content.encode()).hexdigest(), f.uid, f.gid, f.mode]
+            for f in spec.files
+        ]
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 

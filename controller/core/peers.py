@@ -262,7 +262,9 @@ def layout_for(proxy: ProxySpec, services: Mapping[str, ServiceSpec]) -> tuple[L
         layout = Layout(host_dir)
     else:
         spec = services.get(proxy.service)
-        mounts = spec.create.get("HostConfig", {}).get("Mounts", []) if spec else []
+        from controller.core.compose.mounts import host_mounts  # compose imports this module
+
+        mounts = host_mounts(spec.create.get("HostConfig", {})) if spec else []  # Binds too
         found = container_directory(mounts, host_dir)
         if spec is None or found is None:
             return None, f"the nginx service {proxy.service!r} does not mount {host_dir}"

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controller.core.compose.namespaces import shares_a_namespace
 from controller.core.model import CanarySpec, Strategy
 from controller.core.plan import ActionKind, ServiceAction
 
@@ -28,6 +29,11 @@ class RolloutConfig:
     # by nginx, or the running replicas a scale-up adds to): never re-gated, never removed.
     serving: frozenset[str] = frozenset()
     canary: CanarySpec | None = None  # progressive delivery through the dynamic switch
+    build: bool = False  # the image is built on the host when absent (compose `build:`)
+    pull_first: bool = False  # ... after a pull of it failed (compose `image:` given too)
+    # compose pull_policy: missing (default), always, never, build; daily, weekly and
+    # every_<duration> pull at every rollout (Berth keeps no record of the last pull)
+    pull_policy: str = "missing"
 
 
 def config_for(
@@ -40,10 +46,16 @@ def config_for(
             action.kind, "start-first", 0, "", 0, 0.25, 1, False, False, 0, from_rev
         )
     b = t.spec.berth
-    # Two containers cannot bind one host port, nor hold one fixed address: such a service
+    # Two containers cannot bind one host port, nor hold one fixed address or one
+    # container_name: such a service
     # is replaced stop-first whatever its x-berth.strategy says.
-    fixed = any(n.ipv4_address for n in t.spec.networks)
-    exclusive = fixed or publishes_host_ports(t.spec.create)
+    fixed = t.spec.fixed_address
+    exclusive = (
+        fixed
+        or bool(t.spec.container_name)
+        or publishes_host_ports(t.spec.create)
+        or shares_a_namespace(t.spec.create)
+    )
     strategy: Strategy = "stop-first" if exclusive else b.strategy
     return RolloutConfig(
         kind=action.kind,
@@ -59,6 +71,9 @@ def config_for(
         from_revision=from_rev,
         serving=serving,
         canary=b.canary if b.upstream is not None and strategy == "start-first" else None,
+        build=t.spec.build is not None,
+        pull_first=t.spec.build is not None and t.spec.build.pull_first,
+        pull_policy=t.spec.pull_policy or "missing",
     )
 
 

@@ -594,8 +594,7 @@ def test_paths_through_a_symlink_in_desired_are_used_resolved(tmp_path: Path) ->
     config = build_config([(place("desired/app.yaml"), case.desired)], environ={}, files=tree)
     stack = config.stacks["app"]
     assert stack.compose_files == (f"{root}/compose/c.yml",)
-    [mount] = stack.services["api"].create["HostConfig"]["Mounts"]
-    assert mount["Source"] == f"{root}/compose/data"
+    assert stack.services["api"].create["HostConfig"]["Binds"] == [f"{root}/compose/data:/data:rw"]
     assert stack.proxy is not None and stack.proxy.upstreams_file == f"{root}/nginx/up.conf"
     assert all("/desired/" not in f for f in stack.env_files)
 

@@ -173,9 +173,9 @@ def test_environment_forms_and_env_file_precedence() -> None:
         extra=extra,
         env={"C": "shell"},
     )
-    assert body["Env"] == ["A=inline", "B=file", "C=shell", "E=1=2"]  # D unset: left out
+    assert body["Env"] == ["A=inline", "B=file", "C=shell", "D", "E=1=2"]  # D unset: bare
     body = create("services:\n  s:\n    image: x\n    environment: {N: 1, T: true, Z: null}\n")
-    assert body["Env"] == ["N=1", "T=true"]
+    assert body["Env"] == ["N=1", "T=true", "Z"]
 
 
 def test_optional_env_file_may_be_missing() -> None:
@@ -198,6 +198,13 @@ def test_volumes() -> None:
         "volumes:\n  data: {driver: local, driver_opts: {type: none}}\n",
         env={"HOME": "/home/op"},
     )
+    # compose's toBindString: short-syntax binds, and long-syntax ones (compose-go defaults
+    # create_host_path to true), go to Binds; the engine creates a missing source
+    assert h["Binds"] == [
+        "/srv/stack/compose/conf:/etc/c:rw",
+        "/home/op/keys:/keys:ro",
+        "/srv/stack/shared:/sh:ro,rslave",
+    ]
     assert h["Mounts"] == [
         {
             "Type": "volume",
@@ -206,21 +213,7 @@ def test_volumes() -> None:
             "Source": "p_data",
             "VolumeOptions": {"NoCopy": True},
         },
-        {
-            "Type": "bind",
-            "Target": "/etc/c",
-            "ReadOnly": False,
-            "Source": "/srv/stack/compose/conf",
-        },
-        {"Type": "bind", "Target": "/keys", "ReadOnly": True, "Source": "/home/op/keys"},
         {"Type": "volume", "Target": "/cache", "ReadOnly": False},
-        {
-            "Type": "bind",
-            "Target": "/sh",
-            "ReadOnly": True,
-            "Source": "/srv/stack/shared",
-            "BindOptions": {"Propagation": "rslave"},
-        },
         {
             "Type": "volume",
             "Target": "/d2",
@@ -317,10 +310,10 @@ def test_networks_map_with_alias_and_ip() -> None:
         "  back: {external: true}\n"
     ).services["s"]
     assert [(n.network, n.aliases, n.ipv4_address) for n in spec.networks] == [
+        ("back", ("s",), None),  # compose's order: priority (all 0), then key name
         ("p_front", ("s", "web"), "172.20.0.5"),
-        ("back", ("s",), None),
     ]
-    assert spec.create["HostConfig"]["NetworkMode"] == "p_front"
+    assert spec.create["HostConfig"]["NetworkMode"] == "back"
 
 
 def test_merge_of_two_files() -> None:
@@ -337,17 +330,19 @@ def test_merge_of_two_files() -> None:
     assert spec.create["Env"] == ["A=override", "B=2"]
     assert sorted(spec.create["ExposedPorts"]) == ["80/tcp", "81/tcp"]
     assert spec.create["Cmd"] == ["new"]
-    mounts = {m["Target"]: m["Source"] for m in spec.create["HostConfig"]["Mounts"]}
-    assert mounts == {"/data": "/srv/stack/compose/other", "/logs": "/srv/stack/compose/l"}
+    assert sorted(spec.create["HostConfig"]["Binds"]) == [
+        "/srv/stack/compose/l:/logs:rw",
+        "/srv/stack/compose/other:/data:rw",
+    ]
     assert spec.replicas == 4
 
 
 def test_error_in_second_file_points_into_it() -> None:
-    override = ("/srv/stack/compose/override.yml", "services:\n  s:\n    pid: host\n")
+    override = ("/srv/stack/compose/override.yml", "services:\n  s:\n    cpu_count: 2\n")
     with pytest.raises(ConfigError) as info:
         load("services:\n  s:\n    image: x\n", more=[override])
     [problem] = info.value.problems
-    assert (problem.file, problem.line, problem.field) == (override[0], 3, "services.s.pid")
+    assert (problem.file, problem.line, problem.field) == (override[0], 3, "services.s.cpu_count")
 
 
 def test_project_name_fallbacks() -> None:
@@ -360,20 +355,21 @@ def test_project_name_fallbacks() -> None:
 def test_all_problems_are_reported_together() -> None:
     with pytest.raises(ConfigError) as info:
         load(
-            "services:\n  a:\n    image: x\n    container_name: a\n"
+            "services:\n  a:\n    image: x\n    container_name: a\n    scale: 3\n"
             "  b:\n    image: y\n    stop_grace_period: soon\n    secrets: [s]\n"
         )
     fields = sorted(p.field for p in info.value.problems)
     assert fields == [
         "services.a.container_name",
-        "services.b.secrets",
+        "services.b.secrets[0]",  # not declared under top-level secrets
         "services.b.stop_grace_period",
     ]
 
 
-def test_build_without_image_is_refused_but_with_image_tolerated() -> None:
-    assert load("services:\n  s:\n    image: x\n    build: .\n").services["s"].image == "x"
-    with pytest.raises(ConfigError, match="does not build"):
+def test_build_without_image_builds_project_service_and_with_image_pulls_first() -> None:
+    with_image = load("services:\n  s:\n    image: x\n    build: .\n").services["s"]
+    assert with_image.image == "x" and with_image.build and with_image.build.pull_first
+    with pytest.raises(ConfigError, match="no Dockerfile"):  # it would have to build
         load("services:\n  s:\n    build: .\n")
 
 

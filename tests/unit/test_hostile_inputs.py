@@ -656,7 +656,7 @@ HOSTILE += [
         4,
         "services.api.logging.options.max-size",
         "not a size",
-        compose=api("    logging: {options: {max-size: abc}}\n"),
+        compose=api("    logging: {driver: json-file, options: {max-size: abc}}\n"),
     ),
     Case(
         "huge-compose-path",

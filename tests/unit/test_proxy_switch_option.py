@@ -101,8 +101,8 @@ def test_read_only_mount_is_fine_without_the_dynamic_switch(value: str) -> None:
 def test_dynamic_switch_with_a_writable_mount_is_accepted(volume: str) -> None:
     stack = load(compose("dynamic", volume=volume))
     assert stack.proxy is not None and stack.proxy.switch == "dynamic"
-    [mount] = stack.services["web"].create["HostConfig"]["Mounts"]
-    assert mount["Source"] == "/srv/stack/nginx" and mount["ReadOnly"] is False
+    binds = stack.services["web"].create["HostConfig"]["Binds"]  # compose's short syntax
+    assert binds == ["/srv/stack/nginx:/etc/nginx/berth:rw"]
 
 
 def test_dynamic_switch_through_a_parent_mount_is_accepted() -> None:

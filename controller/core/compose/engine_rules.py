@@ -9,6 +9,7 @@ checked the same way.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any
 
@@ -168,6 +169,31 @@ def check_engine_rules(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Bod
     log = host.get("LogConfig")
     if log is not None and log.get("Type") in LOG_OPTIONS:
         _log_options(ctx, (*path, "logging", "options"), log["Type"], log.get("Config") or {})
+    _host_options(ctx, path, svc, body)
+
+
+def _host_options(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body) -> None:
+    """Combinations the engine refuses (daemon_unix.go, runconfig): NanoCpus with a CFS
+    period or quota, a realtime runtime above its period, a hostname in the host's UTS
+    namespace, one mount point in Binds and in Mounts (a secret or config over a bind)."""
+    host = body.host
+    if host.get("NanoCpus"):
+        for key, api in (("cpu_period", "CpuPeriod"), ("cpu_quota", "CpuQuota")):
+            if host.get(api, 0) > 0:
+                why = "cannot be set with cpus (or deploy.resources.limits.cpus): the engine "
+                ctx.loc.error((*path, key), why + "refuses a CPU limit given both ways")
+    period, runtime = host.get("CpuRealtimePeriod") or 0, host.get("CpuRealtimeRuntime") or 0
+    if period > 0 and runtime > period:
+        why = f"{runtime} is above cpu_rt_period {period} (the engine refuses it)"
+        ctx.loc.error((*path, "cpu_rt_runtime"), why)
+    if host.get("UTSMode") == "host" and body.top.get("Hostname"):
+        ctx.loc.error((*path, "uts"), "uts: host takes the host's name; drop hostname")
+    mounted = {posixpath.normpath(str(m.get("Target", ""))) for m in host.get("Mounts") or []}
+    for entry in host.get("Binds") or []:
+        target = posixpath.normpath(str(entry).split(":")[1])
+        if target in mounted:
+            why = f"duplicate mount point {brief(target)} (a secret or config mounts there too)"
+            ctx.loc.error((*path, "volumes"), why)
 
 
 def _key(svc: dict[str, Any], path: Path, legacy: str, *deploy: str) -> Path:

@@ -1,38 +1,44 @@
 """Which compose keys Berth honours and which it refuses, decided key by key.
 
 Berth translates compose services to Engine API calls itself, so a key it does not
-translate would be silently dropped by construction; instead every key is either
-translated or reported as an error naming file, line and field. `x-*` keys are compose
-extensions and are ignored everywhere, except `x-berth` (DESIGN §3).
+translate would be silently dropped by construction; instead every key of the compose-spec
+schema is either translated (SERVICE_KEYS, with the module that does it) or refused with a
+reason naming file, line and field (REJECTED_SERVICE_KEYS; any key not listed gets a
+generic refusal). `x-*` keys are compose extensions and are ignored everywhere, except
+`x-berth` (DESIGN §3). docs/compose.md is the table of every key and what Berth does.
 
-Top level
-  supported: name, services, networks, volumes, x-berth, x-*;
-  tolerated: version (obsolete in compose too);
-  rejected:  secrets, configs, include, models — anything else.
+Top level: name, services, networks, volumes, secrets, configs, include
+(compose/include.py), x-berth, x-*; `version` is tolerated (obsolete in compose too);
+models is refused.
 
-Service keys, supported (target in the Engine API body):
-  image, command (Cmd), entrypoint (Entrypoint), environment + env_file (Env), ports
-  (ExposedPorts + HostConfig.PortBindings), expose (ExposedPorts), networks (separate
-  NetworkAttachments, HostConfig.NetworkMode = first network), volumes (HostConfig.Mounts),
-  tmpfs (HostConfig.Tmpfs), healthcheck (Healthcheck), restart (HostConfig.RestartPolicy),
-  init, stop_signal, stop_grace_period (StopTimeout), labels (Labels), logging
-  (HostConfig.LogConfig), deploy.replicas, deploy.mode=replicated, deploy.resources
-  (limits cpus/memory/pids, reservations cpus/memory/devices), depends_on, user,
-  working_dir, read_only, cap_add, cap_drop, extra_hosts, ulimits, mem_limit,
-  mem_reservation, memswap_limit, cpus, cpu_shares, pids_limit, shm_size, hostname,
-  domainname, privileged, security_opt, sysctls, dns, dns_search, dns_opt, tty,
-  stdin_open, group_add, devices (short syntax), oom_score_adj, x-berth, x-*;
-  tolerated: build (only together with image: Berth never builds, it runs `image`).
+Service keys, translated (target in the Engine API body, or ServiceSpec field):
+  image, build (compose/build.py), command (Cmd), entrypoint (Entrypoint), environment +
+  env_file (Env, compose/environment.py), ports (ExposedPorts + PortBindings), expose
+  (ExposedPorts), networks + mac_address (NetworkAttachments by priority, NetworkMode,
+  MacAddress: compose/networks.py), volumes (Binds as compose sends them, else Mounts:
+  compose/mounts.py), secrets + configs (read-only bind
+  Mounts, or ServiceSpec.files: compose/secrets.py), tmpfs (Tmpfs), healthcheck
+  (Healthcheck; StartInterval marked in compose/api_versions.py), restart and
+  deploy.restart_policy (RestartPolicy), init, stop_signal, stop_grace_period (StopTimeout),
+  labels, logging (LogConfig), deploy.replicas/mode=replicated/resources (limits, memory
+  reservation, device requests; reservations.cpus has no effect, as in compose),
+  depends_on (condition, restart), user, working_dir, read_only, cap_add, cap_drop,
+  extra_hosts, ulimits, mem_limit, mem_reservation, memswap_limit, cpus, cpu_shares,
+  pids_limit, shm_size, hostname, domainname, privileged, security_opt, sysctls, dns,
+  dns_search, dns_opt, tty, stdin_open, group_add, devices (short and long syntax),
+  gpus (DeviceRequests), runtime (Runtime), oom_score_adj, platform and pull_policy
+  (ServiceSpec fields for the shell: compose/image_opts.py), scale, container_name,
+  network_mode and volumes_from (compose/identity.py, namespaces.py), extends and profiles
+  (resolved by the loader before translation: compose/extends.py, profiles.py), x-berth,
+  x-*; cpu_period, cpu_quota, cpu_rt_period, cpu_rt_runtime, cpuset, mem_swappiness,
+  oom_kill_disable, cgroup (CgroupnsMode), cgroup_parent, userns_mode, device_cgroup_rules,
+  storage_opt, blkio_config, pid, ipc, uts (PidMode, IpcMode, UTSMode; `service:NAME`
+  refused), links (the service's own name only, on a shared network: a dependency) and
+  external_links (HostConfig.Links, network_mode: bridge only): compose/host_opts.py.
 
-Service keys, rejected with a reason: container_name, secrets, configs, network_mode, pid,
-ipc, profiles, extends, links, external_links, volumes_from, scale, platform, pull_policy,
-cgroup_parent, userns_mode, runtime, isolation, storage_opt, credential_spec, develop,
-post_start, pre_stop, annotations, attach, uts, mac_address, cgroup, device_cgroup_rules,
-blkio_config, cpu_count, cpu_percent, cpu_period, cpu_quota, cpu_rt_period, cpu_rt_runtime,
-cpuset, mem_swappiness, oom_kill_disable, gpus, label_file, use_api_socket, models,
-provider; and deploy.{placement, endpoint_mode, update_config, rollback_config,
-restart_policy, labels, mode: global}, resources.reservations.generic_resources,
-healthcheck.start_interval (needs Engine API 1.44; this engine speaks 1.41).
+Everything else is refused with the reason below: what compose without swarm cannot do
+(deploy.placement, external secrets...), what needs a newer engine than API 1.41, and what
+Berth deliberately does not do (use_api_socket...).
 """
 
 from __future__ import annotations
@@ -86,33 +92,61 @@ SERVICE_KEYS = frozenset(
         "group_add",
         "devices",
         "oom_score_adj",
+        "secrets",
+        "configs",
+        "runtime",
+        "platform",
+        "pull_policy",
+        "gpus",
+        "mac_address",
+        "container_name",
+        "network_mode",
+        "volumes_from",
+        "scale",
+        "extends",
+        "profiles",
         "x-berth",
+        # compose/host_opts.py
+        "cpu_period",
+        "cpu_quota",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "cpuset",
+        "mem_swappiness",
+        "oom_kill_disable",
+        "cgroup",
+        "cgroup_parent",
+        "userns_mode",
+        "device_cgroup_rules",
+        "storage_opt",
+        "blkio_config",
+        "pid",
+        "ipc",
+        "uts",
+        "links",
+        "external_links",
     }
 )
 
-_SWARM = "is a swarm/compose feature Berth does not implement"
+_API = "needs a newer Engine API than this engine's 1.41"
+_WINDOWS = "is for Windows containers; Berth runs Linux containers"
 
 REJECTED_SERVICE_KEYS: dict[str, str] = {
-    "container_name": (
-        "Berth names containers itself ({project}-{service}-{revision}-{n}) so that two "
-        "revisions can run side by side; remove container_name"
-    ),
-    "secrets": f"{_SWARM}; mount the file with a read-only bind volume instead",
-    "configs": f"{_SWARM}; mount the file with a read-only bind volume instead",
-    "network_mode": "is not supported: Berth attaches containers to compose networks",
-    "pid": "sharing a PID namespace is not supported",
-    "ipc": "sharing an IPC namespace is not supported",
-    "uts": "sharing a UTS namespace is not supported",
-    "profiles": "is not supported: Berth runs every service of the compose file",
-    "extends": "is not supported: write the service out (or use YAML anchors)",
-    "links": "is legacy and not supported: use networks (service names resolve by DNS)",
-    "external_links": "is legacy and not supported: use an external network",
-    "volumes_from": "is not supported: share a named volume instead",
-    "scale": "is not supported: use deploy.replicas or `replicas` in desired/",
-    "platform": "is not supported: Berth pulls the image for the engine's platform",
-    "pull_policy": "is not supported: Berth pulls an image when it is absent",
-    "build": "",  # handled in the translator: tolerated only together with image
-    "gpus": "is not supported: use deploy.resources.reservations.devices",
+    "build": "",  # handled in the translator (compose/build.py)
+    "annotations": f"{_API} (1.43)",
+    "use_api_socket": "is not supported: it hands the container the Docker socket",
+    "attach": "is a `docker compose up` log option; Berth never attaches to containers",
+    "develop": "is `docker compose watch`'s; Berth deploys images, it does not sync files",
+    "post_start": f"{_API} (lifecycle hooks run through exec; not implemented)",
+    "pre_stop": f"{_API} (lifecycle hooks run through exec; not implemented)",
+    "models": "is Docker Model Runner's; not supported",
+    "provider": "delegates the service to a compose plugin; not supported",
+    "label_file": "is not supported: write the labels into the compose file",
+    "pull_refresh_after": "is not supported: use pull_policy daily, weekly or every_<duration>",
+    "isolation": _WINDOWS,
+    "credential_spec": _WINDOWS,
+    "cpu_count": _WINDOWS,
+    "cpu_percent": _WINDOWS,
 }
 
 
@@ -124,7 +158,9 @@ def rejected_reason(key: str) -> str:
     return f"'{key}' is not supported by Berth (it would otherwise be silently ignored)"
 
 
-TOP_LEVEL_KEYS = frozenset({"name", "services", "networks", "volumes", "version", "x-berth"})
+TOP_LEVEL_KEYS = frozenset(
+    {"name", "services", "networks", "volumes", "secrets", "configs", "version", "x-berth"}
+)
 
 NETWORK_KEYS = frozenset(
     {"driver", "internal", "external", "attachable", "driver_opts", "labels", "name", "ipam"}

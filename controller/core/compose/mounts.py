@@ -1,9 +1,19 @@
-"""`volumes` and `tmpfs` -> HostConfig.Mounts and HostConfig.Tmpfs.
+"""`volumes` and `tmpfs` -> HostConfig.Binds, HostConfig.Mounts and HostConfig.Tmpfs.
 
-Mounts (not Binds) are used for every volume because they say exactly what they are; the
-consequence, unlike compose's short syntax, is that a bind mount's host path must already
-exist (Docker refuses a missing source instead of creating a root-owned directory).
-SELinux relabelling (`:z`/`:Z`) only exists for Binds and is therefore refused.
+As compose v2 does (create.go's buildContainerVolumes, bindRequiresMountAPI, toBindString),
+a bind mount goes through the legacy `Binds` API, in which the engine creates a missing
+source directory (owned by root): the short syntax always, the long syntax unless it says
+`bind.create_host_path: false` (compose-go defaults it to true) or `bind.recursive:
+disabled`, which only `Mounts` can express (the host path must then exist). SELinux
+relabelling (`z`/`Z`) exists only in `Binds`; a named volume with it goes there too.
+Entries are written as compose writes them: `SOURCE:TARGET:rw|ro[,z|Z][,PROPAGATION]`
+(`,nocopy` for a volume). Other volumes and tmpfs are `Mounts` entries. A bind source is
+checked the same way either way (`host_path`).
+
+Where Berth differs: compose sends a bind with a propagation mode through Mounts with
+CreateMountpoint, which needs API 1.42 (the 1.41 engine ignores it and refuses a missing
+path); Binds carries the propagation and creates the path on 1.41 too. compose silently
+drops `z`/`Z` on a bind that goes through Mounts; Berth refuses that combination.
 """
 
 from __future__ import annotations
@@ -36,26 +46,30 @@ _PROPAGATION = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
 _LONG = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency")
 
 
-def _host_path(ctx: StackCtx, path: Path, source: str) -> str | None:
+def host_path(
+    ctx: StackCtx, path: Path, source: str, *, what: str = "bind source", loc: Located | None = None
+) -> str | None:
     """The bind source as the engine gets it. A relative source must stay, symlinks
     resolved, inside the compose root; no source may lie inside desired/ or contain it, or
-    desired/'s writers would choose what the container sees there (DESIGN §2)."""
+    desired/'s writers would choose what the container sees there (DESIGN §2). Problems
+    go to `loc` (default: the stack's)."""
+    loc = loc or ctx.loc
     relative = not source.startswith(("/", "~"))
     if source.startswith("~"):
         home = ctx.env.get("HOME")
         if not home:
-            ctx.loc.error(path, "'~' in a bind mount needs HOME in the environment")
+            loc.error(path, f"'~' in a {what} needs HOME in the environment")
             return None
         source = home + source[1:]
     full = posixpath.normpath(posixpath.join(ctx.project_dir, source))
     if (bad := path_problem(full)) is not None:
-        ctx.loc.error(path, f"bind source {bad}")
+        loc.error(path, f"{what} {bad}")
         return None
     resolved = ctx.files.resolve(full)
     problem = boundary_problem(resolved, ctx.files.boundary) if relative else None
     problem = problem or exposure_problem(ctx.files, full)
     if problem is not None:
-        ctx.loc.error(path, f"bind source {shown(full)} {problem} (security boundary)")
+        loc.error(path, f"{what} {shown(full)} {problem} (security boundary)")
         return None
     return resolved if relative else full  # the engine gets the path that was checked
 
@@ -86,7 +100,7 @@ def _mount(
         if not source:
             ctx.loc.error(path, "a bind mount needs a source")
             return None
-        host = _host_path(ctx, path, source)
+        host = host_path(ctx, path, source)
         if host is None:
             return None
         mount["Source"] = host
@@ -96,6 +110,24 @@ def _mount(
             return None
         mount["Source"] = name
     return mount
+
+
+_SELINUX = ("z", "Z")
+_CONSISTENCY = ("consistent", "cached", "delegated")  # macOS only; no effect on Linux
+_RECURSIVE = ("enabled", "disabled", "writable", "readonly")
+
+
+def _bind_string(
+    ctx: StackCtx, path: Path, source: str, mount: dict[str, Any], extra: list[str]
+) -> dict[str, Any] | None:
+    """The mount as a Binds entry (compose's toBindString): returned as {Target, Binds}."""
+    target = mount["Target"]
+    if ":" in source or ":" in target:
+        why = "cannot hold ':' in a HostConfig.Binds entry (the short syntax and"
+        ctx.loc.error(path, f"{brief(source)}:{brief(target)} {why} create_host_path use it)")
+        return None
+    options = ",".join(["ro" if mount["ReadOnly"] else "rw", *extra])
+    return {"Target": target, "Binds": f"{source}:{target}:{options}"}
 
 
 def _short(ctx: StackCtx, path: Path, spec: str) -> dict[str, Any] | None:
@@ -108,49 +140,111 @@ def _short(ctx: StackCtx, path: Path, spec: str) -> dict[str, Any] | None:
     source, target = parts[0], parts[1]
     kind = "bind" if _is_path(source) else "volume"
     mount = _mount(ctx, path, kind=kind, source=source, target=target)
-    if mount is None or len(parts) == 2:
-        return mount
-    for opt in parts[2].split(","):
+    if mount is None:
+        return None
+    selinux, propagation, nocopy = "", "", False
+    for opt in parts[2].split(",") if len(parts) == 3 else ():
         if opt in ("ro", "rw"):
             mount["ReadOnly"] = opt == "ro"
+        elif opt in _SELINUX:
+            selinux = opt
         elif opt in _PROPAGATION and kind == "bind":
-            mount["BindOptions"] = {"Propagation": opt}
+            propagation = opt
         elif opt == "nocopy" and kind == "volume":
-            mount["VolumeOptions"] = {"NoCopy": True}
-        elif opt in ("z", "Z"):
-            ctx.loc.error(path, "SELinux relabelling (:z/:Z) is not supported by Berth's Mounts")
-            return None
+            nocopy = True
+        elif opt in _CONSISTENCY:
+            pass  # compose-go drops them; Docker Desktop's file sharing modes, none on Linux
         else:
-            ctx.loc.error(path, f"unsupported volume mode {brief(opt)} for a {kind} mount")
+            why = " (the engine refuses nocopy on a bind)" if opt == "nocopy" else ""
+            ctx.loc.error(path, f"unsupported volume mode {brief(opt)} for a {kind} mount{why}")
             return None
+    if kind == "bind":  # compose: the short syntax creates a missing host path, so Binds
+        extra = [o for o in (selinux, propagation) if o]
+        return _bind_string(ctx, path, mount["Source"], mount, extra)
+    if selinux and mount.get("Source"):  # compose sends a named volume through Binds too
+        extra = [selinux, "nocopy"] if nocopy else [selinux]
+        return _bind_string(ctx, path, mount["Source"], mount, extra)
+    if selinux:
+        ctx.loc.error(path, "an anonymous volume cannot be relabelled (z/Z need a source)")
+        return None
+    if nocopy:
+        mount["VolumeOptions"] = {"NoCopy": True}
     return mount
 
 
-def _long_options(ctx: StackCtx, path: Path, item: dict[str, Any], mount: dict[str, Any]) -> None:
+def _bind_options(
+    ctx: StackCtx, path: Path, opts: dict[str, Any], mount: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Long-syntax `bind:`. compose-go defaults create_host_path to true, so a bind goes
+    through Binds unless it says create_host_path: false or recursive: disabled (Mounts
+    only; the host path must then exist)."""
+    here = (*path, "bind")
+    check_keys(ctx.loc, here, opts, ("propagation", "create_host_path", "selinux", "recursive"))
+    create = want_bool(ctx.loc, (*here, "create_host_path"), opts.get("create_host_path", True))
+    propagation = opts.get("propagation", "")
+    selinux = opts.get("selinux", "")
+    recursive = opts.get("recursive", "enabled")
+    for key, value, allowed in (
+        ("propagation", propagation, ("", *_PROPAGATION)),
+        ("selinux", selinux, ("", *_SELINUX)),
+        ("recursive", recursive, _RECURSIVE),
+    ):
+        if value not in allowed:
+            ctx.loc.error((*here, key), f"must be one of {', '.join(a for a in allowed if a)}")
+            return None
+    if create is None:
+        return None
+    if recursive in ("writable", "readonly"):
+        why = f"recursive: {recursive} needs a newer Engine API than this engine's 1.41 (1.44)"
+        ctx.loc.error((*here, "recursive"), why)
+        return None
+    mounts_api = not create or recursive == "disabled"
+    if selinux and mounts_api:
+        why = "relabelling needs HostConfig.Binds, which cannot "
+        why += "leave a missing host path uncreated" if not create else "mount non-recursively"
+        ctx.loc.error((*here, "selinux"), why)
+        return None
+    if not mounts_api:
+        extra = [o for o in (selinux, propagation) if o]
+        return _bind_string(ctx, path, mount["Source"], mount, extra)
+    bind_opts: dict[str, Any] = {}
+    if propagation:
+        bind_opts["Propagation"] = propagation
+    if recursive == "disabled":
+        bind_opts["NonRecursive"] = True
+    if bind_opts:
+        mount["BindOptions"] = bind_opts
+    return mount
+
+
+def _volume_options(ctx: StackCtx, path: Path, opts: dict[str, Any], mount: dict[str, Any]) -> None:
+    here = (*path, "volume")
+    check_keys(ctx.loc, here, opts, ("nocopy", "subpath", "labels"))
+    if "subpath" in opts:
+        ctx.loc.error((*here, "subpath"), "needs a newer Engine API than this engine's 1.41 (1.45)")
+    if "labels" in opts:  # compose passes them only to a volume the engine creates itself
+        why = "set labels on the top-level volume (Berth creates it, so these would be unused)"
+        ctx.loc.error((*here, "labels"), why)
+    if want_bool(ctx.loc, (*here, "nocopy"), opts.get("nocopy", False)):
+        mount["VolumeOptions"] = {"NoCopy": True}
+
+
+def _long_options(
+    ctx: StackCtx, path: Path, item: dict[str, Any], mount: dict[str, Any]
+) -> dict[str, Any] | None:
     kind = mount["Type"]
     for key in ("bind", "volume", "tmpfs"):
         if key in item and key != kind:
             ctx.loc.error((*path, key), f"'{key}' options on a {kind} mount")
-    if (
-        kind == "bind"
-        and "bind" in item
-        and (opts := want_map(ctx.loc, (*path, "bind"), item["bind"])) is not None
-    ):
-        check_keys(ctx.loc, (*path, "bind"), opts, ("propagation", "create_host_path"))
-        if opts.get("create_host_path") is True:
-            ctx.loc.error((*path, "bind", "create_host_path"), "Berth does not create host paths")
-        if "propagation" in opts:
-            if opts["propagation"] not in _PROPAGATION:
-                ctx.loc.error((*path, "bind", "propagation"), f"must be one of {_PROPAGATION}")
-            mount["BindOptions"] = {"Propagation": opts["propagation"]}
+    if kind == "bind":
+        opts = want_map(ctx.loc, (*path, "bind"), item["bind"]) if "bind" in item else {}
+        return None if opts is None else _bind_options(ctx, path, opts, mount)
     if (
         kind == "volume"
         and "volume" in item
         and (opts := want_map(ctx.loc, (*path, "volume"), item["volume"])) is not None
     ):
-        check_keys(ctx.loc, (*path, "volume"), opts, ("nocopy",))
-        if want_bool(ctx.loc, (*path, "volume", "nocopy"), opts.get("nocopy", False)):
-            mount["VolumeOptions"] = {"NoCopy": True}
+        _volume_options(ctx, path, opts, mount)
     if (
         kind == "tmpfs"
         and "tmpfs" in item
@@ -161,11 +255,12 @@ def _long_options(ctx: StackCtx, path: Path, item: dict[str, Any], mount: dict[s
         if "size" in opts:
             tmpfs["SizeBytes"] = want_bytes(ctx.loc, (*path, "tmpfs", "size"), opts["size"])
         if "mode" in opts:
-            tmpfs["Mode"] = _file_mode(ctx, (*path, "tmpfs", "mode"), opts["mode"])
+            tmpfs["Mode"] = file_mode(ctx, (*path, "tmpfs", "mode"), opts["mode"])
         mount["TmpfsOptions"] = tmpfs
+    return mount
 
 
-def _file_mode(ctx: StackCtx, path: Path, value: Any) -> int | None:
+def file_mode(ctx: StackCtx, path: Path, value: Any) -> int | None:
     """A file mode as compose reads it: a YAML number (`0777` is octal, as in go-yaml) or
     a string of octal digits ("1777")."""
     if isinstance(value, str):
@@ -196,10 +291,13 @@ def _long(ctx: StackCtx, path: Path, item: dict[str, Any]) -> dict[str, Any] | N
         return None
     if "read_only" in item:
         mount["ReadOnly"] = bool(want_bool(ctx.loc, (*path, "read_only"), item["read_only"]))
-    if "consistency" in item:
-        mount["Consistency"] = want_str(ctx.loc, (*path, "consistency"), item["consistency"])
-    _long_options(ctx, path, item, mount)
-    return mount
+    if "consistency" in item:  # Docker Desktop's; the engine on Linux ignores it
+        consistency = want_str(ctx.loc, (*path, "consistency"), item["consistency"])
+        if consistency not in (*_CONSISTENCY, "default"):
+            ctx.loc.error((*path, "consistency"), f"must be one of {', '.join(_CONSISTENCY)}")
+            return None
+        mount["Consistency"] = consistency
+    return _long_options(ctx, path, item, mount)  # a Binds entry has no consistency either
 
 
 def translate_volumes(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
@@ -207,6 +305,7 @@ def translate_volumes(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
         ctx.loc.error(path, "must be a list")
         return
     mounts: list[dict[str, Any]] = []
+    binds: list[str] = []
     targets: set[str] = set()  # a set: the check was quadratic in the number of volumes
     for i, item in enumerate(value):
         here = (*path, i)
@@ -217,13 +316,34 @@ def translate_volumes(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
         else:
             ctx.loc.error(here, "must be a string or a mapping")
             mount = None
-        if mount is not None:
-            if mount["Target"] in targets:
-                ctx.loc.error(here, f"duplicate mount point {brief(mount['Target'])}")
-            targets.add(mount["Target"])
+        if mount is None:
+            continue
+        target = posixpath.normpath(mount["Target"])  # compose-go cleans targets too
+        if target in targets:
+            ctx.loc.error(here, f"duplicate mount point {brief(mount['Target'])}")
+        targets.add(target)
+        if "Binds" in mount:
+            binds.append(mount["Binds"])
+        else:
             mounts.append(mount)
+    if binds:
+        body.host["Binds"] = binds
     if mounts:
         body.host["Mounts"] = mounts
+
+
+def host_mounts(host_config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every mount of a HostConfig as Mounts entries (Type, Source, Target, ReadOnly): the
+    Mounts list and the Binds strings, which `_bind_string` wrote as SOURCE:TARGET:MODE."""
+    out = list(host_config.get("Mounts") or [])
+    for entry in host_config.get("Binds") or []:
+        source, _, rest = str(entry).partition(":")
+        target, _, mode = rest.partition(":")
+        kind = "bind" if source.startswith("/") else "volume"
+        out.append(
+            {"Type": kind, "Source": source, "Target": target, "ReadOnly": "ro" in mode.split(",")}
+        )
+    return out
 
 
 def translate_tmpfs(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:

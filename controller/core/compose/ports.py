@@ -117,9 +117,15 @@ def _long(ctx: StackCtx, path: Path, body: Body, item: dict[str, Any]) -> set[in
         ctx.loc.error(path, "long port syntax needs 'target'")
         return set()
     target = want_int(ctx.loc, (*path, "target"), item["target"], minimum=1)
+    # Without swarm compose publishes on this host whatever the mode says: `ingress` (swarm's
+    # routing mesh) has no effect, as in compose; `name` and `app_protocol` are labels for
+    # tools, with no Engine API field (compose's buildContainerPortBindingOptions).
     mode = item.get("mode", "host")
     if mode not in ("host", "ingress"):
         ctx.loc.error((*path, "mode"), "must be host or ingress")
+    for key in ("name", "app_protocol"):
+        if key in item:
+            want_str(ctx.loc, (*path, key), item[key])
     published = item.get("published")
     pub = "" if published is None else want_str(ctx.loc, (*path, "published"), published)
     host_ip = want_str(ctx.loc, (*path, "host_ip"), item.get("host_ip", ""))

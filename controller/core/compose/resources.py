@@ -1,8 +1,10 @@
 """`deploy` and the resource keys -> replicas and HostConfig limits.
 
 Berth runs containers on one engine, so of `deploy` only what a single host can honour is
-translated (replicas, resources); swarm scheduling keys are refused rather than ignored, and
-`update_config`/`rollback_config` are replaced by `x-berth` (strategy, deadlines, bake).
+translated (replicas, resources, restart_policy as compose maps it without swarm); swarm
+scheduling keys are refused rather than ignored, and `update_config`/`rollback_config` are
+replaced by `x-berth` (strategy, deadlines, bake). `reservations.cpus` is accepted and has
+no effect, as in compose: one engine has no CPU reservation (compose's setReservations).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ _DEPLOY_REJECTED = {
     "endpoint_mode": "endpoint_mode is a swarm feature",
     "update_config": "use x-berth (strategy, progress_deadline, bake) to control rollouts",
     "rollback_config": "Berth rolls back by itself; tune it with x-berth",
-    "restart_policy": "use the service's `restart:` key",
     "labels": "deploy.labels are swarm service labels; use the service's `labels:`",
 }
 
@@ -47,17 +48,56 @@ def translate_deploy(ctx: StackCtx, path: Path, value: Any, body: Body) -> int |
         ctx.loc,
         path,
         {k: v for k, v in deploy.items() if k not in _DEPLOY_REJECTED},
-        ("replicas", "mode", "resources"),
+        ("replicas", "mode", "resources", "restart_policy"),
     )
     if deploy.get("mode", "replicated") != "replicated":
         ctx.loc.error((*path, "mode"), "only mode: replicated is supported")
     if deploy.get("resources") is not None:
         _resources(ctx, (*path, "resources"), deploy["resources"], body)
+    if deploy.get("restart_policy") is not None:
+        _restart_policy(ctx, (*path, "restart_policy"), deploy["restart_policy"], body)
     if deploy.get("replicas") is None:
         return None
     return want_int(
         ctx.loc, (*path, "replicas"), deploy["replicas"], minimum=0, maximum=MAX_REPLICAS
     )
+
+
+_CONDITIONS = {"": "", "none": "no", "no": "no", "on-failure": "on-failure", "any": "always"}
+_CONDITIONS |= {"always": "always", "unless-stopped": "unless-stopped"}  # compose maps these too
+
+
+def _restart_policy(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
+    """compose's getRestartPolicy without swarm: condition none/on-failure/any (and the
+    engine's names) -> RestartPolicy.Name, max_attempts -> MaximumRetryCount. `delay` and
+    `window` have no engine equivalent (swarm's task scheduler does them): refused."""
+    spec = want_map(ctx.loc, path, value)
+    if spec is None:
+        return
+    for key in ("delay", "window"):
+        if key in spec:
+            ctx.loc.error((*path, key), f"not supported: the engine's restart policy has no {key}")
+    check_keys(ctx.loc, path, spec, ("condition", "max_attempts", "delay", "window"))
+    # compose maps a missing condition to "" (the engine's "no restart"), not swarm's `any`
+    condition = want_str(ctx.loc, (*path, "condition"), spec.get("condition", ""))
+    if condition is None:
+        return
+    if condition not in _CONDITIONS:
+        ctx.loc.error((*path, "condition"), "must be none, on-failure or any")
+        return
+    attempts = 0
+    if spec.get("max_attempts") is not None:
+        attempts = (
+            want_int(
+                ctx.loc, (*path, "max_attempts"), spec["max_attempts"], minimum=0, maximum=2**31 - 1
+            )
+            or 0
+        )
+        if attempts and _CONDITIONS[condition] != "on-failure":
+            # the engine refuses a retry count with any other policy at create
+            ctx.loc.error((*path, "max_attempts"), "only applies to condition: on-failure")
+    policy = {"Name": _CONDITIONS[condition], "MaximumRetryCount": attempts}
+    body.set_host(ctx, path, "RestartPolicy", policy)
 
 
 def nano_cpus(ctx: StackCtx, path: Path, value: Any) -> int | None:
@@ -115,11 +155,8 @@ def _reservations(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
             "MemoryReservation",
             want_bytes(ctx.loc, (*path, "memory"), res["memory"]),
         )
-    if "cpus" in res:
-        cpus = want_float(ctx.loc, (*path, "cpus"), res["cpus"], minimum=0, maximum=MAX_CPUS)
-        if cpus is not None:
-            # No hard reservation exists on one engine; a relative weight is the closest.
-            body.set_host(ctx, (*path, "cpus"), "CpuShares", int(cpus * 1024))
+    if "cpus" in res:  # checked, then without effect: compose ignores it without swarm
+        want_float(ctx.loc, (*path, "cpus"), res["cpus"], minimum=0, maximum=MAX_CPUS)
     if "devices" in res:
         _devices(ctx, (*path, "devices"), res["devices"], body)
 
@@ -132,42 +169,55 @@ def _options(ctx: StackCtx, path: Path, value: Any) -> dict[str, str | None] | N
     return None if opts is None else kv_pairs(ctx.loc, path, opts)
 
 
+def device_request(
+    ctx: StackCtx, here: Path, item: Any, *, gpu: bool = False
+) -> dict[str, Any] | None:
+    """One DeviceRequest as compose builds it; `gpus:` items add the "gpu" capability.
+    Neither count nor device_ids means all devices (Count -1), as compose-go defaults."""
+    dev = want_map(ctx.loc, here, item)
+    if dev is None:
+        return None
+    check_keys(ctx.loc, here, dev, ("capabilities", "driver", "count", "device_ids", "options"))
+    caps = want_str_list(
+        ctx.loc, (*here, "capabilities"), dev.get("capabilities", []), allow_str=False
+    )
+    if caps is None or (not gpu and not caps):
+        if caps is not None:
+            ctx.loc.error((*here, "capabilities"), "must list at least one capability")
+        return None
+    if "count" in dev and "device_ids" in dev:
+        ctx.loc.error(here, "count and device_ids are mutually exclusive")
+    count = -1
+    if str(dev.get("count", "all")).lower() != "all":
+        count = want_int(ctx.loc, (*here, "count"), dev["count"], minimum=1) or -1
+    ids = want_str_list(ctx.loc, (*here, "device_ids"), dev.get("device_ids", []), allow_str=False)
+    options = _options(ctx, (*here, "options"), dev.get("options")) or {}
+    return {
+        "Driver": want_str(ctx.loc, (*here, "driver"), dev.get("driver", "")) or "",
+        "Count": 0 if ids else count,
+        "DeviceIDs": ids or [],
+        "Capabilities": [[*caps, "gpu"] if gpu else caps],
+        "Options": {k: v or "" for k, v in options.items()},
+    }
+
+
 def _devices(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
     if not isinstance(value, list):
         ctx.loc.error(path, "must be a list")
         return
-    requests: list[dict[str, Any]] = []
-    for i, item in enumerate(value):
-        here = (*path, i)
-        dev = want_map(ctx.loc, here, item)
-        if dev is None:
-            continue
-        check_keys(ctx.loc, here, dev, ("capabilities", "driver", "count", "device_ids", "options"))
-        caps = want_str_list(
-            ctx.loc, (*here, "capabilities"), dev.get("capabilities"), allow_str=False
-        )
-        if "count" in dev and "device_ids" in dev:
-            ctx.loc.error(here, "count and device_ids are mutually exclusive")
-        count = -1
-        if dev.get("count") not in (None, "all"):
-            count = want_int(ctx.loc, (*here, "count"), dev["count"], minimum=1) or -1
-        ids = want_str_list(
-            ctx.loc, (*here, "device_ids"), dev.get("device_ids", []), allow_str=False
-        )
-        request: dict[str, Any] = {
-            "Driver": want_str(ctx.loc, (*here, "driver"), dev.get("driver", "")) or "",
-            "Count": 0 if ids else count,
-            "DeviceIDs": ids or [],
-            "Capabilities": [caps or []],
-            "Options": {
-                k: v or ""
-                for k, v in (
-                    _options(ctx, (*here, "options"), dev.get("options")) or {}
-                ).items()
-            },
-        }
-        requests.append(request)
-    body.host["DeviceRequests"] = requests
+    found = [device_request(ctx, (*path, i), item) for i, item in enumerate(value)]
+    body.host.setdefault("DeviceRequests", []).extend(r for r in found if r is not None)
+
+
+def translate_gpus(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
+    """`gpus: all` or a list of device requests (compose-go's transformGpus)."""
+    if value == "all":
+        value = [{}]
+    elif not isinstance(value, list):
+        ctx.loc.error(path, "must be 'all' or a list of device requests")
+        return
+    found = [device_request(ctx, (*path, i), item, gpu=True) for i, item in enumerate(value)]
+    body.host.setdefault("DeviceRequests", []).extend(r for r in found if r is not None)
 
 
 def translate_simple_limits(ctx: StackCtx, svc: dict[str, Any], path: Path, body: Body) -> None:

@@ -1,15 +1,13 @@
-"""Process-level service keys: command, environment, healthcheck, restart, logging, limits."""
+"""Process-level service keys: command, healthcheck, restart, logging, ulimits, hosts, devices."""
 
 from __future__ import annotations
 
 import ipaddress
-import math
-import posixpath
 import re
 import shlex
 from typing import Any
 
-from controller.core.boundary import confine, exposure_problem, shown
+from controller.core.boundary import exposure_problem, shown
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -21,9 +19,8 @@ from controller.core.compose.fields import (
     want_str,
     want_str_list,
 )
-from controller.core.compose.interpolate import DotenvError, parse_dotenv
 from controller.core.yamlsrc import Path
-from controller.errors import ConfigError, Problem, brief
+from controller.errors import brief
 
 _HEALTH_KEYS = (
     "test",
@@ -59,114 +56,6 @@ def translate_command(ctx: StackCtx, svc: dict[str, Any], path: Path, body: Body
             body.top["Entrypoint"] = entry or [""]
 
 
-def _env_files(ctx: StackCtx, path: Path, value: Any) -> dict[str, str]:
-    entries: list[tuple[Path, str, bool, bool]] = []  # where, file, required, raw
-    items = value if isinstance(value, list) else [value]
-    for i, item in enumerate(items):
-        here = (*path, i) if isinstance(value, list) else path
-        if isinstance(item, dict):
-            check_keys(ctx.loc, here, item, ("path", "required", "format"))
-            file = want_str(ctx.loc, (*here, "path"), item.get("path"))
-            required = want_bool(ctx.loc, (*here, "required"), item.get("required", True))
-            fmt = item.get("format")
-            if fmt is not None and fmt != "raw":
-                ctx.loc.error((*here, "format"), f"unknown format {brief(fmt)}; only 'raw'")
-                continue
-            if file is not None:
-                entries.append((here, file, required is not False, fmt == "raw"))
-        elif (file := want_str(ctx.loc, here, item)) is not None:
-            entries.append((here, file, True, False))
-    result: dict[str, str] = {}
-    for here, file, required, raw in entries:
-        full = posixpath.normpath(posixpath.join(ctx.project_dir, file))
-        ctx.files_read.append(full)
-        if (problem := confine(ctx.files, full)) is not None:
-            ctx.loc.error(here, f"env_file {shown(full)} {problem} (security boundary)")
-            continue
-        try:
-            text = ctx.files.read_text(full)
-        except FileNotFoundError:
-            if required:
-                ctx.loc.error(here, f"env_file {full} does not exist")
-            continue
-        except ConfigError as exc:
-            why = "; ".join(p.message for p in exc.problems)
-            ctx.loc.error(here, f"cannot read env_file {full}: {why}")
-            continue
-        if raw:
-            result.update(_raw_env(ctx, full, text))
-            continue
-        try:
-            result.update(parse_dotenv(text, environ=ctx.env))
-        except DotenvError as exc:
-            ctx.loc.problems.append(Problem(full, exc.line, "", str(exc)))
-    return result
-
-
-def _raw_env(ctx: StackCtx, file: str, text: str) -> dict[str, str]:
-    """`format: raw`: KEY=VALUE lines taken as written (no quotes, no `$` substitution);
-    blank lines and `#` comments skipped."""
-    out: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        key, eq, val = line.partition("=")
-        if not eq or not key or not _ENV_NAME.fullmatch(key):
-            ctx.loc.problems.append(Problem(file, n, "", "expected KEY=VALUE"))
-            continue
-        out[key] = val
-    return out
-
-
-_ENV_NAME = re.compile(r"[^=\s\x00]+")  # what a process environment allows as a name
-MAX_ENV_ENTRY = 128 * 1024  # Linux MAX_ARG_STRLEN: execve refuses a longer KEY=VALUE
-MAX_ENV_SERVICE = 1024 * 1024  # ARG_MAX is 2 MiB for environment and arguments together
-
-
-def translate_environment(ctx: StackCtx, svc: dict[str, Any], path: Path, body: Body) -> None:
-    """env_file first, then `environment` overrides; a bare KEY comes from the environment.
-
-    Sizes are checked before any KEY=VALUE string is built: a value named by many services
-    (a bare KEY, a shared env_file) is otherwise copied once per service, and a small
-    `.env` that doubles a value could make gigabytes of copies (hostile input)."""
-    env: dict[str, str] = {}
-    where: Path = (*path, "environment")
-    if svc.get("env_file") is not None:
-        env.update(_env_files(ctx, (*path, "env_file"), svc["env_file"]))
-        where = (*path, "env_file")
-    if svc.get("environment") is not None:
-        pairs = kv_pairs(ctx.loc, (*path, "environment"), svc["environment"])
-        for key, val in (pairs or {}).items():
-            if val is not None:
-                env[key] = val
-            elif key in ctx.env:
-                env[key] = ctx.env[key]
-        where = (*path, "environment")
-    if env and _env_fits(ctx, where, env):
-        body.top["Env"] = [f"{k}={v}" for k, v in env.items()]
-
-
-def _env_fits(ctx: StackCtx, where: Path, env: dict[str, str]) -> bool:
-    total = 0
-    for key, val in env.items():
-        if not _ENV_NAME.fullmatch(key):
-            ctx.loc.error(where, f"invalid variable name {brief(key)}")
-            return False
-        size = len(key) + 1 + len(val)
-        if size > MAX_ENV_ENTRY:
-            why = f"{brief(key)} is {size} characters; a process cannot get more than 128 KiB"
-            ctx.loc.error(where, why)
-            return False
-        if "\x00" in val:
-            ctx.loc.error(where, f"the value of {brief(key)} contains a NUL character")
-            return False
-        total += size
-    if total > MAX_ENV_SERVICE:
-        ctx.loc.error(where, f"the environment is {total} characters; at most 1 MiB")
-        return False
-    return ctx.budget.spend(total, ctx.loc, where)
-
-
 def _nanos(ctx: StackCtx, path: Path, value: Any) -> int | None:
     seconds = want_duration(ctx.loc, path, value)
     return None if seconds is None else round(seconds * 1e9)
@@ -178,8 +67,6 @@ def translate_healthcheck(ctx: StackCtx, path: Path, value: Any, body: Body) -> 
     if hc is None:
         return False
     check_keys(ctx.loc, path, hc, _HEALTH_KEYS)
-    if "start_interval" in hc:
-        ctx.loc.error((*path, "start_interval"), "needs Engine API 1.44; this engine has 1.41")
     disable = hc.get("disable")
     if disable is not None and want_bool(ctx.loc, (*path, "disable"), disable) is True:
         body.top["Healthcheck"] = {"Test": ["NONE"]}
@@ -192,10 +79,14 @@ def translate_healthcheck(ctx: StackCtx, path: Path, value: Any, body: Body) -> 
         if items[0] not in ("CMD", "CMD-SHELL", "NONE"):
             ctx.loc.error((*path, "test"), "a list must start with CMD, CMD-SHELL or NONE")
         out["Test"] = items
+    if hc.get("start_interval") is not None and hc.get("start_period") is None:
+        # compose's rule (moby#48874: the engine would not use it without a start period)
+        ctx.loc.error((*path, "start_interval"), "needs healthcheck.start_period too")
     for key, api in (
         ("interval", "Interval"),
         ("timeout", "Timeout"),
         ("start_period", "StartPeriod"),
+        ("start_interval", "StartInterval"),  # API 1.44+: see api_versions.CREATE_MIN_API
     ):
         if hc.get(key) is not None:
             out[api] = _nanos(ctx, (*path, key), hc[key])
@@ -224,7 +115,7 @@ def translate_restart(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
 def translate_stop_grace(ctx: StackCtx, path: Path, value: Any, body: Body) -> float | None:
     seconds = want_duration(ctx.loc, path, value)
     if seconds is not None:
-        body.top["StopTimeout"] = math.ceil(seconds)  # the API counts whole seconds
+        body.top["StopTimeout"] = int(seconds)  # whole seconds, cut as compose's ToSeconds
     return seconds
 
 
@@ -233,7 +124,8 @@ def translate_logging(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
     if log is None:
         return
     check_keys(ctx.loc, path, log, ("driver", "options"))
-    driver = want_str(ctx.loc, (*path, "driver"), log.get("driver", "json-file"))
+    # No driver: Type "" is the daemon's default log driver, as compose sends it.
+    driver = want_str(ctx.loc, (*path, "driver"), log.get("driver") or "")
     options = kv_pairs(ctx.loc, (*path, "options"), log.get("options") or {})
     if driver is not None and options is not None:
         config = {k: v or "" for k, v in options.items()}
@@ -292,26 +184,49 @@ def translate_extra_hosts(ctx: StackCtx, path: Path, value: Any, body: Body) -> 
     body.host["ExtraHosts"] = hosts
 
 
-def translate_devices(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
-    out: list[dict[str, str]] = []
-    for i, item in enumerate(want_str_list(ctx.loc, path, value, allow_str=False) or []):
-        parts = item.split(":")
-        if len(parts) > 3 or not parts[0].startswith("/"):
-            why = f"expected HOST_PATH[:CONTAINER_PATH[:PERMS]], got {brief(item)}"
-            ctx.loc.error((*path, i), why)
-            continue
+_PERMS = re.compile(r"[rwm]{1,3}")
+
+
+def _device(ctx: StackCtx, here: Path, item: Any) -> dict[str, str] | None:
+    """HOST[:CONTAINER[:PERMS]] or {source, target, permissions}."""
+    if isinstance(item, dict):
+        check_keys(ctx.loc, here, item, ("source", "target", "permissions"))
+        host = want_str(ctx.loc, (*here, "source"), item.get("source"))
+        inside = want_str(ctx.loc, (*here, "target"), item.get("target", host))
+        perms = want_str(ctx.loc, (*here, "permissions"), item.get("permissions", "rwm"))
+        if host is None or inside is None or perms is None:
+            return None
+    elif (text := want_str(ctx.loc, here, item)) is not None:
+        parts = text.split(":")
+        if len(parts) > 3:
+            why = f"expected HOST_PATH[:CONTAINER_PATH[:PERMS]], got {brief(text)}"
+            ctx.loc.error(here, why)
+            return None
         host = parts[0]
-        if len(parts) > 1 and not parts[1].startswith("/"):
-            ctx.loc.error((*path, i), f"container path {brief(parts[1])} must be absolute")
-            continue
-        if len(parts) > 2 and not re.fullmatch(r"[rwm]{1,3}", parts[2]):
-            ctx.loc.error((*path, i), f"permissions {brief(parts[2])}: some of r, w, m")
-            continue
-        problem = exposure_problem(ctx.files, host)
-        if problem is not None:
-            ctx.loc.error((*path, i), f"device {shown(host)} {problem} (security boundary)")
-            continue
         inside = parts[1] if len(parts) > 1 else host
         perms = parts[2] if len(parts) > 2 else "rwm"
-        out.append({"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms})
+    else:
+        return None
+    if not host.startswith("/"):
+        why = f"device {brief(host)} must be an absolute host path (CDI names need API 1.44)"
+        ctx.loc.error(here, why)
+        return None
+    if not inside.startswith("/"):
+        ctx.loc.error(here, f"container path {brief(inside)} must be absolute")
+        return None
+    if not _PERMS.fullmatch(perms):
+        ctx.loc.error(here, f"permissions {brief(perms)}: some of r, w, m")
+        return None
+    problem = exposure_problem(ctx.files, host)
+    if problem is not None:
+        ctx.loc.error(here, f"device {shown(host)} {problem} (security boundary)")
+        return None
+    return {"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms}
+
+
+def translate_devices(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
+    if not isinstance(value, list):
+        ctx.loc.error(path, "must be a list")
+        return
+    out = [d for i, item in enumerate(value) if (d := _device(ctx, (*path, i), item))]
     body.host["Devices"] = out

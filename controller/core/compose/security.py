@@ -1,4 +1,5 @@
-"""`security_opt`: passed to the engine as written, except a seccomp profile file.
+"""`security_opt`: passed to the engine as written, except a seccomp profile file and
+`systempaths=unconfined` (compose: empty MaskedPaths and ReadonlyPaths, not an option).
 
 The Engine API takes a seccomp profile's JSON, not a path; `docker run` and compose read the
 file on the client (compose v2: `security_opt: [seccomp=./profile.json]`). Berth does the
@@ -25,6 +26,9 @@ def translate_security_opt(ctx: StackCtx, path: Path, value: Any, body: Body) ->
     out: list[str] = []
     for i, item in enumerate(want_str_list(ctx.loc, path, value, allow_str=False) or []):
         name, sep, rest = item.partition("=") if "=" in item else item.partition(":")
+        if item == "systempaths=unconfined":  # compose: no masked or read-only /proc paths
+            body.host["MaskedPaths"], body.host["ReadonlyPaths"] = [], []
+            continue
         if name != "seccomp" or not sep or rest in _BUILTIN or rest.lstrip().startswith("{"):
             out.append(item)
             continue

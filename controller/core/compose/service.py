@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+from controller.core.compose.build import default_image, translate_build
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.engine_rules import check_engine_rules
+from controller.core.compose.environment import translate_environment
 from controller.core.compose.fields import (
     check_keys,
     kv_pairs,
@@ -16,14 +17,25 @@ from controller.core.compose.fields import (
     want_str,
     want_str_list,
 )
+from controller.core.compose.host_opts import translate_host_options
+from controller.core.compose.identity import check_peers, translate_identity
+from controller.core.compose.image_opts import (
+    translate_platform,
+    translate_pull_policy,
+    translate_runtime,
+)
 from controller.core.compose.keys import SERVICE_KEYS, rejected_reason
 from controller.core.compose.mounts import translate_tmpfs, translate_volumes
+from controller.core.compose.networks import translate_networks
 from controller.core.compose.ports import translate_expose, translate_ports
-from controller.core.compose.resources import translate_deploy, translate_simple_limits
+from controller.core.compose.resources import (
+    translate_deploy,
+    translate_gpus,
+    translate_simple_limits,
+)
 from controller.core.compose.runtime import (
     translate_command,
     translate_devices,
-    translate_environment,
     translate_extra_hosts,
     translate_healthcheck,
     translate_logging,
@@ -31,12 +43,12 @@ from controller.core.compose.runtime import (
     translate_stop_grace,
     translate_ulimits,
 )
+from controller.core.compose.secrets import translate_file_objects
 from controller.core.compose.security import translate_security_opt
 from controller.core.compose.xberth import service_options
-from controller.core.model import DependsOn, NetworkAttachment, NetworkDef, ServiceSpec
+from controller.core.model import DependsOn, ServiceSpec
 from controller.core.reference import image_problem
 from controller.core.yamlsrc import Path
-from controller.errors import brief
 
 _TOP_STR = {
     "user": "User",
@@ -67,6 +79,7 @@ _HANDLERS: dict[str, Handler] = {
     "extra_hosts": translate_extra_hosts,
     "devices": translate_devices,
     "security_opt": translate_security_opt,
+    "runtime": translate_runtime,
 }
 
 
@@ -75,13 +88,8 @@ def _check_keys(ctx: StackCtx, path: Path, svc: dict[str, Any]) -> None:
         if key.startswith("x-") and key != "x-berth":
             continue
         if key == "build":
-            if "image" not in svc:
-                ctx.loc.error(
-                    (*path, key),
-                    "Berth does not build images: 'build' is only "
-                    "tolerated next to 'image', which Berth runs",
-                )
-        elif key not in SERVICE_KEYS:
+            continue  # translate_build
+        if key not in SERVICE_KEYS:
             ctx.loc.error((*path, key), rejected_reason(key))
 
 
@@ -123,59 +131,6 @@ def _labels(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
     body.top["Labels"] = {k: v or "" for k, v in pairs.items()}
 
 
-_NO_ALIASES = ("host", "none", "bridge")  # the engine's own networks: no user aliases
-
-
-def _fixed_address(ctx: StackCtx, path: Path, text: str | None, net: NetworkDef) -> str | None:
-    """An IPv4 address, a host address of the network's configured subnet when it has one
-    (the engine refuses anything else at create)."""
-    if text is None:
-        return None
-    try:
-        addr = ipaddress.IPv4Address(text)
-    except ValueError:
-        ctx.loc.error(path, f"{brief(text)} is not an IPv4 address")
-        return None
-    subnets = [ipaddress.ip_network(p.subnet) for p in net.ipam]
-    if subnets and not any(
-        addr in s and addr not in (s.network_address, s.broadcast_address) for s in subnets
-    ):
-        ctx.loc.error(path, f"{text} is not a host address of {net.key}'s subnet")
-        return None
-    return text
-
-
-def _networks(ctx: StackCtx, path: Path, name: str, value: Any) -> tuple[NetworkAttachment, ...]:
-    """The service name is always an alias, as in compose; Berth connects aliases only once
-    a container passed its gate."""
-    if value is None:
-        value = ["default"]
-    if isinstance(value, list):
-        value = {str(k): None for k in value}
-    nets = want_map(ctx.loc, path, value)
-    out: list[NetworkAttachment] = []
-    for key, opts in (nets or {}).items():
-        here = (*path, key)
-        net = ctx.networks.get(key)
-        if net is None:
-            ctx.loc.error(here, f"network {brief(key)} is not declared under top-level 'networks'")
-            continue
-        if net.name in _NO_ALIASES:
-            ctx.loc.error(here, f"network {net.name!r} takes no service aliases; use network_mode")
-            continue
-        aliases: list[str] = [name]
-        ipv4: str | None = None
-        if opts is not None and (spec := want_map(ctx.loc, here, opts)) is not None:
-            check_keys(ctx.loc, here, spec, ("aliases", "ipv4_address"))
-            extra = want_str_list(ctx.loc, (*here, "aliases"), spec.get("aliases", []))
-            aliases += [a for a in extra or [] if a not in aliases]
-            if spec.get("ipv4_address") is not None:
-                ipv4 = want_str(ctx.loc, (*here, "ipv4_address"), spec["ipv4_address"])
-                ipv4 = _fixed_address(ctx, (*here, "ipv4_address"), ipv4, net)
-        out.append(NetworkAttachment(network=net.name, aliases=tuple(aliases), ipv4_address=ipv4))
-    return tuple(out)
-
-
 def _depends_on(ctx: StackCtx, path: Path, value: Any) -> tuple[DependsOn, ...]:
     if isinstance(value, list):
         value = {str(k): None for k in value}
@@ -183,16 +138,17 @@ def _depends_on(ctx: StackCtx, path: Path, value: Any) -> tuple[DependsOn, ...]:
     out: list[DependsOn] = []
     for other, spec in (deps or {}).items():
         here = (*path, other)
-        condition = "service_started"
+        condition, restart = "service_started", False
         if spec is not None and (opts := want_map(ctx.loc, here, spec)) is not None:
-            check_keys(ctx.loc, here, opts, ("condition", "required"))
+            check_keys(ctx.loc, here, opts, ("condition", "required", "restart"))
             condition = opts.get("condition", condition)
             if opts.get("required", True) is not True:
                 ctx.loc.error((*here, "required"), "optional dependencies are not supported")
+            restart = want_bool(ctx.loc, (*here, "restart"), opts.get("restart", False)) is True
         if condition not in _CONDITIONS:
             ctx.loc.error((*here, "condition"), f"must be one of {', '.join(_CONDITIONS)}")
             continue
-        out.append(DependsOn(service=other, condition=condition))  # type: ignore[arg-type]
+        out.append(DependsOn(other, condition, restart))  # type: ignore[arg-type]
     return tuple(out)
 
 
@@ -208,13 +164,27 @@ def _ports(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body) -> set[in
 def _image(ctx: StackCtx, path: Path, svc: dict[str, Any]) -> str | None:
     image = svc.get("image")
     if image is None:
-        ctx.loc.error(path, "needs 'image' (Berth runs images, it does not build them)")
+        if svc.get("build") is not None:  # compose names what it builds {project}-{service}
+            return default_image(ctx.project, str(path[-1]))
+        ctx.loc.error(path, "needs 'image' or 'build'")
         return None
     problem = image_problem(image) if isinstance(image, str) else "must be a string"
     if problem:
         ctx.loc.error((*path, "image"), problem)
         return None
     return str(image)
+
+
+def _compat(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body) -> dict[str, Any]:
+    """The keys added for compose compatibility (issue 12): ServiceSpec fields."""
+    if svc.get("gpus") is not None:  # after deploy: compose lists reservations first
+        translate_gpus(ctx, (*path, "gpus"), svc["gpus"], body)
+    kw: dict[str, Any] = {"files": translate_file_objects(ctx, path, svc, body)}
+    if svc.get("platform") not in (None, ""):  # compose: an empty platform is unset
+        kw["platform"] = translate_platform(ctx, (*path, "platform"), svc["platform"])
+    if svc.get("pull_policy") is not None:
+        kw["pull_policy"] = translate_pull_policy(ctx, (*path, "pull_policy"), svc["pull_policy"])
+    return kw
 
 
 def _grace(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body) -> float:
@@ -248,14 +218,22 @@ def translate_service(ctx: StackCtx, name: str, raw: Any) -> tuple[ServiceSpec |
     replicas = None
     if svc.get("deploy") is not None:
         replicas = translate_deploy(ctx, (*path, "deploy"), svc["deploy"], body)
-    networks = _networks(ctx, (*path, "networks"), name, svc.get("networks"))
-    if replicas is not None and replicas > 1 and any(n.ipv4_address for n in networks):
-        ctx.loc.error((*path, "deploy"), "a fixed ipv4_address can be held by one replica only")
-    if networks:
-        body.host["NetworkMode"] = networks[0].network
+    ident = translate_identity(ctx, path, svc, body, replicas)
+    replicas = ident.replicas
+    shared = svc.get("network_mode") is not None  # no networks of its own (namespaces.py)
+    networks = () if shared else translate_networks(ctx, path, svc, body)
+    if replicas and replicas > 1 and ServiceSpec("", "", "", 1, body.top, networks).fixed_address:
+        ctx.loc.error((*path, "deploy"), "a fixed IP or MAC address is held by one replica only")
+    compat = _compat(ctx, path, svc, body)
     depends = _depends_on(ctx, (*path, "depends_on"), svc.get("depends_on") or [])
+    depends += translate_host_options(ctx, path, svc, body)  # links imply dependencies
     berth = service_options(ctx.loc, (*path, "x-berth"), svc.get("x-berth"))
+    implied = check_peers(ctx, path, {"HostConfig": body.host}, berth, ident.peers)
+    depends += tuple(d for d in implied if d.service not in {x.service for x in depends})
     image = _image(ctx, path, svc)
+    build = None
+    if svc.get("build") is not None:
+        build = translate_build(ctx, (*path, "build"), svc["build"], has_image="image" in svc)
     if image is None:
         return None, ports
     where = ctx.loc.where(path)
@@ -275,5 +253,11 @@ def translate_service(ctx: StackCtx, name: str, raw: Any) -> tuple[ServiceSpec |
         stop_grace_period=grace,
         source_file=where.file,
         source_line=where.line,
+        build=build,
+        container_name=ident.container_name,
+        peers=ident.peers,
+        **compat,
     )
+    if berth.upstream is not None:  # known from x-berth; need not be in expose/ports
+        ports.add(berth.upstream.port)  # (the check in stack._cross_check is moot now)
     return spec, ports
