@@ -121,6 +121,10 @@ class ImagePullError(ContainerRuntimeError):
     """The image could not be pulled: the rollout fails before anything is touched."""
 
 
+class ImageBuildError(ContainerRuntimeError):
+    """The image could not be built; the message ends with the build log's tail."""
+
+
 class NotFound(ContainerRuntimeError):
     """A container, network or image that was expected is gone (the next pass re-observes,
     so it is transient)."""

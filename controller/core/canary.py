@@ -16,15 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from controller.core.analysis import Measurement, Traffic, measure
 from controller.core.gate import GateRules, evaluate
 from controller.core.outcome import Outcome
+from controller.core.rollout_state import Phase, RolloutObs, RolloutState
 from controller.core.rollout_steps import Abort, Observe, SetWeight, Step
-
-if TYPE_CHECKING:
-    from controller.core.rollout import RolloutObs, RolloutState
 
 Next = Callable[["RolloutState", "RolloutObs", float], tuple["RolloutState", Step]]
 OBSERVE_EVERY = 1.0  # seconds between looks at the canary's traffic
@@ -38,8 +35,6 @@ def _ids(obs: RolloutObs, replicas: int) -> tuple[tuple[str, ...], tuple[str, ..
 
 def begin(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
     """The gate passed: the first step's weight."""
-    from controller.core.rollout import Phase
-
     spec = s.cfg.canary
     assert spec is not None
     new, old = _ids(obs, s.cfg.replicas)
@@ -53,8 +48,6 @@ def _at_step(s: RolloutState, index: int, now: float) -> RolloutState:
 
 def withdraw(s: RolloutState, obs: RolloutObs, reason: str) -> tuple[RolloutState, Step]:
     """Weight 0 for the new revision at once; the abort follows (see `after_withdraw`)."""
-    from controller.core.rollout import Phase
-
     new, old = _ids(obs, s.cfg.replicas)
     sticky = bool(s.cfg.canary and s.cfg.canary.sticky)
     return replace(s, phase=Phase.WITHDRAW, failure=reason), SetWeight(new, old, 0, sticky)
@@ -64,16 +57,12 @@ def after_withdraw(
     s: RolloutState, obs: RolloutObs, now: float, abort: Next
 ) -> tuple[RolloutState, Step]:
     """The new revision has no traffic any more: remove it as any failed release is."""
-    from controller.core.rollout import Phase
-
     return abort(replace(s, phase=Phase.ABORT, withdrawn=True), obs, now)
 
 
 def weight_failed(s: RolloutState, obs: RolloutObs, reason: str) -> tuple[RolloutState, Step]:
     """nginx did not take a weight. Before withdrawing: try weight 0. While withdrawing:
     the new containers may still get requests, so they stay (and keep serving)."""
-    from controller.core.rollout import Phase
-
     if s.phase is Phase.WITHDRAW:
         why = f"{s.failure}; and weight 0 failed too, the new containers keep serving: {reason}"
         done = replace(s, phase=Phase.DONE, outcome=Outcome.FAILED, failure=why)

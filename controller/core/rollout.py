@@ -19,22 +19,25 @@ the next `next_step` call, never a transition made from the shell.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import replace
 from typing import assert_never
 
 from controller.core import canary
-from controller.core.analysis import Measurement, Traffic
-from controller.core.gate import GateInput, GateRules, GateVerdict, evaluate
-from controller.core.model import ContainerState, ObservedContainer
+from controller.core.gate import GateRules, GateVerdict, evaluate
+from controller.core.model import ContainerState
 from controller.core.outcome import Outcome as Outcome
 from controller.core.plan import ActionKind
 from controller.core.rollout_config import RolloutConfig as RolloutConfig
 from controller.core.rollout_config import config_for as config_for
 from controller.core.rollout_config import publishes_host_ports as publishes_host_ports
+from controller.core.rollout_state import NewObs as NewObs
+from controller.core.rollout_state import Phase as Phase
+from controller.core.rollout_state import RolloutObs as RolloutObs
+from controller.core.rollout_state import RolloutState as RolloutState
 from controller.core.rollout_steps import (
     Abort,
+    Build,
+    BuildFailed,
     Cancelled,
     Create,
     Created,
@@ -61,6 +64,8 @@ from controller.core.rollout_steps import (
 # The machine's vocabulary is used through this module (`r.Abort`, `r.next_step`...).
 __all__ = [
     "Abort",
+    "Build",
+    "BuildFailed",
     "Cancelled",
     "Create",
     "Created",
@@ -94,64 +99,6 @@ __all__ = [
 ]
 
 
-class Phase(StrEnum):
-    PREPARE = "prepare"
-    START = "start"
-    GATE = "gate"
-    CANARY = "canary"
-    BAKE = "bake"
-    RETIRE = "retire"
-    WITHDRAW = "withdraw"
-    ABORT = "abort"
-    DONE = "done"
-
-
-@dataclass(frozen=True)
-class NewObs:
-    """A container of the target revision, as the gate sees it."""
-
-    number: int
-    created: float
-    gate: GateInput
-
-
-@dataclass(frozen=True)
-class RolloutObs:
-    image_present: bool
-    new: tuple[NewObs, ...]
-    old: tuple[ObservedContainer, ...]
-    # canary and bake with an analysis: the new and the stable revision's traffic so far,
-    # the PromQL checks' values (by index), an operator's command (promote|abort|pause|resume)
-    traffic: tuple[Traffic, Traffic] | None = None
-    queries: Mapping[int, float | None] = field(default_factory=dict)
-    command: str | None = None
-
-
-@dataclass(frozen=True)
-class RolloutState:
-    cfg: RolloutConfig
-    phase: Phase = Phase.PREPARE
-    deadline: float = 0.0
-    bake_until: float = 0.0
-    passes: Mapping[str, int] = field(default_factory=dict)
-    failure: str = ""
-    outcome: Outcome | None = None  # set when it ends without success
-    cut_over: bool = False
-    infra_failure: bool = False  # the failure was not the revision's fault: no quarantine
-    published: bool = False  # the new containers carry their service aliases
-    started_at: float = 0.0  # when this rollout began (containers created later are ours)
-    # canary (core/canary.py)
-    canary_step: int = -1  # index into cfg.canary.steps
-    step_started: float = 0.0
-    window: tuple[Traffic, Traffic] | None = None  # traffic when the open measurement began
-    failures: int = 0  # failed measurements in this step (or in bake)
-    measured: bool = False  # a measurement of this step passed
-    measurements: int = 0
-    last_measurement: Measurement | None = None
-    paused: bool = False
-    withdrawn: bool = False  # the new containers were taken out of the traffic (weight 0)
-
-
 def next_step(
     state: RolloutState, obs: RolloutObs, now: float, event: Event | None = None
 ) -> tuple[RolloutState, Step]:
@@ -166,7 +113,13 @@ def next_step(
 def _on_event(s: RolloutState, obs: RolloutObs, ev: Event) -> tuple[RolloutState, Step | None]:
     match ev:
         case PullFailed(reason):
+            if s.cfg.build and not s.pull_failed:  # compose: an image it cannot pull, it builds
+                return replace(s, pull_failed=True), Build(s.cfg.image)
             return replace(s, phase=Phase.DONE, failure=f"pull failed: {reason}"), None
+        case BuildFailed(reason):
+            why = f"build failed: {reason}"
+            done = replace(s, phase=Phase.DONE, outcome=Outcome.FAILED, failure=why)
+            return done, Abort((), None, (), True, why)  # nothing touched; quarantine the tag
         case StartFailed(reason):
             return replace(s, phase=Phase.ABORT, failure=f"could not start: {reason}"), None
         case Created(resolvable):
@@ -217,7 +170,17 @@ def _prepare(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState
         s = replace(s, started_at=now)
     if s.cfg.kind in (ActionKind.REMOVE, ActionKind.SCALE_DOWN):
         return _retire(replace(s, phase=Phase.RETIRE), obs, now)
+    policy = s.cfg.pull_policy
+    if not s.fetched and policy == "build" and s.cfg.build:  # compose: build even if present
+        return replace(s, fetched=True), Build(s.cfg.image)
+    if not s.fetched and policy not in ("missing", "if_not_present", "never", "build"):
+        return replace(s, fetched=True), Pull(s.cfg.image)  # always, and the refresh ones
     if not obs.image_present:
+        if policy == "never":
+            why = f"{s.cfg.image} is not present and pull_policy is never"
+            return replace(s, phase=Phase.DONE, failure=why), Finish(Outcome.FAILED, why)
+        if s.cfg.build and (not s.cfg.pull_first or policy == "build"):
+            return s, Build(s.cfg.image)
         return s, Pull(s.cfg.image)
     return _start(replace(s, phase=Phase.START), obs, now)
 

@@ -19,6 +19,13 @@ class Pull:
 
 
 @dataclass(frozen=True)
+class Build:
+    """Build the image on the host from the service's compose `build:` section."""
+
+    image: str
+
+
+@dataclass(frozen=True)
 class StopOld:
     ids: tuple[str, ...]
 
@@ -104,6 +111,7 @@ class Finish:
 
 Step = (
     Pull
+    | Build
     | StopOld
     | RemoveNew
     | Create
@@ -126,6 +134,14 @@ Step = (
 class PullFailed:
     """The pull failed: nothing was touched, the rollout fails (a registry problem, retried
     by the caller's backoff, not quarantined)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class BuildFailed:
+    """The build failed (the reason ends with the build log's tail): nothing was touched;
+    the revision cannot be built, so its tag is quarantined like a failed gate."""
 
     reason: str
 
@@ -177,5 +193,12 @@ class Cancelled:
 
 
 Event = (
-    PullFailed | StartFailed | Created | CutoverFailed | SwitchBackFailed | WeightFailed | Cancelled
+    PullFailed
+    | BuildFailed
+    | StartFailed
+    | Created
+    | CutoverFailed
+    | SwitchBackFailed
+    | WeightFailed
+    | Cancelled
 )

@@ -15,6 +15,7 @@ from controller.core.config import Config
 if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~100 ms)
     from collections.abc import Callable
 
+    from controller.adapters.docker_build import DockerBuilder
     from controller.adapters.docker_runtime import DockerRuntime
     from controller.adapters.http_prober import HttpProber
     from controller.shell.rollout.executor import Emit
@@ -27,6 +28,7 @@ class Context:
     state_dir: str
     docker_host: str | None
     compose_root: str | None = None  # the operator's tree; None: the parent of desired/
+    adopt: frozenset[str] = frozenset()  # `berth adopt`: compose-started containers too
 
     def config(self) -> Config:
         return load_config(self.desired, dict(os.environ), root=self.compose_root)
@@ -45,7 +47,13 @@ class Context:
     def runtime(self) -> DockerRuntime:
         from controller.adapters.docker_runtime import DockerRuntime
 
-        return DockerRuntime(self.docker_host)
+        return DockerRuntime(self.docker_host, adopt=self.adopt)
+
+    @cached_property
+    def builder(self) -> DockerBuilder:
+        from controller.adapters.docker_build import DockerBuilder
+
+        return DockerBuilder(self.docker_host)
 
     @cached_property
     def prober(self) -> HttpProber:
@@ -73,5 +81,13 @@ class Context:
         from controller.shell.rollout.session import RolloutSession
 
         proxy = NginxSwitch(self.runtime, cfg.stacks, on_reload=on_reload)
-        ports = Ports(self.runtime, self.prober, self.clock, self.store, proxy, PrometheusQuery())
+        ports = Ports(
+            self.runtime,
+            self.prober,
+            self.clock,
+            self.store,
+            proxy,
+            PrometheusQuery(),
+            self.builder,
+        )
         return RolloutSession(ports, proxy, emit=emit, commit=head_commit(self.desired))

@@ -233,6 +233,8 @@ TRAFFIC_PANELS = frozenset(
         "Canary analysis checks",
     }
 )
+# Panels fed by builds on the host: a stack without a compose `build:` has no series.
+BUILD_PANELS = frozenset({"Image builds by result", "Image build duration p90"})
 
 
 def check_dashboard_against(
@@ -315,6 +317,8 @@ def test_every_dashboard_panel_returns_data(tmp_path: Path) -> None:
     # nginx's counters (the /berth/stats shape pinned by test_nginx_lua.py) and a canary
     add_traffic(metrics, SqliteStateStore(":memory:"), growing_stats())
     metrics.analysis("shop", "api", [("success_rate", "pass"), ("min_requests", "inconclusive")])
+    metrics.build("shop", "api", "built", 42.0)  # a service with a compose `build:`
+    metrics.build("shop", "api", "cached", 0.2)
     started = time.monotonic()
     with serve_metrics(metrics, activity(metrics)) as target:
         results = check_dashboard_against(tmp_path, target)

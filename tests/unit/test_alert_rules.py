@@ -32,6 +32,7 @@ _HISTOGRAMS = (
     "berth_reconcile_duration_seconds",
     "berth_rollout_duration_seconds",
     "berth_upstream_response_seconds",
+    "berth_image_build_duration_seconds",
 )
 ALLOWED_METRICS = (
     METRIC_NAMES

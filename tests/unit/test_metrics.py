@@ -51,6 +51,8 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
         frozenset({"project", "service", "revision"}),
     ),
     "berth_canary_weight": ("gauge", frozenset({"project", "service"})),
+    "berth_image_builds_total": ("counter", frozenset({"project", "service", "result"})),
+    "berth_image_build_duration_seconds": ("histogram", frozenset({"project", "service"})),
     "berth_analysis_checks_total": (
         "counter",
         frozenset({"project", "service", "check", "result"}),
@@ -136,6 +138,7 @@ def test_every_metric_has_its_type_and_labels(m: Metrics) -> None:
     m.drift("shop", "api")
     m.proxy_reload("success")
     m.analysis("shop", "api", [("success_rate", "pass")])
+    m.build("shop", "api", "built", 12.0)
     add_traffic(m, SqliteStateStore(":memory:"))
     families = _parse(m)
     for metric, (kind, labels) in CONTRACT.items():

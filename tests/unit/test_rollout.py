@@ -349,3 +349,29 @@ def test_cancel_after_the_cut_over_lets_the_rollout_finish() -> None:
 )
 def test_next_pass_policy(outcome: r.Outcome, quarantined: bool, expected: NextPass) -> None:
     assert next_pass(outcome, quarantined=quarantined) is expected
+
+
+def test_a_service_that_builds_builds_a_missing_image() -> None:
+    s = replace(S0, cfg=cfg(build=True))
+    _, step = r.next_step(s, obs(image=False), now=0.0)
+    assert step == r.Build("example/api:2")
+    _, step = r.next_step(s, obs(image=True), now=0.0)  # present: no build
+    assert not isinstance(step, r.Build | r.Pull)
+
+
+def test_a_service_with_image_and_build_pulls_first_and_builds_when_that_fails() -> None:
+    s = replace(S0, cfg=cfg(build=True, pull_first=True))
+    s, step = r.next_step(s, obs(image=False), now=0.0)
+    assert step == r.Pull("example/api:2")
+    s, step = r.next_step(s, obs(image=False), now=0.0, event=r.PullFailed("not found"))
+    assert step == r.Build("example/api:2")
+    _, fin = r.next_step(s, obs(image=False), now=0.0, event=r.PullFailed("again"))
+    assert fin == r.Finish(r.Outcome.FAILED, "pull failed: again")  # no second build
+
+
+def test_a_failed_build_touches_nothing_and_quarantines_the_tag() -> None:
+    s = replace(S0, cfg=cfg(build=True))
+    s, step = r.next_step(s, obs(image=False), now=0.0, event=r.BuildFailed("exit 1\ntail"))
+    assert step == r.Abort((), None, (), True, "build failed: exit 1\ntail")
+    _, fin = r.next_step(s, obs(image=False), now=0.0)
+    assert isinstance(fin, r.Finish) and fin.outcome is r.Outcome.FAILED

@@ -20,7 +20,10 @@ _STYLES: dict[str, str] = {
     Outcome.ROLLED_BACK: "red",
     Outcome.FAILED: "red",
 }
-FINAL = frozenset({o.value for o in Outcome if o.final and o.is_rollout} | {Outcome.SUPERSEDED})
+FINAL = frozenset(
+    {o.value for o in Outcome if o.final and o.is_rollout}
+    | {Outcome.SUPERSEDED, "restarted", "restart-failed"}  # a dependent's restart (compose)
+)
 
 
 class PlainProgress:

@@ -64,7 +64,14 @@ def setup(fmt: str = "auto", level: int = logging.INFO) -> None:
 
 def log_rollout_event(e: Event) -> None:
     """A rollout's progress event as one structured line (warnings for the bad turns)."""
-    bad = e.phase in ("rollback", "rolled_back", "failed", "switch-back")
+    bad = e.phase in (
+        "rollback",
+        "rolled_back",
+        "failed",
+        "switch-back",
+        "build-failed",
+        "restart-failed",
+    )
     logging.getLogger("berth.daemon").log(
         logging.WARNING if bad else logging.INFO,
         e.message,

@@ -60,6 +60,9 @@ RECONCILE_BUCKETS = (
 # bake; 600 s covers a generous deadline with a slow stop grace period.
 ROLLOUT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
+BUILD_RESULTS = ("built", "cached", "failed")
+BUILD_PHASES = {"built": "built", "build-cached": "cached", "build-failed": "failed"}
+
 ServiceKey = tuple[str, str]  # (project, service)
 
 # The §7 names, for tests and the dashboard/alert checks that must use nothing else.
@@ -81,6 +84,9 @@ METRIC_NAMES = frozenset(
         "berth_upstream_response_seconds",
         "berth_canary_weight",
         "berth_analysis_checks_total",
+        # builds on the host (compose `build:`)
+        "berth_image_builds_total",
+        "berth_image_build_duration_seconds",
     }
 )
 ANALYSIS_RESULTS = ("pass", "fail", "inconclusive")
@@ -176,6 +182,20 @@ class Metrics:
             svc,
             registry=registry,
         )
+        self._builds = Counter(
+            "berth_image_builds_total",
+            "Image builds of compose `build:` services (cached: an earlier build of the same "
+            "context hash was tagged).",
+            [*svc, "result"],
+            registry=registry,
+        )
+        self._build_seconds = Histogram(
+            "berth_image_build_duration_seconds",
+            "Duration of an image build (or of the tag of a cached one).",
+            svc,
+            buckets=ROLLOUT_BUCKETS,
+            registry=registry,
+        )
         self._checks = Counter(
             "berth_analysis_checks_total",
             "Canary analysis checks judged, by check and result.",
@@ -217,6 +237,12 @@ class Metrics:
             _check(result, ANALYSIS_RESULTS, "analysis result")
             self._checks.labels(project, service, check, result).inc()
 
+    def build(self, project: str, service: str, result: str, seconds: float) -> None:
+        """One image build ended: built, cached or failed."""
+        _check(result, BUILD_RESULTS, "build result")
+        self._builds.labels(project, service, result).inc()
+        self._build_seconds.labels(project, service).observe(seconds)
+
     def forget_service(self, project: str, service: str) -> None:
         """Remove every series of one service (it left desired/ and the compose file)."""
         with self._lock:
@@ -228,7 +254,14 @@ class Metrics:
                 _remove(self._rollouts, project, service, outcome)
             for state in REPLICA_STATES:
                 _remove(self._replicas, project, service, state)
-            for metric in (self._rollout_seconds, self._drift, self._last_success):
+            for result in BUILD_RESULTS:
+                _remove(self._builds, project, service, result)
+            for metric in (
+                self._rollout_seconds,
+                self._drift,
+                self._last_success,
+                self._build_seconds,
+            ):
                 _remove(metric, project, service)
 
     # -- events ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from controller.core.model import Observed, Target
 from controller.core.outcome import NextPass, Outcome, next_pass
 from controller.core.plan import ActionKind, Plan, ServiceAction, blockers, plan
 from controller.shell.daemon.logs import log_rollout_event
-from controller.shell.daemon.metrics import Metrics
+from controller.shell.daemon.metrics import BUILD_PHASES, Metrics
 from controller.shell.daemon.workqueue import Result
 from controller.shell.rollout.executor import RolloutResult
 from controller.shell.rollout.reconcile import observe, prepare_stacks, quarantined
@@ -116,6 +116,8 @@ class Reconciler:
         log_rollout_event(e)
         if e.checks:
             self.metrics.analysis(e.project, e.service, e.checks)
+        if e.phase in BUILD_PHASES and e.build_seconds is not None:
+            self.metrics.build(e.project, e.service, BUILD_PHASES[e.phase], e.build_seconds)
 
     def _execute(self, action: ServiceAction, cfg: Config, observed: Observed) -> RolloutResult:
         key = action.key
@@ -148,9 +150,7 @@ class Reconciler:
                 if healed.error:
                     log.warning("routes not healed: %s", healed.error, extra=_where(key))
                 elif healed.reasons:
-                    log.warning(
-                        "routes healed: %s", "; ".join(healed.reasons), extra=_where(key)
-                    )
+                    log.warning("routes healed: %s", "; ".join(healed.reasons), extra=_where(key))
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)
@@ -200,6 +200,7 @@ class Reconciler:
         self.metrics.info(
             t.project, t.service, desired_tag=t.tag, running_tag=",".join(running) or None
         )
+
 
 def _target(cfg: Config, key: str) -> Target | None:
     return next((t for t in cfg.targets if t.key == key), None)

@@ -8,11 +8,13 @@ waits for the old workers to drain.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from controller.core.model import BuildSpec
 from controller.core.plan import ServiceAction
-from controller.errors import ProxyError
+from controller.errors import ImageBuildError, ProxyError
+from controller.ports import BuildReport
 from controller.ports import ProxySwitch as ProxySwitch
 
 
@@ -53,3 +55,10 @@ class NoMetrics:
 
     def value(self, base_url: str, promql: str) -> float | None:
         return None
+
+
+class NoBuilder:
+    """ImageBuilder where none is wired (unit tests of services that only pull)."""
+
+    def build(self, spec: BuildSpec, ref: str, *, on_line: Callable[[str], None]) -> BuildReport:
+        raise ImageBuildError(f"no image builder is configured to build {ref}")

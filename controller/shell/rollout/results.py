@@ -9,11 +9,12 @@ from controller.ports import (
     Clock,
     ContainerRuntime,
     HealthProber,
+    ImageBuilder,
     MetricsQuery,
     ProxySwitch,
     StateStore,
 )
-from controller.shell.rollout.cutover import NoMetrics, NoProxy
+from controller.shell.rollout.cutover import NoBuilder, NoMetrics, NoProxy
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Ports:
     store: StateStore
     proxy: ProxySwitch = field(default_factory=NoProxy)
     metrics: MetricsQuery = field(default_factory=NoMetrics)  # canary PromQL checks
+    builder: ImageBuilder = field(default_factory=NoBuilder)  # compose `build:` services
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Event:
     at: float
     weight: int | None = None  # canary: % of requests now on the new revision
     checks: tuple[tuple[str, str], ...] = ()  # analysis: (check, pass|fail|inconclusive)
+    build_seconds: float | None = None  # built | build-cached | build-failed: how long
 
 
 @dataclass(frozen=True)
