@@ -6,12 +6,14 @@ so the fakes in tests/fakes.py cannot drift from reality.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from controller.core.model import (
+    BuildSpec,
     ContainerState,
+    InjectedFile,
     NetworkAttachment,
     NetworkDef,
     ObservedContainer,
@@ -43,8 +45,9 @@ class ContainerRuntime(Protocol):
 
     def image_present(self, ref: str) -> bool: ...
 
-    def pull(self, ref: str) -> None:
-        """Raises ImagePullError when the image cannot be had."""
+    def pull(self, ref: str, *, platform: str | None = None) -> None:
+        """Raises ImagePullError when the image cannot be had (for `platform`, compose's
+        os/arch[/variant], when given)."""
         ...
 
     def ensure_network(self, net: NetworkDef, *, project: str) -> None: ...
@@ -60,12 +63,24 @@ class ContainerRuntime(Protocol):
         labels: Mapping[str, str],
         networks: Sequence[NetworkAttachment],
         aliases: bool,
+        platform: str | None = None,
     ) -> str:
         """Create (not start) a container; returns its id. Without `aliases` the container
         joins its networks under no service alias (it is not reachable by service name)."""
         ...
 
+    def put_files(self, cid: str, files: Sequence[InjectedFile]) -> None:
+        """Write compose secrets/configs that have no host file into a created container,
+        before it starts: each at its absolute target with its mode, uid and gid (missing
+        parent directories are made root-owned 0755). Content never appears in an error."""
+        ...
+
     def start(self, cid: str) -> None: ...
+
+    def rename(self, cid: str, name: str) -> None:
+        """Give a container a new name (compose `container_name`, once the old holder is
+        gone). Raises ContainerRuntimeError when another container holds the name."""
+        ...
 
     def stop(self, cid: str, *, timeout: float | None = None) -> None:
         """Stop with the container's own stop signal, then SIGKILL after `timeout` seconds;
@@ -107,6 +122,24 @@ class ContainerRuntime(Protocol):
 class ProbeResult:
     ok: bool
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    image_id: str
+    context_hash: str  # of what was sent: the files (after .dockerignore), Dockerfile, options
+    cached: bool  # an image built from the same context hash was tagged instead of a build
+    seconds: float
+
+
+class ImageBuilder(Protocol):
+    def build(
+        self, spec: BuildSpec, ref: str, *, on_line: Callable[[str], None]
+    ) -> BuildReport:
+        """Build `ref` (repository:tag) from `spec`, or tag the image an earlier build made
+        from the same context hash. `on_line` gets the build's progress lines. Raises
+        ImageBuildError (the log's tail in the message) when the build fails."""
+        ...
 
 
 class HealthProber(Protocol):

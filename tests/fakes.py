@@ -25,15 +25,17 @@ from controller.core.model import (
     LABEL_REVISION,
     LABEL_SERVICE,
     LABEL_TAG,
+    BuildSpec,
     ContainerState,
+    InjectedFile,
     NetworkAttachment,
     NetworkDef,
     ObservedContainer,
     ProbeSpec,
     VolumeDef,
 )
-from controller.errors import ContainerRuntimeError, ImagePullError, NotFound
-from controller.ports import ContainerStatus, ProbeResult
+from controller.errors import ContainerRuntimeError, ImageBuildError, ImagePullError, NotFound
+from controller.ports import BuildReport, ContainerStatus, ProbeResult
 
 Health = Literal["starting", "healthy", "unhealthy"]
 _SIGNALS = {
@@ -87,6 +89,7 @@ class FakeContainer:
     started_at: float | None = None
     restart_count: int = 0
     ticks: int = 0  # inspects since start
+    files: dict[str, InjectedFile] = field(default_factory=dict)  # put_files: target -> file
 
     @property
     def has_healthcheck(self) -> bool:
@@ -195,8 +198,8 @@ class FakeRuntime:
 
     # -- images, networks, volumes --------------------------------------------------------
 
-    def pull(self, ref: str) -> None:
-        self.calls.append(("pull", ref))
+    def pull(self, ref: str, *, platform: str | None = None) -> None:
+        self.calls.append(("pull", ref) if platform is None else ("pull", ref, platform))
         b = self.behaviours.get(ref)
         if b is None or not b.pullable:
             reason = b.pull_error if b else "repository does not exist"
@@ -240,6 +243,7 @@ class FakeRuntime:
         labels: Mapping[str, str],
         networks: Sequence[NetworkAttachment],
         aliases: bool,
+        platform: str | None = None,
     ) -> str:
         self.calls.append(("create", name, image, aliases))
         if any(c.name == name for c in self.containers.values()):
@@ -260,6 +264,35 @@ class FakeRuntime:
             },
         )
         return cid
+
+    def put_files(self, cid: str, files: Sequence[InjectedFile]) -> None:
+        """Recorded on the container (read back with `file_of`); `calls` gets the targets
+        only, as the real adapter's messages do: content is a secret."""
+        self.calls.append(("put_files", cid, tuple(f.target for f in files)))
+        c = self._find(cid)
+        if (c.body.get("HostConfig") or {}).get("ReadonlyRootfs"):
+            targets = ", ".join(f.target for f in files)
+            raise ContainerRuntimeError(
+                f"write {targets} into {cid[:12]}: container rootfs is marked read-only"
+            )
+        for f in files:
+            if not f.target.startswith("/"):
+                raise ContainerRuntimeError(f"injected file target {f.target!r} is not absolute")
+        c.files.update({f.target: f for f in files})
+
+    def file_of(self, cid: str, target: str) -> InjectedFile:
+        """What put_files wrote at `target` (NotFound when nothing was)."""
+        c = self._find(cid)
+        if target not in c.files:
+            raise NotFound(f"Could not find the file {target} in container {cid}")
+        return c.files[target]
+
+    def rename(self, cid: str, name: str) -> None:
+        self.calls.append(("rename", cid, name))
+        c = self._find(cid)
+        if any(o.name == name and o is not c for o in self.containers.values()):
+            raise ContainerRuntimeError(f"Conflict. The container name \"/{name}\" is in use")
+        c.name = name
 
     def start(self, cid: str) -> None:
         self.calls.append(("start", cid))
@@ -361,6 +394,32 @@ class FakeRuntime:
 
     def close(self) -> None:
         self.calls.append(("close",))
+
+
+@dataclass
+class FakeBuilder:
+    """In-memory ImageBuilder over a FakeRuntime's image set. A context listed in `failing`
+    fails with that log line; the same spec built twice is tagged, not built (the real
+    builder hashes the files; the fake's "hash" is the spec itself)."""
+
+    runtime: FakeRuntime
+    failing: dict[str, str] = field(default_factory=dict)  # context -> last log line
+    built: list[str] = field(default_factory=list)
+    _hashes: dict[str, str] = field(default_factory=dict)  # spec hash -> image id
+
+    def build(self, spec: BuildSpec, ref: str, *, on_line: Callable[[str], None]) -> BuildReport:
+        digest = f"{abs(hash(spec)):016x}"
+        if spec.context in self.failing:
+            line = self.failing[spec.context]
+            on_line(line)
+            raise ImageBuildError(f"The command returned a non-zero code: 1\n{line}")
+        on_line(f"Step 1/1 : FROM scratch ({ref})")
+        cached = digest in self._hashes and not spec.no_cache
+        if not cached:
+            self.built.append(ref)
+            self._hashes[digest] = f"sha256:{secrets.token_hex(32)}"
+        self.runtime.images.add(ref)
+        return BuildReport(self._hashes[digest], digest, cached, 0.0)
 
 
 @dataclass

@@ -11,9 +11,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
+from docker.utils import parse_repository_tag
+
 from controller.core.model import (
     LABEL_MANAGED,
     LABEL_NUMBER,
+    LABEL_ONEOFF,
     LABEL_PROJECT,
     LABEL_REVISION,
     LABEL_SERVICE,
@@ -87,6 +90,19 @@ def _number(labels: Mapping[str, str]) -> int:
         return 0
 
 
+def _image_tag(image: str) -> str:
+    """The tag of a container Berth did not create (it carries no berth.tag label)."""
+    if image.startswith("sha256:"):
+        return ""
+    return parse_repository_tag(image)[1] or "latest"
+
+
+def compose_started(row: Mapping[str, Any]) -> bool:
+    """A service container that `docker compose up` started (not Berth, not `run`)."""
+    labels: Mapping[str, str] = row.get("Labels") or {}
+    return labels.get(LABEL_MANAGED) != "true" and labels.get(LABEL_ONEOFF, "False") != "True"
+
+
 def observed_from_row(row: Mapping[str, Any]) -> ObservedContainer:
     """One `GET /containers/json` row; no inspect, so a full observation is a single call."""
     labels: Mapping[str, str] = row.get("Labels") or {}
@@ -102,7 +118,7 @@ def observed_from_row(row: Mapping[str, Any]) -> ObservedContainer:
         service=labels.get(LABEL_SERVICE, ""),
         number=_number(labels),
         revision=labels.get(LABEL_REVISION, ""),
-        tag=labels.get(LABEL_TAG, ""),
+        tag=labels.get(LABEL_TAG) or _image_tag(str(row.get("Image", ""))),
         image=str(row.get("Image", "")),
         state=state,
         health=health_from_status(status) if running else None,

@@ -22,10 +22,13 @@ import docker
 import docker.errors
 from docker.utils import parse_repository_tag
 
+from controller.adapters import _docker_api
 from controller.adapters._address_lock import NetworkLocks
 from controller.adapters._docker_errors import explain, translated
+from controller.adapters._docker_files import archive
 from controller.adapters._docker_networks import ensure_network, ensure_volume
 from controller.adapters._docker_rows import (
+    compose_started,
     observed_from_row,
     service_aliases,
     status_from_inspect,
@@ -33,6 +36,8 @@ from controller.adapters._docker_rows import (
 from controller.core.model import (
     LABEL_MANAGED,
     LABEL_PROJECT,
+    LABEL_SERVICE,
+    InjectedFile,
     NetworkAttachment,
     NetworkDef,
     ObservedContainer,
@@ -53,20 +58,21 @@ _ADDRESSES = NetworkLocks()  # per network: allocations together, a swap alone
 _ATTACHED = ("host", "none", "bridge", "default")
 
 
-def _endpoint(att: NetworkAttachment, *, aliases: bool) -> dict[str, Any]:
-    ep: dict[str, Any] = {}
-    if aliases and att.aliases:
-        ep["Aliases"] = list(att.aliases)
-    if att.ipv4_address:
-        ep["IPAMConfig"] = {"IPv4Address": att.ipv4_address}
-    return ep
-
-
 class DockerRuntime:
     """ContainerRuntime on one Docker engine. Thread-safe: the executor shares it between
     rollout threads, and the APIClient's connection pool is thread-safe."""
 
-    def __init__(self, base_url: str | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = 60.0,
+        adopt: frozenset[str] = frozenset(),
+    ) -> None:
+        """`adopt`: projects whose containers started by `docker compose up` (compose's
+        labels, not Berth's) are listed too, as containers of an unknown revision, so the
+        next rollout replaces them (`berth adopt`)."""
+        self._adopt = adopt
         self._base_url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
         self._timeout = timeout
         self._client: docker.APIClient | None = None
@@ -87,6 +93,11 @@ class DockerRuntime:
                     )
             return self._client
 
+    @property
+    def api_version(self) -> str:
+        """The Engine API version negotiated with the engine (version="auto")."""
+        return str(self._api.api_version)
+
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
@@ -102,6 +113,13 @@ class DockerRuntime:
             wanted.append(f"{LABEL_PROJECT}={project}")
         with translated("list containers"):
             rows = self._api.containers(all=True, filters={"label": wanted})
+        adopted = self._adopt if project is None else self._adopt & {project}
+        for name in sorted(adopted):
+            with translated(f"list containers of compose project {name}"):
+                theirs = self._api.containers(
+                    all=True, filters={"label": [f"{LABEL_PROJECT}={name}", LABEL_SERVICE]}
+                )
+            rows += [r for r in theirs if compose_started(r)]
         return [observed_from_row(r) for r in rows]
 
     def inspect(self, cid: str) -> ContainerStatus:
@@ -148,13 +166,15 @@ class DockerRuntime:
 
     # -- images, networks, volumes ------------------------------------------------------
 
-    def pull(self, ref: str) -> None:
+    def pull(self, ref: str, *, platform: str | None = None) -> None:
         """Pulls with an explicit tag (the SDK would otherwise pull every tag of a bare repo).
         Docker reports most pull failures inside the 200 stream, not as an HTTP status."""
         repo, tag = parse_repository_tag(ref)
         try:
             with translated(f"pull {ref}"):
-                for chunk in self._api.pull(repo, tag=tag or "latest", stream=True, decode=True):
+                for chunk in self._api.pull(
+                    repo, tag=tag or "latest", stream=True, decode=True, platform=platform
+                ):
                     if isinstance(chunk, dict) and chunk.get("error"):
                         raise ImagePullError(f"pull {ref}: {chunk['error']}")
         except TemporaryError:
@@ -187,25 +207,24 @@ class DockerRuntime:
         labels: Mapping[str, str],
         networks: Sequence[NetworkAttachment],
         aliases: bool,
+        platform: str | None = None,
     ) -> str:
         """Creates with the first network (API 1.41 takes one endpoint), connects the rest
         before start. Without `aliases` no endpoint carries a service alias, so Docker's DNS
         does not hand the unproven container to clients of the service name. A half-made
-        container is removed again so a failed create leaves no orphan."""
-        config = dict(body)
-        config["Image"] = image
-        config["Labels"] = {**dict(body.get("Labels") or {}), **dict(labels)}
-        host = dict(config.get("HostConfig") or {})
-        if networks:
-            first = networks[0]
-            if host.get("NetworkMode") in (None, "", "default"):
-                host["NetworkMode"] = first.network
-            config["HostConfig"] = host
-            config["NetworkingConfig"] = {
-                "EndpointsConfig": {first.network: _endpoint(first, aliases=aliases)}
-            }
+        container is removed again so a failed create leaves no orphan. Fields the engine's
+        API version does not know are left out (and logged once, see _docker_api)."""
+        config = _docker_api.create_config(
+            body,
+            image=image,
+            labels=labels,
+            networks=networks,
+            aliases=aliases,
+            api_version=self.api_version,
+        )
         with translated(f"create {name}"):
-            cid = str(self._api.create_container_from_config(config, name=name)["Id"])
+            created = self._api.create_container_from_config(config, name=name, platform=platform)
+            cid = str(created["Id"])
         try:
             for att in networks[1:]:
                 with _ADDRESSES.allocating([att.network]):
@@ -219,13 +238,9 @@ class DockerRuntime:
     def _connect(
         self, cid: str, att: NetworkAttachment, *, aliases: bool, ip: str | None = None
     ) -> None:
+        ep = _docker_api.endpoint(att, aliases=aliases, api_version=self.api_version, ipv4=ip)
         with translated(f"connect {cid[:12]} to {att.network}"):
-            self._api.connect_container_to_network(
-                cid,
-                att.network,
-                aliases=list(att.aliases) if aliases and att.aliases else None,
-                ipv4_address=ip or att.ipv4_address,
-            )
+            _docker_api.connect(self._api, cid, att.network, ep)
 
     def _reconnect_keeping_ip(
         self, cid: str, att: NetworkAttachment, old_ip: str, *, aliases: bool = True
@@ -264,6 +279,20 @@ class DockerRuntime:
                 old_ip,
                 why,
             )
+
+    def put_files(self, cid: str, files: Sequence[InjectedFile]) -> None:
+        """One `PUT /containers/{id}/archive` at `/` with every file (see _docker_files).
+        The error names the container and the targets, never a file's content."""
+        if not files:
+            return
+        data = archive(files)
+        targets = ", ".join(f.target for f in files)
+        with translated(f"write {targets} into {cid[:12]}"):
+            self._api.put_archive(cid, "/", data)
+
+    def rename(self, cid: str, name: str) -> None:
+        with translated(f"rename {cid[:12]} to {name}"):
+            self._api.rename(cid, name)
 
     def start(self, cid: str) -> None:
         nets = self._nets_of.pop(cid, None)

@@ -161,6 +161,17 @@ def test_name_conflict_is_a_runtime_error(world: World) -> None:
         world.create()
 
 
+def test_rename_shows_in_the_listing_and_a_taken_name_is_a_runtime_error(world: World) -> None:
+    first, second = world.create(n=1), world.create(n=2)
+    world.rt.start(second)
+    world.rt.rename(second, f"{world.project}-fixed")  # running containers can be renamed
+    names = {r.id: r.name for r in world.rt.list_containers(project=world.project)}
+    assert names[second] == f"{world.project}-fixed"
+    with pytest.raises(ContainerRuntimeError):
+        world.rt.rename(first, f"{world.project}-fixed")
+    assert world.rt.list_containers(project=world.project)[0].name != ""
+
+
 def test_start_runs_and_reports_ips(world: World) -> None:
     cid = world.create()
     world.rt.start(cid)

@@ -401,3 +401,85 @@ def test_no_dns_gating_for_the_proxy_or_a_service_that_publishes_ports(tmp_path:
         creates = [c for c in rt.calls if c[0] == "create"]
         assert creates and all(c[3] is True for c in creates), case
         assert not [c for c in rt.calls if c[0] == "add_aliases"], case
+
+
+def build_target(tag: str, context: str = "/srv/app") -> Target:
+    from controller.core.model import BuildSpec
+
+    t = hc_target(tag)
+    spec = dataclasses.replace(t.spec, image="demo-api", build=BuildSpec(context=context))
+    return dataclasses.replace(t, image=f"demo-api:{tag}", spec=spec)
+
+
+def test_a_service_that_builds_is_built_then_replaced_and_a_same_context_is_tagged() -> None:
+    from tests.fakes import FakeBuilder
+
+    rt, ports, _, _ = world()
+    builder = FakeBuilder(rt)
+    ports = dataclasses.replace(ports, builder=builder)
+    events: list[str] = []
+    v1 = build_target("1")
+    rt.behaviours["demo-api:1"] = Behaviour(pullable=False, present=False)
+    q = frozenset[tuple[str, str]]()
+    p = plan([v1], Observed(tuple(rt.list_containers()), q))
+    results = run_plan(p, stack(v1), Executor(ports, emit=lambda e: events.append(e.phase)))
+    assert [r.outcome for r in results] == ["succeeded"]
+    assert builder.built == ["demo-api:1"] and ("pull", "demo-api:1") not in rt.calls
+    assert "build" in events and "built" in events and "build-log" in events
+    assert len(running(rt, "1")) == 2
+    v2 = build_target("2")  # same context, same options: tagged, not built again
+    assert converge(ports, [v2]) == ["succeeded"]
+    assert builder.built == ["demo-api:1"] and "demo-api:2" in rt.images
+
+
+def test_a_failed_build_touches_nothing_and_quarantines_the_tag() -> None:
+    from tests.fakes import FakeBuilder
+
+    rt, ports, _, store = world()
+    v1 = build_target("1")
+    ports = dataclasses.replace(ports, builder=FakeBuilder(rt))
+    assert converge(ports, [v1]) == ["succeeded"]
+    before = running(rt, "1")
+    ports = dataclasses.replace(ports, builder=FakeBuilder(rt, failing={"/srv/bad": "RUN false"}))
+    v2 = build_target("2", context="/srv/bad")
+    assert converge(ports, [v2]) == ["failed"]
+    assert running(rt, "1") == before and not running(rt, "2")
+    assert not any(c[0] == "create" and "demo-api:2" in str(c) for c in rt.calls)
+    last = store.last("demo", "api")
+    assert last is not None and "build failed" in last.reason and "RUN false" in last.reason
+    assert [q.tag for q in store.quarantined()] == ["2"]
+    assert converge(ports, [v2]) == ["quarantined"]  # not retried in a loop
+
+
+def named_target(tag: str, *, name: str = "legacy-api") -> Target:
+    t = hc_target(tag, replicas=1)
+    return dataclasses.replace(t, spec=dataclasses.replace(t.spec, container_name=name))
+
+
+def test_container_name_is_taken_by_the_new_container_once_the_old_is_gone() -> None:
+    rt, ports, _, _ = world()
+    rt.images |= {"example/api:1", "example/api:2", "example/api:3"}
+    assert converge(ports, [named_target("1")]) == ["succeeded"]
+    (first,) = rt.list_containers()
+    assert first.name == "legacy-api"
+    assert converge(ports, [named_target("2")]) == ["succeeded"]
+    (second,) = rt.list_containers()
+    assert second.name == "legacy-api" and second.tag == "2" and second.id != first.id
+    creates = [c for c in rt.calls if c[0] == "create"]
+    assert any("legacy-api-" in str(c) for c in creates[1:])  # a temporary name meanwhile
+    stopped_first = [c[0] for c in rt.calls].index("stop") < [c[0] for c in rt.calls].index(
+        "rename"
+    )
+    assert stopped_first
+
+
+def test_container_name_rollback_keeps_the_name_on_the_old_container() -> None:
+    rt, ports, _, store = world()
+    rt.images |= {"example/api:1"}
+    assert converge(ports, [named_target("1")]) == ["succeeded"]
+    bad = named_target("bad")
+    rt.behaviours["example/api:bad"] = Behaviour(health="unhealthy")
+    assert converge(ports, [bad]) in (["rolled_back"], ["failed"])
+    names = {c.name: c for c in rt.list_containers()}
+    assert names["legacy-api"].tag == "1" and names["legacy-api"].running
+    assert store.quarantined()[0].tag == "bad"

@@ -84,6 +84,12 @@ def _commands(sub: Any) -> None:
     run.add_argument("--resync", type=float, default=30.0, help="full resync period, seconds")
     run.add_argument("--workers", type=int, default=8, help="rollouts in parallel")
     run.add_argument("--log-format", choices=("auto", "json", "human"), default="auto")
+    ad = cmd(
+        "adopt",
+        "take over containers `docker compose up` started: replace them by a health-gated "
+        "rollout (same volumes and networks); exit as apply",
+    )
+    ad.add_argument("project", nargs="*", help="projects to adopt (default: every project)")
     rt = cmd("retry", "lift the quarantine of a failed revision", json_=False)
     rt.add_argument("service")
     for name, help_ in CANARY_COMMANDS.items():
@@ -126,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return c.cmd_plan(ctx, as_json=as_json)
         if args.command == "apply":
             return c.cmd_apply(ctx, as_json=as_json)
+        if args.command == "adopt":
+            from controller.shell.cli.adopt import cmd_adopt
+
+            return cmd_adopt(ctx, args.project, as_json=as_json)
         if args.command == "status":
             return c.cmd_status(ctx, as_json=as_json)
         if args.command == "history":

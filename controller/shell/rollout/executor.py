@@ -33,19 +33,25 @@ from controller.core.model import (
 from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, ServiceAction
 from controller.core.rollout_inputs import previous_revision, serving_ids
-from controller.errors import ContainerRuntimeError, ImagePullError, NotFound, ProxyError
+from controller.errors import (
+    ContainerRuntimeError,
+    ImagePullError,
+    NotFound,
+    ProxyError,
+)
+from controller.shell.rollout.build_io import build_image
 from controller.shell.rollout.canary_io import CanaryLink
+from controller.shell.rollout.dependents import restart_dependents
 from controller.shell.rollout.dns import DNS_GRACE, dns_gated
+from controller.shell.rollout.naming import compose_labels, name_for, take_fixed_name
+from controller.shell.rollout.naming import container_name as container_name
+from controller.shell.rollout.peers import resolve_peers
 from controller.shell.rollout.results import Event as Event
 from controller.shell.rollout.results import Ports as Ports
 from controller.shell.rollout.results import RolloutResult as RolloutResult
 
 Emit = Callable[[Event], None]
 T = TypeVar("T")
-
-
-def container_name(project: str, service: str, revision: str, number: int) -> str:
-    return f"{project}-{service}-{revision[:8]}-{number}"
 
 
 class Executor:
@@ -109,6 +115,7 @@ class Executor:
         if outcome is Outcome.FAILED:
             self.p.store.absorb_retry(rid)  # a retried failure (a pull) stays one record
         self._emit(action, outcome, reason)
+        restart_dependents(self.p, action, outcome, stack, self.emit)  # depends_on.restart
         return self._result(action, outcome, reason, t0, from_tag=from_tag)
 
     def _run(
@@ -189,9 +196,11 @@ class Executor:
             case r.Pull(image):
                 self._emit(a, "pull", image)
                 try:
-                    rt.pull(image)
+                    rt.pull(image, platform=a.target.spec.platform if a.target else None)
                 except ImagePullError as exc:
                     return r.PullFailed(str(exc))
+            case r.Build(image):
+                return build_image(self.p.builder, a, image, self.emit, self.p.clock.now)
             case r.StopOld(ids):
                 self._emit(a, "stop-old", f"stopping {len(ids)} old container(s) (stop-first)")
                 # each old container's own grace period: its revision's stop_grace_period
@@ -252,6 +261,7 @@ class Executor:
     def _create(self, target: Target, number: int, *, aliases: bool) -> None:
         rev = target.revision
         labels = {
+            **compose_labels(target),
             LABEL_PROJECT: target.project,
             LABEL_SERVICE: target.service,
             LABEL_NUMBER: str(number),
@@ -263,18 +273,19 @@ class Executor:
         if self.commit:
             labels[LABEL_COMMIT] = self.commit
         cid = self.p.runtime.create(
-            name=container_name(target.project, target.service, rev, number),
+            name=name_for(self.p.runtime, target, number),
             image=target.image,
-            body=target.spec.create,
+            body=resolve_peers(self.p.runtime, target.project, target.spec.create),
             labels=labels,
             networks=target.spec.networks,
             aliases=aliases,
+            platform=target.spec.platform,
         )
+        if target.spec.files:  # secrets/configs without a host file: before the process runs
+            self.p.runtime.put_files(cid, target.spec.files)
         self.p.runtime.start(cid)
 
-    def _retire(
-        self, a: ServiceAction, ids: Sequence[str], proxy_service: str | None
-    ) -> None:
+    def _retire(self, a: ServiceAction, ids: Sequence[str], proxy_service: str | None) -> None:
         """Out of nginx (drained), then out of the service's DNS name, then stopped.
 
         A client that resolved the name just before the alias went away may still be
@@ -301,6 +312,7 @@ class Executor:
             rt.remove(cid)
 
         self._parallel(stop_and_remove, ids)
+        take_fixed_name(rt, a)
 
     def _abort(self, a: ServiceAction, step: r.Abort) -> None:
         self._emit(a, "rollback", step.reason)
