@@ -34,7 +34,7 @@ from tests.unit.compose_render import render_stack
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "fixtures" / "compose-corpus"
-SCHEMA = REPO.parent / "shared" / "compose-spec" / "compose-spec.json"
+SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "compose-spec" / "compose-spec.json"
 ROOT = "/srv/stack"
 APP = f"{ROOT}/app"
 NOT_IN_TREE = frozenset({"expected.json", "meta.json"})

@@ -46,7 +46,7 @@ from tests.unit.compose_schema_context import (
 )
 from tests.unit.compose_schema_samples import SAMPLES
 
-SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "compose-spec" / "compose-spec.json"
+SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "compose-spec" / "compose-spec.json"
 
 
 # --- the walk -----------------------------------------------------------------------------
