@@ -93,6 +93,7 @@ def activity(m: Metrics) -> Callable[[], None]:
         m.rollout("shop", "worker", "succeeded", 20.0 + n % 11, now=time.time())
         m.drift("shop", "api")
         m.proxy_reload("success" if n % 2 else "error")
+        m.build("shop", "api", ("built", "cached")[n % 2], 30.0 + n % 13)
 
     return tick
 
