@@ -73,6 +73,19 @@ SCALARS = st.sampled_from(
         "./data:/data",
         "../desired:/x",
         "/etc/passwd",
+        # the compose keys of include/extends/build/secrets/namespaces (values and peers)
+        "api",
+        "web",
+        "'service:web'",
+        "'service:api'",
+        "'container:x'",
+        "../desired/Dockerfile",
+        "'seccomp=../desired/p.json'",
+        "'host:10.0.0.1'",
+        "'c 1:3 mr'",
+        "x.yml",
+        "'linux/amd64'",
+        "every_1e400s",
     ]
 )
 KEYS = st.sampled_from(
@@ -110,6 +123,34 @@ KEYS = st.sampled_from(
         "upstreams_file",
         "<<",
         "x-a",
+        "extends",
+        "file",
+        "build",
+        "context",
+        "dockerfile",
+        "dockerfile_inline",
+        "args",
+        "secrets",
+        "configs",
+        "source",
+        "target",
+        "network_mode",
+        "volumes_from",
+        "container_name",
+        "scale",
+        "profiles",
+        "security_opt",
+        "extra_hosts",
+        "device_cgroup_rules",
+        "blkio_config",
+        "weight_device",
+        "platform",
+        "pull_policy",
+        "gpus",
+        "runtime",
+        "mac_address",
+        "pid",
+        "links",
     ]
 )
 
@@ -145,6 +186,12 @@ COMPOSE_TEXT = st.builds(
             "x-berth:\n  proxy: {service: web, upstreams_file: ../nginx/up.conf}\n",
             "x-berth: {proxy: !reset {}}\n",
             "networks: {n: {ipam: {config: [{subnet: 10.0.0.0/33}]}}}\n",
+            "secrets: {s: {environment: A}, f: {file: ../desired/s}}\n",
+            "configs: {c: {content: x}}\n",
+            "include: [../desired/x.yml]\n",
+            "include: [{path: x.yml, project_directory: ../desired}]\n",
+            "name: {a: 1}\n",
+            "x-b: &b {image: b}\nx-c: {<<: *b, extends: web}\n",
         ]
     ),
 )
@@ -158,19 +205,45 @@ DESIRED_TEXT = st.builds(
 )
 
 
+class _Recording(MemoryTree):
+    """Records every path the loaders try to read (the boundary is checked on them)."""
+
+    reads: list[str]
+
+    def read_text(self, path: str) -> str:
+        self.reads.append(self.resolve(path))
+        return super().read_text(path)
+
+
+# files an `extends: {file: x.yml}`, `include`, `build` or secret may name; the ones in
+# desired/ must never be read
+_AROUND = {
+    "/r/compose/x.yml": "services:\n  api: {image: a, extends: {file: x.yml, service: web}}\n",
+    "/r/compose/Dockerfile": "FROM scratch\n",
+    "/r/desired/x.yml": "services: {evil: {image: evil, privileged: true}}\n",
+    "/r/desired/Dockerfile": "FROM evil\n",
+    "/r/desired/p.json": "{}",
+    "/r/desired/s": "secret",
+}
+
+
 def _load(desired: str, compose: str, dotenv: str | None = None) -> None:
-    files = {DESIRED: desired, COMPOSE: compose}
+    files = {**_AROUND, DESIRED: desired, COMPOSE: compose}
     if dotenv is not None:
         files["/r/compose/.env"] = dotenv
+    tree = _Recording(files)
+    tree.reads = []
     started = time.monotonic()
     try:
-        build_config([(DESIRED, desired)], environ={}, files=MemoryTree(files))
+        build_config([(DESIRED, desired)], environ={"A": "1"}, files=tree)
     except ConfigError as exc:
         assert exc.problems
         for p in exc.problems:
             assert p.file in files or p.file.startswith("/r/"), p
             assert len(p.message) < 600, p
     assert time.monotonic() - started < 5, "one load took more than 5 s"
+    crossed = [r for r in tree.reads if r.startswith("/r/desired/") and r != DESIRED]
+    assert not crossed, crossed
 
 
 @FUZZ

@@ -84,9 +84,11 @@ def translate_build(ctx: StackCtx, path: Path, raw: Any, *, has_image: bool) -> 
     context = _context(ctx, path, spec.get("context", "."))
     inline = _opt_str(ctx, (*path, "dockerfile_inline"), spec.get("dockerfile_inline"))
     dockerfile = _opt_str(ctx, (*path, "dockerfile"), spec.get("dockerfile")) or "Dockerfile"
-    if context is not None and inline is None and not has_image:
-        # with `image:` too, compose pulls first: a host without the sources is normal
-        ok = _dockerfile_readable(ctx, (*path, "dockerfile"), context, dockerfile) and ok
+    if context is not None and inline is None:
+        # with `image:` too, compose pulls first: a host without the sources is normal, but
+        # the builder opens a Dockerfile outside the context itself: it is confined always
+        where = (*path, "dockerfile")
+        ok = _dockerfile_readable(ctx, where, context, dockerfile, must_exist=not has_image) and ok
     parsed = _options(ctx, path, spec)
     if context is None or parsed is None or not ok:
         return None
@@ -126,12 +128,16 @@ def _context(ctx: StackCtx, path: Path, value: Any) -> str | None:
     return ctx.files.resolve(full)
 
 
-def _dockerfile_readable(ctx: StackCtx, path: Path, context: str, dockerfile: str) -> bool:
+def _dockerfile_readable(
+    ctx: StackCtx, path: Path, context: str, dockerfile: str, *, must_exist: bool
+) -> bool:
     full = posixpath.normpath(posixpath.join(context, dockerfile))
     problem = path_problem(full) or boundary_problem(ctx.files.resolve(full), ctx.files.boundary)
     if problem is not None:
         ctx.loc.error(path, f"Dockerfile {brief(dockerfile)} {problem}")
         return False
+    if not must_exist:
+        return True
     try:
         ctx.files.read_text(full)
     except FileNotFoundError:
@@ -158,8 +164,9 @@ def _pairs(ctx: StackCtx, path: Path, value: Any, *, environ: bool) -> tuple[tup
 def _hosts(ctx: StackCtx, path: Path, value: Any) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
-    if isinstance(value, dict):
-        items = [f"{k}={v}" for k, v in value.items()]
+    if isinstance(value, dict):  # HOST: IP or HOST: [IP, ...], as the service's extra_hosts
+        lists = {k: want_str_list(ctx.loc, (*path, k), v) or [] for k, v in value.items()}
+        items = [f"{k}={ip}" for k, ips in lists.items() for ip in ips]
     else:
         items = want_str_list(ctx.loc, path, value) or []
     out: list[tuple[str, str]] = []

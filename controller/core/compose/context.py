@@ -11,6 +11,7 @@ from controller.core.model import NetworkDef, VolumeDef
 from controller.core.yamlsrc import Located, Path
 
 MAX_ENV_STACK = 16 * 1024 * 1024  # characters of container environments in one stack
+MAX_INJECTED_STACK = 16 * 1024 * 1024  # characters of environment/content secrets, configs
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Budget:
     many services is copied into each; hostile input must not turn that into gigabytes)."""
 
     left: int = MAX_ENV_STACK
+    what: str = f"container environments pass {MAX_ENV_STACK} characters"
 
     def spend(self, size: int, loc: Located, path: Path) -> bool:
         """False once spent; the service that passes the limit is named, once."""
@@ -26,7 +28,7 @@ class Budget:
             return False
         self.left -= size
         if self.left < 0:
-            loc.error(path, f"the stack's container environments pass {MAX_ENV_STACK} characters")
+            loc.error(path, f"the stack's {self.what}")
             return False
         return True
 
@@ -44,6 +46,12 @@ class StackCtx:
     volumes: Mapping[str, VolumeDef]
     files_read: list[str] = field(default_factory=list)
     budget: Budget = field(default_factory=Budget)
+    injected: Budget = field(  # a 1 MiB secret is hashed and copied once per use
+        default_factory=lambda: Budget(
+            MAX_INJECTED_STACK,
+            f"injected secret and config files pass {MAX_INJECTED_STACK} characters",
+        )
+    )
 
 
 @dataclass

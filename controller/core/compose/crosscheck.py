@@ -44,9 +44,33 @@ def cross_check(
                     f"{brief(upstreams[key])} (nginx ignores case in upstream names)",
                 )
             upstreams.setdefault(key, name)
+    names: dict[str, str] = {}
+    for name, spec in services.items():  # compose-go refuses a container_name used twice
+        fixed = spec.container_name
+        if fixed is not None and names.setdefault(fixed, name) != name:
+            loc.error(
+                ("services", name, "container_name"),
+                f"{brief(fixed)} is already the container_name of service {brief(names[fixed])}",
+            )
     cycle = _find_cycle(services)
     if cycle:
-        loc.error(("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle))
+        key = _cycle_key(services, cycle)
+        why = "" if key == "depends_on" else f" ({key} starts service {cycle[1]!r} first)"
+        loc.error(("services", cycle[0], key), "dependency cycle: " + " -> ".join(cycle) + why)
+
+
+def _cycle_key(services: Mapping[str, ServiceSpec], cycle: list[str]) -> str:
+    """The key that makes the cycle's first link: a `service:` peer of network_mode or
+    volumes_from is a dependency as depends_on is (it must start first)."""
+    spec, peer = services[cycle[0]], cycle[1]
+    host = spec.create.get("HostConfig") or {}
+    if peer in spec.peers and host.get("NetworkMode") == f"service:{peer}":
+        return "network_mode"
+    if peer in spec.peers and any(
+        str(v).split(":")[:2] == ["service", peer] for v in host.get("VolumesFrom") or []
+    ):
+        return "volumes_from"
+    return "depends_on"
 
 
 def _find_cycle(services: Mapping[str, ServiceSpec]) -> list[str] | None:

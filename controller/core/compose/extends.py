@@ -19,7 +19,7 @@ import posixpath
 from dataclasses import dataclass, field
 
 from controller.core.compose.interpolate import Substituted
-from controller.core.compose.loading import Loader
+from controller.core.compose.loading import MAX_EXTENDED, Loader
 from controller.core.compose.merge import merge_service
 from controller.core.compose.rebase import rebase_service
 from controller.core.yamlsrc import Node, Path, dotted
@@ -69,6 +69,8 @@ class _Extender:
                 stack.append(target)
 
     def merged(self, cur: Ref, target: Ref, svc: Node) -> Node:
+        if self.loader.extended > MAX_EXTENDED:  # reported once, when it was passed
+            return _without_extends(svc)
         base = self.done[target]
         base = rebase_service(base, self.files[target[0]].workdir, self.files[cur[0]].workdir)
         if not isinstance(base.value, dict):  # `base:` with no body: nothing to inherit
@@ -76,7 +78,13 @@ class _Extender:
                 why = f"service {brief(target[1])} of {target[0]} is not a mapping"
                 self.report(cur, svc.value["extends"], (), f"cannot extend: {why}")
             return _without_extends(svc)
-        return merge_service(base, _without_extends(svc), cur[1])
+        out = merge_service(base, _without_extends(svc), cur[1])
+        self.loader.extended += _size(out, MAX_EXTENDED + 1 - self.loader.extended)
+        if self.loader.extended > MAX_EXTENDED:
+            why = f"services that extend others copy more than {MAX_EXTENDED} values in all"
+            self.report(cur, svc.value["extends"], (), f"{why} (an extends bomb?)")
+            return _without_extends(svc)
+        return out
 
     def target(self, cur: Ref, svc: Node) -> Ref | None:
         """What `cur` extends, or None (no `extends`, or a problem that was reported)."""
@@ -129,6 +137,19 @@ class _Extender:
             self.report(cur, name, where, f"service {brief(name.value)} is not defined in {real}")
             return None
         return (real, name.value)
+
+
+def _size(node: Node, limit: int) -> int:
+    """Values in a node tree, counted up to `limit` (iterative: a deep tree is fine)."""
+    count, stack = 0, [node]
+    while stack and count < limit:
+        n = stack.pop()
+        count += 1
+        if isinstance(n.value, dict):
+            stack.extend(n.value.values())
+        elif isinstance(n.value, list):
+            stack.extend(n.value)
+    return count
 
 
 def _chain(chain: list[Ref]) -> str:

@@ -26,6 +26,9 @@ from controller.errors import ConfigError, Problem
 
 MAX_FILES = 128  # compose files one stack may bring in through include and extends
 MAX_DEPTH = 16  # nested includes; also the length of an `extends` chain across files
+# values that `extends` may create in all: each service that extends copies its base, so a
+# chain or a fan-in of small services would otherwise grow quadratically (an alias bomb)
+MAX_EXTENDED = 50_000
 
 Report = Callable[[str], None]  # records a problem at the field that named the file
 
@@ -38,8 +41,10 @@ class Loader:
     problems: list[Problem] = field(default_factory=list)
     read: list[str] = field(default_factory=list)  # every file read, for the watcher
     _cache: dict[tuple[str, int], Node | None] = field(default_factory=dict)
+    _parsed: dict[str, Node | None] = field(default_factory=dict)  # by path: parsed once
     _alive: list[Substituted] = field(default_factory=list)
     _over: bool = False
+    extended: int = 0  # values created by `extends` so far (MAX_EXTENDED)
 
     def absolute(self, path: str, workdir: str) -> str:
         return posixpath.normpath(posixpath.join(workdir, path))
@@ -69,6 +74,16 @@ class Loader:
                 self._over = True
                 report(f"is one too many: a stack brings in at most {MAX_FILES} compose files")
             return None
+        if real not in self._parsed:  # a file included twice is parsed once, not twice
+            self._parsed[real] = self._parse(real, report)
+        node = self._parsed[real]
+        if node is None:
+            return None
+        node, found = interpolate_node(node, lookup)
+        self.problems += found
+        return None if found else node
+
+    def _parse(self, real: str, report: Report) -> Node | None:
         text = self.text(real, report)
         if text is None:
             return None
@@ -80,9 +95,7 @@ class Loader:
         if not isinstance(node.value, dict):
             self.problems.append(Problem(real, 1, "", "a compose file must be a mapping"))
             return None
-        node, found = interpolate_node(node, lookup)
-        self.problems += found
-        return None if found else node
+        return node
 
     def text(self, real: str, report: Report, *, required: bool = True) -> str | None:
         self.read.append(real)

@@ -16,6 +16,7 @@ from typing import Any
 
 from controller.core.compose.fields import want_str_list
 from controller.core.yamlsrc import Located
+from controller.errors import brief
 
 VARIABLE = "COMPOSE_PROFILES"
 
@@ -41,7 +42,7 @@ class Selection:
 def how(env: Mapping[str, str]) -> str:
     """What the operator chose, for messages."""
     have = env.get(VARIABLE, "")
-    return f"{VARIABLE} is {have!r}" if have else f"{VARIABLE} is not set"
+    return f"{VARIABLE} is {brief(have)}" if have else f"{VARIABLE} is not set"
 
 
 def select_services(loc: Located, services: Mapping[str, Any], env: Mapping[str, str]) -> Selection:

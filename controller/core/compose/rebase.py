@@ -6,7 +6,8 @@ directory. Berth resolves every relative path against the project directory when
 translates, so paths are rewritten here, still relative (`../common/data`): a relative bind
 source keeps its own check (it must stay inside the compose root) and `./x` stays a bind,
 never turning into a named volume. Fields with paths: service `volumes` (bind sources,
-short and long syntax), `env_file`, and a top-level volume's `driver_opts.device`.
+short and long syntax), `env_file`, `build.context` (`.` when not given; a remote context
+stays), a top-level volume's `driver_opts.device` and a secret's or config's `file`.
 """
 
 from __future__ import annotations
@@ -71,7 +72,19 @@ def rebase_service(svc: Node, src: str, dst: str) -> Node:
             return _set(item, "path", lambda n: _text(n, path))
         return _text(item, path)
 
+    def build(node: Node) -> Node:  # the context, `.` when not given (not a remote one)
+        if isinstance(node.value, dict) and "context" not in node.value:
+            dot = Node(".", node.file, node.line)
+            node = Node({**node.value, "context": dot}, node.file, node.line, node.tag)
+        if isinstance(node.value, str):
+            return _text(node, local)
+        return _set(node, "context", lambda n: _text(n, local))
+
+    def local(text: str) -> str:
+        return text if "://" in text or text.startswith(("git@", "github.com/")) else path(text)
+
     svc = _set(svc, "volumes", lambda n: _each(n, volume))
+    svc = _set(svc, "build", build)
     if isinstance(svc.value, dict) and "env_file" in svc.value:
         entry = svc.value["env_file"]
         fixed = _each(entry, env_file) if isinstance(entry.value, list) else env_file(entry)
@@ -90,5 +103,10 @@ def rebase_file(node: Node, src: str, dst: str) -> Node:
     def volume(spec: Node) -> Node:
         return _set(spec, "driver_opts", lambda o: _set(o, "device", lambda d: _text(d, device)))
 
+    def source(spec: Node) -> Node:  # top-level secrets and configs: `file:`
+        return _set(spec, "file", lambda f: _text(f, lambda t: relocate(t, src, dst)))
+
     node = _set(node, "services", lambda s: _each(s, lambda v: rebase_service(v, src, dst)))
+    for kind in ("secrets", "configs"):
+        node = _set(node, kind, lambda v: _each(v, source))
     return _set(node, "volumes", lambda v: _each(v, volume))

@@ -175,7 +175,7 @@ def translate_file_objects(
             elif svc.get("read_only") in (True, "true"):
                 why = "cannot be written into a read_only container (compose refuses it too)"
                 ctx.loc.error(here, why)
-            else:
+            elif ctx.injected.spend(len(source[1]), ctx.loc, here):
                 files.append(_owner(ctx, here, ref, target, source[1]))
     if mounts:
         body.host["Mounts"] = [*body.host.get("Mounts", []), *mounts]

@@ -10,6 +10,7 @@ outside desired/ (DESIGN §2), be a regular file and be JSON.
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 from typing import Any
 
@@ -53,12 +54,23 @@ def _profile(ctx: StackCtx, here: Path, file: str) -> str | None:
         why = "; ".join(p.message for p in exc.problems)
         ctx.loc.error(here, f"cannot read seccomp profile {shown(full)}: {why}")
         return None
-    try:
-        doc = json.loads(text)
-    except ValueError:
+    try:  # NaN and Infinity are not JSON (the engine would refuse what dumps makes of them)
+        doc = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         ctx.loc.error(here, f"seccomp profile {shown(full)} is not JSON")
         return None
     if not isinstance(doc, dict):
         ctx.loc.error(here, f"seccomp profile {shown(full)} is not a JSON object")
         return None
     return json.dumps(doc, separators=(",", ":"))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400
+        raise ValueError(f"{text} is out of range")
+    return number

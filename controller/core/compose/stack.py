@@ -102,6 +102,8 @@ def _project(
     """Compose's precedence: an explicit name, then COMPOSE_PROJECT_NAME (process
     environment over the project's `.env`; like an explicit name it must already be
     normalised), then `name:` (normalised), then the project directory (normalised)."""
+    if loc.data.get("name") is not None and not isinstance(loc.data["name"], str):
+        loc.error(("name",), f"must be a string, got {brief(loc.data['name'])}")
     if explicit is not None:
         if not PROJECT_RE.fullmatch(explicit):
             loc.error(("name",), f"project name {brief(explicit)} must match {PROJECT_RE.pattern}")
