@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from docker.utils import parse_repository_tag
 
+from controller.adapters._docker_errors import translated
 from controller.core.model import (
     LABEL_MANAGED,
     LABEL_NUMBER,
@@ -101,6 +102,23 @@ def compose_started(row: Mapping[str, Any]) -> bool:
     """A service container that `docker compose up` started (not Berth, not `run`)."""
     labels: Mapping[str, str] = row.get("Labels") or {}
     return labels.get(LABEL_MANAGED) != "true" and labels.get(LABEL_ONEOFF, "False") != "True"
+
+
+def container_rows(api: Any, project: str | None, adopt: frozenset[str]) -> list[dict[str, Any]]:
+    """`GET /containers/json` rows of Berth's containers (of one project when given), plus
+    those `docker compose up` started in the projects being adopted (`berth adopt`)."""
+    wanted = [f"{LABEL_MANAGED}=true"]
+    if project is not None:
+        wanted.append(f"{LABEL_PROJECT}={project}")
+    with translated("list containers"):
+        rows: list[dict[str, Any]] = api.containers(all=True, filters={"label": wanted})
+    for name in sorted(adopt if project is None else adopt & {project}):
+        with translated(f"list containers of compose project {name}"):
+            theirs = api.containers(
+                all=True, filters={"label": [f"{LABEL_PROJECT}={name}", LABEL_SERVICE]}
+            )
+        rows += [r for r in theirs if compose_started(r)]
+    return rows
 
 
 def observed_from_row(row: Mapping[str, Any]) -> ObservedContainer:

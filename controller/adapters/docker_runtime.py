@@ -28,15 +28,13 @@ from controller.adapters._docker_errors import explain, translated
 from controller.adapters._docker_files import archive
 from controller.adapters._docker_networks import ensure_network, ensure_volume
 from controller.adapters._docker_rows import (
-    compose_started,
+    container_rows,
     observed_from_row,
     service_aliases,
     status_from_inspect,
 )
 from controller.core.model import (
     LABEL_MANAGED,
-    LABEL_PROJECT,
-    LABEL_SERVICE,
     InjectedFile,
     NetworkAttachment,
     NetworkDef,
@@ -94,6 +92,11 @@ class DockerRuntime:
             return self._client
 
     @property
+    def client(self) -> Any:
+        """The APIClient, for the other adapters on the same engine (the image builder)."""
+        return self._api
+
+    @property
     def api_version(self) -> str:
         """The Engine API version negotiated with the engine (version="auto")."""
         return str(self._api.api_version)
@@ -107,20 +110,9 @@ class DockerRuntime:
     # -- observation ----------------------------------------------------------------------
 
     def list_containers(self, *, project: str | None = None) -> list[ObservedContainer]:
-        """All Berth-managed containers (of one project when given), in one list call."""
-        wanted = [f"{LABEL_MANAGED}=true"]
-        if project is not None:
-            wanted.append(f"{LABEL_PROJECT}={project}")
-        with translated("list containers"):
-            rows = self._api.containers(all=True, filters={"label": wanted})
-        adopted = self._adopt if project is None else self._adopt & {project}
-        for name in sorted(adopted):
-            with translated(f"list containers of compose project {name}"):
-                theirs = self._api.containers(
-                    all=True, filters={"label": [f"{LABEL_PROJECT}={name}", LABEL_SERVICE]}
-                )
-            rows += [r for r in theirs if compose_started(r)]
-        return [observed_from_row(r) for r in rows]
+        """All Berth-managed containers (of one project when given), in one list call
+        (one more per adopted project)."""
+        return [observed_from_row(r) for r in container_rows(self._api, project, self._adopt)]
 
     def inspect(self, cid: str) -> ContainerStatus:
         with translated(f"inspect {cid}"):

@@ -18,7 +18,7 @@ from controller.core.compose.fields import (
     want_str_list,
 )
 from controller.core.compose.host_opts import translate_host_options
-from controller.core.compose.identity import check_peers, translate_identity
+from controller.core.compose.identity import Identity, check_peers, translate_identity
 from controller.core.compose.image_opts import (
     translate_platform,
     translate_pull_policy,
@@ -46,7 +46,7 @@ from controller.core.compose.runtime import (
 from controller.core.compose.secrets import translate_file_objects
 from controller.core.compose.security import translate_security_opt
 from controller.core.compose.xberth import service_options
-from controller.core.model import DependsOn, ServiceSpec
+from controller.core.model import BerthOptions, DependsOn, NetworkAttachment, ServiceSpec
 from controller.core.reference import image_problem
 from controller.core.yamlsrc import Path
 
@@ -196,6 +196,34 @@ def _grace(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body) -> float:
     return 10.0 if seconds is None else seconds
 
 
+def _containers(
+    ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body
+) -> tuple[Identity, tuple[NetworkAttachment, ...]]:
+    """How many containers, named how, on which networks (or in whose namespace)."""
+    replicas = None
+    if svc.get("deploy") is not None:
+        replicas = translate_deploy(ctx, (*path, "deploy"), svc["deploy"], body)
+    ident = translate_identity(ctx, path, svc, body, replicas)
+    shared = svc.get("network_mode") is not None  # no networks of its own (namespaces.py)
+    networks = () if shared else translate_networks(ctx, path, svc, body)
+    many = ident.replicas is not None and ident.replicas > 1
+    if many and ServiceSpec("", "", "", 1, body.top, networks).fixed_address:
+        ctx.loc.error((*path, "deploy"), "a fixed IP or MAC address is held by one replica only")
+    return ident, networks
+
+
+def _relations(
+    ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body, peers: tuple[str, ...]
+) -> tuple[tuple[DependsOn, ...], BerthOptions]:
+    """depends_on, with what links and shared namespaces imply; Berth's own options."""
+    depends = _depends_on(ctx, (*path, "depends_on"), svc.get("depends_on") or [])
+    depends += translate_host_options(ctx, path, svc, body)  # links imply dependencies
+    berth = service_options(ctx.loc, (*path, "x-berth"), svc.get("x-berth"))
+    implied = check_peers(ctx, path, {"HostConfig": body.host}, berth, peers)
+    depends += tuple(d for d in implied if d.service not in {x.service for x in depends})
+    return depends, berth
+
+
 def translate_service(ctx: StackCtx, name: str, raw: Any) -> tuple[ServiceSpec | None, set[int]]:
     """Returns the spec (None when the image is unusable) and the container ports it lists."""
     path: Path = ("services", name)
@@ -215,21 +243,10 @@ def translate_service(ctx: StackCtx, name: str, raw: Any) -> tuple[ServiceSpec |
     if svc.get("healthcheck") is not None:
         has_hc = translate_healthcheck(ctx, (*path, "healthcheck"), svc["healthcheck"], body)
     grace = _grace(ctx, path, svc, body)
-    replicas = None
-    if svc.get("deploy") is not None:
-        replicas = translate_deploy(ctx, (*path, "deploy"), svc["deploy"], body)
-    ident = translate_identity(ctx, path, svc, body, replicas)
+    ident, networks = _containers(ctx, path, svc, body)
     replicas = ident.replicas
-    shared = svc.get("network_mode") is not None  # no networks of its own (namespaces.py)
-    networks = () if shared else translate_networks(ctx, path, svc, body)
-    if replicas and replicas > 1 and ServiceSpec("", "", "", 1, body.top, networks).fixed_address:
-        ctx.loc.error((*path, "deploy"), "a fixed IP or MAC address is held by one replica only")
     compat = _compat(ctx, path, svc, body)
-    depends = _depends_on(ctx, (*path, "depends_on"), svc.get("depends_on") or [])
-    depends += translate_host_options(ctx, path, svc, body)  # links imply dependencies
-    berth = service_options(ctx.loc, (*path, "x-berth"), svc.get("x-berth"))
-    implied = check_peers(ctx, path, {"HostConfig": body.host}, berth, ident.peers)
-    depends += tuple(d for d in implied if d.service not in {x.service for x in depends})
+    depends, berth = _relations(ctx, path, svc, body, ident.peers)
     image = _image(ctx, path, svc)
     build = None
     if svc.get("build") is not None:

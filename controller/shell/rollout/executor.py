@@ -16,14 +16,6 @@ from typing import TypeVar, assert_never
 from controller.core import rollout as r
 from controller.core.gate import GateInput
 from controller.core.model import (
-    LABEL_COMMIT,
-    LABEL_MANAGED,
-    LABEL_NUMBER,
-    LABEL_ONEOFF,
-    LABEL_PROJECT,
-    LABEL_REVISION,
-    LABEL_SERVICE,
-    LABEL_TAG,
     ContainerState,
     NetworkAttachment,
     ObservedContainer,
@@ -43,7 +35,7 @@ from controller.shell.rollout.build_io import build_image
 from controller.shell.rollout.canary_io import CanaryLink
 from controller.shell.rollout.dependents import restart_dependents
 from controller.shell.rollout.dns import DNS_GRACE, dns_gated
-from controller.shell.rollout.naming import compose_labels, name_for, take_fixed_name
+from controller.shell.rollout.naming import container_labels, name_for, take_fixed_name
 from controller.shell.rollout.naming import container_name as container_name
 from controller.shell.rollout.peers import resolve_peers
 from controller.shell.rollout.results import Event as Event
@@ -259,24 +251,11 @@ class Executor:
         return r.Created(resolvable)
 
     def _create(self, target: Target, number: int, *, aliases: bool) -> None:
-        rev = target.revision
-        labels = {
-            **compose_labels(target),
-            LABEL_PROJECT: target.project,
-            LABEL_SERVICE: target.service,
-            LABEL_NUMBER: str(number),
-            LABEL_ONEOFF: "False",
-            LABEL_MANAGED: "true",
-            LABEL_REVISION: rev,
-            LABEL_TAG: target.tag,
-        }
-        if self.commit:
-            labels[LABEL_COMMIT] = self.commit
         cid = self.p.runtime.create(
             name=name_for(self.p.runtime, target, number),
             image=target.image,
             body=resolve_peers(self.p.runtime, target.project, target.spec.create),
-            labels=labels,
+            labels=container_labels(target, number, self.commit),
             networks=target.spec.networks,
             aliases=aliases,
             platform=target.spec.platform,

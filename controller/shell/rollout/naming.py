@@ -1,14 +1,25 @@
-"""Container names: Berth's own `{project}-{service}-{revision8}-{n}` (two revisions side by
-side), or compose's `container_name` (one replica, stop-first): the new container takes the
-name when nobody holds it, else runs under `{name}-{revision8}-{n}` until the old one is
-removed at retire, and is renamed then."""
+"""Container names and labels. Names: Berth's own `{project}-{service}-{revision8}-{n}`
+(two revisions side by side), or compose's `container_name` (one replica, stop-first):
+the new container takes the name when nobody holds it, else runs under
+`{name}-{revision8}-{n}` until the old one is removed at retire, and is renamed then.
+Labels: Berth's own and compose's (`container_labels`)."""
 
 from __future__ import annotations
 
 import posixpath
 
 from controller import __version__
-from controller.core.model import Target
+from controller.core.model import (
+    LABEL_COMMIT,
+    LABEL_MANAGED,
+    LABEL_NUMBER,
+    LABEL_ONEOFF,
+    LABEL_PROJECT,
+    LABEL_REVISION,
+    LABEL_SERVICE,
+    LABEL_TAG,
+    Target,
+)
 from controller.core.plan import ServiceAction
 from controller.ports import ContainerRuntime
 
@@ -35,6 +46,24 @@ def take_fixed_name(rt: ContainerRuntime, a: ServiceAction) -> None:
         mine = c.service == a.service and c.revision == t.revision
         if mine and c.name != t.spec.container_name:
             rt.rename(c.id, t.spec.container_name)
+
+
+def container_labels(target: Target, number: int, commit: str | None) -> dict[str, str]:
+    """Every label of a new container: Berth's (how it finds and tells its containers
+    apart) and compose's (so `docker compose` sees them as its own)."""
+    labels = {
+        **compose_labels(target),
+        LABEL_PROJECT: target.project,
+        LABEL_SERVICE: target.service,
+        LABEL_NUMBER: str(number),
+        LABEL_ONEOFF: "False",
+        LABEL_MANAGED: "true",
+        LABEL_REVISION: target.revision,
+        LABEL_TAG: target.tag,
+    }
+    if commit:
+        labels[LABEL_COMMIT] = commit
+    return labels
 
 
 def compose_labels(target: Target) -> dict[str, str]:
