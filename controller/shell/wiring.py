@@ -53,7 +53,7 @@ class Context:
     def builder(self) -> DockerBuilder:
         from controller.adapters.docker_build import DockerBuilder
 
-        return DockerBuilder(self.docker_host)
+        return DockerBuilder(lambda: self.runtime.client)
 
     @cached_property
     def prober(self) -> HttpProber:

@@ -52,9 +52,8 @@ def _context(root: Path, dockerfile: str = DOCKERFILE, **files: str) -> Path:
 def builder(request: Any, app_image: Callable[..., str]) -> Iterator[tuple[Any, Any]]:
     if request.param == "real":
         app_image("it-good")
-        b, rt = DockerBuilder(), DockerRuntime()
-        yield b, rt
-        b.close()
+        rt = DockerRuntime()
+        yield DockerBuilder(lambda: rt.client), rt
         rt.close()
     else:
         frt = FakeRuntime()
@@ -118,7 +117,8 @@ def test_real_build_leaves_out_desired_and_dockerignored_files_and_hashes_conten
             ".dockerignore": "*.env\n",
         },
     )
-    b = DockerBuilder()
+    rt = DockerRuntime()
+    b = DockerBuilder(lambda: rt.client)
     spec = BuildSpec(context=str(ctx), exclude=("desired",))
     first = b.build(spec, f"{repo}:1", on_line=lambda _: None)
     listing = _files_in(docker_client, f"{repo}:1", "/ctx")
@@ -130,7 +130,7 @@ def test_real_build_leaves_out_desired_and_dockerignored_files_and_hashes_conten
     assert not third.cached and third.context_hash != first.context_hash
     labels = docker_client.images.get(f"{repo}:3").labels
     assert labels[LABEL_CONTEXT_HASH] == third.context_hash
-    b.close()
+    rt.close()
 
 
 def _compose(project: str, dockerfile_dir: str = "./app") -> dict[str, Any]:

@@ -31,13 +31,13 @@ from controller.core.compose.fields import (
     want_str,
     want_str_list,
 )
+from controller.core.compose.identity import CONTAINER_NAME  # a name or an id
 from controller.core.model import DependsOn
 from controller.core.yamlsrc import Path
 from controller.errors import brief
 
 _CPUSET = re.compile(r"[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?){0,255}")
 _CGROUP_RULE = re.compile(r"[acb] ([0-9]{1,10}|\*):([0-9]{1,10}|\*) [rwm]{1,3}")  # the engine's
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")  # a container name or id
 _BLKIO_RATES = {
     "device_read_bps": "BlkioDeviceReadBps",
     "device_write_bps": "BlkioDeviceWriteBps",
@@ -225,7 +225,7 @@ def _namespace(ctx: StackCtx, here: Path, key: str, value: Any, body: Body) -> N
             also = () if key == "uts" else ("container:NAME",)
             ctx.loc.error(here, f"must be {' or '.join((*modes, *also))}")
             return
-    elif not _NAME.fullmatch(name):
+    elif not CONTAINER_NAME.fullmatch(name):
         ctx.loc.error(here, f"{brief(name)} is not a container name or id")
         return
     body.set_host(ctx, here, api, mode)
@@ -289,7 +289,7 @@ def _external_links(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body) 
     links: list[str] = []
     for i, item in enumerate(items):
         name, _, alias = item.partition(":")
-        if not _NAME.fullmatch(name) or (alias and not _NAME.fullmatch(alias)):
+        if not CONTAINER_NAME.fullmatch(name) or (alias and not CONTAINER_NAME.fullmatch(alias)):
             ctx.loc.error((*here, i), f"{brief(item)} must be CONTAINER or CONTAINER:ALIAS")
             continue
         links.append(f"{name}:{alias or name}")  # compose's getLinks format

@@ -23,7 +23,7 @@ from controller.core.model import MAX_REPLICAS, BerthOptions, DependsOn
 from controller.core.yamlsrc import Path
 from controller.errors import brief
 
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")  # the engine's container name rule
+CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")  # the engine's name rule
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def translate_identity(
     if svc.get("container_name") is not None:
         here = (*path, "container_name")
         name = want_str(ctx.loc, here, svc["container_name"])
-        if name is not None and not _NAME.fullmatch(name):
+        if name is not None and not CONTAINER_NAME.fullmatch(name):
             ctx.loc.error(
                 here, f"{brief(name)} is not a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
             )
