@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import docker
 from docker.utils import parse_repository_tag
 from docker.utils.build import create_archive, exclude_paths
 
@@ -37,13 +36,22 @@ _INLINE = ".dockerfile.berth-inline"
 
 
 def _ignore_patterns(context: str, exclude: Iterable[str]) -> list[str]:
+    """`.dockerignore` plus the excluded directories (desired/). A `.dockerignore` that
+    resolves outside the context or into an excluded directory is refused: desired/'s
+    writers must not choose which files an image gets."""
+    excluded = [p.rstrip("/") for p in exclude]
+    path = os.path.join(context, ".dockerignore")
+    real, root = os.path.realpath(path), os.path.realpath(context)
+    rel = os.path.relpath(real, root)
+    if rel.startswith("..") or any(rel == e or rel.startswith(e + "/") for e in excluded):
+        raise ImageBuildError(f"{path} resolves to {real}, outside what the build may read")
     patterns: list[str] = []
     try:
-        with open(os.path.join(context, ".dockerignore"), encoding="utf-8") as fh:
+        with open(path, encoding="utf-8") as fh:
             patterns = [line.strip() for line in fh if line.strip() and not line.startswith("#")]
     except FileNotFoundError:
         pass
-    return patterns + [p.rstrip("/") for p in exclude]
+    return patterns + excluded
 
 
 def _dockerfile(spec: BuildSpec) -> tuple[str, str | None]:
@@ -92,24 +100,14 @@ def context_hash(spec: BuildSpec, files: Iterable[str], dockerfile: tuple[str, s
 class DockerBuilder:
     """ImageBuilder on one Docker engine."""
 
-    def __init__(self, base_url: str | None = None, *, timeout: float = 60.0) -> None:
-        self._base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        self._timeout = timeout
-        self._client: Any = None
+    def __init__(self, client: Callable[[], Any]) -> None:
+        """`client`: the engine's APIClient, when first needed (DockerRuntime's, shared: one
+        connection pool, one place that connects and translates a missing engine)."""
+        self._client = client
 
     @property
     def _api(self) -> Any:
-        if self._client is None:
-            with translated(f"connect {self._base_url}"):
-                self._client = docker.APIClient(
-                    base_url=self._base_url, version="auto", timeout=int(self._timeout)
-                )
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        return self._client()
 
     def build(self, spec: BuildSpec, ref: str, *, on_line: Callable[[str], None]) -> BuildReport:
         t0 = time.monotonic()

@@ -135,3 +135,24 @@ def test_build_does_not_change_the_revision() -> None:
     a = load("services:\n  s:\n    build: ./app\n").services["s"]
     b = load("services:\n  s:\n    build:\n      context: app\n      target: x\n").services["s"]
     assert revision_of("p-s:1", a) == revision_of("p-s:1", b)
+
+
+def test_a_dockerignore_symlinked_into_desired_is_refused(tmp_path: object) -> None:
+    """The adapter refuses it before any engine call: desired/ must not choose the files."""
+    from pathlib import Path
+
+    from controller.adapters.docker_build import DockerBuilder
+    from controller.errors import ImageBuildError
+
+    root = Path(str(tmp_path))
+    (root / "desired").mkdir()
+    (root / "desired" / "ignore").write_text("*\n")
+    (root / "Dockerfile").write_text("FROM scratch\n")
+    (root / ".dockerignore").symlink_to(root / "desired" / "ignore")
+
+    def no_engine() -> object:
+        raise AssertionError("the engine must not be asked")
+
+    spec = BuildSpec(context=str(root), exclude=("desired",))
+    with pytest.raises(ImageBuildError, match="outside what the build may read"):
+        DockerBuilder(no_engine).build(spec, "x:1", on_line=lambda _: None)
