@@ -38,6 +38,16 @@ class ContainerStatus:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class PullProgress:
+    """How far a pull is: layers done of those seen, and bytes of the layers downloading."""
+
+    layers_done: int
+    layers: int
+    downloaded: int  # bytes
+    total: int  # bytes, of the layers whose size the registry announced so far
+
+
 class ContainerRuntime(Protocol):
     def list_containers(self, *, project: str | None = None) -> list[ObservedContainer]:
         """All Berth-managed containers (of one project when given), in one list call."""
@@ -45,9 +55,20 @@ class ContainerRuntime(Protocol):
 
     def image_present(self, ref: str) -> bool: ...
 
-    def pull(self, ref: str, *, platform: str | None = None) -> None:
+    def image_digests(self, ref: str) -> tuple[str, ...] | None:
+        """The registry digests (`repository@sha256:...`) of the local image `ref`: empty
+        for one built or imported here; None when it is not present."""
+        ...
+
+    def pull(
+        self,
+        ref: str,
+        *,
+        platform: str | None = None,
+        progress: Callable[[PullProgress], None] | None = None,
+    ) -> None:
         """Raises ImagePullError when the image cannot be had (for `platform`, compose's
-        os/arch[/variant], when given)."""
+        os/arch[/variant], when given). `progress` hears how far it got, now and then."""
         ...
 
     def ensure_network(self, net: NetworkDef, *, project: str) -> None: ...
@@ -142,6 +163,20 @@ class ImageBuilder(Protocol):
         ...
 
 
+class RegistryPort(Protocol):
+    """A registry's HTTP API, asked directly (adapters/registry.py); errors are BerthErrors
+    (RegistryError) whose message says whether it was the credentials, the tag or the
+    network."""
+
+    def digest(self, ref: str) -> str:
+        """The digest `repository:tag` points at now (an index's, for a multi-arch image)."""
+        ...
+
+    def tags(self, repository: str) -> list[str]:
+        """Every tag of `repository` (bounded)."""
+        ...
+
+
 class HealthProber(Protocol):
     def probe(self, host: str, spec: ProbeSpec) -> ProbeResult: ...
 
@@ -169,6 +204,7 @@ class RolloutRecord:
     reason: str
     commit: str | None
     attempts: int = 1  # a failure repeated by retries is one record (StateStore.absorb_retry)
+    to_digest: str | None = None  # the registry digest the new revision was pinned to
 
 
 @dataclass(frozen=True)
@@ -209,6 +245,7 @@ class StateStore(Protocol):
         to_revision: str,
         commit: str | None,
         at: float,
+        to_digest: str | None = None,
     ) -> int: ...
 
     def finish_rollout(

@@ -17,11 +17,12 @@ WAIT="${BERTH_DOCKER_WAIT:-60}"
 # docker.io: the engine (20.10 on bookworm). busybox-static: the FROM-scratch test app image.
 # nginx, wrk: e2e tests (host nginx, load). libnginx-mod-http-lua, lua-cjson: nginx's Lua
 # module, for Berth's dynamic switch (host-nginx mode). prometheus: promtool for the alert-rule tests.
-# debootstrap: the offline Debian base image. docker-registry: a real local registry.
+# debootstrap: the offline Debian base image. docker-registry: a real local registry;
+# apache2-utils (htpasswd -B) and openssl: its TLS certificate and bcrypt users in tests.
 # docker-compose: compose v1, for compatibility checks. The rest: the build itself.
 PACKAGES=(
   docker.io busybox-static docker-compose nginx libnginx-mod-http-lua lua-cjson wrk prometheus
-  debootstrap docker-registry
+  debootstrap docker-registry apache2-utils openssl
   iptables cgroupfs-mount procps ca-certificates curl git make tar xz-utils python3 python3-venv
 )
 

@@ -35,7 +35,7 @@ from controller.core.model import (
     VolumeDef,
 )
 from controller.errors import ContainerRuntimeError, ImageBuildError, ImagePullError, NotFound
-from controller.ports import BuildReport, ContainerStatus, ProbeResult
+from controller.ports import BuildReport, ContainerStatus, ProbeResult, PullProgress
 
 Health = Literal["starting", "healthy", "unhealthy"]
 _SIGNALS = {
@@ -106,6 +106,7 @@ class FakeRuntime:
     networks: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
     images: set[str] = field(default_factory=set)
+    repo_digests: dict[str, tuple[str, ...]] = field(default_factory=dict)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     exec_handler: Callable[[str, Sequence[str]], tuple[int, str]] | None = None
     process_table: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
@@ -198,12 +199,26 @@ class FakeRuntime:
 
     # -- images, networks, volumes --------------------------------------------------------
 
-    def pull(self, ref: str, *, platform: str | None = None) -> None:
+    def image_digests(self, ref: str) -> tuple[str, ...] | None:
+        """Pulled images carry the digest the fake registry gave them; others none."""
+        if not self.image_present(ref):
+            return None
+        return tuple(d for d in self.repo_digests.get(ref, ()))
+
+    def pull(
+        self,
+        ref: str,
+        *,
+        platform: str | None = None,
+        progress: Callable[[PullProgress], None] | None = None,
+    ) -> None:
         self.calls.append(("pull", ref) if platform is None else ("pull", ref, platform))
         b = self.behaviours.get(ref)
         if b is None or not b.pullable:
             reason = b.pull_error if b else "repository does not exist"
             raise ImagePullError(f"pull {ref}: {reason}")
+        if progress is not None:
+            progress(PullProgress(layers_done=1, layers=1, downloaded=100, total=100))
         self.images.add(ref)
 
     def ensure_network(self, net: NetworkDef, *, project: str) -> None:
@@ -461,3 +476,38 @@ class FakeProber:
             return ProbeResult(ok=entry, detail="HTTP 200" if entry else "HTTP 503")
         assert isinstance(entry, ProbeResult)
         return entry
+
+
+@dataclass
+class FakeRegistry:
+    """RegistryPort in memory: `digests` maps `repository:tag` to a digest, `down` makes
+    every call fail as an unreachable registry would. Pinned against the real registry by
+    tests/integration/test_registry.py::test_registry_port_contract."""
+
+    digests: dict[str, str] = field(default_factory=dict)
+    down: bool = False
+    denied: bool = False
+    calls: list[str] = field(default_factory=list)
+
+    def digest(self, ref: str) -> str:
+        from controller.adapters.registry import RegistryError, split_reference
+
+        self.calls.append(ref)
+        name, _, _ = split_reference(ref)
+        if self.down:
+            raise RegistryError(f"registry {name.registry} unreachable", kind="unreachable")
+        if self.denied:
+            raise RegistryError(f"{ref}: registry refused the credentials", kind="unauthorized")
+        found = self.digests.get(ref)
+        if found is None:
+            raise RegistryError(f"{ref}: not found in registry {name.registry}", kind="not_found")
+        return found
+
+    def tags(self, repository: str) -> list[str]:
+        from controller.adapters.registry import RegistryError
+
+        self.calls.append(f"tags {repository}")
+        if self.down:
+            raise RegistryError("registry unreachable", kind="unreachable")
+        prefix = f"{repository}:"
+        return sorted(r[len(prefix) :] for r in self.digests if r.startswith(prefix))

@@ -15,6 +15,7 @@ from docker.utils import parse_repository_tag
 
 from controller.adapters._docker_errors import translated
 from controller.core.model import (
+    LABEL_DIGEST,
     LABEL_MANAGED,
     LABEL_NUMBER,
     LABEL_ONEOFF,
@@ -144,6 +145,7 @@ def observed_from_row(row: Mapping[str, Any]) -> ObservedContainer:
         managed=labels.get(LABEL_MANAGED) == "true",
         exit_code=exit_code_from_status(status) if exited else None,
         ips=ips_of((row.get("NetworkSettings") or {}).get("Networks")),
+        digest=labels.get(LABEL_DIGEST) or None,
     )
 
 

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import docker
@@ -27,6 +27,7 @@ from controller.adapters._address_lock import NetworkLocks
 from controller.adapters._docker_errors import explain, translated
 from controller.adapters._docker_files import archive
 from controller.adapters._docker_networks import ensure_network, ensure_volume
+from controller.adapters._docker_pull import PullMeter, explain_pull
 from controller.adapters._docker_rows import (
     container_rows,
     observed_from_row,
@@ -47,7 +48,7 @@ from controller.errors import (
     NotFound,
     TemporaryError,
 )
-from controller.ports import ContainerStatus
+from controller.ports import ContainerStatus, PullProgress
 
 log = logging.getLogger("berth.docker")
 
@@ -158,23 +159,45 @@ class DockerRuntime:
 
     # -- images, networks, volumes ------------------------------------------------------
 
-    def pull(self, ref: str, *, platform: str | None = None) -> None:
+    def image_digests(self, ref: str) -> tuple[str, ...] | None:
+        try:
+            with translated(f"inspect image {ref}"):
+                doc = self._api.inspect_image(ref)
+        except NotFound:
+            return None
+        return tuple(str(d) for d in doc.get("RepoDigests") or ())
+
+    def pull(
+        self,
+        ref: str,
+        *,
+        platform: str | None = None,
+        progress: Callable[[PullProgress], None] | None = None,
+    ) -> None:
         """Pulls with an explicit tag (the SDK would otherwise pull every tag of a bare repo).
-        Docker reports most pull failures inside the 200 stream, not as an HTTP status."""
+        Docker reports most pull failures inside the 200 stream, not as an HTTP status.
+        Credentials: the docker config is read again first (a `docker login` since start
+        counts); its credential helpers run as the SDK resolves the registry's entry."""
         repo, tag = parse_repository_tag(ref)
+        meter = PullMeter(progress)
         try:
             with translated(f"pull {ref}"):
+                self._api.reload_config()
                 for chunk in self._api.pull(
                     repo, tag=tag or "latest", stream=True, decode=True, platform=platform
                 ):
                     if isinstance(chunk, dict) and chunk.get("error"):
-                        raise ImagePullError(f"pull {ref}: {chunk['error']}")
+                        raise ImagePullError(f"pull {ref}: {explain_pull(chunk['error'])}")
+                    meter.feed(chunk)
         except TemporaryError:
             raise
         except ImagePullError:
             raise
         except ContainerRuntimeError as exc:
-            raise ImagePullError(str(exc), retry=exc.retry, delay=exc.delay) from exc
+            why = explain_pull(exc)
+            raise ImagePullError(why, retry=exc.retry, delay=exc.delay) from exc
+        if progress is not None:
+            progress(meter.summary())
         if not self.image_present(ref):
             raise ImagePullError(f"pull {ref}: finished but the image is not present")
 

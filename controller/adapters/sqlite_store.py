@@ -69,13 +69,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (project, service)
         )""",
     ),
+    # 3 -> 4: the registry digest the new revision was pinned to (digest pinning)
+    ("ALTER TABLE rollouts ADD COLUMN to_digest TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _OUTCOMES = frozenset(RECORDED)
 _COLUMNS = (
     "id, project, service, from_tag, to_tag, from_revision, to_revision, "
-    "started_at, finished_at, outcome, reason, source_commit, attempts"
+    "started_at, finished_at, outcome, reason, source_commit, attempts, to_digest"
 )
 T = TypeVar("T")
 
@@ -129,6 +131,7 @@ def _record(row: tuple[Any, ...]) -> RolloutRecord:
         reason=row[10],
         commit=row[11],
         attempts=row[12],
+        to_digest=row[13],
     )
 
 
@@ -184,13 +187,24 @@ class SqliteStateStore:
         to_revision: str,
         commit: str | None,
         at: float,
+        to_digest: str | None = None,
     ) -> int:
         with self._tx() as c:
             cur = c.execute(
                 "INSERT INTO rollouts (project, service, from_tag, to_tag, from_revision,"
-                " to_revision, started_at, outcome, reason, source_commit)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 'in_progress', '', ?)",
-                (project, service, from_tag, to_tag, from_revision, to_revision, at, commit),
+                " to_revision, started_at, outcome, reason, source_commit, to_digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'in_progress', '', ?, ?)",
+                (
+                    project,
+                    service,
+                    from_tag,
+                    to_tag,
+                    from_revision,
+                    to_revision,
+                    at,
+                    commit,
+                    to_digest,
+                ),
             )
             return int(cur.lastrowid or 0)
 

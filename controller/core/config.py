@@ -257,9 +257,14 @@ def _assemble(work: LoadWork) -> Config:
 
 
 def _targets(stack: StackSpec, desired: DesiredStack) -> list[Target]:
+    return settle_peers(_plain_targets(stack, desired))
+
+
+def settle_peers(targets: Sequence[Target]) -> list[Target]:
     """Each service's target; one that joins or mounts another's container (its `peers`)
-    carries their revisions, so it is replaced after them (in dependency order)."""
-    out = {t.service: t for t in _plain_targets(stack, desired)}
+    carries their revisions, so it is replaced after them (in dependency order). Run again
+    whenever a revision changes after loading (a digest pinned, core/digests.py)."""
+    out = {t.service: t for t in targets}
     pending = [t for t in out.values() if t.spec.peers]
     for _ in range(len(pending)):  # a chain of peers settles in as many passes
         for t in pending:

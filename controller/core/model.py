@@ -31,6 +31,7 @@ LABEL_ONEOFF = "com.docker.compose.oneoff"
 LABEL_MANAGED = "berth.managed"
 LABEL_REVISION = "berth.revision"
 LABEL_TAG = "berth.tag"
+LABEL_DIGEST = "berth.digest"  # the registry digest the container runs (digest pinning)
 LABEL_COMMIT = "berth.source-commit"
 MAX_REPLICAS = 256  # per service: a documented bound, so no count can exhaust memory
 NAME_RE = re.compile(r"[a-zA-Z0-9._-]{1,255}")  # compose-spec's service/network/volume keys
@@ -284,10 +285,16 @@ class Target:
     tag: str
     replicas: int
     spec: ServiceSpec
+    digest: str | None = None  # pinned by the registry (core/digests.py); also in `image`
 
     @property
     def key(self) -> str:
         return f"{self.project}/{self.service}"
+
+    @property
+    def shown_tag(self) -> str:
+        """What history records: the tag, and the digest it was pinned to."""
+        return f"{self.tag}@{self.digest}" if self.digest and "@" not in self.tag else self.tag
 
     @cached_property
     def revision(self) -> str:
@@ -347,6 +354,7 @@ class ObservedContainer:
     managed: bool = True
     exit_code: int | None = None
     ips: Mapping[str, str] = field(default_factory=dict)  # network name -> IPv4
+    digest: str | None = None  # berth.digest: the registry digest it was created from
 
     @property
     def running(self) -> bool:

@@ -77,6 +77,9 @@ class BerthOptions:
     bake: float = 0.0
     allowed_tags: str | None = None
     canary: CanarySpec | None = None
+    # pinned: a tag's digest is fixed when the tag is rolled out, a moved tag is reported;
+    # digest: a moved tag is a new revision, rolled out; tag: no digest (as `docker run`)
+    track: str = "pinned"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~
     from controller.adapters.docker_build import DockerBuilder
     from controller.adapters.docker_runtime import DockerRuntime
     from controller.adapters.http_prober import HttpProber
+    from controller.adapters.registry import Registry
+    from controller.shell.rollout.digests import DigestResolver
     from controller.shell.rollout.executor import Emit
     from controller.shell.rollout.session import RolloutSession
 
@@ -29,6 +31,7 @@ class Context:
     docker_host: str | None
     compose_root: str | None = None  # the operator's tree; None: the parent of desired/
     adopt: frozenset[str] = frozenset()  # `berth adopt`: compose-started containers too
+    digests: bool = True  # resolve tags to registry digests (x-berth.track); off: by tag
 
     def config(self) -> Config:
         return load_config(self.desired, dict(os.environ), root=self.compose_root)
@@ -54,6 +57,23 @@ class Context:
         from controller.adapters.docker_build import DockerBuilder
 
         return DockerBuilder(lambda: self.runtime.client)
+
+    @cached_property
+    def registry(self) -> Registry:
+        """A registry's API as the engine sees it: the docker config's credentials (and
+        helpers), the engine's insecure-registry list, /etc/docker/certs.d."""
+        from controller.adapters.registry import Registry, docker_auth, engine_insecure
+
+        return Registry(
+            auth=docker_auth(), insecure=engine_insecure(lambda: self.runtime.client.api.info())
+        )
+
+    @cached_property
+    def resolver(self) -> DigestResolver | None:
+        """One per process: the daemon's cache of what tags point at lives here."""
+        from controller.shell.rollout.digests import DigestResolver
+
+        return DigestResolver(self.registry, self.runtime) if self.digests else None
 
     @cached_property
     def prober(self) -> HttpProber:

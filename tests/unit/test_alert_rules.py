@@ -33,6 +33,7 @@ _HISTOGRAMS = (
     "berth_rollout_duration_seconds",
     "berth_upstream_response_seconds",
     "berth_image_build_duration_seconds",
+    "berth_image_pull_duration_seconds",
 )
 ALLOWED_METRICS = (
     METRIC_NAMES

@@ -53,6 +53,10 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "berth_canary_weight": ("gauge", frozenset({"project", "service"})),
     "berth_image_builds_total": ("counter", frozenset({"project", "service", "result"})),
     "berth_image_build_duration_seconds": ("histogram", frozenset({"project", "service"})),
+    # images from registries (issue 13)
+    "berth_image_pulls_total": ("counter", frozenset({"project", "service", "result"})),
+    "berth_image_pull_duration_seconds": ("histogram", frozenset({"project", "service"})),
+    "berth_image_digest_drift": ("gauge", frozenset({"project", "service"})),
     "berth_analysis_checks_total": (
         "counter",
         frozenset({"project", "service", "check", "result"}),
@@ -139,6 +143,8 @@ def test_every_metric_has_its_type_and_labels(m: Metrics) -> None:
     m.proxy_reload("success")
     m.analysis("shop", "api", [("success_rate", "pass")])
     m.build("shop", "api", "built", 12.0)
+    m.images.pull("shop", "api", "pulled", 0.5)
+    m.digest_drift("shop", "api", False)
     add_traffic(m, SqliteStateStore(":memory:"))
     families = _parse(m)
     for metric, (kind, labels) in CONTRACT.items():

@@ -37,7 +37,9 @@ _SERVICE_KEYS = (
     "bake",
     "allowed_tags",
     "canary",
+    "track",
 )
+TRACKS = ("pinned", "digest", "tag")
 _HEALTH_KEYS = ("path", "port", "interval", "timeout", "healthy_threshold")
 _PROXY_KEYS = ("service", "upstreams_file", "test_command", "reload_command", "switch")
 SWITCHES = ("auto", "dynamic", "reload")
@@ -152,6 +154,11 @@ def service_options(loc: Located, path: Path, value: Any) -> BerthOptions:
         )
     if spec.get("allowed_tags") is not None:
         kw["allowed_tags"] = _allowed_tags(loc, (*path, "allowed_tags"), spec["allowed_tags"])
+    if "track" in spec:
+        if spec["track"] in TRACKS:
+            kw["track"] = spec["track"]
+        else:
+            loc.error((*path, "track"), f"must be one of {', '.join(TRACKS)}")
     if spec.get("canary") is not None:
         canary = canary_options(loc, (*path, "canary"), spec["canary"])
         if canary is not None and kw.get("upstream") is None:

@@ -9,12 +9,15 @@ from dataclasses import asdict
 from typing import Any
 
 from controller.core.config import Config
+from controller.core.digests import Pinned
+from controller.core.model import Observed
 from controller.core.outcome import Outcome
-from controller.core.plan import ActionKind, plan
+from controller.core.plan import ActionKind, Plan, plan
 from controller.ports import RolloutRecord
 from controller.shell.cli.progress import progress_for
+from controller.shell.rollout.digests import Pinning, pin_targets
 from controller.shell.rollout.executor import RolloutResult
-from controller.shell.rollout.reconcile import make_plan, observe, run_plan
+from controller.shell.rollout.reconcile import observe, run_plan
 from controller.shell.rollout.status import status_rows
 from controller.shell.wiring import Context
 
@@ -36,9 +39,15 @@ def cmd_validate(ctx: Context, *, as_json: bool) -> int:
     return EXIT_OK
 
 
+def pinned_plan(ctx: Context, cfg: Config, observed: Observed) -> tuple[Plan, Pinning]:
+    """The plan over the targets with their registry digests pinned (x-berth.track)."""
+    pinning = pin_targets(cfg.targets, observed, ctx.resolver)
+    return plan(pinning.targets, observed), pinning
+
+
 def cmd_plan(ctx: Context, *, as_json: bool) -> int:
     cfg = ctx.config()
-    p = make_plan(cfg.targets, ctx.runtime, ctx.store)
+    p, pinning = pinned_plan(ctx, cfg, observe(ctx.runtime, ctx.store))
     if as_json:
         out_json(
             [
@@ -48,7 +57,9 @@ def cmd_plan(ctx: Context, *, as_json: bool) -> int:
                     "action": a.kind.value,
                     "reason": a.reason,
                     "tag": a.target.tag if a.target else None,
+                    "digest": a.target.digest if a.target else None,
                     "revision": a.target.revision if a.target else None,
+                    **_pin_note(pinning.notes.get(a.key)),
                 }
                 for a in p.actions
             ]
@@ -57,8 +68,22 @@ def cmd_plan(ctx: Context, *, as_json: bool) -> int:
         for a in p.actions:
             mark = "~" if a.changes else ("!" if a.kind is ActionKind.QUARANTINED else "=")
             print(f"{mark} {a.key:<32} {a.kind.value:<12} {a.reason}")
+            note = pinning.notes.get(a.key)
+            if note is not None and note.drift:
+                print(
+                    f"  {'':<32} tag {note.target.tag} moved to {note.drift}; pinned to "
+                    f"{note.target.digest} (x-berth.track: digest follows it)"
+                )
+            elif note is not None and note.note:
+                print(f"  {'':<32} by tag, no digest: {note.note}")
         print("changes pending" if p.changes else "nothing to do")
     return EXIT_CHANGES if p.changes else EXIT_OK
+
+
+def _pin_note(note: Pinned | None) -> dict[str, str | None]:
+    if note is None:
+        return {}
+    return {"drift": note.drift, "digest_note": note.note}
 
 
 def cmd_apply(ctx: Context, *, as_json: bool) -> int:
@@ -84,7 +109,7 @@ def _nginx_services(cfg: Config) -> set[tuple[str, str]]:
 
 def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResult, ...]:
     observed = observe(ctx.runtime, ctx.store)
-    p = plan(cfg.targets, observed)
+    p, _ = pinned_plan(ctx, cfg, observed)
     with progress_for(as_json) as progress:
         session = ctx.session(cfg, emit=progress)
         session.prepare(observed)
@@ -105,7 +130,7 @@ def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResu
 
 
 def cmd_status(ctx: Context, *, as_json: bool) -> int:
-    rows = status_rows(ctx.runtime, ctx.store, ctx.config())
+    rows = status_rows(ctx.runtime, ctx.store, ctx.config(), ctx.resolver)
     if as_json:
         out_json(rows)
         return EXIT_OK
@@ -120,6 +145,14 @@ def cmd_status(ctx: Context, *, as_json: bool) -> int:
             f"{','.join(r['running_tags']) or '-':<20} "
             f"{str(r['serving']) + '/' + str(r['desired_replicas']):<7} {r['ready']:<11} {last}"
         )
+    drifted = [r for r in rows if r["digest_drift"]]
+    if drifted:
+        print(f"\n{'PINNED, TAG MOVED':<32} {'RUNS':<20} TAG NOW AT")
+        for r in drifted:
+            print(
+                f"{r['project'] + '/' + r['service']:<32} {_short(r['digest']):<20} "
+                f"{_short(r['digest_drift'])}"
+            )
     canaries = [r for r in rows if r["canary"]]
     if canaries:
         print(f"\n{'CANARY':<32} {'NEW':<14} {'STEP':<6} WEIGHTS (new/stable)")
@@ -159,9 +192,10 @@ def cmd_history(ctx: Context, service: str, *, as_json: bool, limit: int) -> int
         commit = (r.commit or "")[:8] or "-"
         # a retried failure is one record: its duration spans the first to the last attempt
         reason = f"[{r.attempts} attempts] {r.reason}" if r.attempts > 1 else r.reason
+        to = f"{r.to_tag} ({_short(r.to_digest)})" if r.to_digest else r.to_tag
         print(
             f"#{r.id:<4} {_ts(r.started_at)} {r.project}/{r.service} "
-            f"{r.from_tag or '-'} -> {r.to_tag}  {r.outcome:<11} {dur:>7}  {commit}  {reason}"
+            f"{r.from_tag or '-'} -> {to}  {r.outcome:<11} {dur:>7}  {commit}  {reason}"
         )
     return EXIT_OK
 
@@ -187,6 +221,11 @@ def cmd_canary(ctx: Context, command: str, service: str) -> int:
     where = f"step {found.step}/{found.steps}, {found.weight}% on {found.tag}"
     print(f"{command}: sent to the canary of {found.project}/{found.service} ({where})")
     return EXIT_OK
+
+
+def _short(digest: str | None) -> str:
+    """sha256:0123456789ab: enough to tell digests apart on a terminal."""
+    return digest[:19] if digest else "-"
 
 
 def _ts(t: float) -> str:

@@ -156,7 +156,9 @@ class Daemon:
     def endpoints(self) -> Endpoints:
         def status() -> Any:
             cfg = self.reconciler.config
-            return status_rows(self.ctx.runtime, self.ctx.store, cfg) if cfg else []
+            if cfg is None:
+                return []
+            return status_rows(self.ctx.runtime, self.ctx.store, cfg, self.ctx.resolver)
 
         return Endpoints(
             metrics=lambda: (self.metrics.render(), self.metrics.content_type),

@@ -29,6 +29,7 @@ from prometheus_client.metrics_core import Metric
 
 from controller import __version__
 from controller.core.outcome import Outcome
+from controller.shell.daemon.image_metrics import IMAGE_METRIC_NAMES, ImageMetrics
 
 # Executor outcomes that are rollouts (Outcome.is_rollout); "unchanged", "quarantined" and
 # "superseded" are passes that did not end a rollout, and counting them would drown the
@@ -87,6 +88,8 @@ METRIC_NAMES = frozenset(
         # builds on the host (compose `build:`)
         "berth_image_builds_total",
         "berth_image_build_duration_seconds",
+        # images from registries (image_metrics.py)
+        *IMAGE_METRIC_NAMES,
     }
 )
 ANALYSIS_RESULTS = ("pass", "fail", "inconclusive")
@@ -106,6 +109,7 @@ class Metrics:
         self._services: set[ServiceKey] = set()
         self._define_passes(registry)
         self._define_services(registry)
+        self.images = ImageMetrics(registry)
         self._build_info.labels(version=version).set(1)
         for result in RECONCILE_RESULTS:
             self._reconciles.labels(result=result)
@@ -221,6 +225,7 @@ class Metrics:
                     self._rollouts.labels(project=project, service=service, outcome=outcome)
                 self._rollout_seconds.labels(project=project, service=service)
                 self._drift.labels(project=project, service=service)
+                self.images.known(project, service)
             self._services = wanted
         for project, service in sorted(gone):
             self.forget_service(project, service)
@@ -243,6 +248,9 @@ class Metrics:
         self._builds.labels(project, service, result).inc()
         self._build_seconds.labels(project, service).observe(seconds)
 
+    def digest_drift(self, project: str, service: str, moved: bool) -> None:
+        self.images.drift(project, service, moved)
+
     def forget_service(self, project: str, service: str) -> None:
         """Remove every series of one service (it left desired/ and the compose file)."""
         with self._lock:
@@ -256,6 +264,7 @@ class Metrics:
                 _remove(self._replicas, project, service, state)
             for result in BUILD_RESULTS:
                 _remove(self._builds, project, service, result)
+            self.images.forget(project, service)
             for metric in (
                 self._rollout_seconds,
                 self._drift,

@@ -19,9 +19,11 @@ from controller.core.config import Config
 from controller.core.model import Observed, Target
 from controller.core.outcome import NextPass, Outcome, next_pass
 from controller.core.plan import ActionKind, Plan, ServiceAction, blockers, plan
+from controller.shell.daemon.image_metrics import PULL_PHASES
 from controller.shell.daemon.logs import log_rollout_event
 from controller.shell.daemon.metrics import BUILD_PHASES, Metrics
 from controller.shell.daemon.workqueue import Result
+from controller.shell.rollout.digests import Pinning, pin_targets
 from controller.shell.rollout.executor import RolloutResult
 from controller.shell.rollout.reconcile import observe, prepare_stacks, quarantined
 from controller.shell.rollout.results import Event
@@ -48,6 +50,7 @@ class Reconciler:
         self._lock = threading.Lock()
         self._in_flight: dict[str, InFlight] = {}
         self._converged: dict[str, str] = {}  # key -> revision last seen converged
+        self._drift_seen: dict[str, str | None] = {}  # key -> the moved digest last logged
         # One list call serves every key of a resync burst: a snapshot is reused for up to
         # SNAPSHOT_TTL unless a Docker event or a rollout changed the world since.
         self._generation = 0
@@ -94,7 +97,10 @@ class Reconciler:
             return None
         project = key.split("/", 1)[0]
         observed = self.observe()
-        targets = [t for t in cfg.targets if t.project == project]
+        loaded = [t for t in cfg.targets if t.project == project]
+        pinning = pin_targets(loaded, observed, self.ctx.resolver)
+        targets = list(pinning.targets)
+        self._report_drift(key, pinning)
         mine = [t for t in targets if t.key == key]
         # One target is enough to plan its key; the whole project only for a service that
         # left the compose file (its REMOVE is found by diffing against every target).
@@ -103,12 +109,13 @@ class Reconciler:
             return None
         if action.changes and self._waiting_for_dependency(action, targets, observed):
             return WAIT_FOR_DEPENDENCY
-        result = self._execute(action, cfg, observed)
+        base = _target(cfg, key)  # as loaded: what a reload is compared with
+        result = self._execute(action, cfg, observed, base.revision if base else "")
         if action.changes or action.kind is ActionKind.QUARANTINED:
             with self._lock:
                 self._generation += 1  # the world changed: the next pass lists afresh
             observed = self.observe()
-        self._observe_metrics(key, cfg, observed)
+        self._observe_metrics(key, targets, observed)
         return self._next(action, result)
 
     def _event(self, e: Event) -> None:
@@ -118,11 +125,32 @@ class Reconciler:
             self.metrics.analysis(e.project, e.service, e.checks)
         if e.phase in BUILD_PHASES and e.build_seconds is not None:
             self.metrics.build(e.project, e.service, BUILD_PHASES[e.phase], e.build_seconds)
+        if e.phase in PULL_PHASES and e.pull_seconds is not None:
+            self.metrics.images.pull(e.project, e.service, PULL_PHASES[e.phase], e.pull_seconds)
 
-    def _execute(self, action: ServiceAction, cfg: Config, observed: Observed) -> RolloutResult:
+    def _report_drift(self, key: str, pinning: Pinning) -> None:
+        """A pinned service whose tag moved: said once per new digest, and in a gauge."""
+        note = pinning.notes.get(key)
+        drift = note.drift if note else None
+        project, _, service = key.partition("/")
+        self.metrics.digest_drift(project, service, drift is not None)
+        if drift is not None and self._drift_seen.get(key) != drift:
+            log.warning(
+                "tag %s now points at %s; the service stays pinned to %s "
+                "(x-berth.track: digest follows it)",
+                note.target.tag if note else "?",
+                drift,
+                note.target.digest if note else "?",
+                extra=_where(key),
+            )
+        self._drift_seen[key] = drift
+
+    def _execute(
+        self, action: ServiceAction, cfg: Config, observed: Observed, base_revision: str
+    ) -> RolloutResult:
         key = action.key
         was = self._converged.get(key)
-        fl = InFlight(action.target.revision if action.target else "", threading.Event())
+        fl = InFlight(base_revision, threading.Event())
         with self._lock:
             self._in_flight[key] = fl
             latest = _target(self.config, key) if self.config else None
@@ -188,8 +216,8 @@ class Reconciler:
             busy = set(self._in_flight) - {action.key}
         return bool(blockers([*plan(targets, observed).actions, action], busy=busy)[action.key])
 
-    def _observe_metrics(self, key: str, cfg: Config, observed: Observed) -> None:
-        t = _target(cfg, key)
+    def _observe_metrics(self, key: str, targets: list[Target], observed: Observed) -> None:
+        t = next((t for t in targets if t.key == key), None)
         if t is None:
             self.metrics.forget_service(*key.split("/", 1))
             return

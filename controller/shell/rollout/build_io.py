@@ -1,5 +1,6 @@
-"""The executor's side of a `Build` step: run the ImageBuilder, report progress, answer the
-rollout machine with an event (None: built, BuildFailed: the reason and the log's tail)."""
+"""The executor's side of the image steps: a `Build` runs the ImageBuilder, a `Pull` the
+runtime's pull; both report progress and answer the rollout machine with an event (None:
+the image is there; BuildFailed / PullFailed: why)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from collections.abc import Callable
 
 from controller.core import rollout as r
 from controller.core.plan import ServiceAction
-from controller.errors import ImageBuildError
-from controller.ports import ImageBuilder
+from controller.errors import ImageBuildError, ImagePullError
+from controller.ports import ContainerRuntime, ImageBuilder, PullProgress
 from controller.shell.rollout.results import Event
 
 
@@ -46,3 +47,38 @@ def build_image(
             report.seconds,
         )
     return None
+
+
+def pull_image(
+    runtime: ContainerRuntime,
+    a: ServiceAction,
+    image: str,
+    emit: Callable[[Event], None],
+    now: Callable[[], float],
+) -> r.Event | None:
+    """Pull before anything is touched (a stop-first service's old containers too): the
+    progress goes out about once a second, the result as `pulled` or `pull-failed` with its
+    duration (counted in berth_image_pulls_total)."""
+
+    def say(phase: str, message: str, seconds: float | None = None) -> None:
+        emit(Event(a.project, a.service, phase, message, now(), pull_seconds=seconds))
+
+    def progress(p: PullProgress) -> None:
+        say("pull-progress", f"{image}: {_progress_text(p)}")
+
+    say("pull", image)
+    t0 = now()
+    try:
+        platform = a.target.spec.platform if a.target else None
+        runtime.pull(image, platform=platform, progress=progress)
+    except ImagePullError as exc:
+        say("pull-failed", str(exc), now() - t0)
+        return r.PullFailed(str(exc))
+    say("pulled", f"{image} in {now() - t0:.1f} s", now() - t0)
+    return None
+
+
+def _progress_text(p: PullProgress) -> str:
+    mb = 1024 * 1024
+    size = f"{p.downloaded / mb:.1f}/{p.total / mb:.1f} MiB" if p.total else "sizes unknown"
+    return f"{p.layers_done}/{p.layers} layers, {size}"

@@ -27,11 +27,10 @@ from controller.core.plan import ActionKind, ServiceAction
 from controller.core.rollout_inputs import previous_revision, serving_ids
 from controller.errors import (
     ContainerRuntimeError,
-    ImagePullError,
     NotFound,
     ProxyError,
 )
-from controller.shell.rollout.build_io import build_image
+from controller.shell.rollout.build_io import build_image, pull_image
 from controller.shell.rollout.canary_io import CanaryLink
 from controller.shell.rollout.dependents import restart_dependents
 from controller.shell.rollout.dns import DNS_GRACE, dns_gated
@@ -93,6 +92,7 @@ class Executor:
             to_revision=to_rev,
             commit=self.commit,
             at=t0,
+            to_digest=action.target.digest if action.target else None,
         )
         self._emit(action, "start", f"{action.kind.value}: {action.reason}")
         try:
@@ -186,11 +186,7 @@ class Executor:
         rt = self.p.runtime
         match step:
             case r.Pull(image):
-                self._emit(a, "pull", image)
-                try:
-                    rt.pull(image, platform=a.target.spec.platform if a.target else None)
-                except ImagePullError as exc:
-                    return r.PullFailed(str(exc))
+                return pull_image(rt, a, image, self.emit, self.p.clock.now)
             case r.Build(image):
                 return build_image(self.p.builder, a, image, self.emit, self.p.clock.now)
             case r.StopOld(ids):

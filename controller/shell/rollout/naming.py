@@ -11,6 +11,7 @@ import posixpath
 from controller import __version__
 from controller.core.model import (
     LABEL_COMMIT,
+    LABEL_DIGEST,
     LABEL_MANAGED,
     LABEL_NUMBER,
     LABEL_ONEOFF,
@@ -60,6 +61,7 @@ def container_labels(target: Target, number: int, commit: str | None) -> dict[st
         LABEL_MANAGED: "true",
         LABEL_REVISION: target.revision,
         LABEL_TAG: target.tag,
+        **({LABEL_DIGEST: target.digest} if target.digest else {}),
     }
     if commit:
         labels[LABEL_COMMIT] = commit

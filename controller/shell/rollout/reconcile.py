@@ -8,12 +8,12 @@ rollout spends its time waiting on health, not on the CPU).
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller.core.model import Observed, StackSpec, Target
+from controller.core.model import Observed, StackSpec
 from controller.core.outcome import Outcome
-from controller.core.plan import Plan, ServiceAction, blockers, plan
+from controller.core.plan import Plan, ServiceAction, blockers
 from controller.ports import ContainerRuntime, StateStore
 from controller.shell.rollout.executor import Executor, RolloutResult
 
@@ -36,10 +36,6 @@ def quarantined(store: StateStore) -> frozenset[tuple[str, str]]:
 def observe(runtime: ContainerRuntime, store: StateStore) -> Observed:
     """One list call for every managed container, plus the quarantine from the store."""
     return Observed(tuple(runtime.list_containers()), quarantined(store))
-
-
-def make_plan(targets: Sequence[Target], runtime: ContainerRuntime, store: StateStore) -> Plan:
-    return plan(targets, observe(runtime, store))
 
 
 def run_plan(

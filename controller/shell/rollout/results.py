@@ -40,6 +40,7 @@ class Event:
     weight: int | None = None  # canary: % of requests now on the new revision
     checks: tuple[tuple[str, str], ...] = ()  # analysis: (check, pass|fail|inconclusive)
     build_seconds: float | None = None  # built | build-cached | build-failed: how long
+    pull_seconds: float | None = None  # pulled | pull-failed: how long
 
 
 @dataclass(frozen=True)

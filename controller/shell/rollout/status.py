@@ -8,6 +8,7 @@ from typing import Any
 from controller.core.config import Config
 from controller.core.model import Observed, Target
 from controller.ports import CanaryRecord, ContainerRuntime, StateStore
+from controller.shell.rollout.digests import DigestResolver, pin_targets
 from controller.shell.rollout.reconcile import observe
 from controller.shell.rollout.upstream_file import read_upstreams
 
@@ -46,14 +47,19 @@ def _canary(c: CanaryRecord | None) -> dict[str, Any] | None:
 
 
 def status_rows(
-    runtime: ContainerRuntime, store: StateStore, cfg: Config
+    runtime: ContainerRuntime,
+    store: StateStore,
+    cfg: Config,
+    resolver: DigestResolver | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of `berth status` and the daemon's /status (one definition for both)."""
     observed = observe(runtime, store)
     routes = _routes(cfg)
     canaries = {(c.project, c.service): c for c in store.canaries()}
     rows: list[dict[str, Any]] = []
-    for t in cfg.targets:
+    pinning = pin_targets(cfg.targets, observed, resolver)
+    for t in pinning.targets:
+        note = pinning.notes.get(t.key)
         up = t.spec.berth.upstream
         ready, serving, running = _ready(t, observed)
         last = store.last(t.project, t.service)
@@ -63,6 +69,8 @@ def status_rows(
                 "project": t.project,
                 "service": t.service,
                 "desired_tag": t.tag,
+                "digest": t.digest,
+                "digest_drift": note.drift if note else None,
                 "running_tags": running,
                 "ready": ready,
                 "serving": serving,

@@ -1,0 +1,72 @@
+"""Metrics of images from registries: pulls, their duration, and digest drift.
+
+Kept apart from metrics.py (the §7 core set) along the seam of issue 13's registry work;
+`Metrics` owns one of these on the same CollectorRegistry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PULL_RESULTS = ("pulled", "failed")
+PULL_PHASES = {"pulled": "pulled", "pull-failed": "failed"}
+PULL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+IMAGE_METRIC_NAMES = frozenset(
+    {
+        "berth_image_pulls_total",
+        "berth_image_pull_duration_seconds",
+        "berth_image_digest_drift",
+    }
+)
+_SVC = ["project", "service"]
+
+
+class ImageMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._pulls = Counter(
+            "berth_image_pulls_total",
+            "Image pulls of rollouts, by result (failed: credentials, unknown tag, network).",
+            [*_SVC, "result"],
+            registry=registry,
+        )
+        self._pull_seconds = Histogram(
+            "berth_image_pull_duration_seconds",
+            "Duration of an image pull of a rollout.",
+            _SVC,
+            buckets=PULL_BUCKETS,
+            registry=registry,
+        )
+        self._drift = Gauge(
+            "berth_image_digest_drift",
+            "1 when a pinned service's tag now points at another digest than the one it runs "
+            "(x-berth.track: pinned; reported, not rolled out).",
+            _SVC,
+            registry=registry,
+        )
+
+    def known(self, project: str, service: str) -> None:
+        for result in PULL_RESULTS:
+            self._pulls.labels(project, service, result)
+        self._pull_seconds.labels(project, service)
+
+    def pull(self, project: str, service: str, result: str, seconds: float) -> None:
+        if result not in PULL_RESULTS:
+            raise ValueError(f"unknown pull result {result!r}")
+        self._pulls.labels(project, service, result).inc()
+        self._pull_seconds.labels(project, service).observe(seconds)
+
+    def drift(self, project: str, service: str, moved: bool) -> None:
+        self._drift.labels(project, service).set(1 if moved else 0)
+
+    def forget(self, project: str, service: str) -> None:
+        for labels in [(project, service, r) for r in PULL_RESULTS]:
+            _remove(self._pulls, *labels)
+        _remove(self._pull_seconds, project, service)
+        _remove(self._drift, project, service)
+
+
+def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:
+    with contextlib.suppress(KeyError):  # a series never set
+        metric.remove(*labels)
