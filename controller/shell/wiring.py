@@ -32,6 +32,7 @@ class Context:
     compose_root: str | None = None  # the operator's tree; None: the parent of desired/
     adopt: frozenset[str] = frozenset()  # `berth adopt`: compose-started containers too
     digests: bool = True  # resolve tags to registry digests (x-berth.track); off: by tag
+    digest_ttl: float = 60.0  # seconds a tag's digest is trusted before it is asked again
 
     def config(self) -> Config:
         return load_config(self.desired, dict(os.environ), root=self.compose_root)
@@ -73,7 +74,9 @@ class Context:
         """One per process: the daemon's cache of what tags point at lives here."""
         from controller.shell.rollout.digests import DigestResolver
 
-        return DigestResolver(self.registry, self.runtime) if self.digests else None
+        if not self.digests:
+            return None
+        return DigestResolver(self.registry, self.runtime, ttl=self.digest_ttl)
 
     @cached_property
     def prober(self) -> HttpProber:

@@ -82,6 +82,12 @@ def _commands(sub: Any) -> None:
         help="HTTP address for /metrics, /healthz, /readyz, /status",
     )
     run.add_argument("--resync", type=float, default=30.0, help="full resync period, seconds")
+    run.add_argument(
+        "--digest-interval",
+        type=float,
+        default=60.0,
+        help="how often a tag is asked again for its digest (x-berth.track), seconds",
+    )
     run.add_argument("--workers", type=int, default=8, help="rollouts in parallel")
     run.add_argument("--log-format", choices=("auto", "json", "human"), default="auto")
     ad = cmd(
@@ -145,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from controller.shell.daemon.manager import Daemon
 
             logs.setup(args.log_format)
+            ctx.digest_ttl = max(1.0, args.digest_interval)
             return Daemon(ctx, resync=args.resync, workers=args.workers).run(args.listen)
         if args.command in ("deploy", "rollback"):
             return deploy_args.dispatch(ctx, args)
