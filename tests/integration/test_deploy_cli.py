@@ -20,7 +20,7 @@ import pytest
 
 from controller.adapters.sqlite_store import SqliteStateStore
 from controller.ports import Outcome
-from controller.shell.cli import deploy
+from controller.shell import desired_edit as deploy
 from controller.shell.wiring import Context
 from tests.support.berth import Result, berth_cmd
 

@@ -6,12 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from controller.shell.cli.deploy import (
-    DEFAULT_CONTROLLER,
-    DeployError,
-    cmd_deploy,
-    cmd_rollback,
-)
+from controller.shell.cli.deploy import DEFAULT_CONTROLLER, cmd_deploy, cmd_rollback
+from controller.shell.desired_edit import DeployError
 from controller.shell.wiring import Context
 
 

@@ -16,7 +16,7 @@ from controller.shell.cli.commands import EXIT_ERROR, EXIT_FAILED, EXIT_OK, appl
 from controller.shell.wiring import Context
 
 if TYPE_CHECKING:
-    from controller.shell.cli.deploy import Want
+    from controller.shell.desired_edit import Want
 
 POLL_INTERVAL = 0.5
 
