@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~
     from controller.adapters.docker_build import DockerBuilder
     from controller.adapters.docker_runtime import DockerRuntime
     from controller.adapters.http_prober import HttpProber
+    from controller.shell.git_source import GitSource
     from controller.shell.rollout.executor import Emit
     from controller.shell.rollout.session import RolloutSession
 
@@ -29,6 +30,8 @@ class Context:
     docker_host: str | None
     compose_root: str | None = None  # the operator's tree; None: the parent of desired/
     adopt: frozenset[str] = frozenset()  # `berth adopt`: compose-started containers too
+    # `berth run --git-url`: desired is then checkout/PATH and the compose root the checkout
+    git: GitSource | None = None
 
     def config(self) -> Config:
         return load_config(self.desired, dict(os.environ), root=self.compose_root)
