@@ -18,10 +18,12 @@ WAIT="${BERTH_DOCKER_WAIT:-60}"
 # nginx, wrk: e2e tests (host nginx, load). libnginx-mod-http-lua, lua-cjson: nginx's Lua
 # module, for Berth's dynamic switch (host-nginx mode). prometheus: promtool for the alert-rule tests.
 # debootstrap: the offline Debian base image. docker-registry: a real local registry.
-# docker-compose: compose v1, for compatibility checks. The rest: the build itself.
+# docker-compose: compose v1, for compatibility checks. fcgiwrap (+ git's git-http-backend
+# behind nginx) and openssh-client (ssh-keygen: signing keys): the real git server of the
+# remote git source tests. The rest: the build itself.
 PACKAGES=(
   docker.io busybox-static docker-compose nginx libnginx-mod-http-lua lua-cjson wrk prometheus
-  debootstrap docker-registry
+  debootstrap docker-registry fcgiwrap openssh-client
   iptables cgroupfs-mount procps ca-certificates curl git make tar xz-utils python3 python3-venv
 )
 
