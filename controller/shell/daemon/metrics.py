@@ -87,6 +87,12 @@ METRIC_NAMES = frozenset(
         # builds on the host (compose `build:`)
         "berth_image_builds_total",
         "berth_image_build_duration_seconds",
+        # the remote git source (`berth run --git-url`; git_metrics.py)
+        "berth_git_sync_total",
+        "berth_git_last_sync_timestamp_seconds",
+        "berth_git_sync_consecutive_failures",
+        "berth_git_sync_interval_seconds",
+        "berth_webhooks_total",
     }
 )
 ANALYSIS_RESULTS = ("pass", "fail", "inconclusive")
