@@ -19,10 +19,12 @@ WAIT="${BERTH_DOCKER_WAIT:-60}"
 # module, for Berth's dynamic switch (host-nginx mode). prometheus: promtool for the alert-rule tests.
 # debootstrap: the offline Debian base image. docker-registry: a real local registry;
 # apache2-utils (htpasswd -B) and openssl: its TLS certificate and bcrypt users in tests.
-# docker-compose: compose v1, for compatibility checks. The rest: the build itself.
+# docker-compose: compose v1, for compatibility checks. fcgiwrap (+ git's git-http-backend
+# behind nginx) and openssh-client (ssh-keygen: signing keys): the real git server of the
+# remote git source tests. The rest: the build itself.
 PACKAGES=(
   docker.io busybox-static docker-compose nginx libnginx-mod-http-lua lua-cjson wrk prometheus
-  debootstrap docker-registry apache2-utils openssl
+  debootstrap docker-registry apache2-utils openssl fcgiwrap openssh-client
   iptables cgroupfs-mount procps ca-certificates curl git make tar xz-utils python3 python3-venv
 )
 

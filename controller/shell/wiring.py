@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~
     from controller.adapters.docker_runtime import DockerRuntime
     from controller.adapters.http_prober import HttpProber
     from controller.adapters.registry import Registry
+    from controller.shell.git_source import GitSource
     from controller.shell.rollout.digests import DigestResolver
     from controller.shell.rollout.executor import Emit
     from controller.shell.rollout.session import RolloutSession
@@ -33,6 +34,8 @@ class Context:
     adopt: frozenset[str] = frozenset()  # `berth adopt`: compose-started containers too
     digests: bool = True  # resolve tags to registry digests (x-berth.track); off: by tag
     digest_ttl: float = 60.0  # seconds a tag's digest is trusted before it is asked again
+    # `berth run --git-url`: desired is then checkout/PATH and the compose root the checkout
+    git: GitSource | None = None
 
     def config(self) -> Config:
         return load_config(self.desired, dict(os.environ), root=self.compose_root)

@@ -29,6 +29,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from controller.adapters.sqlite_store import SqliteStateStore
+from controller.core.gitsync import SyncResult
+from controller.core.webhook import Verdict
+from controller.shell.daemon.git_metrics import GitMetrics
 from controller.shell.daemon.metrics import Metrics
 from tests.unit.test_alert_rules import ALERTS, dashboard_exprs, load_dashboard
 from tests.unit.test_metrics import add_traffic
@@ -236,6 +239,10 @@ TRAFFIC_PANELS = frozenset(
 )
 # Panels fed by builds on the host: a stack without a compose `build:` has no series.
 BUILD_PANELS = frozenset({"Image builds by result", "Image build duration p90"})
+# Panels of the remote git source (`berth run --git-url`): no series without one.
+GIT_PANELS = frozenset(
+    {"Git source: syncs and webhooks by result", "Git source: time since last sync"}
+)
 
 
 def check_dashboard_against(
@@ -320,6 +327,9 @@ def test_every_dashboard_panel_returns_data(tmp_path: Path) -> None:
     metrics.analysis("shop", "api", [("success_rate", "pass"), ("min_requests", "inconclusive")])
     metrics.build("shop", "api", "built", 42.0)  # a service with a compose `build:`
     metrics.build("shop", "api", "cached", 0.2)
+    git = GitMetrics(metrics.registry, interval=60, webhook=True)  # `berth run --git-url`
+    git.sync(SyncResult.SUCCESS, at=time.time(), failures=0)
+    git.webhook(Verdict.ACCEPTED)
     started = time.monotonic()
     with serve_metrics(metrics, activity(metrics)) as target:
         results = check_dashboard_against(tmp_path, target)
@@ -332,6 +342,6 @@ def test_every_dashboard_panel_returns_data(tmp_path: Path) -> None:
         ("worker", "2.0.0"),
     }
     rules = results["__rules__"]
-    assert len(rules) == 8 and all(r["health"] == "ok" for r in rules), rules
+    assert len(rules) == 10 and all(r["health"] == "ok" for r in rules), rules
     assert [r["value"] for r in results["__stack__"]] == ["shop"]
     assert [r["value"] for r in results["__service__"]] == ["api", "worker"]

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +45,14 @@ class Running:
 
 @contextlib.contextmanager
 def berth_run(
-    desired: Path, state: Path, *, resync: float = 30.0, docker_host: str | None = None, log: Path
+    desired: Path,
+    state: Path,
+    *,
+    resync: float = 30.0,
+    docker_host: str | None = None,
+    log: Path,
+    extra: Sequence[str] = (),
+    env_extra: Mapping[str, str] | None = None,
 ) -> Iterator[Running]:
     port = free_port()
     cmd = berth_cmd(
@@ -58,8 +65,9 @@ def berth_run(
         str(resync),
         "--log-format",
         "json",
+        *extra,
     )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     if docker_host:
         env["DOCKER_HOST"] = docker_host
     with open(log, "w") as out:

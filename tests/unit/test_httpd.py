@@ -207,7 +207,11 @@ def read_all(s: socket.socket) -> bytes:
 
 @pytest.mark.parametrize(
     ("request_", "status"),
-    [(b"GET /a b c HTTP/1.0\r\n\r\n", b"400"), (b"POST /status HTTP/1.0\r\n\r\n", b"501")],
+    [
+        (b"GET /a b c HTTP/1.0\r\n\r\n", b"400"),
+        (b"POST /status HTTP/1.0\r\n\r\n", b"405"),
+        (b"PUT /status HTTP/1.0\r\n\r\n", b"501"),
+    ],
 )
 def test_malformed_request_is_refused(request_: bytes, status: bytes) -> None:
     with running() as server, socket.create_connection(server.address, timeout=5) as s:

@@ -12,14 +12,16 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from controller.adapters.sqlite_store import SqliteStateStore
 from controller.core.config import Config
+from controller.core.gitsync import SyncResult
 from controller.core.model import AnalysisSpec, CanarySpec, ProxySpec, StackSpec, UpstreamSpec
 from controller.ports import CanaryRecord
+from controller.shell.daemon.git_metrics import GitMetrics
 from controller.shell.daemon.metrics import METRIC_NAMES, Metrics
 from controller.shell.daemon.traffic_metrics import TrafficCollector
 from tests.unit import builders
@@ -61,6 +63,12 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
         "counter",
         frozenset({"project", "service", "check", "result"}),
     ),
+    # the remote git source (git_metrics.py, only with `berth run --git-url`)
+    "berth_git_sync_total": ("counter", frozenset({"result"})),
+    "berth_git_last_sync_timestamp_seconds": ("gauge", frozenset()),
+    "berth_git_sync_consecutive_failures": ("gauge", frozenset()),
+    "berth_git_sync_interval_seconds": ("gauge", frozenset()),
+    "berth_webhooks_total": ("counter", frozenset({"result"})),
 }
 
 # nginx's /berth/stats answer, as berth_balancer.lua gives it (pinned against a real nginx
@@ -146,6 +154,8 @@ def test_every_metric_has_its_type_and_labels(m: Metrics) -> None:
     m.images.pull("shop", "api", "pulled", 0.5)
     m.digest_drift("shop", "api", False)
     add_traffic(m, SqliteStateStore(":memory:"))
+    git = GitMetrics(m.registry, interval=60, webhook=True)
+    git.sync(SyncResult.SUCCESS, at=1_700_000_000.0, failures=0)
     families = _parse(m)
     for metric, (kind, labels) in CONTRACT.items():
         family = _family_name(metric)
@@ -347,3 +357,25 @@ def test_analysis_checks_are_preset_and_counted(m: Metrics) -> None:
     )
     with pytest.raises(ValueError):
         m.analysis("shop", "api", [("success_rate", "maybe")])
+
+
+def test_git_metrics_preset_to_zero_and_only_with_a_webhook() -> None:
+    registry = CollectorRegistry()
+    git = GitMetrics(registry, interval=30, webhook=False)
+    text = generate_latest(registry).decode()
+    for result in ("success", "error", "rejected"):
+        assert f'berth_git_sync_total{{result="{result}"}} 0.0' in text
+    assert "berth_webhooks_total" not in text  # no secret, no hook, no series
+    assert "berth_git_sync_interval_seconds 30.0" in text
+    git.sync(SyncResult.ERROR, at=5.0, failures=1)
+    git.sync(SyncResult.REJECTED, at=6.0, failures=2)
+    text = generate_latest(registry).decode()
+    assert "berth_git_sync_consecutive_failures 2.0" in text
+    assert "berth_git_last_sync_timestamp_seconds 0.0" in text  # no success yet
+    git.sync(SyncResult.SUCCESS, at=7.0, failures=0)
+    assert "berth_git_last_sync_timestamp_seconds 7.0" in generate_latest(registry).decode()
+    with_hook = CollectorRegistry()
+    GitMetrics(with_hook, interval=30, webhook=True)
+    text = generate_latest(with_hook).decode()
+    for result in ("accepted", "ignored", "bad_signature", "replayed", "too_large", "malformed"):
+        assert f'berth_webhooks_total{{result="{result}"}} 0.0' in text

@@ -15,7 +15,7 @@ from typing import Any
 from controller import __version__
 from controller.errors import BerthError, ConfigError
 from controller.shell.cli import commands as c
-from controller.shell.cli import deploy_args
+from controller.shell.cli import deploy_args, git_args
 from controller.shell.wiring import Context
 
 
@@ -90,6 +90,7 @@ def _commands(sub: Any) -> None:
     )
     run.add_argument("--workers", type=int, default=8, help="rollouts in parallel")
     run.add_argument("--log-format", choices=("auto", "json", "human"), default="auto")
+    git_args.register(run)
     ad = cmd(
         "adopt",
         "take over containers `docker compose up` started: replace them by a health-gated "
@@ -151,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from controller.shell.daemon.manager import Daemon
 
             logs.setup(args.log_format)
+            git = git_args.source(args)
+            if git is not None:  # desired/ and the compose root live in Berth's checkout
+                ctx = Context(git.desired, args.state_dir, args.docker_host, git.checkout, git=git)
             ctx.digest_ttl = max(1.0, args.digest_interval)
             return Daemon(ctx, resync=args.resync, workers=args.workers).run(args.listen)
         if args.command in ("deploy", "rollback"):

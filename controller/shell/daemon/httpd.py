@@ -1,4 +1,5 @@
-"""The daemon's HTTP endpoints: /metrics, /healthz, /readyz, /status (DESIGN §6).
+"""The daemon's HTTP endpoints: /metrics, /healthz, /readyz, /status (DESIGN §6), and with
+a git source /status/source and the webhook POST /hooks/git (docs/git-source.md).
 
 Why the server is shaped this way (the stdlib ThreadingHTTPServer spawned a thread per
 connection and never timed an idle one out: 300 idle connections held 300 threads):
@@ -20,6 +21,10 @@ connection and never timed an idle one out: 300 idle connections held 300 thread
   once instead of waiting in an unbounded queue.
 - HTTP/1.0, one request per connection: a scrape every 15 s gains nothing from keep-alive,
   and no connection outlives its request.
+- The one POST (the webhook) carries a body, read by the same selector thread: it needs a
+  Content-Length (else 411), one above the hook's `max_body` is refused with 413 before a
+  byte of it is read, and the body has its own total deadline of `read_timeout` from the
+  end of the head (else 408). Without a webhook configured, POST /hooks/git is 404.
 
 A client that goes away (reset, broken pipe, timeout) is routine and logged at debug; an
 exception anywhere else is a bug and is logged as one line (type, message, file:line)
@@ -29,45 +34,31 @@ through `logging`, never printed raw to stderr.
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import logging
-import os
 import queue
 import selectors
 import socket
 import threading
 import time
-import traceback
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
-from controller.errors import BerthError
+from controller.shell.daemon.http_request import (
+    HOOK_PATH,
+    REFUSALS,
+    STATUS_SLOTS,
+    Endpoints,
+    Hook,
+    Request,
+    content_length,
+    head_end,
+    log_bug,
+)
 from controller.shell.daemon.listen import bind
 
+__all__ = ["STATUS_SLOTS", "Endpoints", "Hook", "HttpServer", "Limits", "serve"]
+
 log = logging.getLogger("berth.http")
-
-STATUS_SLOTS = 4  # of the 8 workers (Limits.workers)
-
-
-class Endpoints:
-    """What the server asks the daemon; kept narrow so the server is trivial to test."""
-
-    def __init__(
-        self,
-        *,
-        metrics: Callable[[], tuple[bytes, str]],
-        alive: Callable[[], bool],
-        ready: Callable[[], bool],
-        status: Callable[[], Any],
-    ) -> None:
-        self.metrics, self.alive, self.ready, self.status = metrics, alive, ready, status
-        # /status asks Docker, which may hang for its whole timeout: at most this many at
-        # once, so the workers always have room left for /healthz and /metrics
-        self.slow_slots = threading.BoundedSemaphore(STATUS_SLOTS)
 
 
 @dataclass(frozen=True)
@@ -85,105 +76,6 @@ class Limits:
             raise ValueError("workers and max_connections must be >= 1")
 
 
-# -- requests ---------------------------------------------------------------------------
-
-
-class _Request(BaseHTTPRequestHandler):
-    """One request parsed from a complete head, answered into memory (`response`).
-
-    The stdlib handler does the HTTP parsing and error replies (400, 414, 501); it never
-    touches the socket here, so it cannot block on a client or die of one."""
-
-    # The stdlib answers a request line it cannot parse (`HTTP/2.0`, `HTTP/1.a`, the HTTP/2
-    # preface) in the version it assumed, 0.9 by default: a body with no status line.
-    default_request_version = "HTTP/1.0"
-
-    def version_string(self) -> str:
-        return "berth"  # no Python version in the Server header
-
-    def __init__(self, head: bytes, client: tuple[str, int], ep: Endpoints) -> None:
-        self.ep = ep
-        self.client_address = client
-        self.rfile = io.BytesIO(head)
-        self._out = self.wfile = io.BytesIO()
-        self.close_connection = True
-        self.handle_one_request()
-
-    @property
-    def response(self) -> bytes:
-        return self._out.getvalue()
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        try:
-            code, body, ctype = self._route(path)
-        except BerthError as exc:  # e.g. Docker unreachable for /status: not a bug
-            log.warning("http: GET %s failed: %s", path, _one_line(str(exc)))
-            code, body, ctype = 500, f"error: {_one_line(str(exc))}\n".encode(), _TEXT
-        except Exception as exc:  # an endpoint must answer, never hang the scraper
-            _log_bug(f"GET {path}", exc)
-            code, body, ctype = 500, f"error: {_one_line(str(exc))}\n".encode(), _TEXT
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _route(self, path: str) -> tuple[int, bytes, str]:
-        ep = self.ep
-        if path == "/metrics":
-            body, ctype = ep.metrics()
-            return 200, body, ctype
-        if path == "/healthz":
-            ok = ep.alive()
-            return (200, b"ok\n", _TEXT) if ok else (503, b"loop stalled\n", _TEXT)
-        if path == "/readyz":
-            ok = ep.ready()
-            return (200, b"ready\n", _TEXT) if ok else (503, b"not ready\n", _TEXT)
-        if path == "/status":
-            if not ep.slow_slots.acquire(blocking=False):
-                return 503, b"busy: too many /status requests in flight\n", _TEXT
-            try:
-                data = json.dumps(ep.status(), indent=2, default=str).encode() + b"\n"
-            finally:
-                ep.slow_slots.release()
-            return 200, data, "application/json"
-        return 404, b"not found\n", _TEXT
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: %s %s", self.client_address[0], _one_line(format % args))
-
-
-_TEXT = "text/plain; charset=utf-8"
-
-
-def _status_line(code: int, reason: str) -> bytes:
-    body = f"{reason}\n".encode()
-    return (
-        f"HTTP/1.0 {code} {reason}\r\nContent-Type: {_TEXT}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
-
-
-_REFUSALS = {
-    408: _status_line(408, "Request Timeout"),
-    431: _status_line(431, "Request Header Fields Too Large"),
-    503: _status_line(503, "Service Unavailable"),
-}
-
-
-def _one_line(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
-
-def _log_bug(where: str, exc: BaseException) -> None:
-    """A genuine bug: one structured log line with where it was raised, no raw traceback."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    at = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
-    error = f"{type(exc).__name__}: {_one_line(str(exc))}{at}"
-    log.error("http: %s failed: %s", where, error, extra={"error": error})
-
-
 # -- the server -------------------------------------------------------------------------
 
 
@@ -193,7 +85,8 @@ class _Pending:
 
     client: tuple[str, int]
     deadline: float
-    head: bytearray = field(default_factory=bytearray)
+    head: bytearray = field(default_factory=bytearray)  # the head, then the body after it
+    need: int | None = None  # bytes of head + body, once the head said how long the body is
 
 
 class HttpServer:
@@ -238,7 +131,7 @@ class HttpServer:
             try:
                 self._step()
             except Exception as exc:  # a bug here must not end the server in silence
-                _log_bug("http server loop", exc)
+                log_bug("http server loop", exc)
                 self._stop.wait(0.1)
         for conn in list(self._pending):
             self._drop(conn)
@@ -304,12 +197,44 @@ class HttpServer:
             self._drop(conn)
             return
         p.head += data
-        if b"\r\n\r\n" in p.head or b"\n\n" in p.head:
+        if p.need is None:
+            end = head_end(p.head)
+            if end is None:
+                if len(p.head) > self._limits.max_head:
+                    self._drop(conn, 431)
+                return
+            code = self._body_plan(conn, p, end)
+            if code is not None:
+                self._drop(conn, code)
+                return
+        if p.need is None or len(p.head) >= p.need:
+            if p.need is not None:
+                del p.head[p.need :]
             self._sel.unregister(conn)
             del self._pending[conn]
             self._dispatch(conn, p)
-        elif len(p.head) > self._limits.max_head:
-            self._drop(conn, 431)
+
+    def _body_plan(self, conn: socket.socket, p: _Pending, end: int) -> int | None:
+        """A complete head: whether a body follows (sets `need` and the body's deadline),
+        or the status to refuse it with."""
+        if end > self._limits.max_head:
+            return 431
+        hook = self._ep.hook
+        line = bytes(p.head[: p.head.find(b"\n")])
+        if hook is None or not line.startswith(b"POST " + HOOK_PATH.encode()):
+            return None
+        length = content_length(bytes(p.head[:end]))
+        if length is None:
+            return 411
+        if length < 0:
+            return 400
+        if length > hook.max_body:
+            hook.too_large()
+            return 413
+        p.need = end + length
+        p.deadline = time.monotonic() + self._limits.read_timeout
+        self._pending.move_to_end(conn)  # the latest deadline: the order stays by deadline
+        return None
 
     def _drop(self, conn: socket.socket, code: int | None = None) -> None:
         self._sel.unregister(conn)
@@ -321,7 +246,7 @@ class HttpServer:
         """Best effort: a short reply that fits the socket buffer, then close."""
         if code is not None:
             with contextlib.suppress(OSError):
-                conn.send(_REFUSALS[code])
+                conn.send(REFUSALS[code])
         _close(conn)
 
     # -- the workers --------------------------------------------------------------------
@@ -353,13 +278,13 @@ class HttpServer:
 
     def _answer(self, conn: socket.socket, p: _Pending) -> None:
         try:
-            response = _Request(bytes(p.head), p.client, self._ep).response
+            response = Request(bytes(p.head), p.client, self._ep).response
             conn.settimeout(self._limits.write_timeout)  # sendall: a total deadline
             conn.sendall(response)
         except OSError as exc:  # reset, broken pipe, timeout: the client's business
             log.debug("http: client went away: %s", exc)
         except Exception as exc:
-            _log_bug("http request", exc)
+            log_bug("http request", exc)
 
 
 def _close(conn: socket.socket) -> None:

@@ -14,13 +14,16 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from controller.core.analysis import check_names
 from controller.core.config import keep_last_good
+from controller.core.gitsync import SyncOutcome
 from controller.shell.daemon.config_source import load_or_invalid
+from controller.shell.daemon.gitsync import GitLink
 from controller.shell.daemon.httpd import Endpoints, serve
 from controller.shell.daemon.listen import parse_listen, show
 from controller.shell.daemon.metrics import Metrics
@@ -42,6 +45,7 @@ class Daemon:
         resync: float = 30.0,
         workers: int = 8,
         registry: CollectorRegistry | None = None,
+        on_sync: Callable[[SyncOutcome], None] | None = None,
     ) -> None:
         self.ctx = ctx
         self.resync_period = resync
@@ -65,6 +69,8 @@ class Daemon:
         self._threads: list[threading.Thread] = []
         self.watcher = FileWatcher(ctx.desired, self._files_changed, self.stopping)
         self.events = DockerEvents(ctx.runtime, self._on_event, self.enqueue_all, self.stopping)
+        # --git-url: the syncer, its metrics and the webhook (None without a git source)
+        self.git = GitLink.build(ctx.git, self.registry, self.reload, on_sync)
 
     # -- config --------------------------------------------------------------------------
 
@@ -165,6 +171,8 @@ class Daemon:
             alive=self.alive,
             ready=self.ready.is_set,
             status=status,
+            source=self.git.status if self.git else None,
+            hook=self.git.hook if self.git else None,
         )
 
     @property
@@ -194,6 +202,8 @@ class Daemon:
         milliseconds with one line (ListenError), before Docker or any reconcile; so does a
         --compose-root that cannot hold the boundary (ConfigError)."""
         address = parse_listen(listen)
+        if self.git is not None:
+            self.git.sync.prepare()  # clone (or check) the checkout before the first read
         self.ctx.config_files()
         self._heartbeat = time.monotonic()
         server = serve(address, self.endpoints())
@@ -222,6 +232,9 @@ class Daemon:
                 daemon=True,
             ),
         ]
+        if self.git is not None:
+            threads.append(threading.Thread(target=self.git.sync.run, name="berth-git"))
+            threads[-1].daemon = True
         for t in threads:
             t.start()
         self._threads = threads  # published once started: is_alive() is True for each
@@ -238,6 +251,8 @@ class Daemon:
         """Stop taking work; rollouts before their cut-over are abandoned safely (their new
         containers removed, old ones never stopped serving); after it, they finish."""
         self.stopping.set()
+        if self.git is not None:
+            self.git.sync.stop()
         self.reconciler.cancel_all()
         if not self.runner.stop(timeout):
             log.warning("some rollouts did not finish within %.0fs", timeout)

@@ -90,6 +90,12 @@ METRIC_NAMES = frozenset(
         "berth_image_build_duration_seconds",
         # images from registries (image_metrics.py)
         *IMAGE_METRIC_NAMES,
+        # the remote git source (`berth run --git-url`; git_metrics.py)
+        "berth_git_sync_total",
+        "berth_git_last_sync_timestamp_seconds",
+        "berth_git_sync_consecutive_failures",
+        "berth_git_sync_interval_seconds",
+        "berth_webhooks_total",
     }
 )
 ANALYSIS_RESULTS = ("pass", "fail", "inconclusive")
