@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from controller.core.imageupdate import UpdatePolicy
+
 Strategy = Literal["start-first", "stop-first"]
 
 
@@ -80,6 +82,7 @@ class BerthOptions:
     # pinned: a tag's digest is fixed when the tag is rolled out, a moved tag is reported;
     # digest: a moved tag is a new revision, rolled out; tag: no digest (as `docker run`)
     track: str = "pinned"
+    update: UpdatePolicy | None = None  # image-update automation (core/imageupdate.py)
 
 
 @dataclass(frozen=True)

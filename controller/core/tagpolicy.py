@@ -43,6 +43,11 @@ def pattern_problem(pattern: str) -> str | None:
     return None
 
 
+def compiled(pattern: str) -> Any:
+    """The RE2 program of a pattern that passed `pattern_problem` (cached)."""
+    return _compiled(pattern)
+
+
 def tag_allowed(pattern: str, tag: str) -> bool:
     """The whole tag matches; call only with a pattern that passed `pattern_problem`."""
     return _compiled(pattern).fullmatch(tag) is not None

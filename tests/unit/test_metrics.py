@@ -59,6 +59,8 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "berth_image_pulls_total": ("counter", frozenset({"project", "service", "result"})),
     "berth_image_pull_duration_seconds": ("histogram", frozenset({"project", "service"})),
     "berth_image_digest_drift": ("gauge", frozenset({"project", "service"})),
+    "berth_image_updates_total": ("counter", frozenset({"project", "service", "result"})),
+    "berth_image_update_scans_total": ("counter", frozenset({"project", "service", "result"})),
     "berth_analysis_checks_total": (
         "counter",
         frozenset({"project", "service", "check", "result"}),
@@ -153,6 +155,7 @@ def test_every_metric_has_its_type_and_labels(m: Metrics) -> None:
     m.build("shop", "api", "built", 12.0)
     m.images.pull("shop", "api", "pulled", 0.5)
     m.digest_drift("shop", "api", False)
+    m.images.known_update("shop", "api")
     add_traffic(m, SqliteStateStore(":memory:"))
     git = GitMetrics(m.registry, interval=60, webhook=True)
     git.sync(SyncResult.SUCCESS, at=1_700_000_000.0, failures=0)

@@ -23,6 +23,7 @@ from controller.core.compose.fields import (
     want_str,
     want_str_list,
 )
+from controller.core.compose.update_opts import update_options
 from controller.core.model import BerthOptions, ProbeSpec, ProxySpec, UpstreamSpec
 from controller.core.tagpolicy import pattern_problem
 from controller.core.yamlsrc import Located, Path
@@ -38,6 +39,7 @@ _SERVICE_KEYS = (
     "allowed_tags",
     "canary",
     "track",
+    "update",
 )
 TRACKS = ("pinned", "digest", "tag")
 _HEALTH_KEYS = ("path", "port", "interval", "timeout", "healthy_threshold")
@@ -159,6 +161,8 @@ def service_options(loc: Located, path: Path, value: Any) -> BerthOptions:
             kw["track"] = spec["track"]
         else:
             loc.error((*path, "track"), f"must be one of {', '.join(TRACKS)}")
+    if spec.get("update") is not None:
+        kw["update"] = update_options(loc, (*path, "update"), spec["update"])
     if spec.get("canary") is not None:
         canary = canary_options(loc, (*path, "canary"), spec["canary"])
         if canary is not None and kw.get("upstream") is None:

@@ -18,8 +18,12 @@ IMAGE_METRIC_NAMES = frozenset(
         "berth_image_pulls_total",
         "berth_image_pull_duration_seconds",
         "berth_image_digest_drift",
+        "berth_image_updates_total",
+        "berth_image_update_scans_total",
     }
 )
+UPDATE_RESULTS = ("committed", "proposed", "error")
+SCAN_RESULTS = ("ok", "error")
 _SVC = ["project", "service"]
 
 
@@ -46,10 +50,39 @@ class ImageMetrics:
             registry=registry,
         )
 
+        self._updates = Counter(
+            "berth_image_updates_total",
+            "Tags written into desired/ by image-update automation (x-berth.update): committed "
+            "(to the tracked branch), proposed (on a branch), error (could not write or push).",
+            [*_SVC, "result"],
+            registry=registry,
+        )
+        self._scans = Counter(
+            "berth_image_update_scans_total",
+            "Registry tag-list scans of image-update automation, by result.",
+            [*_SVC, "result"],
+            registry=registry,
+        )
+
     def known(self, project: str, service: str) -> None:
         for result in PULL_RESULTS:
             self._pulls.labels(project, service, result)
         self._pull_seconds.labels(project, service)
+
+    def known_update(self, project: str, service: str) -> None:
+        """A service with x-berth.update: its automation series exist (at zero) from now."""
+        for result in UPDATE_RESULTS:
+            self._updates.labels(project, service, result)
+        for result in SCAN_RESULTS:
+            self._scans.labels(project, service, result)
+
+    def update(self, project: str, service: str, result: str) -> None:
+        if result not in UPDATE_RESULTS:
+            raise ValueError(f"unknown update result {result!r}")
+        self._updates.labels(project, service, result).inc()
+
+    def scan(self, project: str, service: str, ok: bool) -> None:
+        self._scans.labels(project, service, "ok" if ok else "error").inc()
 
     def pull(self, project: str, service: str, result: str, seconds: float) -> None:
         if result not in PULL_RESULTS:
@@ -63,6 +96,10 @@ class ImageMetrics:
     def forget(self, project: str, service: str) -> None:
         for labels in [(project, service, r) for r in PULL_RESULTS]:
             _remove(self._pulls, *labels)
+        for r in UPDATE_RESULTS:
+            _remove(self._updates, project, service, r)
+        for r in SCAN_RESULTS:
+            _remove(self._scans, project, service, r)
         _remove(self._pull_seconds, project, service)
         _remove(self._drift, project, service)
 

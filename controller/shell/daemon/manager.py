@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from controller.core.analysis import check_names
 from controller.core.config import keep_last_good
 from controller.core.gitsync import SyncOutcome
+from controller.shell.daemon.automation import ImageAutomation
 from controller.shell.daemon.config_source import load_or_invalid
 from controller.shell.daemon.gitsync import GitLink
 from controller.shell.daemon.httpd import Endpoints, serve
@@ -71,6 +72,14 @@ class Daemon:
         self.events = DockerEvents(ctx.runtime, self._on_event, self.enqueue_all, self.stopping)
         # --git-url: the syncer, its metrics and the webhook (None without a git source)
         self.git = GitLink.build(ctx.git, self.registry, self.reload, on_sync)
+        # x-berth.update: scans registries, writes chosen tags into desired/ as commits
+        self.automation = ImageAutomation(
+            ctx,
+            lambda: self.reconciler.config,
+            self.metrics.images,
+            self.stopping,
+            request_sync=self.git.sync.request if self.git else None,
+        )
 
     # -- config --------------------------------------------------------------------------
 
@@ -235,6 +244,9 @@ class Daemon:
         if self.git is not None:
             threads.append(threading.Thread(target=self.git.sync.run, name="berth-git"))
             threads[-1].daemon = True
+        threads.append(
+            threading.Thread(target=self.automation.run, name="berth-update", daemon=True)
+        )
         for t in threads:
             t.start()
         self._threads = threads  # published once started: is_alive() is True for each
