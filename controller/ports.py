@@ -107,6 +107,12 @@ class ContainerRuntime(Protocol):
         """Ids of the containers attached to a network (any container, managed or not)."""
         ...
 
+    def logs(self, cid: str, *, tail: int) -> list[str]:
+        """The last `tail` lines of a container's stdout and stderr, oldest first, running
+        or stopped; bytes that are not UTF-8 are replaced, never raised on. Raises NotFound
+        when the container is gone."""
+        ...
+
     def exec(self, cid: str, cmd: Sequence[str]) -> tuple[int, str]:
         """Run a command in a running container; exit code and combined output."""
         ...
