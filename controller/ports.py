@@ -20,6 +20,7 @@ from controller.core.model import (
     ProbeSpec,
     VolumeDef,
 )
+from controller.core.notify import Notice
 from controller.core.outcome import Outcome as Outcome
 from controller.core.plan import ServiceAction
 
@@ -312,4 +313,16 @@ class ProxySwitch(Protocol):
 class MetricsQuery(Protocol):
     def value(self, base_url: str, promql: str) -> float | None:
         """The query's value now (a scalar or the first sample), None when it has none."""
+        ...
+
+
+class NoticeSink(Protocol):
+    """Where notifications go (Apprise: controller/adapters/notify_apprise.py)."""
+
+    def send(self, notice: Notice) -> None:
+        """Queue for delivery and return at once: a reconcile never waits on a receiver."""
+        ...
+
+    def close(self, timeout: float) -> None:
+        """Deliver what is queued, for at most `timeout` seconds."""
         ...

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~
     from controller.adapters.docker_runtime import DockerRuntime
     from controller.adapters.http_prober import HttpProber
     from controller.shell.rollout.executor import Emit
+    from controller.shell.rollout.notify import Notifier
     from controller.shell.rollout.session import RolloutSession
 
 
@@ -29,6 +30,9 @@ class Context:
     docker_host: str | None
     compose_root: str | None = None  # the operator's tree; None: the parent of desired/
     adopt: frozenset[str] = frozenset()  # `berth adopt`: compose-started containers too
+    # notification targets: (origin, Apprise URL), origin = the flag or variable that gave it
+    notify: tuple[tuple[str, str], ...] = ()
+    notify_config: str | None = None  # an Apprise config file
 
     def config(self) -> Config:
         return load_config(self.desired, dict(os.environ), root=self.compose_root)
@@ -64,6 +68,19 @@ class Context:
     @cached_property
     def clock(self) -> SystemClock:
         return SystemClock()
+
+    def notifier(self, on_result: Callable[[str, str], None] | None = None) -> Notifier:
+        """The notifier of this process (one per `berth run` or `berth apply`): a disabled
+        one without targets. Raises NotifyConfigError for a target Apprise cannot use."""
+        from controller.shell.rollout.notify import Notifier
+
+        if not self.notify and self.notify_config is None:
+            return Notifier(None)
+        from controller.adapters.notify_apprise import AppriseSink, targets
+
+        return Notifier(
+            AppriseSink(targets(self.notify, self.notify_config), on_result=on_result)
+        )
 
     def session(
         self,

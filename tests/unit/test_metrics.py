@@ -57,6 +57,7 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
         "counter",
         frozenset({"project", "service", "check", "result"}),
     ),
+    "berth_notifications_total": ("counter", frozenset({"kind", "result"})),
 }
 
 # nginx's /berth/stats answer, as berth_balancer.lua gives it (pinned against a real nginx
@@ -138,6 +139,7 @@ def test_every_metric_has_its_type_and_labels(m: Metrics) -> None:
     m.drift("shop", "api")
     m.proxy_reload("success")
     m.analysis("shop", "api", [("success_rate", "pass")])
+    m.notification("rolled_back", "sent")
     m.build("shop", "api", "built", 12.0)
     add_traffic(m, SqliteStateStore(":memory:"))
     families = _parse(m)
@@ -341,3 +343,15 @@ def test_analysis_checks_are_preset_and_counted(m: Metrics) -> None:
     )
     with pytest.raises(ValueError):
         m.analysis("shop", "api", [("success_rate", "maybe")])
+
+
+def test_notification_series_are_preset_once_configured(m: Metrics) -> None:
+    assert not _samples(m, "berth_notifications_total")
+    m.known_notifications()
+    assert len(_samples(m, "berth_notifications_total")) == 6 * 3
+    m.notification("failed", "dropped")
+    assert _value(m, "berth_notifications_total", kind="failed", result="dropped") == 1
+    with pytest.raises(ValueError):
+        m.notification("done", "sent")
+    with pytest.raises(ValueError):
+        m.notification("failed", "maybe")

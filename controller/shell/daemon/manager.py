@@ -50,7 +50,11 @@ class Daemon:
         self.queue: WorkQueue[str] = WorkQueue()
         self.runner = Runner(self.queue, self.handle, workers=workers)
         self.stopping = threading.Event()
-        self.reconciler = Reconciler(ctx, self.metrics, self.stopping)
+        # built first: a notification URL Apprise cannot use fails start-up before any work
+        self.notifier = ctx.notifier(on_result=self.metrics.notification)
+        if self.notifier.enabled:
+            self.metrics.known_notifications()
+        self.reconciler = Reconciler(ctx, self.metrics, self.stopping, self.notifier)
         # the store is opened at the first scrape, not here: a bad --listen does no work
         self.registry.register(
             TrafficCollector(lambda: self.reconciler.config, lambda: ctx.store)
@@ -239,4 +243,5 @@ class Daemon:
         self.reconciler.cancel_all()
         if not self.runner.stop(timeout):
             log.warning("some rollouts did not finish within %.0fs", timeout)
+        self.notifier.close(timeout=10.0)  # what the last rollouts said, within bounds
         log.info("berth run: stopped")
