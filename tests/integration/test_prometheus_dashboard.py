@@ -320,6 +320,8 @@ def test_every_dashboard_panel_returns_data(tmp_path: Path) -> None:
     metrics.analysis("shop", "api", [("success_rate", "pass"), ("min_requests", "inconclusive")])
     metrics.build("shop", "api", "built", 42.0)  # a service with a compose `build:`
     metrics.build("shop", "api", "cached", 0.2)
+    metrics.known_notifications()  # notifications configured (--notify)
+    metrics.notification("rolled_back", "sent")
     started = time.monotonic()
     with serve_metrics(metrics, activity(metrics)) as target:
         results = check_dashboard_against(tmp_path, target)
@@ -332,6 +334,6 @@ def test_every_dashboard_panel_returns_data(tmp_path: Path) -> None:
         ("worker", "2.0.0"),
     }
     rules = results["__rules__"]
-    assert len(rules) == 8 and all(r["health"] == "ok" for r in rules), rules
+    assert len(rules) == 9 and all(r["health"] == "ok" for r in rules), rules
     assert [r["value"] for r in results["__stack__"]] == ["shop"]
     assert [r["value"] for r in results["__service__"]] == ["api", "worker"]

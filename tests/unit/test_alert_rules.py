@@ -126,7 +126,7 @@ def metric_names(expr: str) -> set[str]:
 def test_alert_rules_are_valid() -> None:
     result = run_promtool("check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 9 rules found" in result.stdout
 
 
 def test_alert_rule_unit_tests_pass() -> None:
@@ -160,6 +160,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         "BerthNoSuccessfulReconcile",
         "BerthCanaryAnalysisFailed",
         "BerthUpstreamErrorRatioHigh",
+        "BerthNotificationsFailing",
     }
     assert alerts - firing == set(), "alerts without a firing test"
     assert alerts - quiet == set(), "alerts without a not-firing test"
@@ -189,6 +190,7 @@ MUTATIONS = {
     "canary fail result": ('result="fail"}[10m]', 'result="inconclusive"}[10m]'),
     "error ratio classes": ('code=~"5xx|error"}[5m]', 'code="5xx"}[5m]'),
     "error ratio threshold": ("> 0.05", "> 0.5"),
+    "notifications result": ('result=~"failed|dropped"', 'result="dropped"'),
 }
 
 
