@@ -18,7 +18,11 @@ def read_tail(api: Any, cid: str, tail: int, *, max_bytes: int = MAX_BYTES) -> l
     if tail <= 0:
         return []
     buf = bytearray()
-    stream = api.logs(cid, stdout=True, stderr=True, stream=True, tail=tail, timestamps=False)
+    # follow=False: the SDK follows a streamed log by default, which never ends while the
+    # container runs (an unhealthy one still does)
+    stream = api.logs(
+        cid, stdout=True, stderr=True, stream=True, follow=False, tail=tail, timestamps=False
+    )
     try:
         for chunk in stream:
             buf += chunk if isinstance(chunk, bytes | bytearray) else str(chunk).encode()

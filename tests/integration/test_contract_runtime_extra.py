@@ -212,10 +212,11 @@ def test_logs_tail_non_utf8_and_long_lines_against_the_engine(world: World) -> N
     long line returned whole (notify.bound_lines cuts it) and memory bounded."""
     if not world.real:
         pytest.skip("what the engine stores; the fake returns what it was given")
+    # one stream: Docker orders stdout against stderr by when it read each pipe
     script = (
         "i=0; while [ $i -lt 30 ]; do echo out $i; i=$((i+1)); done; "
-        "printf 'bad \\377\\376 bytes\\n' >&2; "
-        "head -c 5000 /dev/zero | tr '\\0' x; echo; echo last >&2"
+        "printf 'bad \\377\\376 bytes\\n'; "
+        "head -c 5000 /dev/zero | tr '\\0' x; echo; echo last"
     )
     cid = world.create(extra={"Cmd": ["/bin/sh", "-c", script]})
     world.rt.start(cid)
@@ -225,3 +226,12 @@ def test_logs_tail_non_utf8_and_long_lines_against_the_engine(world: World) -> N
     assert lines[1] == "bad \ufffd\ufffd bytes"
     assert lines[2] == "x" * 5000
     assert lines[3] == "last"
+
+
+def test_logs_of_a_running_container_return_without_following(world: World) -> None:
+    """An unhealthy new container is still running when the abort reads its logs: the
+    call must return what is there, not follow the stream until the container exits."""
+    cid = world.create("unhealthy")
+    world.rt.start(cid)
+    assert isinstance(world.rt.logs(cid, tail=20), list)
+    assert world.rt.inspect(cid).state is ContainerState.RUNNING
