@@ -236,6 +236,8 @@ TRAFFIC_PANELS = frozenset(
 )
 # Panels fed by builds on the host: a stack without a compose `build:` has no series.
 BUILD_PANELS = frozenset({"Image builds by result", "Image build duration p90"})
+# Fed only when notifications are configured (`--notify`).
+NOTIFY_PANELS = frozenset({"Notifications by kind and result"})
 
 
 def check_dashboard_against(
