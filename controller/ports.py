@@ -20,6 +20,7 @@ from controller.core.model import (
     ProbeSpec,
     VolumeDef,
 )
+from controller.core.notify import Notice
 from controller.core.outcome import Outcome as Outcome
 from controller.core.plan import ServiceAction
 
@@ -126,6 +127,12 @@ class ContainerRuntime(Protocol):
 
     def network_members(self, network: str) -> list[str]:
         """Ids of the containers attached to a network (any container, managed or not)."""
+        ...
+
+    def logs(self, cid: str, *, tail: int) -> list[str]:
+        """The last `tail` lines of a container's stdout and stderr, oldest first, running
+        or stopped; bytes that are not UTF-8 are replaced, never raised on. Raises NotFound
+        when the container is gone."""
         ...
 
     def exec(self, cid: str, cmd: Sequence[str]) -> tuple[int, str]:
@@ -343,4 +350,16 @@ class ProxySwitch(Protocol):
 class MetricsQuery(Protocol):
     def value(self, base_url: str, promql: str) -> float | None:
         """The query's value now (a scalar or the first sample), None when it has none."""
+        ...
+
+
+class NoticeSink(Protocol):
+    """Where notifications go (Apprise: controller/adapters/notify_apprise.py)."""
+
+    def send(self, notice: Notice) -> None:
+        """Queue for delivery and return at once: a reconcile never waits on a receiver."""
+        ...
+
+    def close(self, timeout: float) -> None:
+        """Deliver what is queued, for at most `timeout` seconds."""
         ...

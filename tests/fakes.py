@@ -62,6 +62,7 @@ class Behaviour:
     stop_exit_code: exit code when stopped with its stop signal (0 for an image that traps
       SIGTERM, 143 for one that dies of it); `ignores_stop` makes stop end in SIGKILL (137).
     present / pullable / pull_error: image absent locally; pull then succeeds or fails.
+    log: lines the process writes when it starts (what `logs` reads back).
     """
 
     health: Health = "healthy"
@@ -73,6 +74,7 @@ class Behaviour:
     present: bool = True
     pullable: bool = True
     pull_error: str = "manifest unknown"
+    log: tuple[str, ...] = ()
 
 
 @dataclass
@@ -90,6 +92,7 @@ class FakeContainer:
     restart_count: int = 0
     ticks: int = 0  # inspects since start
     files: dict[str, InjectedFile] = field(default_factory=dict)  # put_files: target -> file
+    log: list[str] = field(default_factory=list)  # what `logs` reads back
 
     @property
     def has_healthcheck(self) -> bool:
@@ -322,6 +325,7 @@ class FakeRuntime:
                 n = next(self._ips)
                 ep["ip"] = f"172.30.{n // 250}.{n % 250 + 2}"
         c.state, c.exit_code, c.ticks, c.started_at = ContainerState.RUNNING, None, 0, time.time()
+        c.log.extend(self.behaviour(c.image).log)
 
     def _exit(self, c: FakeContainer, code: int) -> None:
         c.state, c.exit_code = ContainerState.EXITED, code
@@ -367,6 +371,11 @@ class FakeRuntime:
             return list(self.process_table[c.id])
         return [(4242, " ".join(c.body.get("Cmd") or [c.image]))]
 
+    def logs(self, cid: str, *, tail: int) -> list[str]:
+        self.calls.append(("logs", cid, tail))
+        c = self._find(cid)
+        return list(c.log[-tail:]) if tail > 0 else []
+
     def exec(self, cid: str, cmd: Sequence[str]) -> tuple[int, str]:
         self.calls.append(("exec", cid, tuple(cmd)))
         c = self._find(cid)
@@ -397,6 +406,10 @@ class FakeRuntime:
                 c.endpoints[att.network]["aliases"] = ()
 
     # -- test controls (the outside world acting on containers) -------------------------
+
+    def write_log(self, cid: str, *lines: str) -> None:
+        """The process wrote these lines (stdout or stderr, as `logs` interleaves them)."""
+        self._find(cid).log.extend(lines)
 
     def crash(self, cid: str, exit_code: int = 1) -> None:
         self._exit(self._find(cid), exit_code)

@@ -26,6 +26,7 @@ from controller.adapters import _docker_api
 from controller.adapters._address_lock import NetworkLocks
 from controller.adapters._docker_errors import explain, translated
 from controller.adapters._docker_files import archive
+from controller.adapters._docker_logs import read_tail
 from controller.adapters._docker_networks import ensure_network, ensure_volume
 from controller.adapters._docker_pull import PullMeter, explain_pull
 from controller.adapters._docker_rows import (
@@ -357,6 +358,11 @@ class DockerRuntime:
             for row in top.get("Processes") or []
             if str(row[pid_col]).isdigit()
         ]
+
+    def logs(self, cid: str, *, tail: int) -> list[str]:
+        """The last `tail` lines of the container's output (bounded: _docker_logs.py)."""
+        with translated(f"logs of {cid[:12]}"):
+            return read_tail(self._api, cid, tail)
 
     def exec(self, cid: str, cmd: Sequence[str]) -> tuple[int, str]:
         with translated(f"exec in {cid[:12]}"):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~
     from controller.shell.git_source import GitSource
     from controller.shell.rollout.digests import DigestResolver
     from controller.shell.rollout.executor import Emit
+    from controller.shell.rollout.notify import Notifier
     from controller.shell.rollout.session import RolloutSession
 
 
@@ -36,6 +37,9 @@ class Context:
     digest_ttl: float = 60.0  # seconds a tag's digest is trusted before it is asked again
     # `berth run --git-url`: desired is then checkout/PATH and the compose root the checkout
     git: GitSource | None = None
+    # notification targets: (origin, Apprise URL), origin = the flag or variable that gave it
+    notify: tuple[tuple[str, str], ...] = ()
+    notify_config: str | None = None  # an Apprise config file
 
     def config(self) -> Config:
         return load_config(self.desired, dict(os.environ), root=self.compose_root)
@@ -90,6 +94,19 @@ class Context:
     @cached_property
     def clock(self) -> SystemClock:
         return SystemClock()
+
+    def notifier(self, on_result: Callable[[str, str], None] | None = None) -> Notifier:
+        """The notifier of this process (one per `berth run` or `berth apply`): a disabled
+        one without targets. Raises NotifyConfigError for a target Apprise cannot use."""
+        from controller.shell.rollout.notify import Notifier
+
+        if not self.notify and self.notify_config is None:
+            return Notifier(None)
+        from controller.adapters.notify_apprise import AppriseSink, targets
+
+        return Notifier(
+            AppriseSink(targets(self.notify, self.notify_config), on_result=on_result)
+        )
 
     def session(
         self,

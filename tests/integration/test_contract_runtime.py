@@ -42,6 +42,7 @@ HEALTHCHECK = {
     "Retries": 1,
 }
 MISSING_IMAGE = "127.0.0.1:1/berth-nope:x"  # refused at once: no registry on port 1
+CRASH_LINE = "berth-test/app: crash mode, exiting 1"  # what the crash image writes (stderr)
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _fake_world() -> World:
     rt = FakeRuntime(behaviours={
         refs["good"]: Behaviour(health="healthy", health_after=2),
         refs["unhealthy"]: Behaviour(health="unhealthy", health_after=2),
-        refs["crash"]: Behaviour(exit_after=2, exit_code=1),
+        refs["crash"]: Behaviour(exit_after=2, exit_code=1, log=(CRASH_LINE,)),
         refs["ignores-term"]: Behaviour(ignores_stop=True),
     })
     return World(rt=rt, real=False, images=refs)

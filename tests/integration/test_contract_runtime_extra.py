@@ -190,3 +190,48 @@ def test_fields_of_a_newer_engine_api_are_left_out_and_logged_once(
     assert len(said) == 2, said  # once per field, not per container
     assert any("Healthcheck.StartInterval needs 1.44" in m for m in said)
     assert any("EndpointSettings.GwPriority needs 1.48" in m for m in said)
+
+
+# -- logs: the evidence a notification carries (controller/core/notify.py) ---------------
+
+
+def test_logs_of_an_exited_container_end_with_its_last_words(world: World) -> None:
+    cid = world.create("crash")
+    world.rt.start(cid)
+    world.until(cid, lambda s: s.state is ContainerState.EXITED)
+    lines = world.rt.logs(cid, tail=20)
+    assert lines and lines[-1] == contract.CRASH_LINE  # stderr is in it
+    assert world.rt.logs(cid, tail=0) == []
+    world.rt.remove(cid)
+    with pytest.raises(NotFound):
+        world.rt.logs(cid, tail=20)
+
+
+def test_logs_tail_non_utf8_and_long_lines_against_the_engine(world: World) -> None:
+    """Only the last `tail` lines, stdout and stderr both, undecodable bytes replaced, a
+    long line returned whole (notify.bound_lines cuts it) and memory bounded."""
+    if not world.real:
+        pytest.skip("what the engine stores; the fake returns what it was given")
+    # one stream: Docker orders stdout against stderr by when it read each pipe
+    script = (
+        "i=0; while [ $i -lt 30 ]; do echo out $i; i=$((i+1)); done; "
+        "printf 'bad \\377\\376 bytes\\n'; "
+        "head -c 5000 /dev/zero | tr '\\0' x; echo; echo last"
+    )
+    cid = world.create(extra={"Cmd": ["/bin/sh", "-c", script]})
+    world.rt.start(cid)
+    world.until(cid, lambda s: s.state is ContainerState.EXITED)
+    lines = world.rt.logs(cid, tail=4)
+    assert lines[0] == "out 29"
+    assert lines[1] == "bad \ufffd\ufffd bytes"
+    assert lines[2] == "x" * 5000
+    assert lines[3] == "last"
+
+
+def test_logs_of_a_running_container_return_without_following(world: World) -> None:
+    """An unhealthy new container is still running when the abort reads its logs: the
+    call must return what is there, not follow the stream until the container exits."""
+    cid = world.create("unhealthy")
+    world.rt.start(cid)
+    assert isinstance(world.rt.logs(cid, tail=20), list)
+    assert world.rt.inspect(cid).state is ContainerState.RUNNING

@@ -173,6 +173,7 @@ def test_real_prometheus_scrapes_berth_run(
     from tests.integration.test_prometheus_dashboard import (
         BUILD_PANELS,
         GIT_PANELS,
+        NOTIFY_PANELS,
         TRAFFIC_PANELS,
         check_dashboard_against,
     )
@@ -203,7 +204,7 @@ def test_real_prometheus_scrapes_berth_run(
             tmp_path / "prom",
             target,
             require_finite=False,
-            may_be_empty=TRAFFIC_PANELS | BUILD_PANELS | GIT_PANELS,
+            may_be_empty=TRAFFIC_PANELS | BUILD_PANELS | GIT_PANELS | NOTIFY_PANELS,
         )
         assert results["__service__"], results
 

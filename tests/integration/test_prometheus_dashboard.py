@@ -243,6 +243,8 @@ BUILD_PANELS = frozenset({"Image builds by result", "Image build duration p90"})
 GIT_PANELS = frozenset(
     {"Git source: syncs and webhooks by result", "Git source: time since last sync"}
 )
+# Fed only when notifications are configured (`--notify`).
+NOTIFY_PANELS = frozenset({"Notifications by kind and result"})
 
 
 def check_dashboard_against(
@@ -330,6 +332,8 @@ def test_every_dashboard_panel_returns_data(tmp_path: Path) -> None:
     git = GitMetrics(metrics.registry, interval=60, webhook=True)  # `berth run --git-url`
     git.sync(SyncResult.SUCCESS, at=time.time(), failures=0)
     git.webhook(Verdict.ACCEPTED)
+    metrics.known_notifications()  # notifications configured (--notify)
+    metrics.notification("rolled_back", "sent")
     started = time.monotonic()
     with serve_metrics(metrics, activity(metrics)) as target:
         results = check_dashboard_against(tmp_path, target)
@@ -342,6 +346,6 @@ def test_every_dashboard_panel_returns_data(tmp_path: Path) -> None:
         ("worker", "2.0.0"),
     }
     rules = results["__rules__"]
-    assert len(rules) == 10 and all(r["health"] == "ok" for r in rules), rules
+    assert len(rules) == 11 and all(r["health"] == "ok" for r in rules), rules
     assert [r["value"] for r in results["__stack__"]] == ["shop"]
     assert [r["value"] for r in results["__service__"]] == ["api", "worker"]

@@ -127,7 +127,7 @@ def metric_names(expr: str) -> set[str]:
 def test_alert_rules_are_valid() -> None:
     result = run_promtool("check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 10 rules found" in result.stdout
+    assert "SUCCESS: 11 rules found" in result.stdout
 
 
 def test_alert_rule_unit_tests_pass() -> None:
@@ -163,6 +163,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         "BerthUpstreamErrorRatioHigh",
         "BerthGitSyncFailing",
         "BerthGitSyncStale",
+        "BerthNotificationsFailing",
     }
     assert alerts - firing == set(), "alerts without a firing test"
     assert alerts - quiet == set(), "alerts without a not-firing test"
@@ -194,6 +195,7 @@ MUTATIONS = {
     "error ratio threshold": ("> 0.05", "> 0.5"),
     "git failures threshold": ("consecutive_failures >= 3", "consecutive_failures >= 30"),
     "git stale intervals": ("> 3 * berth_git_sync_interval", "> 10 * berth_git_sync_interval"),
+    "notifications result": ('result=~"failed|dropped"', 'result="dropped"'),
 }
 
 

@@ -71,6 +71,7 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "berth_git_sync_consecutive_failures": ("gauge", frozenset()),
     "berth_git_sync_interval_seconds": ("gauge", frozenset()),
     "berth_webhooks_total": ("counter", frozenset({"result"})),
+    "berth_notifications_total": ("counter", frozenset({"kind", "result"})),
 }
 
 # nginx's /berth/stats answer, as berth_balancer.lua gives it (pinned against a real nginx
@@ -152,6 +153,7 @@ def test_every_metric_has_its_type_and_labels(m: Metrics) -> None:
     m.drift("shop", "api")
     m.proxy_reload("success")
     m.analysis("shop", "api", [("success_rate", "pass")])
+    m.notification("rolled_back", "sent")
     m.build("shop", "api", "built", 12.0)
     m.images.pull("shop", "api", "pulled", 0.5)
     m.digest_drift("shop", "api", False)
@@ -382,3 +384,13 @@ def test_git_metrics_preset_to_zero_and_only_with_a_webhook() -> None:
     text = generate_latest(with_hook).decode()
     for result in ("accepted", "ignored", "bad_signature", "replayed", "too_large", "malformed"):
         assert f'berth_webhooks_total{{result="{result}"}} 0.0' in text
+def test_notification_series_are_preset_once_configured(m: Metrics) -> None:
+    assert not _samples(m, "berth_notifications_total")
+    m.known_notifications()
+    assert len(_samples(m, "berth_notifications_total")) == 6 * 3
+    m.notification("failed", "dropped")
+    assert _value(m, "berth_notifications_total", kind="failed", result="dropped") == 1
+    with pytest.raises(ValueError):
+        m.notification("done", "sent")
+    with pytest.raises(ValueError):
+        m.notification("failed", "maybe")

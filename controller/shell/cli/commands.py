@@ -22,6 +22,7 @@ from controller.shell.rollout.status import status_rows
 from controller.shell.wiring import Context
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FAILED = 0, 1, 2, 3
+NOTIFY_FLUSH = 30.0  # seconds `berth apply` waits for its notices to be delivered
 
 
 def out_json(data: Any) -> None:
@@ -87,8 +88,14 @@ def _pin_note(note: Pinned | None) -> dict[str, str | None]:
 
 
 def cmd_apply(ctx: Context, *, as_json: bool) -> int:
+    notifier = ctx.notifier()  # before any work: a bad --notify URL is a start-up error
     cfg = ctx.config()
     results = apply_once(ctx, cfg, as_json=as_json)
+    if notifier.enabled:  # rollouts only: a quarantined pass was notified when it failed
+        for r in results:
+            if r.outcome.is_rollout:
+                notifier.rollout(r)
+        notifier.close(timeout=NOTIFY_FLUSH)
     if as_json:
         out_json([asdict(r) for r in results])
     else:

@@ -64,9 +64,10 @@ def _commands(sub: Any) -> None:
 
     cmd("validate", "check desired/ and compose files (no Docker needed); exit 1 if invalid")
     cmd("plan", "show what would change; exit 0 nothing, 2 changes, 1 error")
-    cmd(
+    ap = cmd(
         "apply", "reconcile once and wait for every rollout; exit 0 converged, 3 rolled back/failed"
     )
+    _notify_options(ap)
     cmd("status", "desired vs running tag, ready/desired replicas, last outcome")
     h = cmd("history", "past rollouts of a service (SERVICE or PROJECT/SERVICE)")
     h.add_argument("service")
@@ -91,6 +92,7 @@ def _commands(sub: Any) -> None:
     run.add_argument("--workers", type=int, default=8, help="rollouts in parallel")
     run.add_argument("--log-format", choices=("auto", "json", "human"), default="auto")
     git_args.register(run)
+    _notify_options(run)
     ad = cmd(
         "adopt",
         "take over containers `docker compose up` started: replace them by a health-gated "
@@ -101,6 +103,34 @@ def _commands(sub: Any) -> None:
     rt.add_argument("service")
     for name, help_ in CANARY_COMMANDS.items():
         cmd(name, help_, json_=False).add_argument("service")
+
+
+def _notify_options(p: argparse.ArgumentParser) -> None:
+    """Notifications (docs/notifications.md): Apprise URLs, repeatable; without the flag,
+    BERTH_NOTIFY (space or comma separated)."""
+    p.add_argument(
+        "--notify",
+        action="append",
+        metavar="URL",
+        help="send a notice per rollout outcome to this Apprise URL (repeatable; "
+        "env BERTH_NOTIFY, space/comma separated)",
+    )
+    p.add_argument(
+        "--notify-config",
+        metavar="FILE",
+        default=os.environ.get("BERTH_NOTIFY_CONFIG") or None,
+        help="an Apprise config file of notification URLs (env BERTH_NOTIFY_CONFIG)",
+    )
+
+
+def _notify_targets(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """(origin, url): the flag wins over the variable, as for every option with an env."""
+    if getattr(args, "notify", None):
+        return tuple(("--notify", u) for u in args.notify)
+    if not hasattr(args, "notify"):
+        return ()
+    env = os.environ.get("BERTH_NOTIFY", "").replace(",", " ").split()
+    return tuple(("BERTH_NOTIFY", u) for u in env)
 
 
 CANARY_COMMANDS = {
@@ -130,7 +160,14 @@ def entry() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    ctx = Context(args.desired, args.state_dir, args.docker_host, args.compose_root)
+    ctx = Context(
+        args.desired,
+        args.state_dir,
+        args.docker_host,
+        args.compose_root,
+        notify=_notify_targets(args),
+        notify_config=getattr(args, "notify_config", None),
+    )
     as_json = bool(getattr(args, "json", False))
     try:
         if args.command == "validate":

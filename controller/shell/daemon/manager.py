@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from controller.core.analysis import check_names
 from controller.core.config import keep_last_good
-from controller.core.gitsync import SyncOutcome
+from controller.core.gitsync import SyncOutcome, SyncResult, redact_url
 from controller.shell.daemon.automation import ImageAutomation
 from controller.shell.daemon.config_source import load_or_invalid
 from controller.shell.daemon.gitsync import GitLink
@@ -55,7 +55,11 @@ class Daemon:
         self.queue: WorkQueue[str] = WorkQueue()
         self.runner = Runner(self.queue, self.handle, workers=workers)
         self.stopping = threading.Event()
-        self.reconciler = Reconciler(ctx, self.metrics, self.stopping)
+        # built first: a notification URL Apprise cannot use fails start-up before any work
+        self.notifier = ctx.notifier(on_result=self.metrics.notification)
+        if self.notifier.enabled:
+            self.metrics.known_notifications()
+        self.reconciler = Reconciler(ctx, self.metrics, self.stopping, self.notifier)
         # the store is opened at the first scrape, not here: a bad --listen does no work
         self.registry.register(
             TrafficCollector(lambda: self.reconciler.config, lambda: ctx.store)
@@ -71,7 +75,7 @@ class Daemon:
         self.watcher = FileWatcher(ctx.desired, self._files_changed, self.stopping)
         self.events = DockerEvents(ctx.runtime, self._on_event, self.enqueue_all, self.stopping)
         # --git-url: the syncer, its metrics and the webhook (None without a git source)
-        self.git = GitLink.build(ctx.git, self.registry, self.reload, on_sync)
+        self.git = GitLink.build(ctx.git, self.registry, self.reload, on_sync or self._sync_notice)
         # x-berth.update: scans registries, writes chosen tags into desired/ as commits
         self.automation = ImageAutomation(
             ctx,
@@ -80,6 +84,17 @@ class Daemon:
             self.stopping,
             request_sync=self.git.sync.request if self.git else None,
         )
+
+    def _sync_notice(self, o: SyncOutcome) -> None:
+        """A git sync that failed or was refused is a notice (one per distinct error until
+        a sync succeeds); the URL is shown without credentials."""
+        if self.ctx.git is None:
+            return
+        source = f"{redact_url(self.ctx.git.url)} ({self.ctx.git.branch})"
+        if o.result is SyncResult.SUCCESS:
+            self.notifier.sync_ok(source)
+        elif o.error:
+            self.notifier.sync_failed(source, o.error, o.commit)
 
     # -- config --------------------------------------------------------------------------
 
@@ -268,4 +283,5 @@ class Daemon:
         self.reconciler.cancel_all()
         if not self.runner.stop(timeout):
             log.warning("some rollouts did not finish within %.0fs", timeout)
+        self.notifier.close(timeout=10.0)  # what the last rollouts said, within bounds
         log.info("berth run: stopped")

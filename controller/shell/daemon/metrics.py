@@ -28,6 +28,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 
 from controller import __version__
+from controller.core.notify import Kind
 from controller.core.outcome import Outcome
 from controller.shell.daemon.image_metrics import IMAGE_METRIC_NAMES, ImageMetrics
 
@@ -96,9 +97,13 @@ METRIC_NAMES = frozenset(
         "berth_git_sync_consecutive_failures",
         "berth_git_sync_interval_seconds",
         "berth_webhooks_total",
+        # notifications (docs/notifications.md)
+        "berth_notifications_total",
     }
 )
 ANALYSIS_RESULTS = ("pass", "fail", "inconclusive")
+NOTIFY_KINDS = tuple(k.value for k in Kind)
+NOTIFY_RESULTS = ("sent", "failed", "dropped")
 
 
 class Metrics:
@@ -143,6 +148,12 @@ class Metrics:
             "berth_proxy_reloads_total",
             "nginx reloads by result.",
             ["result"],
+            registry=registry,
+        )
+        self._notifications = Counter(
+            "berth_notifications_total",
+            "Notifications by kind and result (sent to every target, failed, dropped).",
+            ["kind", "result"],
             registry=registry,
         )
         self._build_info = Gauge(
@@ -279,7 +290,20 @@ class Metrics:
             ):
                 _remove(metric, project, service)
 
+    def known_notifications(self) -> None:
+        """Notifications are configured: every (kind, result) series exists from now, so
+        an alert on their increase sees the first failure."""
+        for kind in NOTIFY_KINDS:
+            for result in NOTIFY_RESULTS:
+                self._notifications.labels(kind=kind, result=result)
+
     # -- events ----------------------------------------------------------------------------
+
+    def notification(self, kind: str, result: str) -> None:
+        """One notice was delivered (to every target), failed, or dropped (queue full)."""
+        _check(kind, NOTIFY_KINDS, "notification kind")
+        _check(result, NOTIFY_RESULTS, "notification result")
+        self._notifications.labels(kind=kind, result=result).inc()
 
     def reconcile(self, result: str, seconds: float) -> None:
         """One reconcile pass ended; `result` is "success" or "error"."""

@@ -25,6 +25,7 @@ from controller.shell.daemon.metrics import BUILD_PHASES, Metrics
 from controller.shell.daemon.workqueue import Result
 from controller.shell.rollout.digests import Pinning, pin_targets
 from controller.shell.rollout.executor import RolloutResult
+from controller.shell.rollout.notify import Notifier
 from controller.shell.rollout.reconcile import observe, prepare_stacks, quarantined
 from controller.shell.rollout.results import Event
 from controller.shell.wiring import Context
@@ -42,10 +43,17 @@ class InFlight:
 
 
 class Reconciler:
-    def __init__(self, ctx: Context, metrics: Metrics, stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        metrics: Metrics,
+        stopping: threading.Event,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.ctx = ctx
         self.metrics = metrics
         self.stopping = stopping
+        self.notifier = notifier or Notifier(None)  # queues only: never waits on a receiver
         self.config: Config | None = None
         self._lock = threading.Lock()
         self._in_flight: dict[str, InFlight] = {}
@@ -186,6 +194,7 @@ class Reconciler:
             self.metrics.rollout(
                 action.project, action.service, result.outcome, result.duration, now=time.time()
             )
+        self.notifier.rollout(result)  # at most one notice per change (core/notify.admit)
         if action.target is not None and result.outcome.ok:
             if was == action.target.revision and action.kind in DRIFT_KINDS:
                 self.metrics.drift(action.project, action.service)

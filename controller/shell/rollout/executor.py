@@ -11,6 +11,7 @@ import concurrent.futures as cf
 import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TypeVar, assert_never
 
 from controller.core import rollout as r
@@ -34,6 +35,7 @@ from controller.shell.rollout.build_io import build_image, pull_image
 from controller.shell.rollout.canary_io import CanaryLink
 from controller.shell.rollout.dependents import restart_dependents
 from controller.shell.rollout.dns import DNS_GRACE, dns_gated
+from controller.shell.rollout.evidence import Evidence, capture
 from controller.shell.rollout.naming import container_labels, name_for, take_fixed_name
 from controller.shell.rollout.naming import container_name as container_name
 from controller.shell.rollout.peers import resolve_peers
@@ -95,9 +97,11 @@ class Executor:
             to_digest=action.target.digest if action.target else None,
         )
         self._emit(action, "start", f"{action.kind.value}: {action.reason}")
+        ev = Evidence()
         try:
             proxy_service = stack.proxy.service if stack and stack.proxy else None
-            outcome, reason = self._run(action, from_rev, serving, cancel, proxy_service)
+            ending = self._run(action, from_rev, serving, cancel, proxy_service, ev)
+            outcome, reason, canary = ending
         except BaseException as exc:
             self.p.store.finish_rollout(
                 rid, outcome=Outcome.FAILED, reason=f"error: {exc}", at=self.p.clock.now()
@@ -108,7 +112,15 @@ class Executor:
             self.p.store.absorb_retry(rid)  # a retried failure (a pull) stays one record
         self._emit(action, outcome, reason)
         restart_dependents(self.p, action, outcome, stack, self.emit)  # depends_on.restart
-        return self._result(action, outcome, reason, t0, from_tag=from_tag)
+        res = self._result(action, outcome, reason, t0, from_tag=from_tag)
+        return replace(
+            res,
+            commit=self.commit,
+            canary=canary,
+            quarantined=ev.quarantined,
+            log_container=ev.container,
+            log_tail=ev.log_tail,
+        )
 
     def _run(
         self,
@@ -117,7 +129,9 @@ class Executor:
         serving: frozenset[str],
         cancel: threading.Event | None,
         proxy_service: str | None,
-    ) -> tuple[Outcome, str]:
+        ev: Evidence,
+    ) -> tuple[Outcome, str, bool]:
+        """The rollout's outcome, its reason, and whether a canary was withdrawn."""
         state = r.RolloutState(r.config_for(action, from_rev, serving=serving))
         event: r.Event | None = None
         while True:
@@ -132,8 +146,8 @@ class Executor:
                 self._emit(action, "cancel", "a newer desired revision arrived")
             if isinstance(step, r.Finish):
                 self.canary.end(action, state)
-                return step.outcome, step.reason
-            event = self._perform(action, state, step, proxy_service)
+                return step.outcome, step.reason, state.withdrawn
+            event = self._perform(action, state, step, proxy_service, ev)
 
     # -- observe -------------------------------------------------------------------------
 
@@ -180,7 +194,12 @@ class Executor:
     # -- perform -------------------------------------------------------------------------
 
     def _perform(
-        self, a: ServiceAction, s: r.RolloutState, step: r.Step, proxy_service: str | None
+        self,
+        a: ServiceAction,
+        s: r.RolloutState,
+        step: r.Step,
+        proxy_service: str | None,
+        ev: Evidence,
     ) -> r.Event | None:
         """Do what the step says; what the world answered goes back as an event."""
         rt = self.p.runtime
@@ -226,7 +245,7 @@ class Executor:
             case r.Retire(ids):
                 self._retire(a, ids, proxy_service)
             case r.Abort():
-                self._abort(a, step)
+                self._abort(a, step, ev)
             case r.Finish():
                 raise AssertionError("Finish ends the loop; it is never performed")
             case _:
@@ -289,9 +308,12 @@ class Executor:
         self._parallel(stop_and_remove, ids)
         take_fixed_name(rt, a)
 
-    def _abort(self, a: ServiceAction, step: r.Abort) -> None:
+    def _abort(self, a: ServiceAction, step: r.Abort, ev: Evidence) -> None:
         self._emit(a, "rollback", step.reason)
         rt = self.p.runtime
+        if step.keep is not None:  # None: superseded, or nothing new failed
+            # the failed container's last words, before it is removed (notifications)
+            capture(rt, a.project, (step.keep, *step.remove), step.keep, step.reason, ev)
         self._parallel(rt.remove, step.remove)
         if step.keep:
             with contextlib.suppress(NotFound):
@@ -301,6 +323,7 @@ class Executor:
         # again) instead of leaving a stop-first service stopped behind a quarantine.
         if step.quarantine:
             self._quarantine(a, step.reason)
+            ev.quarantined = a.target is not None
 
     def _quarantine(self, a: ServiceAction, reason: str) -> None:
         if a.target is not None:
@@ -354,6 +377,7 @@ class Executor:
             from_tag,
             a.target.tag if a.target else None,
             self.p.clock.now() - t0,
+            revision=a.target.revision if a.target else None,
         )
 
 

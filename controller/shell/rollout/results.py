@@ -53,6 +53,14 @@ class RolloutResult:
     from_tag: str | None
     to_tag: str | None
     duration: float
+    # for notifications (controller/core/notify.py): what the rollout was about and why it
+    # ended; the log tail may hold anything the container printed, secrets included
+    revision: str | None = None
+    commit: str | None = None
+    canary: bool = False  # withdrawn from a canary (weight 0) before the abort
+    quarantined: bool = False  # this rollout quarantined its revision
+    log_container: str | None = None
+    log_tail: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
