@@ -236,10 +236,10 @@ def fast_forward(remote: Remote, path: str, sha: str) -> None:
     remote.run(path, "merge", "-q", "--ff-only", sha)
 
 
-def push(remote: Remote, path: str) -> None:
-    """Push the checkout's HEAD (a commit already made there) to the remote branch. Never a
-    force push: a remote that moved meanwhile raises PushRejected."""
-    out = remote.call(path, "push", "origin", f"HEAD:refs/heads/{remote.branch}",
+def push(remote: Remote, path: str, rev: str = "HEAD") -> None:
+    """Push `rev` (a commit already made in the checkout: HEAD by default) to the remote
+    branch. Never a force push: a remote that moved meanwhile raises PushRejected."""
+    out = remote.call(path, "push", "origin", f"{rev}:refs/heads/{remote.branch}",
                       timeout=FETCH_TIMEOUT)  # fmt: skip
     if out.returncode == 0:
         return
