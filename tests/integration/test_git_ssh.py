@@ -1,7 +1,8 @@
 """The git syncer over SSH against a real OpenSSH sshd (tests/support/ssh_server.py): a
 clone and a fast-forward with the deploy key; a key the server does not know and a host
 key that does not match --git-known-hosts refused with a clear error, the checkout left
-where it was; the private key's contents nowhere (its path may show); sshd gone after."""
+where it was; a push over SSH with what `berth run` recorded in the checkout; the private
+key's contents nowhere (its path may show); sshd gone after."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from controller.adapters import git_remote as g
+from controller.adapters import git_writeback as gw
 from controller.adapters.git_remote import Auth
 from controller.core.gitsync import SyncResult
 from controller.shell.git_source import GitSource
 from tests.integration.test_git_source import DESIRED, Synced
-from tests.support.git_server import Work
+from tests.support.git_server import Work, git
 from tests.support.ssh_server import SshServer, keygen, public, ssh_git_server
 
 
@@ -141,3 +143,21 @@ def _fingerprint(key: Path) -> str:
     out = subprocess.run(["ssh-keygen", "-l", "-f", f"{key}.pub"], capture_output=True,
                          text=True, check=True)  # fmt: skip
     return out.stdout.split()[1]
+
+
+def test_push_over_ssh_with_what_the_checkout_recorded(
+    sshd: SshServer, work: Work, tmp_path: Path
+) -> None:
+    src = source(sshd, tmp_path)
+    Synced(src).sync.prepare()
+    followed = gw.followed(str(Path(src.checkout) / "desired"))
+    assert followed is not None  # berth run recorded the remote: paths only
+    assert (followed.url, followed.branch, followed.path) == (sshd.url(), "main", "desired")
+    assert (followed.ssh_key, followed.known_hosts) == (str(sshd.deploy_key),
+                                                       str(sshd.known_hosts))  # fmt: skip
+    text = (DESIRED % "3.0.0").encode()
+    head, sha = gw.commit_files(followed.top, {"desired/app.yaml": text}, "berth deploy")
+    assert g.head(src.remote, src.checkout) == head  # the checkout did not move
+    g.push(followed.remote(None), followed.top, sha)
+    assert git(sshd.bare(), "rev-parse", "main") == sha
+    assert git(sshd.bare(), "show", "main:desired/app.yaml") + "\n" == text.decode()
