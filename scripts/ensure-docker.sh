@@ -21,10 +21,11 @@ WAIT="${BERTH_DOCKER_WAIT:-60}"
 # apache2-utils (htpasswd -B) and openssl: its TLS certificate and bcrypt users in tests.
 # docker-compose: compose v1, for compatibility checks. fcgiwrap (+ git's git-http-backend
 # behind nginx) and openssh-client (ssh-keygen: signing keys): the real git server of the
-# remote git source tests. The rest: the build itself.
+# remote git source tests; openssh-server: the tests' own foreground sshd (the SSH deploy key
+# tests; the package's service is not started). The rest: the build itself.
 PACKAGES=(
   docker.io busybox-static docker-compose nginx libnginx-mod-http-lua lua-cjson wrk prometheus
-  debootstrap docker-registry apache2-utils openssl fcgiwrap openssh-client
+  debootstrap docker-registry apache2-utils openssl fcgiwrap openssh-client openssh-server
   iptables cgroupfs-mount procps ca-certificates curl git make tar xz-utils python3 python3-venv
 )
 

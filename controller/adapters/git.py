@@ -90,6 +90,11 @@ def _identity_args(path: str) -> list[str]:
     return args
 
 
+def identity_args(path: str) -> list[str]:
+    """The `-c user.*=berth...` fallbacks a commit made by Berth in `path` needs."""
+    return _identity_args(path)
+
+
 def first_line(text: str) -> str:
     """The line of git's stderr that names the cause: the first one with words, not a hint
     (for a refusing hook that is the hook's own first line)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -79,6 +80,40 @@ class Auth:
         return text
 
 
+_CHANGED = re.compile(r"^Host key for (\S+) has changed", re.M)
+_UNKNOWN = re.compile(r"^No \S+ host key is known for (\S+)", re.M)
+_FINGERPRINT = re.compile(r"sent by the remote host is\s+(\S+?)\.?$", re.M)
+_DENIED = re.compile(r"^\S+: Permission denied \(([^)]*)\)\.?$", re.M)
+
+
+def ssh_problem(stderr: str, auth: Auth) -> str | None:
+    """What ssh said, in one line that names the cause, when it refused the connection: a
+    host key that does not match the known_hosts file (ssh's first lines are a banner of
+    @), a host not in it, the deploy key refused. None for anything else."""
+    hosts = f"--git-known-hosts {auth.known_hosts}" if auth.known_hosts else "known_hosts"
+    if m := _CHANGED.search(stderr):
+        fp = _FINGERPRINT.search(stderr)
+        seen = f" (it sent {fp.group(1)})" if fp else ""
+        return (
+            f"ssh: the host key of {m.group(1)}{seen} does not match {hosts}; refused "
+            "(StrictHostKeyChecking: a man in the middle, or the key changed: check the "
+            "fingerprint out of band, then update the file)"
+        )
+    if m := _UNKNOWN.search(stderr):
+        return (
+            f"ssh: no host key is known for {m.group(1)} in {hosts}; refused "
+            "(StrictHostKeyChecking, never trusted on first use: add it with ssh-keyscan "
+            "and check its fingerprint)"
+        )
+    if m := _DENIED.search(stderr):
+        key = f"the deploy key {auth.ssh_key}" if auth.ssh_key else "ssh"
+        return (
+            f"ssh: Permission denied ({m.group(1)}): {key} was refused (is its public key "
+            "a deploy key of the repository, with write access for a push?)"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Remote:
     url: str
@@ -111,7 +146,8 @@ class Remote:
         """`call`, and a non-zero exit becomes GitError (scrubbed of the token)."""
         out = self.call(path, *args, timeout=timeout)
         if out.returncode != 0:
-            why = first_line(out.stderr) or first_line(out.stdout) or f"exit {out.returncode}"
+            why = ssh_problem(out.stderr, self.auth) or first_line(out.stderr)
+            why = why or first_line(out.stdout) or f"exit {out.returncode}"
             raise GitError(self.auth.scrub(f"git {args[0]} failed: {why}"))
         return out.stdout
 
@@ -200,10 +236,10 @@ def fast_forward(remote: Remote, path: str, sha: str) -> None:
     remote.run(path, "merge", "-q", "--ff-only", sha)
 
 
-def push(remote: Remote, path: str) -> None:
-    """Push the checkout's HEAD (a commit already made there) to the remote branch. Never a
-    force push: a remote that moved meanwhile raises PushRejected."""
-    out = remote.call(path, "push", "origin", f"HEAD:refs/heads/{remote.branch}",
+def push(remote: Remote, path: str, rev: str = "HEAD") -> None:
+    """Push `rev` (a commit already made in the checkout: HEAD by default) to the remote
+    branch. Never a force push: a remote that moved meanwhile raises PushRejected."""
+    out = remote.call(path, "push", "origin", f"{rev}:refs/heads/{remote.branch}",
                       timeout=FETCH_TIMEOUT)  # fmt: skip
     if out.returncode == 0:
         return
@@ -214,5 +250,6 @@ def push(remote: Remote, path: str) -> None:
             f"push to {redact_url(remote.url)} {remote.branch} rejected ({rejected}): the "
             "remote branch moved or refused it; never forced. Let the sync fetch, then commit again"
         ))  # fmt: skip
-    why = next((ln for ln in lines if ln and not ln.startswith(("To ", "hint:"))), "")
+    why = ssh_problem(out.stderr, remote.auth)
+    why = why or next((ln for ln in lines if ln and not ln.startswith(("To ", "hint:"))), "")
     raise GitError(remote.auth.scrub(f"git push failed: {why or out.returncode}"))

@@ -197,8 +197,12 @@ def apply_edit(
         write_files(ctx.desired, snap, new)
     else:
         sha = _write_and_commit(ctx.desired, snap, new, before=before, message=message)
-    cfg = _build(snap.files, [(f, new.get(f, t)) for f, t in snap.texts.items()])
-    return cfg, sha
+    return config_after(snap, new), sha
+
+
+def config_after(snap: Snapshot, new: Mapping[str, str]) -> Config:
+    """The configuration desired/ holds once `new` (edited texts by file) is in place."""
+    return _build(snap.files, [(f, new.get(f, t)) for f, t in snap.texts.items()])
 
 
 def show_path(path: str) -> str:

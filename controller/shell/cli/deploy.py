@@ -20,18 +20,24 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from controller.adapters.controller_api import fetch_status
+from controller.adapters.git_writeback import Followed
 from controller.core.config import Config
+from controller.core.gitsync import redact_url
 from controller.core.outcome import Outcome
 from controller.errors import BerthError
 from controller.ports import RolloutRecord
+from controller.shell import git_writeback
 from controller.shell.cli.commands import EXIT_ERROR, EXIT_OK, out_json
 from controller.shell.cli.deploy_wait import WaitOptions, wait_for
 from controller.shell.desired_edit import (
+    Change,
     DeployError,
     Snapshot,
     Want,
     apply_edit,
     changes_for,
+    config_after,
+    edited_texts,
     message_for,
     read_snapshot,
     show_path,
@@ -86,12 +92,22 @@ def _run(
     message: str | None,
     extra: str,
     opts: WaitOptions,
+    git_token: str | None = None,
 ) -> int:
     changes = changes_for(snap, wants)
+    followed = git_writeback.managed(ctx.desired)
+    if followed is not None and not commit:
+        raise git_writeback.refuse_without_commit(followed)
     before = fetch_status(opts.controller) if opts.wait else None
     msg = message_for(verb, changes, message, extra)
-    cfg, sha = apply_edit(ctx, snap, changes, commit=commit, message=msg)
-    report: dict[str, Any] = {"changes": [asdict(c) for c in changes], "commit": sha}
+    pushed: str | None = None
+    if followed is None:
+        cfg, sha = apply_edit(ctx, snap, changes, commit=commit, message=msg)
+    else:
+        cfg, sha = _commit_and_push(followed, git_token, snap, changes, msg)
+        pushed = f"{redact_url(followed.url)} {followed.branch}" if sha else None
+    report: dict[str, Any] = {"changes": [asdict(c) for c in changes], "commit": sha,
+                              "pushed": pushed}  # fmt: skip
     if not opts.as_json:
         for c in changes:
             print(f"{show_path(c.file)}: {c.project}/{c.service} {c.old} -> {c.new}")
@@ -102,6 +118,8 @@ def _run(
             )
         if sha:
             print(f"committed {sha[:12]}: {msg.splitlines()[0]}")
+        if pushed:
+            print(f"pushed {sha and sha[:12]} to {pushed}")
     code = EXIT_OK
     if opts.wait:
         try:
@@ -113,6 +131,23 @@ def _run(
     if opts.as_json:
         out_json(report)
     return code
+
+
+def _commit_and_push(
+    f: Followed,
+    token: str | None,
+    snap: Snapshot,
+    changes: Sequence[Change],
+    message: str,
+) -> tuple[Config, str | None]:
+    """desired/ is Berth's checkout: commit on top of it, push, then move it (no commit
+    ever left ahead of the remote; git_writeback)."""
+    git_writeback.check(f, token)
+    if not changes:
+        return snap.config, None
+    new = edited_texts(snap, changes)
+    sha = git_writeback.commit_and_push(f, token, snap.hashes, new, message)
+    return config_after(snap, new), sha
 
 
 def cmd_deploy(
@@ -127,6 +162,7 @@ def cmd_deploy(
     message: str | None = None,
     project: str | None = None,
     controller: str = DEFAULT_CONTROLLER,
+    git_token: str | None = None,
 ) -> int:
     names = ["all"] if services == "all" else list(services)
     if "all" in names and len(names) > 1:
@@ -134,7 +170,8 @@ def cmd_deploy(
     snap = read_snapshot(ctx)
     wants = [Want(p, s, tag) for p, s in resolve(snap.config, names, project)]
     opts = WaitOptions(wait, timeout, controller, as_json)
-    return _run(ctx, "deploy", wants, snap, commit=commit, message=message, extra="", opts=opts)
+    return _run(ctx, "deploy", wants, snap, commit=commit, message=message, extra="", opts=opts,
+                git_token=git_token)  # fmt: skip
 
 
 def last_good_other(history: Sequence[RolloutRecord], current: str) -> RolloutRecord | None:
@@ -153,6 +190,7 @@ def cmd_rollback(
     as_json: bool,
     message: str | None = None,
     controller: str = DEFAULT_CONTROLLER,
+    git_token: str | None = None,
 ) -> int:
     snap = read_snapshot(ctx)
     if service == "all":
@@ -172,9 +210,8 @@ def cmd_rollback(
     extra = f"Back to the last good rollout #{rec.id} ({rec.to_tag}, commit {rec.commit or '-'})."
     opts = WaitOptions(wait, timeout, controller, as_json)
     wants = [Want(project, name, rec.to_tag)]
-    return _run(
-        ctx, "rollback", wants, snap, commit=commit, message=message, extra=extra, opts=opts
-    )
+    return _run(ctx, "rollback", wants, snap, commit=commit, message=message, extra=extra,
+                opts=opts, git_token=git_token)  # fmt: skip
 
 
 # -- command line ----------------------------------------------------------------------------------

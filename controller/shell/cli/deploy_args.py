@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from controller.shell.cli import git_args
 from controller.shell.cli.deploy import DEFAULT_CONTROLLER, cmd_deploy, cmd_rollback
 from controller.shell.desired_edit import DeployError
 from controller.shell.wiring import Context
@@ -27,6 +28,11 @@ def _common(sp: argparse.ArgumentParser) -> None:
         "without a daemon there, --wait reconciles once in-process",
     )
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument(
+        "--git-token-file",
+        help="desired/ is Berth's checkout of an HTTPS remote: the token to push with "
+        "(default: env BERTH_GIT_TOKEN); never on the command line",
+    )
 
 
 def register(sub: Any) -> None:
@@ -57,6 +63,7 @@ def dispatch(ctx: Context, args: argparse.Namespace) -> int:
         "as_json": args.json,
         "message": args.message,
         "controller": args.controller,
+        "git_token": git_args.token(args.git_token_file),
     }
     try:
         if args.command == "deploy":

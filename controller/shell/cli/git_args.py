@@ -69,7 +69,7 @@ def source(args: argparse.Namespace) -> GitSource | None:
     if not args.git_interval > 0 or args.webhook_max_body < 1:
         raise BerthError("--git-interval and --webhook-max-body must be positive")
     auth = Auth(
-        token=_token(args.git_token_file),
+        token=token(args.git_token_file),
         username=args.git_username,
         ssh_key=_file(args.git_ssh_key, "--git-ssh-key"),
         known_hosts=_file(args.git_known_hosts, "--git-known-hosts"),
@@ -108,7 +108,9 @@ def _no_git_flags(args: argparse.Namespace) -> None:
         raise BerthError(f"{given[0]} needs --git-url")
 
 
-def _token(path: str | None) -> str | None:
+def token(path: str | None) -> str | None:
+    """The HTTPS token: from the file when given, else BERTH_GIT_TOKEN (taken out of the
+    environment either way)."""
     env = os.environ.pop(TOKEN_ENV, None)  # from now on, nothing Berth starts inherits it
     if path:
         return _secret(path, "--git-token-file")

@@ -24,6 +24,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from controller.adapters import git_remote as g
+from controller.adapters import git_writeback as gw
 from controller.adapters.git import GitError
 from controller.core.gitsync import (
     SyncOutcome,
@@ -75,6 +76,7 @@ class GitSync:
                 _discard(src.checkout)
                 raise BerthError(f"git: commit {short(tip)} is not signed by an allowed signer")
             self._record(SyncOutcome(SyncResult.SUCCESS, tip, tip, True, None, self.clock()))
+            _describe(src)
             return
         origin = g.origin_url(src.checkout)
         if origin != src.url:
@@ -82,6 +84,7 @@ class GitSync:
                 f"git: {src.checkout} follows {redact_url(origin or '(no remote)')}, not "
                 f"{redact_url(src.url)}; remove it or choose another --git-checkout"
             )
+        _describe(src)
         self.metrics.started(self.clock())
         self.sync_once()
 
@@ -193,6 +196,18 @@ class GitSync:
 
 def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+def _describe(src: GitSource) -> None:
+    """What the checkout follows, into its .git/config (no token): `berth deploy --commit`
+    on it reads this to push (git_writeback). A failure only costs that."""
+    a = src.auth
+    followed = gw.Followed(src.checkout, src.url, src.branch, src.path, a.username,
+                           a.ssh_key, a.known_hosts, a.signers)  # fmt: skip
+    try:
+        gw.record(src.checkout, followed)
+    except GitError as exc:
+        log.warning("git: cannot record the remote in the checkout: %s", exc)
 
 
 def _discard(path: str) -> None:
