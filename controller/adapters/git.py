@@ -255,3 +255,35 @@ def restore_index(before: Before, files: Sequence[str]) -> bool:
     if out.returncode != 0:
         raise GitError(f"git update-index failed: {first_line(out.stderr) or out.returncode}")
     return True
+
+
+# -- a local desired/ repository's branches (image-update automation) -------------------------
+
+
+def toplevel(path: str) -> str:
+    return os.path.realpath(_checked(path, "rev-parse", "--show-toplevel").strip())
+
+
+def current_branch(path: str) -> str | None:
+    out = _git(path, "symbolic-ref", "--short", "-q", "HEAD")
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def upstream(path: str) -> str | None:
+    """`origin/main` when the checked-out branch tracks a remote branch, else None."""
+    out = _git(path, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}")
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def set_branch(path: str, branch: str, sha: str) -> None:
+    """Point the local branch `branch` at `sha` (a proposal branch, never the checked-out
+    one: the caller makes sure)."""
+    _checked(path, "update-ref", f"refs/heads/{branch}", sha)
+
+
+def push_tracking(path: str, refspec: str) -> None:
+    """`git push` to the checked-out branch's remote with the repository's own credentials
+    (a local desired/ whose branch tracks a remote). Forced only where the refspec says so
+    (`+`: a proposal branch Berth rebuilds)."""
+    remote = _checked(path, "config", "--get", f"branch.{current_branch(path)}.remote").strip()
+    _checked(path, "push", remote, refspec)

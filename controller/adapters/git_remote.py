@@ -236,11 +236,12 @@ def fast_forward(remote: Remote, path: str, sha: str) -> None:
     remote.run(path, "merge", "-q", "--ff-only", sha)
 
 
-def push(remote: Remote, path: str, rev: str = "HEAD") -> None:
+def push(remote: Remote, path: str, rev: str = "HEAD", *, force: bool = False) -> None:
     """Push `rev` (a commit already made in the checkout: HEAD by default) to the remote
-    branch. Never a force push: a remote that moved meanwhile raises PushRejected."""
-    out = remote.call(path, "push", "origin", f"{rev}:refs/heads/{remote.branch}",
-                      timeout=FETCH_TIMEOUT)  # fmt: skip
+    branch. Never a force push to the branch Berth follows: a remote that moved meanwhile
+    raises PushRejected. `force` is for a proposal branch that Berth rebuilds each time."""
+    refspec = f"{'+' if force else ''}{rev}:refs/heads/{remote.branch}"
+    out = remote.call(path, "push", "origin", refspec, timeout=FETCH_TIMEOUT)
     if out.returncode == 0:
         return
     lines = [ln.strip() for ln in out.stderr.splitlines()]

@@ -20,13 +20,14 @@ again at the next interval: automation never blocks a reconcile.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from controller.adapters import git
-from controller.adapters import git_commit as gc
+from controller.adapters import git, git_remote
+from controller.adapters import git_writeback as gw
 from controller.adapters.registry import split_reference
 from controller.core.config import Config
 from controller.core.imageupdate import UpdatePolicy, choose
@@ -145,27 +146,31 @@ class ImageAutomation:
         if src is not None:
             branch = policy.branch if policy.branch and policy.branch != src.branch else None
             sha = self._commit_beside(src.checkout, snap, changes, msg)
-            gc.push_commit(src.remote, src.checkout, sha, branch or src.branch, force=bool(branch))
+            remote = replace(src.remote, branch=branch) if branch else src.remote
+            git_remote.push(remote, src.checkout, sha, force=bool(branch))
             return self._done(t, tag, sha, proposed=branch, pushed=True)
-        if policy.branch and policy.branch != gc.current_branch(self.ctx.desired):
-            sha = self._commit_beside(self.ctx.desired, snap, changes, msg)
-            gc.set_branch(self.ctx.desired, policy.branch, sha)
-            pushed = gc.upstream(self.ctx.desired) is not None
+        desired = self.ctx.desired
+        if policy.branch and policy.branch != git.current_branch(desired):
+            sha = self._commit_beside(desired, snap, changes, msg)
+            git.set_branch(desired, policy.branch, sha)
+            pushed = git.upstream(desired) is not None
             if pushed:
                 ref = f"refs/heads/{policy.branch}"
-                gc.push_plain(self.ctx.desired, f"+{ref}:{ref}")
+                git.push_tracking(desired, f"+{ref}:{ref}")
             return self._done(t, tag, sha, proposed=policy.branch, pushed=pushed)
-        in_git = git.is_repo(self.ctx.desired)
+        in_git = git.is_repo(desired)
         _, made = apply_edit(self.ctx, snap, changes, commit=in_git, message=msg)
-        pushed = in_git and gc.upstream(self.ctx.desired) is not None
+        pushed = in_git and git.upstream(desired) is not None
         if pushed:
-            gc.push_plain(self.ctx.desired, "HEAD")
+            git.push_tracking(desired, "HEAD")
         return self._done(t, tag, made, proposed=None, pushed=pushed)
 
     def _commit_beside(self, repo: str, snap: Snapshot, changes: list[Change], msg: str) -> str:
+        """The edit as a commit on top of HEAD that moves nothing (git_writeback)."""
         texts = edited_texts(snap, changes)  # validated as a whole configuration
-        data = {f: text.encode("utf-8") for f, text in texts.items()}
-        return gc.commit_files(repo, gc.head(repo), data, msg)
+        top = git.toplevel(repo)
+        rel = {os.path.relpath(os.path.realpath(f), top): t.encode() for f, t in texts.items()}
+        return gw.commit_files(top, rel, msg)[1]
 
     def _done(
         self, t: Target, tag: str, sha: str | None, *, proposed: str | None, pushed: bool
