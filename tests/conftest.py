@@ -48,6 +48,18 @@ def docker_client() -> Iterator[Any]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def registry(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A private registry with TLS and htpasswd users (tests/support/registry.py), trusted
+    by the engine through certs.d; one per session (tests use their own repositories)."""
+    from tests.support.registry import forget_trust, start_registry
+
+    server = start_registry(tmp_path_factory.mktemp("registry"), docker_client)
+    yield server
+    server.stop()
+    forget_trust(server)
+
+
 AppImage = Callable[..., str]
 
 

@@ -23,17 +23,9 @@ from tests.conftest import TmpStack
 from tests.support.daemon import berth_run, wait_for
 from tests.support.git_server import GitServer, git, git_http_server
 from tests.support.images import ensure_app_image, healthcheck
-from tests.support.registry import RegistryServer, forget_trust, start_registry
+from tests.support.registry import RegistryServer
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def registry(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    server = start_registry(tmp_path_factory.mktemp("registry"), docker_client)
-    yield server
-    server.stop()
-    forget_trust(server)
 
 
 def push_tags(registry: RegistryServer, client: Any, repo: str, tags: list[str]) -> None:

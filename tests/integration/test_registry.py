@@ -12,7 +12,6 @@ import os
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +30,10 @@ from tests.support.registry import (
     SlowProxy,
     alias,
     forget_trust,
-    start_registry,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REPO = "berth/app"
-
-
-@pytest.fixture(scope="module")
-def registry(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    server = start_registry(tmp_path_factory.mktemp("registry"), docker_client)
-    yield server
-    server.stop()
-    forget_trust(server)
 
 
 @pytest.fixture(scope="module")
