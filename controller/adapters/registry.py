@@ -138,14 +138,22 @@ class Registry:
         """Every tag of the repository (paged with `n` and the Link header, bounded)."""
         out: list[str] = []
         path: str | None = f"/v2/{name.repository}/tags/list?n={_PAGE}"
-        while path is not None and len(out) < MAX_TAGS:
+        seen: set[str] = set()
+        # a registry that pages forever (a Link to itself, empty pages) is cut off
+        while path is not None and path not in seen and len(seen) <= MAX_TAGS // _PAGE:
+            seen.add(path)
             _, headers, body = self._call(name, "GET", path, {}, what=f"{name} tags")
             try:
                 doc = json.loads(body)
                 page = doc.get("tags") or []
             except (ValueError, AttributeError) as exc:
                 raise RegistryError(f"{name}: tag list is not JSON", kind="protocol") from exc
-            out.extend(t for t in page if isinstance(t, str))
+            if not isinstance(page, list):
+                raise RegistryError(f"{name}: tag list is not a list", kind="protocol")
+            before = len(out)
+            out.extend(t for t in page if isinstance(t, str) and len(t) <= 128)
+            if len(out) >= MAX_TAGS or len(out) == before:
+                break
             path = _next_page(headers.get("link", ""), name.repository)
         return out[:MAX_TAGS]
 
@@ -242,6 +250,10 @@ class Registry:
         realm = fields.get("realm", "")
         if not realm.startswith(("https://", "http://")):
             return None
+        if realm.startswith("http://") and not self._insecure(name.api_host):
+            # the login would cross the network in clear text to wherever the registry
+            # points: only for a registry the engine itself reaches without TLS
+            return None
         query = {"service": fields.get("service", ""), "scope": fields.get("scope", scope)}
         req = urllib.request.Request(f"{realm}?{urllib.parse.urlencode(query)}")
         basic = self._basic(name)
@@ -282,11 +294,28 @@ def _opener(ctx: ssl.SSLContext) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx))
 
 
+READ_DEADLINE = 30.0  # seconds for a whole answer: a registry that trickles is cut off
+
+
 def _read(resp: Any, *, limit: int = MAX_BODY) -> bytes:
-    body: bytes = resp.read(limit + 1)
-    if len(body) > limit:
-        raise RegistryError(f"registry answer larger than {limit} bytes", kind="protocol")
-    return body
+    """The whole body, bounded in size and in total time (the socket timeout bounds only
+    each read, and a byte every few seconds would never trip it)."""
+    deadline = READ_DEADLINE
+    end = time.monotonic() + deadline
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        # read1: whatever one socket read brings, so the deadline is checked between them
+        chunk: bytes = resp.read1(min(65536, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise RegistryError(f"registry answer larger than {limit} bytes", kind="protocol")
+        if time.monotonic() > end:
+            why = f"registry answer took more than {deadline:g} s"
+            raise RegistryError(why, kind="unreachable")
 
 
 def _lower(headers: Any) -> dict[str, str]:
