@@ -349,7 +349,8 @@ def docker_auth(config_path: str | None = None) -> Auth:
 
 def engine_insecure(info: Callable[[], Mapping[str, Any]]) -> Callable[[str], bool]:
     """The engine's own answer (its RegistryConfig): which registries it reaches without
-    verified TLS. Asked once, lazily; an unreachable engine counts nothing insecure."""
+    verified TLS. Asked once, lazily. An engine that does not answer (a socket proxy that
+    denies /info, docs/operations.md) is taken to have Docker's default: 127.0.0.0/8."""
     import ipaddress
 
     cache: list[Mapping[str, Any]] = []
@@ -359,7 +360,7 @@ def engine_insecure(info: Callable[[], Mapping[str, Any]]) -> Callable[[str], bo
             try:
                 cache.append(info().get("RegistryConfig") or {})
             except Exception:
-                cache.append({})
+                cache.append({"InsecureRegistryCIDRs": ["127.0.0.0/8"]})
         cfg = cache[0]
         index = (cfg.get("IndexConfigs") or {}).get(host)
         if isinstance(index, Mapping) and "Secure" in index:

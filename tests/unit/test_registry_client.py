@@ -59,8 +59,11 @@ def test_insecure_follows_the_engine() -> None:
     assert not insecure("[::1]:5000")
 
 
-def test_insecure_with_an_unreachable_engine_trusts_nothing_insecure() -> None:
+def test_insecure_without_an_answer_from_the_engine_is_dockers_default() -> None:
     def boom() -> dict[str, object]:
-        raise OSError("no engine")
+        raise OSError("403 from the socket proxy")
 
-    assert not engine_insecure(boom)("127.0.0.1:5000")
+    insecure = engine_insecure(boom)
+    assert insecure("127.0.0.1:5000")
+    assert not insecure("172.17.0.1:5443")
+    assert not insecure("registry.example.com")
