@@ -384,3 +384,33 @@ def test_slow_registry_shows_progress_and_a_cut_is_survived(
     finally:
         proxy.close()
         forget_trust(RegistryServer(proxy.host, registry.root, registry.ca, registry.docker_config))
+
+
+def test_daemon_reports_a_moved_tag_in_metrics_and_status(
+    logged_in: RegistryServer, pushed: dict[str, str], docker_client: Any,
+    tmp_stack: TmpStack, project: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    """`berth run --digest-interval 1`: pulls are counted; when the pinned tag moves, the
+    drift gauge turns 1 and /status says which digest the tag is at now; nothing is
+    replaced."""
+    from tests.support.daemon import berth_run, wait_for
+
+    repo = f"moving/{project}d"
+    first = logged_in.push(docker_client, "berth-test/app:1.0.0-reg", repo, "stable")
+    drop_local(docker_client, logged_in)
+    s = tmp_stack(compose(logged_in, repo=repo), {"api": {"tag": "stable"}})
+    extra = ["--digest-interval", "1"]
+    with berth_run(s.desired_dir, s.state_dir, resync=1.0, log=tmp_path / "berth.log",
+                   extra=extra) as d:  # fmt: skip
+        wait_for(lambda: len(containers(docker_client, project)) == 1, 60, "never ran")
+        [before] = containers(docker_client, project)
+        assert d.metric("berth_image_pulls_total", project=project, service="api",
+                        result="pulled") == 1  # fmt: skip
+        assert d.metric("berth_image_digest_drift", project=project, service="api") == 0
+        moved = logged_in.push(docker_client, "berth-test/app:2.0.0-reg", repo, "stable")
+        wait_for(lambda: d.metric("berth_image_digest_drift", project=project,
+                                  service="api") == 1, 30, "drift never reported")  # fmt: skip
+        [row] = d.get("/status").json()
+        assert row["digest"] == first and row["digest_drift"] == moved
+        assert [c.id for c in containers(docker_client, project)] == [before.id]
+        assert "now points at" in (tmp_path / "berth.log").read_text()
