@@ -20,9 +20,16 @@ from tests.integration.test_apply import compose
 from tests.integration.test_daemon import tags
 from tests.support.daemon import Running, berth_run, wait_for
 from tests.support.git_server import GitServer, Work, git, git_http_server
+from tests.support.receiver import Receiver, receiver
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 SECRET = "webhook-secret-0c1d"
+
+
+@pytest.fixture()
+def rx() -> Iterator[Receiver]:
+    with receiver() as r:
+        yield r
 
 
 @pytest.fixture()
@@ -63,13 +70,14 @@ def start(server: GitServer, tmp_path: Path, project: str) -> tuple[Work, Path, 
 
 
 def test_push_and_webhook_roll_out_force_push_refused(
-    docker_client: Any, app_image: Any, project: str, tmp_path: Path, server: GitServer
-) -> None:
+    docker_client: Any, app_image: Any, project: str, tmp_path: Path, server: GitServer,
+    rx: Receiver,
+) -> None:  # fmt: skip
     app_image("1.0.0")
     app_image("2.0.0")
     work, secret, state = start(server, tmp_path, project)
     extra = ["--git-url", server.url(), "--git-interval", "3600",
-             "--webhook-secret-file", str(secret)]  # fmt: skip
+             "--webhook-secret-file", str(secret), "--notify", rx.url]  # fmt: skip
     env = {"BERTH_GIT_TOKEN": server.token}
     with berth_run(tmp_path / "unused", state, log=tmp_path / "berth.log", extra=extra,
                    env_extra=env) as d:  # fmt: skip
@@ -107,6 +115,11 @@ def test_push_and_webhook_roll_out_force_push_refused(
         source = d.get("/status/source").json()
         assert source["commit"] == new and "not a fast-forward" in source["last_error"]
         assert tags(docker_client, project) == ["2.0.0"]
+        # the refused sync is a notice, once; it names the remote without credentials
+        wait_for(lambda: any("sync" in t.lower() for t in rx.titles()), 30, "no sync notice")
+        sync = [p for p in rx.payloads if "sync" in str(p.get("title")).lower()]
+        assert len(sync) == 1 and "not a fast-forward" in str(sync[0].get("message"))
+        assert server.token not in json.dumps(rx.payloads)
         for result, n in (("accepted", 2), ("replayed", 1), ("bad_signature", 1),
                           ("too_large", 1), ("ignored", 1)):  # fmt: skip
             assert d.metric("berth_webhooks_total", result=result) == n, result

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from controller import __version__
@@ -190,9 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             logs.setup(args.log_format)
             git = git_args.source(args)
+            ttl = max(1.0, args.digest_interval)
             if git is not None:  # desired/ and the compose root live in Berth's checkout
-                ctx = Context(git.desired, args.state_dir, args.docker_host, git.checkout, git=git)
-            ctx.digest_ttl = max(1.0, args.digest_interval)
+                ctx = replace(ctx, desired=git.desired, compose_root=git.checkout, git=git)
+            ctx = replace(ctx, digest_ttl=ttl)  # every other option of ctx kept (--notify)
             return Daemon(ctx, resync=args.resync, workers=args.workers).run(args.listen)
         if args.command in ("deploy", "rollback"):
             return deploy_args.dispatch(ctx, args)
