@@ -26,6 +26,7 @@ from tests.support.berth import berth, popen_berth
 from tests.support.daemon import free_port
 from tests.support.images import ensure_nginx_image
 from tests.support.load import Load, Sample
+from tests.support.receiver import receiver
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.e2e]
 
@@ -60,9 +61,11 @@ class Stack:
             files={"nginx/conf.d/site.conf": SITE},
         )
 
-    def apply(self, tag: str, **kw: Any) -> tuple[int, list[tuple[float, str, str]], str]:
+    def apply(
+        self, tag: str, *args: str, **kw: Any
+    ) -> tuple[int, list[tuple[float, str, str]], str]:
         self.write(tag, **kw)
-        proc = popen_berth(self.s.desired_dir, self.s.state_dir, "apply")
+        proc = popen_berth(self.s.desired_dir, self.s.state_dir, "apply", *args)
         _out, err = proc.communicate(timeout=180)
         return proc.returncode, parse_events(err.splitlines()), err
 
@@ -132,7 +135,9 @@ def test_a_canary_that_fails_one_request_in_five_is_aborted_at_its_first_step(
     load.start()
     time.sleep(1)
     try:
-        code, events, err = stack.apply("3.0.0-flaky")
+        with receiver() as rx:
+            code, events, err = stack.apply("3.0.0-flaky", "--notify", rx.url)
+            notices = list(rx.payloads)
     finally:
         time.sleep(1)
         load.stop()
@@ -156,6 +161,10 @@ def test_a_canary_that_fails_one_request_in_five_is_aborted_at_its_first_step(
     assert row["quarantined"] and "success_rate" in row["last_reason"]
     assert row["canary"] is None and row["running_tags"] == ["1.0.0"]
     assert len(stack.peers().sides) == 1
+    # one notice, of the canary's abort, with the check that failed and its value
+    [notice] = notices
+    assert "canary" in notice["title"].lower() and "succeeded" not in notice["title"].lower()
+    assert "success_rate" in notice["message"] and "3.0.0-flaky" in notice["message"]
 
 
 def test_a_good_canary_is_promoted_step_by_step(stack: Stack) -> None:
