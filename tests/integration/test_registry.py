@@ -414,3 +414,37 @@ def test_daemon_reports_a_moved_tag_in_metrics_and_status(
         assert row["digest"] == first and row["digest_drift"] == moved
         assert [c.id for c in containers(docker_client, project)] == [before.id]
         assert "now points at" in (tmp_path / "berth.log").read_text()
+
+
+def test_registry_down_fails_clearly_touches_nothing_and_is_retried(
+    registry: RegistryServer, pushed: dict[str, str], docker_client: Any, tmp_stack: TmpStack,
+    project: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The registry (a proxy in front of it) stops answering before a rollout: the digest
+    lookup and the pull fail as 'unreachable', the old container serves on, nothing is
+    quarantined; when it is back, the next apply rolls out."""
+    proxy = SlowProxy(registry.host, registry.host.rsplit(":", 1)[0])
+    try:
+        alias(registry, proxy.host)
+        monkeypatch.setenv("DOCKER_CONFIG", str(registry.docker_config))
+        drop_local(docker_client, registry, proxy.host)
+        s = tmp_stack(compose(registry, host=proxy.host), {"api": {"tag": "1.0.0"}})
+        assert berth(s.desired_dir, s.state_dir, "apply").code == 0
+        [old] = containers(docker_client, project)
+        proxy.cut()  # connections refused from now on
+        tmp_stack(compose(registry, host=proxy.host), {"api": {"tag": "2.0.0"}})
+        r = berth(s.desired_dir, s.state_dir, "apply")
+        assert r.code == 3, r.out + r.err
+        assert "unreachable" in (r.out + r.err).lower()
+        [still] = containers(docker_client, project)
+        assert still.id == old.id and still.status == "running"
+        [row] = json.loads(berth(s.desired_dir, s.state_dir, "status", "--json").out)
+        assert not row["quarantined"]
+        proxy.heal()
+        back = berth(s.desired_dir, s.state_dir, "apply")
+        assert back.code == 0, back.out + back.err
+        [new] = containers(docker_client, project)
+        assert new.labels["berth.tag"] == "2.0.0"
+    finally:
+        proxy.close()
+        forget_trust(RegistryServer(proxy.host, registry.root, registry.ca, registry.docker_config))
