@@ -174,6 +174,7 @@ def test_real_prometheus_scrapes_berth_run(
         BUILD_PANELS,
         GIT_PANELS,
         NOTIFY_PANELS,
+        REGISTRY_PANELS,
         TRAFFIC_PANELS,
         check_dashboard_against,
     )
@@ -204,7 +205,8 @@ def test_real_prometheus_scrapes_berth_run(
             tmp_path / "prom",
             target,
             require_finite=False,
-            may_be_empty=TRAFFIC_PANELS | BUILD_PANELS | GIT_PANELS | NOTIFY_PANELS,
+            may_be_empty=TRAFFIC_PANELS | BUILD_PANELS | GIT_PANELS | NOTIFY_PANELS
+            | REGISTRY_PANELS,
         )
         assert results["__service__"], results
 

@@ -97,6 +97,9 @@ def activity(m: Metrics) -> Callable[[], None]:
         m.drift("shop", "api")
         m.proxy_reload("success" if n % 2 else "error")
         m.build("shop", "api", ("built", "cached")[n % 2], 30.0 + n % 13)
+        m.images.pull("shop", "api", ("pulled", "failed")[n % 2], 0.5 + n % 3)
+        m.images.update("shop", "api", ("committed", "proposed")[n % 2])
+        m.images.scan("shop", "api", ok=n % 5 != 4)
 
     return tick
 
@@ -240,6 +243,8 @@ TRAFFIC_PANELS = frozenset(
 # Panels fed by builds on the host: a stack without a compose `build:` has no series.
 BUILD_PANELS = frozenset({"Image builds by result", "Image build duration p90"})
 # Panels of the remote git source (`berth run --git-url`): no series without one.
+# Registry panels with no series until a pull happens or a service has `x-berth.update`.
+REGISTRY_PANELS = frozenset({"Image pull duration p90", "Image-update automation"})
 GIT_PANELS = frozenset(
     {"Git source: syncs and webhooks by result", "Git source: time since last sync"}
 )
@@ -329,6 +334,7 @@ def test_every_dashboard_panel_returns_data(tmp_path: Path) -> None:
     metrics.analysis("shop", "api", [("success_rate", "pass"), ("min_requests", "inconclusive")])
     metrics.build("shop", "api", "built", 42.0)  # a service with a compose `build:`
     metrics.build("shop", "api", "cached", 0.2)
+    metrics.digest_drift("shop", "api", False)  # a pinned service whose tag did not move
     git = GitMetrics(metrics.registry, interval=60, webhook=True)  # `berth run --git-url`
     git.sync(SyncResult.SUCCESS, at=time.time(), failures=0)
     git.webhook(Verdict.ACCEPTED)

@@ -65,9 +65,11 @@ class ImageMetrics:
         )
 
     def known(self, project: str, service: str) -> None:
+        """Counters at zero from now; the duration histogram appears with the first pull
+        (as the build one does), so its quantile panel shows no NaN for services that
+        never pull."""
         for result in PULL_RESULTS:
             self._pulls.labels(project, service, result)
-        self._pull_seconds.labels(project, service)
 
     def known_update(self, project: str, service: str) -> None:
         """A service with x-berth.update: its automation series exist (at zero) from now."""
