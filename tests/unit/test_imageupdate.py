@@ -82,6 +82,14 @@ def test_policy_from_compose() -> None:
         ("{semver: '^1', branch: '-f'}", "plain git branch"),
         ("{semver: '^1', branch: 'a b'}", "plain git branch"),
         ("{semver: '^1', branch: 'x.lock'}", "plain git branch"),
+        # names git refuses (found only at push time, unlocated, every 30 s) or misreads:
+        # refs/heads/HEAD makes every `git ... HEAD` in desired/ ambiguous
+        ("{semver: '^1', branch: 'a//b'}", "plain git branch"),
+        ("{semver: '^1', branch: 'a/.b'}", "plain git branch"),
+        ("{semver: '^1', branch: 'a.lock/b'}", "plain git branch"),
+        ("{semver: '^1', branch: 'HEAD'}", "plain git branch"),
+        ("{semver: '^1', branch: 'FETCH_HEAD'}", "plain git branch"),
+        ("{semver: '^1', branch: 'refs/heads/main'}", "plain git branch"),
         ("{semver: '^1', push: true}", "unknown key"),
         ("[1, 2]", "must be a mapping"),
     ],
