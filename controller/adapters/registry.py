@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controller.adapters.registry_http import Deadline, opener
 from controller.errors import BerthError, Retry, printable
 
 MANIFEST_TYPES = (
@@ -131,6 +133,11 @@ class Registry:
             return found
         # Some registries answer HEAD without the header: the digest of the GET body is it.
         status, headers, body = self._call(name, "GET", path, head, what=f"{name}:{tag}")
+        if status != 200:  # a 204 has no manifest: the digest of nothing is no image
+            raise RegistryError(
+                f"{name}:{tag}: registry {name.registry} answered HTTP {status}, not a manifest",
+                kind="protocol",
+            )
         found = headers.get("docker-content-digest", "")
         return found if _DIGEST.fullmatch(found) else f"sha256:{hashlib.sha256(body).hexdigest()}"
 
@@ -181,7 +188,7 @@ class Registry:
             )
         if status == 404:
             raise RegistryError(f"{what}: not found in registry {name.registry}", kind="not_found")
-        if status >= 400 or status < 200:
+        if status >= 300 or status < 200:  # a redirect urllib would not follow, too
             raise RegistryError(
                 f"{what}: registry {name.registry} answered HTTP {status}",
                 kind="unreachable" if status >= 500 or status == 429 else "protocol",
@@ -199,16 +206,23 @@ class Registry:
             req = urllib.request.Request(f"{scheme}://{host}{path}", method=method)
             for k, v in headers.items():
                 req.add_header(k, v)
+            deadline = Deadline(READ_DEADLINE + self._timeout)  # the whole exchange
             try:
-                with _opener(self._context(host, insecure)).open(
+                with deadline, opener(self._context(host, insecure), deadline).open(
                     req, timeout=self._timeout
                 ) as resp:
-                    return resp.status, _lower(resp.headers), _read(resp)
+                    got = resp.status, _lower(resp.headers), _read(resp)
+                deadline.check()
+                return got
             except urllib.error.HTTPError as exc:
                 with exc:
-                    return exc.code, _lower(exc.headers), _read(exc)
-            except (OSError, ValueError) as exc:  # refused, TLS, DNS, timeout, bad URL
-                last = exc
+                    got = exc.code, _lower(exc.headers), _read(exc)
+                if not deadline.expired:
+                    return got
+                last = deadline.why(exc)
+            # refused, TLS, DNS, timeout, bad URL; not HTTP (a bad status line or chunk)
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                last = deadline.why(exc)
         reason = getattr(last, "reason", last)
         raise RegistryError(
             f"registry {name.registry} unreachable: {printable(str(reason))[:300]}",
@@ -259,23 +273,28 @@ class Registry:
         basic = self._basic(name)
         if basic:
             req.add_header("Authorization", basic)
+        deadline = Deadline(READ_DEADLINE + self._timeout)
         try:
             ctx = self._context(urllib.parse.urlsplit(realm).netloc, False)
-            with _opener(ctx).open(req, timeout=self._timeout) as resp:
+            with deadline, opener(ctx, deadline).open(req, timeout=self._timeout) as resp:
                 doc = json.loads(_read(resp, limit=64 << 10))
+            deadline.check()
         except urllib.error.HTTPError as exc:
             with exc:
                 return None  # the resource request then fails with 401: reported there
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as failed:
+            why = deadline.why(failed)
             raise RegistryError(
-                f"{name}: token service unreachable: {printable(str(exc))[:300]}",
+                f"{name}: token service unreachable: {printable(str(why))[:300]}",
                 kind="unreachable",
-            ) from exc
+            ) from failed
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str):
             return None
         ttl = doc.get("expires_in", 60)
-        ttl = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else 60.0
+        # kept at most an hour: a 400-digit integer is no float, and a token the registry
+        # stops honouring costs one more challenge anyway
+        ttl = float(min(ttl, 3600)) if isinstance(ttl, int | float) and ttl > 0 else 60.0
         with self._lock:
             self._tokens[(name.api_host, scope)] = (f"Bearer {token}", time.monotonic() + ttl)
         return f"Bearer {token}"
@@ -286,12 +305,6 @@ class Registry:
         if got and got[1] - 5 > time.monotonic():
             return got[0]
         return None
-
-
-def _opener(ctx: ssl.SSLContext) -> urllib.request.OpenerDirector:
-    """No proxies from the environment guessed for a registry on the host network, and no
-    redirect to a scheme other than http(s) (urllib's default handler ensures that)."""
-    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx))
 
 
 READ_DEADLINE = 30.0  # seconds for a whole answer: a registry that trickles is cut off
@@ -306,8 +319,14 @@ def _read(resp: Any, *, limit: int = MAX_BODY) -> bytes:
     size = 0
     while True:
         # read1: whatever one socket read brings, so the deadline is checked between them
-        chunk: bytes = resp.read1(min(65536, limit + 1 - size))
+        try:
+            chunk: bytes = resp.read1(min(65536, limit + 1 - size))
+        except (OSError, http.client.HTTPException) as exc:  # reset, a broken chunk
+            why = f"registry answer broken off: {printable(str(exc))[:200]}"
+            raise RegistryError(why, kind="unreachable") from exc
         if not chunk:
+            if getattr(resp, "length", None):  # fewer bytes than its Content-Length
+                raise RegistryError("registry answer cut short", kind="protocol")
             return b"".join(chunks)
         chunks.append(chunk)
         size += len(chunk)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from controller.core.reference import tag_problem
@@ -40,15 +41,22 @@ class UpdatePolicy:
 
 
 def semver_problem(spec: str) -> str | None:
-    import semantic_version
-
     if len(spec) > 200:
         return "semver range longer than 200 characters"
     try:
-        semantic_version.NpmSpec(spec)
+        _range(spec)
     except ValueError as exc:
         return f"invalid semver range: {exc}"
     return None
+
+
+@lru_cache(maxsize=256)
+def _range(spec: str) -> Any:
+    """The parsed range, once per policy: `rank` runs once per tag of a repository (up to
+    the registry client's MAX_TAGS), and parsing a long range costs far more than a match."""
+    import semantic_version
+
+    return semantic_version.NpmSpec(spec)
 
 
 def policy_pattern_problem(pattern: str) -> str | None:
@@ -70,10 +78,8 @@ def rank(tag: str, policy: UpdatePolicy) -> tuple[Any, ...] | None:
     if tag_problem(tag) is not None or "@" in tag or tag.startswith("sha256:"):
         return None
     if policy.semver is not None:
-        import semantic_version
-
         v = _semver(tag)
-        if v is None or not semantic_version.NpmSpec(policy.semver).match(v):
+        if v is None or not _range(policy.semver).match(v):
             return None
         return (v,)
     if policy.pattern is None:

@@ -78,6 +78,10 @@ def _ep(hook: Any) -> Any:
         ),
         (post(b"x", length=-1), b"400"),
         (post(b"", extra="Content-Length: 7\r\n"), b"400"),  # two different lengths
+        # a folded line continues Content-Length for the stdlib's parser (int() of "3\r\n x"
+        # failed: no answer, and an error logged as a bug), not for the server's
+        (post(b"abc", extra=" x\r\n"), b"400"),
+        (post(b"abc", extra="X-A: 1\r\n\tContent-Length: 3\r\n"), b"400"),
         (post(b"", length=10**15), b"413"),
         (post(b"x" * 101), b"413"),
         (b"GET /hooks/git HTTP/1.0\r\n\r\n", b"404"),

@@ -82,6 +82,14 @@ def test_policy_from_compose() -> None:
         ("{semver: '^1', branch: '-f'}", "plain git branch"),
         ("{semver: '^1', branch: 'a b'}", "plain git branch"),
         ("{semver: '^1', branch: 'x.lock'}", "plain git branch"),
+        # names git refuses (found only at push time, unlocated, every 30 s) or misreads:
+        # refs/heads/HEAD makes every `git ... HEAD` in desired/ ambiguous
+        ("{semver: '^1', branch: 'a//b'}", "plain git branch"),
+        ("{semver: '^1', branch: 'a/.b'}", "plain git branch"),
+        ("{semver: '^1', branch: 'a.lock/b'}", "plain git branch"),
+        ("{semver: '^1', branch: 'HEAD'}", "plain git branch"),
+        ("{semver: '^1', branch: 'FETCH_HEAD'}", "plain git branch"),
+        ("{semver: '^1', branch: 'refs/heads/main'}", "plain git branch"),
         ("{semver: '^1', push: true}", "unknown key"),
         ("[1, 2]", "must be a mapping"),
     ],
@@ -92,3 +100,27 @@ def test_bad_policies_are_located_errors(text: str, fragment: str) -> None:
     msg = str(exc.value)
     assert fragment in msg, msg
     assert ("x-berth.update" in msg and ":5:" in msg) or ":5" in msg, msg
+
+
+
+def test_a_range_is_parsed_once_per_policy_not_once_per_tag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 200-character range over the registry client's MAX_TAGS (20,000) tags was parsed
+    20,000 times per scan: seconds of CPU (holding the GIL) at every interval."""
+    import semantic_version
+
+    parsed: list[str] = []
+    real = semantic_version.NpmSpec
+
+    def counting(text: str) -> object:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(semantic_version, "NpmSpec", counting)
+    spec = " || ".join(["^1.2.3-rc.1"] * 13)  # 191 characters, 13 clauses
+    policy = UpdatePolicy(semver=spec)
+    tags = [f"1.{i}.0" for i in range(2000)]
+    assert choose(tags, policy, current="1.0.0") == "1.1999.0"
+    assert choose(tags, policy, current="1.0.0") == "1.1999.0"
+    assert len(parsed) <= 1, len(parsed)

@@ -20,6 +20,21 @@ _KEYS = ("semver", "pattern", "order", "interval", "branch")
 _BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,99}")
 
 
+def _plain_branch(name: str) -> bool:
+    """`git check-ref-format --branch`'s rules per component (none empty, none starting
+    with '.' or ending in '.lock'), and no name git reads as something else: HEAD and its
+    kin (FETCH_HEAD...) would make every `git ... HEAD` ambiguous, refs/... a full ref."""
+    parts = name.split("/")
+    return (
+        _BRANCH.fullmatch(name) is not None
+        and ".." not in name
+        and not name.endswith(".")
+        and all(p and not p.startswith(".") and not p.endswith(".lock") for p in parts)
+        and not (name.endswith("HEAD") and name.upper() == name)
+        and parts[0] != "refs"
+    )
+
+
 def update_options(loc: Located, path: Path, value: Any) -> UpdatePolicy | None:
     spec = want_map(loc, path, value)
     if spec is None:
@@ -54,10 +69,12 @@ def update_options(loc: Located, path: Path, value: Any) -> UpdatePolicy | None:
             kw["interval"] = seconds
     if spec.get("branch") is not None:
         branch = want_str(loc, (*path, "branch"), spec["branch"])
-        if branch is not None and (
-            not _BRANCH.fullmatch(branch) or ".." in branch or branch.endswith((".lock", "/", "."))
-        ):
-            loc.error((*path, "branch"), "must be a plain git branch name (letters, digits, ._/-)")
+        if branch is not None and not _plain_branch(branch):
+            loc.error(
+                (*path, "branch"),
+                "must be a plain git branch name (letters, digits, ._/-; no empty part or "
+                "one starting with '.'; not HEAD or refs/...)",
+            )
         elif branch is not None:
             kw["branch"] = branch
     return UpdatePolicy(**kw)

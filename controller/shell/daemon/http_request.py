@@ -190,9 +190,13 @@ def head_end(buf: bytearray) -> int | None:
 
 def content_length(head: bytes) -> int | None:
     """The Content-Length of a head: None when absent (or a chunked body), -1 when invalid
-    or given twice with different values."""
+    or given twice with different values, or when the head folds a line (obsolete, RFC 9112
+    5.2: a 400): the stdlib's parser, which the request is answered from, would read a
+    folded line as part of the one before, and the two would disagree on the length."""
     values = set()
     for raw in head.split(b"\n")[1:]:
+        if raw[:1] in (b" ", b"\t"):
+            return -1
         name, sep, value = raw.partition(b":")
         if not sep:
             continue
