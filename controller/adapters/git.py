@@ -275,15 +275,38 @@ def upstream(path: str) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def set_branch(path: str, branch: str, sha: str) -> None:
-    """Point the local branch `branch` at `sha` (a proposal branch, never the checked-out
-    one: the caller makes sure)."""
-    _checked(path, "update-ref", f"refs/heads/{branch}", sha)
+NO_COMMIT = "0" * 40
+_PROPOSALS = "refs/berth/proposals"  # where Berth remembers the tip of each proposal branch
 
 
-def push_tracking(path: str, refspec: str) -> None:
+def last_proposal(path: str, branch: str) -> str | None:
+    """The commit Berth last put on proposal branch `branch` (None: never)."""
+    out = _git(path, "rev-parse", "--verify", "-q", f"{_PROPOSALS}/{branch}^{{commit}}")
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def remember_proposal(path: str, branch: str, sha: str) -> None:
+    _checked(path, "update-ref", f"{_PROPOSALS}/{branch}", sha)
+
+
+def set_branch(path: str, branch: str, sha: str, *, expected: str | None) -> None:
+    """Point the local proposal branch `branch` at `sha`, only if it is still at `expected`
+    (Berth's last proposal; None: it must not exist): a branch somebody else made or moved
+    is never overwritten."""
+    old = expected or NO_COMMIT
+    out = _git(path, "update-ref", f"refs/heads/{branch}", sha, old)
+    if out.returncode != 0:
+        raise GitError(
+            f"branch {branch} exists and is not where Berth's last proposal left it: it is "
+            "never overwritten; choose another x-berth.update.branch"
+        )
+
+
+def push_tracking(path: str, refspec: str, *, lease: str | None = None) -> None:
     """`git push` to the checked-out branch's remote with the repository's own credentials
-    (a local desired/ whose branch tracks a remote). Forced only where the refspec says so
-    (`+`: a proposal branch Berth rebuilds)."""
+    (a local desired/ whose branch tracks a remote). Never forced; a proposal branch is
+    replaced only under `--force-with-lease` (`lease`: where Berth left it, "" = absent)."""
     remote = _checked(path, "config", "--get", f"branch.{current_branch(path)}.remote").strip()
-    _checked(path, "push", remote, refspec)
+    dst = refspec.rsplit(":", 1)[-1]
+    args = [f"--force-with-lease={dst}:{lease}"] if lease is not None else []
+    _checked(path, "push", *args, remote, refspec)

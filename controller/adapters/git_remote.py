@@ -236,16 +236,26 @@ def fast_forward(remote: Remote, path: str, sha: str) -> None:
     remote.run(path, "merge", "-q", "--ff-only", sha)
 
 
-def push(remote: Remote, path: str, rev: str = "HEAD", *, force: bool = False) -> None:
+def push(remote: Remote, path: str, rev: str = "HEAD", *, lease: str | None = None) -> None:
     """Push `rev` (a commit already made in the checkout: HEAD by default) to the remote
-    branch. Never a force push to the branch Berth follows: a remote that moved meanwhile
-    raises PushRejected. `force` is for a proposal branch that Berth rebuilds each time."""
-    refspec = f"{'+' if force else ''}{rev}:refs/heads/{remote.branch}"
-    out = remote.call(path, "push", "origin", refspec, timeout=FETCH_TIMEOUT)
+    branch. Never a force push: a remote that moved meanwhile raises PushRejected.
+
+    `lease` is for a proposal branch that Berth rebuilds each time: the branch may be
+    replaced only if it is exactly where Berth left it (`--force-with-lease`; "" = it must
+    not exist yet), so a branch somebody else owns or pushed to is never overwritten."""
+    ref = f"refs/heads/{remote.branch}"
+    args = [f"--force-with-lease={ref}:{lease}"] if lease is not None else []
+    out = remote.call(path, "push", *args, "origin", f"{rev}:{ref}", timeout=FETCH_TIMEOUT)
     if out.returncode == 0:
         return
     lines = [ln.strip() for ln in out.stderr.splitlines()]
     rejected = next((ln for ln in lines if ln.startswith("! [")), None)
+    if rejected is not None and lease is not None:
+        raise PushRejected(remote.auth.scrub(
+            f"push to {redact_url(remote.url)} {remote.branch} refused ({rejected}): that "
+            "branch is not where Berth's last proposal left it (somebody else owns or moved "
+            "it); it is never overwritten. Choose another x-berth.update.branch"
+        ))  # fmt: skip
     if rejected is not None:
         raise PushRejected(remote.auth.scrub(
             f"push to {redact_url(remote.url)} {remote.branch} rejected ({rejected}): the "

@@ -229,6 +229,45 @@ def test_push_and_a_rejected_push(server: GitServer, work: Work, tmp_path: Path)
     assert git(server.bare(), "rev-parse", "main") == theirs
 
 
+def test_a_proposal_branch_is_replaced_only_where_berth_left_it(
+    server: GitServer, work: Work, tmp_path: Path
+) -> None:
+    """push(lease=...): a new proposal branch is created ("" = must not exist), replaced
+    where Berth left it, and never overwritten once somebody else pushed to it."""
+    from dataclasses import replace
+
+    src = source(server, tmp_path)
+    s = Synced(src)
+    s.sync.prepare()
+    co = Work(Path(src.checkout))
+    git(co.path, "config", "user.email", "berth@example.com")
+    git(co.path, "config", "user.name", "berth")
+    proposals = replace(src.remote, branch="berth/updates")
+    co.write("desired/app.yaml", DESIRED % "3.0.0")
+    first = co.commit("berth image update 3.0.0")
+    g.push(proposals, src.checkout, first, lease="")
+    git(co.path, "reset", "-q", "--hard", "HEAD~1")
+    co.write("desired/app.yaml", DESIRED % "3.0.1")
+    second = co.commit("berth image update 3.0.1")  # rebuilt on the tip: not a fast-forward
+    g.push(proposals, src.checkout, second, lease=first)
+    assert git(server.bare(), "rev-parse", "berth/updates") == second
+    # somebody pushes to the proposal branch: Berth's next proposal must not erase it
+    git(work.path, "fetch", "-q", "origin", "berth/updates")
+    git(work.path, "checkout", "-q", "-b", "mine", "FETCH_HEAD")
+    work.write("desired/notes.yaml", "x: 1\n")
+    theirs = work.commit("a reviewer's fix")
+    git(work.path, "push", "-q", "origin", "HEAD:berth/updates")
+    git(co.path, "reset", "-q", "--hard", "HEAD~1")
+    co.write("desired/app.yaml", DESIRED % "3.0.2")
+    third = co.commit("berth image update 3.0.2")
+    with pytest.raises(PushRejected, match="never overwritten"):
+        g.push(proposals, src.checkout, third, lease=second)
+    assert git(server.bare(), "rev-parse", "berth/updates") == theirs
+    # and a branch that existed before Berth ever proposed on it is not taken over
+    with pytest.raises(PushRejected, match="never overwritten"):
+        g.push(replace(src.remote, branch="main"), src.checkout, third, lease="")
+
+
 def test_token_never_in_config_status_logs_or_command_lines(
     server: GitServer, work: Work, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

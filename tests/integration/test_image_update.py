@@ -120,6 +120,32 @@ def test_pattern_policy_proposes_on_a_branch_and_leaves_the_tracked_one(
     tip = git(s.root, "rev-parse", "berth/updates")
     auto.scan(t, t.spec.berth.update, "main-9")
     assert git(s.root, "rev-parse", "berth/updates") == tip
+    # a reviewer commits on the proposal branch; a newer build must not erase that
+    git(s.root, "update-ref", "refs/heads/berth/updates", head)
+    registry.push(docker_client, local, repo, "main-11")
+    later = automation(ctx).scan(t, t.spec.berth.update, "main-9")
+    assert later.chosen == "main-11" and later.error and "never overwritten" in later.error
+    assert git(s.root, "rev-parse", "berth/updates") == head
+
+
+def test_a_branch_berth_did_not_make_is_never_taken_over(
+    registry: RegistryServer, docker_client: Any, tmp_stack: TmpStack, project: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("DOCKER_CONFIG", str(registry.docker_config))
+    repo = f"auto/{project}"
+    push_tags(registry, docker_client, repo, ["1.0.0", "1.1.0"])
+    pol = {"semver": "^1", "branch": "release"}
+    s = tmp_stack(compose(registry, repo, pol), {"api": {"tag": "1.0.0"}})
+    repo_of(s.root)
+    git(s.root, "branch", "release")  # the team's own branch, not Berth's
+    before = git(s.root, "rev-parse", "release")
+    ctx = Context(str(s.desired_dir), str(s.state_dir), None)
+    t = next(t for t in ctx.config().targets if t.service == "api")
+    assert t.spec.berth.update is not None
+    scan = automation(ctx).scan(t, t.spec.berth.update, "1.0.0")
+    assert scan.error and "never overwritten" in scan.error
+    assert git(s.root, "rev-parse", "release") == before
 
 
 def settle(cond: Callable[[], bool], log: Path, what: str) -> None:

@@ -10,7 +10,10 @@ Where the commit goes:
 - a remote git source (`--git-url`): made beside Berth's checkout on top of the synced
   commit and pushed to the tracked branch, never forced; the sync then fast-forwards to it;
 - `branch:` in the policy: proposed on that branch (rebuilt on the current tip each time,
-  pushed where there is a remote) and not rolled out until someone merges it.
+  pushed where there is a remote) and not rolled out until someone merges it. Berth
+  replaces that branch only where it left it (its last proposal is remembered under
+  refs/berth/proposals/; pushes use --force-with-lease): a branch somebody else made or
+  pushed to is never overwritten.
 
 Tags that are quarantined for the service are skipped; a tag below the current one is never
 chosen (core/imageupdate.py). A failed scan or write is logged and counted, and tried
@@ -146,17 +149,23 @@ class ImageAutomation:
         if src is not None:
             branch = policy.branch if policy.branch and policy.branch != src.branch else None
             sha = self._commit_beside(src.checkout, snap, changes, msg)
-            remote = replace(src.remote, branch=branch) if branch else src.remote
-            git_remote.push(remote, src.checkout, sha, force=bool(branch))
+            if branch is None:
+                git_remote.push(src.remote, src.checkout, sha)
+                return self._done(t, tag, sha, proposed=None, pushed=True)
+            lease = git.last_proposal(src.checkout, branch) or ""
+            git_remote.push(replace(src.remote, branch=branch), src.checkout, sha, lease=lease)
+            git.remember_proposal(src.checkout, branch, sha)
             return self._done(t, tag, sha, proposed=branch, pushed=True)
         desired = self.ctx.desired
         if policy.branch and policy.branch != git.current_branch(desired):
+            last = git.last_proposal(desired, policy.branch)
             sha = self._commit_beside(desired, snap, changes, msg)
-            git.set_branch(desired, policy.branch, sha)
+            git.set_branch(desired, policy.branch, sha, expected=last)
+            git.remember_proposal(desired, policy.branch, sha)
             pushed = git.upstream(desired) is not None
             if pushed:
                 ref = f"refs/heads/{policy.branch}"
-                git.push_tracking(desired, f"+{ref}:{ref}")
+                git.push_tracking(desired, f"{ref}:{ref}", lease=last or "")
             return self._done(t, tag, sha, proposed=policy.branch, pushed=pushed)
         in_git = git.is_repo(desired)
         _, made = apply_edit(self.ctx, snap, changes, commit=in_git, message=msg)
