@@ -151,3 +151,31 @@ def test_resolver_falls_back_to_the_local_copy_of_the_same_repository() -> None:
     found = DigestResolver(reg, rt).lookup(REF)
     assert found.digest == D2
     assert found.error and "unreachable" in found.error
+
+
+def test_a_quick_no_is_asked_again_but_an_unreachable_registry_is_remembered() -> None:
+    reg, rt, clock = FakeRegistry({}), FakeRuntime(), Clock()
+    r = DigestResolver(reg, rt, ttl=60, ttl_error=30, now=clock)
+    assert r.lookup(REF).error is not None  # not found (yet): CI may push it any moment
+    reg.digests[REF] = D1
+    assert r.lookup(REF).digest == D1
+    reg.down, other = True, "reg.example:5000/team/api:2.0"
+    r.lookup(other)
+    r.lookup(other)
+    assert reg.calls.count(other) == 1  # one timeout per period, not one per pass
+
+
+def test_related_follows_depends_on_and_peers_transitively() -> None:
+    from controller.core.model import DependsOn
+    from controller.shell.rollout.digests import related
+
+    def t(name: str, deps: tuple[str, ...] = (), peers: tuple[str, ...] = ()) -> Target:
+        base = target()
+        spec = replace(base.spec, name=name, depends_on=tuple(DependsOn(d) for d in deps),
+                       peers=peers)  # fmt: skip
+        return replace(base, service=name, spec=spec)
+
+    ts = [t("api", deps=("db",)), t("db", peers=("vpn",)), t("vpn"), t("web", deps=("api",))]
+    assert related(ts, "api") == {"api", "db", "vpn"}
+    assert related(ts, "vpn") == {"vpn"}
+    assert related(ts, "gone") == set()

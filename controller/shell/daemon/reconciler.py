@@ -23,7 +23,7 @@ from controller.shell.daemon.image_metrics import PULL_PHASES
 from controller.shell.daemon.logs import log_rollout_event
 from controller.shell.daemon.metrics import BUILD_PHASES, Metrics
 from controller.shell.daemon.workqueue import Result
-from controller.shell.rollout.digests import Pinning, pin_targets
+from controller.shell.rollout.digests import Pinning, pin_targets, related
 from controller.shell.rollout.executor import RolloutResult
 from controller.shell.rollout.notify import Notifier
 from controller.shell.rollout.reconcile import observe, prepare_stacks, quarantined
@@ -106,8 +106,13 @@ class Reconciler:
         project = key.split("/", 1)[0]
         observed = self.observe()
         loaded = [t for t in cfg.targets if t.project == project]
-        pinning = pin_targets(loaded, observed, self.ctx.resolver)
-        targets = list(pinning.targets)
+        # only this service and what it depends on or joins: one registry lookup per pass
+        # for a typical key, not one per service of the project
+        near = related(loaded, key.split("/", 1)[1])
+        pinning = pin_targets([t for t in loaded if t.service in near], observed,
+                              self.ctx.resolver)  # fmt: skip
+        pinned = {t.key: t for t in pinning.targets}
+        targets = [pinned.get(t.key, t) for t in loaded]
         self._report_drift(key, pinning)
         mine = [t for t in targets if t.key == key]
         # One target is enough to plan its key; the whole project only for a service that

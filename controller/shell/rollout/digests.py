@@ -2,8 +2,9 @@
 
 One HEAD per `repository:tag`, cached for `ttl` (the drift check's interval): the daemon
 plans every service every resync, and a registry rate-limits (Docker Hub: per pull, but
-also per manifest request). Failures are cached briefly, so a registry that is down costs
-one timeout per key and `ttl_error`, not one per pass.
+also per manifest request). An unreachable registry is remembered for `ttl_error`, so it
+costs one timeout per reference and period, not one per pass; a quick "no" (unknown tag,
+refused login) is not remembered: CI may push the tag, or the login be fixed, any moment.
 
 An image that is present on the host without any registry digest was built or imported
 here: it is in no registry, and asking one would only fail (or find a namesake).
@@ -28,7 +29,7 @@ class DigestResolver:
     registry: RegistryPort
     runtime: ContainerRuntime
     ttl: float = 60.0
-    ttl_error: float = 5.0
+    ttl_error: float = 30.0
     now: Callable[[], float] = time.monotonic
     _cache: dict[str, tuple[float, Lookup]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -38,8 +39,10 @@ class DigestResolver:
             hit = self._cache.get(ref)
         if hit is not None and hit[0] > self.now():
             return hit[1]
-        found = self._ask(ref)
-        ttl = self.ttl if found.digest is not None or found.local_only else self.ttl_error
+        found, slow = self._ask(ref)
+        if found.digest is None and not found.local_only and not slow:
+            return found  # a quick "no" (not found, refused): ask again next time
+        ttl = self.ttl if not slow else self.ttl_error
         with self._lock:
             self._cache[ref] = (self.now() + ttl, found)
         return found
@@ -52,16 +55,19 @@ class DigestResolver:
             else:
                 self._cache.pop(ref, None)
 
-    def _ask(self, ref: str) -> Lookup:
+    def _ask(self, ref: str) -> tuple[Lookup, bool]:
+        """The lookup, and whether the registry was unreachable (a failure worth caching:
+        asking again at once would only wait for the same timeout)."""
         local = self.runtime.image_digests(ref)
         if local is not None and not local:
-            return Lookup(local_only=True)
+            return Lookup(local_only=True), False
         try:
-            return Lookup(digest=self.registry.digest(ref))
+            return Lookup(digest=self.registry.digest(ref)), False
         except BerthError as exc:
             # the registry cannot say now; the copy here came from it, under this name
             mine = [d.partition("@")[2] for d in local or () if d.partition("@")[0] == _repo(ref)]
-            return Lookup(digest=mine[0] if mine else None, error=str(exc))
+            slow = getattr(exc, "kind", "unreachable") == "unreachable"
+            return Lookup(digest=mine[0] if mine else None, error=str(exc)), slow
 
 
 def _repo(ref: str) -> str:
@@ -104,3 +110,19 @@ def _settled(targets: Iterable[Target]) -> tuple[Target, ...]:
         by_project.setdefault(t.project, []).append(t)
     settled = {t.key: t for ts in by_project.values() for t in settle_peers(ts)}
     return tuple(settled[t.key] for t in targets)
+
+
+def related(targets: Sequence[Target], service: str) -> set[str]:
+    """`service` and every service it depends on or joins (depends_on, network_mode /
+    volumes_from peers), transitively: what a pass over `service` compares revisions of."""
+    by = {t.service: t for t in targets}
+    out: set[str] = set()
+    todo = [service]
+    while todo:
+        name = todo.pop()
+        if name in out or name not in by:
+            continue
+        out.add(name)
+        spec = by[name].spec
+        todo += [*spec.peers, *(d.service for d in spec.depends_on)]
+    return out
