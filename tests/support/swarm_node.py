@@ -50,15 +50,15 @@ NODE_PACKAGES = (
 )
 DOCKER_PORT = 2375
 REGISTRY_PORT = 5000
-_NODE_RECIPE_VERSION = "1"  # bump to force a rebuild of the node image
+_NODE_RECIPE_VERSION = "2"  # bump to force a rebuild of the node image
 
 ENTRYPOINT = """\
 #!/bin/sh
 # berth-test swarm node: make /sys writable for dockerd, then become dockerd.
 set -e
-mount -o remount,rw /sys
+mount -o remount,rw /sys || mount -o remount,bind,rw /sys
 for d in /sys/fs/cgroup /sys/fs/cgroup/*; do
-  if mountpoint -q "$d"; then mount -o remount,rw "$d" || true; fi
+  if mountpoint -q "$d"; then mount -o remount,bind,rw "$d"; fi
 done
 rm -f /var/run/docker.pid /run/docker.pid /run/docker/containerd/containerd.pid
 exec dockerd -H unix:///var/run/docker.sock -H tcp://0.0.0.0:{port} --tls=false "$@"
