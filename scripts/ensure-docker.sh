@@ -17,7 +17,10 @@ WAIT="${BERTH_DOCKER_WAIT:-60}"
 # docker.io: the engine (20.10 on bookworm). busybox-static: the FROM-scratch test app image.
 # nginx, wrk: e2e tests (host nginx, load). libnginx-mod-http-lua, lua-cjson: nginx's Lua
 # module, for Berth's dynamic switch (host-nginx mode). prometheus: promtool for the alert-rule tests.
-# debootstrap: the offline Debian base image. docker-registry: a real local registry;
+# debootstrap: the offline Debian base image and the swarm node image (tests/support/
+# swarm_node.py: docker.io etc. come from the mirror into its rootfs, nothing new on the
+# host). docker-registry: a real local registry (its binary is also copied into the swarm
+# node image, where it serves the test swarm);
 # apache2-utils (htpasswd -B) and openssl: its TLS certificate and bcrypt users in tests.
 # docker-compose: compose v1, for compatibility checks. fcgiwrap (+ git's git-http-backend
 # behind nginx) and openssh-client (ssh-keygen: signing keys): the real git server of the

@@ -348,10 +348,14 @@ def apt_mirror(sources: Path = Path("/etc/apt")) -> str:
     return DEFAULT_MIRROR
 
 
-def _rootfs_tarball(mirror: str) -> Path:
-    """Debootstrap once and cache the rootfs as a tarball; later calls return the cache."""
+def rootfs_tarball(mirror: str, packages: tuple[str, ...] = BASE_PACKAGES) -> Path:
+    """Debootstrap once and cache the rootfs as a tarball; later calls return the cache.
+
+    The cache key is the package list, so other images (the swarm node image,
+    tests/support/swarm_node.py) share the mechanism and the downloaded .debs.
+    """
     key = hashlib.sha256(
-        json.dumps(["bookworm", "minbase", sorted(BASE_PACKAGES)]).encode()
+        json.dumps(["bookworm", "minbase", sorted(packages)]).encode()
     ).hexdigest()[:12]
     tarball = ROOTFS_CACHE / f"bookworm-{key}.tar"
     if tarball.is_file():
@@ -367,7 +371,7 @@ def _rootfs_tarball(mirror: str) -> Path:
         cmd = [
             "debootstrap",
             "--variant=minbase",
-            f"--include={','.join(BASE_PACKAGES)}",
+            f"--include={','.join(packages)}",
             f"--cache-dir={debs}",
             "bookworm",
             str(rootfs),
@@ -421,7 +425,7 @@ def ensure_base_image(ref: str = BASE_IMAGE, *, client: Any | None = None) -> st
     with _lock(ref):
         if _current_recipe(api, ref) == recipe:
             return ref
-        tarball = _rootfs_tarball(mirror)
+        tarball = rootfs_tarball(mirror)
         repository, _, tag = ref.rpartition(":")
         changes = [
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -1,0 +1,61 @@
+"""Fixtures for tests on a real multi-node Docker Swarm (tests/support/swarm.py).
+
+- `swarm_shape`  module-scoped (managers, workers), default (1, 2); a module overrides it
+                 by defining its own `swarm_shape` fixture
+- `swarm`        module-scoped: the swarm is brought up once per module (a few seconds once
+                 the node image is cached) and removed after it, whatever happened
+- `swarm_app`    module-scoped: `berth-test/app:1.0.0` pushed into the swarm's registry;
+                 the ref the nodes pull (`REGISTRY_IP:5000/berth-test/app:1.0.0`)
+
+Bring-up times are printed in the terminal summary, so CI logs show the harness's cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.images import ensure_app_image
+from tests.support.swarm import Swarm, remove_stale_swarms, start_swarm
+
+_BRING_UPS: list[tuple[str, str, dict[str, float], int]] = []
+
+
+@pytest.fixture(scope="module")
+def swarm_shape() -> tuple[int, int]:
+    return (1, 2)
+
+
+@pytest.fixture(scope="module")
+def swarm(
+    docker_client: Any, swarm_shape: tuple[int, int], request: pytest.FixtureRequest
+) -> Iterator[Swarm]:
+    remove_stale_swarms(docker_client)
+    managers, workers = swarm_shape
+    s = start_swarm(managers=managers, workers=workers, client=docker_client)
+    try:
+        _BRING_UPS.append(
+            (request.module.__name__, f"{managers}+{workers}", s.timings, s.rss_bytes())
+        )
+        yield s
+    finally:
+        s.teardown()
+
+
+@pytest.fixture(scope="module")
+def swarm_app(swarm: Swarm, docker_client: Any) -> str:
+    return swarm.push(ensure_app_image("1.0.0", client=docker_client))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _BRING_UPS:
+        return
+    terminalreporter.section("test swarm bring-up")
+    for module, shape, t, rss in _BRING_UPS:
+        terminalreporter.write_line(
+            f"{module}: {shape} nodes up in {t['bring_up']:.1f} s "
+            f"(engines {t['engines']:.1f} s, swarm {t['swarm']:.1f} s; "
+            f"node image check/build {t['node_image']:.1f} s), RSS {rss / 2**20:.0f} MiB"
+        )
