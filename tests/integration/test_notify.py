@@ -109,3 +109,36 @@ def test_the_daemon_reconciler_notifies_a_retried_failure_once_then_the_recovery
 def store_outcome(ctx: Context, project: str) -> Outcome | None:
     last = ctx.store.last(project, "api")
     return last.outcome if last else None
+
+
+def test_a_rollout_that_raises_is_one_failed_notice(
+    docker_client: Any, app_image: Callable[..., str], tmp_stack: Any, rx: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The engine goes away mid-rollout (here: create raises as an unreachable engine
+    would): the pass raises for the work queue's backoff, and the team hears of it once."""
+    from controller.errors import TemporaryError
+
+    app_image("1.0.0")
+    s = tmp_stack(compose(replicas=1), {"api": {"tag": "1.0.0"}})
+    ctx = Context(str(s.desired_dir), str(s.state_dir), None, notify=(("--notify", rx.url),))
+    metrics = Metrics(CollectorRegistry())
+    notifier = ctx.notifier(on_result=metrics.notification)
+    rec = Reconciler(ctx, metrics, threading.Event(), notifier)
+    rec.set_config(ctx.config())
+
+    def gone(**kw: Any) -> str:
+        raise TemporaryError("create: Docker engine unreachable: connection refused")
+
+    monkeypatch.setattr(ctx.runtime, "create", gone)
+    try:
+        for _ in range(2):
+            rec.world_changed()
+            with pytest.raises(TemporaryError):
+                rec.reconcile(f"{s.project}/api")
+        sink = notifier._sink
+        assert sink is not None and sink.flush(30)  # type: ignore[attr-defined]
+        [failed] = rx.payloads  # retried: still one notice
+        assert failed["type"] == "failure" and "unreachable" in failed["message"]
+    finally:
+        notifier.close(5)

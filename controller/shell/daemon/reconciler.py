@@ -192,6 +192,10 @@ class Reconciler:
                     log.warning("routes not healed: %s", healed.error, extra=_where(key))
                 elif healed.reasons:
                     log.warning("routes healed: %s", "; ".join(healed.reasons), extra=_where(key))
+        except Exception as exc:
+            if action.changes:  # a rollout that raised (Docker gone mid-way) is news too
+                self.notifier.rollout(_raised(action, exc))
+            raise
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)
@@ -242,6 +246,22 @@ class Reconciler:
         self.metrics.info(
             t.project, t.service, desired_tag=t.tag, running_tag=",".join(running) or None
         )
+
+
+def _raised(action: ServiceAction, exc: Exception) -> RolloutResult:
+    """What a rollout that raised amounts to for a notice: failed, with the error."""
+    t = action.target
+    return RolloutResult(
+        action.project,
+        action.service,
+        action.kind.value,
+        Outcome.FAILED,
+        f"error: {exc}",
+        None,
+        t.tag if t else None,
+        0.0,
+        revision=t.revision if t else None,
+    )
 
 
 def _target(cfg: Config, key: str) -> Target | None:
