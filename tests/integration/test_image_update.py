@@ -81,6 +81,10 @@ def test_semver_policy_commits_the_highest_tag_in_range_and_skips_quarantined(
     assert s.desired_file.read_text() == before.replace("1.0.0", "1.1.0")
     log = git(s.root, "log", "-1", "--format=%H %s")
     assert log.startswith(scan.commit or "-") and "image update" in log
+    [row] = auto.status()  # what /status/updates shows
+    assert (row["service"], row["current"], row["chosen"], row["commit"]) == (
+        "api", "1.0.0", "1.1.0", scan.commit
+    )
     assert git(s.root, "status", "--porcelain", "--", "desired") == ""  # all committed
     # 1.3.0 is pushed, but it was quarantined: skipped, and never a step back
     push_tags(registry, docker_client, repo, ["1.3.0"])
@@ -196,3 +200,5 @@ def test_remote_source_registry_push_becomes_a_pushed_commit_and_a_rollout(
                         result="committed") == 1  # fmt: skip
         src = d.get("/status/source").json()
         assert src["commit"] == git(bare, "rev-parse", "main")
+        updates = d.get("/status/updates").json()
+        assert any(u["chosen"] == "1.4.0" and u["commit"] for u in updates), updates

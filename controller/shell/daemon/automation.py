@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from controller.adapters import git, git_remote
 from controller.adapters import git_writeback as gw
@@ -55,13 +55,14 @@ TICK = 1.0
 
 @dataclass
 class Scan:
-    """The last scan of one service, for logs and tests."""
+    """The last scan of one service (/status/updates)."""
 
     at: float
     current: str
     chosen: str | None
     error: str | None = None
     commit: str | None = None
+    wall: float = field(default_factory=time.time)
 
 
 class ImageAutomation:
@@ -80,6 +81,17 @@ class ImageAutomation:
         self._due: dict[str, float] = {}
         self._proposed: dict[str, str] = {}
         self.scans: dict[str, Scan] = {}
+
+    def status(self) -> list[dict[str, object]]:
+        """/status/updates: per service with x-berth.update, its last scan: when, the tag in
+        desired/ then, the tag chosen (None: nothing newer), the commit, the error."""
+        out = []
+        for key, scan in sorted(self.scans.items()):
+            project, _, service = key.partition("/")
+            doc = {k: v for k, v in asdict(scan).items() if k not in ("at", "wall")}
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(scan.wall))
+            out.append({"project": project, "service": service, "scanned_at": at, **doc})
+        return out
 
     def run(self) -> None:
         while not self.stopping.wait(TICK):

@@ -20,7 +20,7 @@ log = logging.getLogger("berth.http")
 
 STATUS_SLOTS = 4  # of the 8 workers (Limits.workers)
 HOOK_PATH = "/hooks/git"
-_GET_PATHS = ("/metrics", "/healthz", "/readyz", "/status", "/status/source")
+_GET_PATHS = ("/metrics", "/healthz", "/readyz", "/status", "/status/source", "/status/updates")
 
 
 class Hook(Protocol):
@@ -46,9 +46,10 @@ class Endpoints:
         status: Callable[[], Any],
         source: Callable[[], Any] | None = None,
         hook: Hook | None = None,
+        updates: Callable[[], Any] | None = None,
     ) -> None:
         self.metrics, self.alive, self.ready, self.status = metrics, alive, ready, status
-        self.source, self.hook = source, hook
+        self.source, self.hook, self.updates = source, hook, updates
         # /status asks Docker, which may hang for its whole timeout: at most this many at
         # once, so the workers always have room left for /healthz and /metrics
         self.slow_slots = threading.BoundedSemaphore(STATUS_SLOTS)
@@ -124,6 +125,9 @@ class Request(BaseHTTPRequestHandler):
         ep = self.ep
         if path == "/status/source" and ep.source is not None:
             data = json.dumps(ep.source(), indent=2, default=str).encode() + b"\n"
+            return 200, data, "application/json"
+        if path == "/status/updates" and ep.updates is not None:
+            data = json.dumps(ep.updates(), indent=2, default=str).encode() + b"\n"
             return 200, data, "application/json"
         if path == "/metrics":
             body, ctype = ep.metrics()

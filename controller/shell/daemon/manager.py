@@ -197,6 +197,7 @@ class Daemon:
             status=status,
             source=self.git.status if self.git else None,
             hook=self.git.hook if self.git else None,
+            updates=self.automation.status,
         )
 
     @property
