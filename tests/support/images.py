@@ -49,33 +49,32 @@ Images are rebuilt only when missing or when their recipe changed: each carries 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import io
 import json
-import os
 import re
-import shutil
-import subprocess
 import tarfile
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
+from tests.support.image_build import (
+    RECIPE_LABEL,
+    build_context,
+    build_lock,
+    client_of,
+    current_recipe,
+    rootfs_tarball,
+)
+from tests.support.image_build import apt_mirror as apt_mirror
 
 APP_REPOSITORY = "berth-test/app"
 BASE_IMAGE = "berth-test/base:bookworm"
 NGINX_IMAGE = "berth-test/nginx:1"
-RECIPE_LABEL = "berth.test.recipe"
 MODES = ("good", "unhealthy", "crash", "slow", "bake-fail", "flaky")
 HEALTHCHECK = ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/health"]
 
-ROOTFS_CACHE = Path(os.environ.get("BERTH_ROOTFS_CACHE", "/var/cache/berth-rootfs"))
 BASE_PACKAGES = (
     "python3",
     "python3-fastapi",
@@ -87,41 +86,13 @@ BASE_PACKAGES = (
     "ca-certificates",
     "curl",
 )
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 _RECIPE_VERSION = "3"  # bump to force a rebuild of every test image
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_LOCK_DIR = Path(tempfile.gettempdir())
 
 
 def healthcheck(port: int = 8000) -> list[str]:
     """The exec-form healthcheck that works for the app image on `port`."""
     return ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/health"]
-
-
-def _client(client: Any | None) -> Any:
-    return client if client is not None else docker.from_env(timeout=300)
-
-
-@contextlib.contextmanager
-def _lock(name: str) -> Iterator[None]:
-    """Serialise builds of one image across processes (pytest-xdist, parallel CI jobs)."""
-    path = _LOCK_DIR / f"berth-test-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _current_recipe(client: Any, ref: str) -> str | None:
-    try:
-        image = client.images.get(ref)
-    except docker.errors.ImageNotFound:
-        return None
-    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
-    value = labels.get(RECIPE_LABEL)
-    return value if isinstance(value, str) else None
 
 
 def _busybox_path() -> Path:
@@ -256,22 +227,6 @@ def _context_tar(files: Mapping[str, tuple[bytes, int]], busybox: bytes) -> io.B
     return buf
 
 
-def _build(client: Any, context: io.BytesIO, ref: str, labels: Mapping[str, str]) -> None:
-    try:
-        client.images.build(
-            fileobj=context,
-            custom_context=True,
-            tag=ref,
-            labels=dict(labels),
-            rm=True,
-            forcerm=True,
-            pull=False,
-        )
-    except docker.errors.BuildError as exc:
-        log = "".join(str(chunk.get("stream", chunk)) for chunk in exc.build_log)
-        raise RuntimeError(f"building {ref} failed: {exc}\n{log}") from exc
-
-
 def ensure_app_image(
     tag: str, *, mode: str = "good", port: int = 8000, client: Any | None = None
 ) -> str:
@@ -295,11 +250,11 @@ def ensure_app_image(
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name][0] + str(files[name][1]).encode())
     recipe = digest.hexdigest()[:24]
-    api = _client(client)
-    if _current_recipe(api, ref) == recipe:
+    api = client_of(client)
+    if current_recipe(api, ref) == recipe:
         return ref
-    with _lock(ref):
-        if _current_recipe(api, ref) == recipe:
+    with build_lock(ref):
+        if current_recipe(api, ref) == recipe:
             return ref
         labels = {
             RECIPE_LABEL: recipe,
@@ -307,125 +262,26 @@ def ensure_app_image(
             "berth.test.tag": tag,
             "berth.test.port": str(port),
         }
-        _build(api, _context_tar(files, busybox), ref, labels)
+        build_context(api, _context_tar(files, busybox), ref, labels)
     return ref
 
 
 # --------------------------------------------------------------------------- base images
 
 
-def apt_mirror(sources: Path = Path("/etc/apt")) -> str:
-    """The Debian mirror this machine's apt uses for bookworm (debootstrap fetches from it)."""
-    candidates: list[Path] = []
-    main_list = sources / "sources.list"
-    if main_list.is_file():
-        candidates.append(main_list)
-    parts = sources / "sources.list.d"
-    if parts.is_dir():
-        candidates.extend(sorted(parts.glob("*.list")) + sorted(parts.glob("*.sources")))
-    for path in candidates:
-        text = path.read_text(errors="replace")
-        if path.suffix == ".sources":
-            for stanza in re.split(r"\n\s*\n", text):
-                fields: dict[str, str] = {}
-                for line in stanza.splitlines():
-                    if line.startswith("#") or ":" not in line:
-                        continue
-                    key, _, value = line.partition(":")
-                    fields[key.strip().lower()] = value.strip()
-                if "deb" not in fields.get("types", "").split():
-                    continue
-                if "bookworm" not in fields.get("suites", "").split():
-                    continue
-                uris = fields.get("uris", "").split()
-                if uris:
-                    return uris[0]
-        else:
-            for line in text.splitlines():
-                words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
-                if len(words) >= 3 and words[0] == "deb" and words[2] == "bookworm":
-                    return words[1]
-    return DEFAULT_MIRROR
-
-
-def rootfs_tarball(mirror: str, packages: tuple[str, ...] = BASE_PACKAGES) -> Path:
-    """Debootstrap once and cache the rootfs as a tarball; later calls return the cache.
-
-    The cache key is the package list, so other images (the swarm node image,
-    tests/support/swarm_node.py) share the mechanism and the downloaded .debs.
-    """
-    key = hashlib.sha256(
-        json.dumps(["bookworm", "minbase", sorted(packages)]).encode()
-    ).hexdigest()[:12]
-    tarball = ROOTFS_CACHE / f"bookworm-{key}.tar"
-    if tarball.is_file():
-        return tarball
-    if shutil.which("debootstrap") is None:
-        raise RuntimeError("debootstrap is missing: run scripts/ensure-docker.sh")
-    ROOTFS_CACHE.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=ROOTFS_CACHE))
-    try:
-        rootfs = work / "rootfs"
-        debs = ROOTFS_CACHE / "debs"
-        debs.mkdir(exist_ok=True)
-        cmd = [
-            "debootstrap",
-            "--variant=minbase",
-            f"--include={','.join(packages)}",
-            f"--cache-dir={debs}",
-            "bookworm",
-            str(rootfs),
-            mirror,
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            log = rootfs / "debootstrap" / "debootstrap.log"
-            detail = log.read_text(errors="replace")[-4000:] if log.is_file() else ""
-            raise RuntimeError(
-                f"debootstrap failed ({proc.returncode}): {proc.stderr[-4000:]}\n{detail}"
-            )
-        for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for item in (rootfs / sub).glob("*"):
-                if item.is_file():
-                    item.unlink()
-        partial = work / "rootfs.tar"
-        subprocess.run(
-            [
-                "tar",
-                "-C",
-                str(rootfs),
-                "--numeric-owner",
-                "--xattrs",
-                "--exclude=./dev/*",
-                "--exclude=./proc/*",
-                "--exclude=./sys/*",
-                "--exclude=./run/*",
-                "--exclude=./tmp/*",
-                "-cf",
-                str(partial),
-                ".",
-            ],
-            check=True,
-        )
-        os.replace(partial, tarball)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return tarball
-
-
 def ensure_base_image(ref: str = BASE_IMAGE, *, client: Any | None = None) -> str:
     """`berth-test/base:bookworm`: Debian minbase + python3/FastAPI/uvicorn/gunicorn/nginx."""
-    api = _client(client)
+    api = client_of(client)
     mirror = apt_mirror()
     recipe = hashlib.sha256(
         json.dumps([_RECIPE_VERSION, "base", sorted(BASE_PACKAGES)]).encode()
     ).hexdigest()[:24]
-    if _current_recipe(api, ref) == recipe:
+    if current_recipe(api, ref) == recipe:
         return ref
-    with _lock(ref):
-        if _current_recipe(api, ref) == recipe:
+    with build_lock(ref):
+        if current_recipe(api, ref) == recipe:
             return ref
-        tarball = rootfs_tarball(mirror)
+        tarball = rootfs_tarball(mirror, BASE_PACKAGES)
         repository, _, tag = ref.rpartition(":")
         changes = [
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -436,7 +292,7 @@ def ensure_base_image(ref: str = BASE_IMAGE, *, client: Any | None = None) -> st
         api.api.import_image_from_file(
             str(tarball), repository=repository, tag=tag, changes=changes
         )
-        if _current_recipe(api, ref) != recipe:
+        if current_recipe(api, ref) != recipe:
             raise RuntimeError(f"docker import of {tarball} did not produce {ref}")
     return ref
 
@@ -464,7 +320,7 @@ server {
 
 def ensure_nginx_image(tag: str = NGINX_IMAGE, *, client: Any | None = None) -> str:
     """nginx 1.22 (Debian's nginx-light) on the debootstrap base; serves /nginx-health."""
-    api = _client(client)
+    api = client_of(client)
     base = ensure_base_image(client=api)
     base_id = api.images.get(base).id
     files = {
@@ -475,10 +331,10 @@ def ensure_nginx_image(tag: str = NGINX_IMAGE, *, client: Any | None = None) -> 
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name][0])
     recipe = digest.hexdigest()[:24]
-    if _current_recipe(api, tag) == recipe:
+    if current_recipe(api, tag) == recipe:
         return tag
-    with _lock(tag):
-        if _current_recipe(api, tag) == recipe:
+    with build_lock(tag):
+        if current_recipe(api, tag) == recipe:
             return tag
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -488,13 +344,13 @@ def ensure_nginx_image(tag: str = NGINX_IMAGE, *, client: Any | None = None) -> 
                 info.mode = bits
                 tar.addfile(info, io.BytesIO(data))
         buf.seek(0)
-        _build(api, buf, tag, {RECIPE_LABEL: recipe})
+        build_context(api, buf, tag, {RECIPE_LABEL: recipe})
     return tag
 
 
 def ensure_all(*, client: Any | None = None) -> dict[str, float]:
     """Build every test image; returns seconds spent per image (for `make images`)."""
-    api = _client(client)
+    api = client_of(client)
     timings: dict[str, float] = {}
     for tag, mode in (("1.0.0", "good"), ("2.0.0", "good")):
         start = time.monotonic()

@@ -27,13 +27,13 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from tests.support.images import (
+from tests.support.image_build import (
     RECIPE_LABEL,
-    _build,
-    _client,
-    _current_recipe,
-    _lock,
     apt_mirror,
+    build_context,
+    build_lock,
+    client_of,
+    current_recipe,
     rootfs_tarball,
 )
 
@@ -104,7 +104,7 @@ def _ensure_rootfs_image(api: Any) -> str:
     recipe = hashlib.sha256(
         json.dumps([_NODE_RECIPE_VERSION, "node-rootfs", sorted(NODE_PACKAGES)]).encode()
     ).hexdigest()[:24]
-    if _current_recipe(api, NODE_ROOTFS_IMAGE) == recipe:
+    if current_recipe(api, NODE_ROOTFS_IMAGE) == recipe:
         return NODE_ROOTFS_IMAGE
     tarball = rootfs_tarball(apt_mirror(), NODE_PACKAGES)
     repository, _, tag = NODE_ROOTFS_IMAGE.rpartition(":")
@@ -114,7 +114,7 @@ def _ensure_rootfs_image(api: Any) -> str:
         f"LABEL {RECIPE_LABEL}={recipe}",
     ]
     api.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
-    if _current_recipe(api, NODE_ROOTFS_IMAGE) != recipe:
+    if current_recipe(api, NODE_ROOTFS_IMAGE) != recipe:
         raise RuntimeError(f"docker import of {tarball} did not produce {NODE_ROOTFS_IMAGE}")
     return NODE_ROOTFS_IMAGE
 
@@ -133,7 +133,7 @@ def _context(files: dict[str, tuple[bytes, int]]) -> io.BytesIO:
 
 def ensure_node_image(ref: str = NODE_IMAGE, *, client: Any | None = None) -> str:
     """Build the node image unless it exists with the same recipe; returns `ref`."""
-    api = _client(client)
+    api = client_of(client)
     registry = registry_binary().read_bytes()
     files = {
         "berth-node": (ENTRYPOINT.format(port=DOCKER_PORT).encode(), 0o755),
@@ -145,13 +145,13 @@ def ensure_node_image(ref: str = NODE_IMAGE, *, client: Any | None = None) -> st
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + hashlib.sha256(files[name][0]).digest())
     recipe = digest.hexdigest()[:24]
-    if _current_recipe(api, ref) == recipe:
+    if current_recipe(api, ref) == recipe:
         return ref
-    with _lock(ref):
-        if _current_recipe(api, ref) == recipe:
+    with build_lock(ref):
+        if current_recipe(api, ref) == recipe:
             return ref
         base = _ensure_rootfs_image(api)
         dockerfile = _DOCKERFILE.format(base=base, port=DOCKER_PORT).encode()
         files["Dockerfile"] = (dockerfile, 0o644)
-        _build(api, _context(files), ref, {RECIPE_LABEL: recipe})
+        build_context(api, _context(files), ref, {RECIPE_LABEL: recipe})
     return ref
