@@ -198,6 +198,8 @@ def test_apply_pulls_with_the_docker_config_and_runs_the_digest(
     assert hist[0]["to_tag"] == "1.0.0" and hist[0]["to_digest"] == pushed["1.0.0"]
     [row] = json.loads(berth(s.desired_dir, s.state_dir, "status", "--json").out)
     assert row["digest"] == pushed["1.0.0"] and row["ready"] == 1
+    assert pushed["1.0.0"][:19] in berth(s.desired_dir, s.state_dir, "status").out
+    assert pushed["1.0.0"][:19] in berth(s.desired_dir, s.state_dir, "history", "api").out
     again = berth(s.desired_dir, s.state_dir, "plan")
     assert again.code == 0, again.out  # pinned and unchanged: nothing to do
 

@@ -141,15 +141,15 @@ def cmd_status(ctx: Context, *, as_json: bool) -> int:
     if as_json:
         out_json(rows)
         return EXIT_OK
-    head = f"{'SERVICE':<32} {'DESIRED':<14} {'RUNNING':<20} {'READY':<7} {'UP-TO-DATE':<11}"
-    print(f"{head}LAST")
+    head = f"{'SERVICE':<32} {'DESIRED':<14} {'DIGEST':<20} {'RUNNING':<20} {'READY':<7} "
+    print(f"{head}{'UP-TO-DATE':<11}LAST")
     for r in rows:
         last = r["last_outcome"] or "-"
         if r["quarantined"]:
             last = f"quarantined: {r['last_reason']}"
         print(
             f"{r['project'] + '/' + r['service']:<32} {r['desired_tag']:<14} "
-            f"{','.join(r['running_tags']) or '-':<20} "
+            f"{_short(r['digest']):<20} {','.join(r['running_tags']) or '-':<20} "
             f"{str(r['serving']) + '/' + str(r['desired_replicas']):<7} {r['ready']:<11} {last}"
         )
     drifted = [r for r in rows if r["digest_drift"]]
