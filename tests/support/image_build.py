@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -167,3 +168,16 @@ def rootfs_tarball(mirror: str, packages: tuple[str, ...]) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return tarball
+
+
+def tar_context(files: Mapping[str, tuple[bytes, int]]) -> io.BytesIO:
+    """A build context in memory: name -> (bytes, mode)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, (data, bits) in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = bits
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf

@@ -66,6 +66,7 @@ from tests.support.image_build import (
     client_of,
     current_recipe,
     rootfs_tarball,
+    tar_context,
 )
 from tests.support.image_build import apt_mirror as apt_mirror
 
@@ -336,15 +337,7 @@ def ensure_nginx_image(tag: str = NGINX_IMAGE, *, client: Any | None = None) -> 
     with build_lock(tag):
         if current_recipe(api, tag) == recipe:
             return tag
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for name, (data, bits) in sorted(files.items()):
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mode = bits
-                tar.addfile(info, io.BytesIO(data))
-        buf.seek(0)
-        build_context(api, buf, tag, {RECIPE_LABEL: recipe})
+        build_context(api, tar_context(files), tag, {RECIPE_LABEL: recipe})
     return tag
 
 

@@ -20,10 +20,8 @@ this machine: debootstrap ~50-90 s depending on the mirror, then a few seconds t
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from tests.support.image_build import (
     client_of,
     current_recipe,
     rootfs_tarball,
+    tar_context,
 )
 
 NODE_IMAGE = "berth-test/swarm-node:bookworm"
@@ -119,18 +118,6 @@ def _ensure_rootfs_image(api: Any) -> str:
     return NODE_ROOTFS_IMAGE
 
 
-def _context(files: dict[str, tuple[bytes, int]]) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, (data, bits) in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = bits
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    return buf
-
-
 def ensure_node_image(ref: str = NODE_IMAGE, *, client: Any | None = None) -> str:
     """Build the node image unless it exists with the same recipe; returns `ref`."""
     api = client_of(client)
@@ -153,5 +140,5 @@ def ensure_node_image(ref: str = NODE_IMAGE, *, client: Any | None = None) -> st
         base = _ensure_rootfs_image(api)
         dockerfile = _DOCKERFILE.format(base=base, port=DOCKER_PORT).encode()
         files["Dockerfile"] = (dockerfile, 0o644)
-        build_context(api, _context(files), ref, {RECIPE_LABEL: recipe})
+        build_context(api, tar_context(files), ref, {RECIPE_LABEL: recipe})
     return ref
