@@ -10,16 +10,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar, assert_never
 
 from controller.core import rollout as r
-from controller.core.gate import GateInput
 from controller.core.model import (
-    ContainerState,
     NetworkAttachment,
-    ObservedContainer,
     StackSpec,
     Target,
 )
@@ -38,6 +35,7 @@ from controller.shell.rollout.dns import DNS_GRACE, dns_gated
 from controller.shell.rollout.evidence import Evidence, capture
 from controller.shell.rollout.naming import container_labels, name_for, take_fixed_name
 from controller.shell.rollout.naming import container_name as container_name
+from controller.shell.rollout.observe import observe
 from controller.shell.rollout.peers import resolve_peers
 from controller.shell.rollout.results import Event as Event
 from controller.shell.rollout.results import Ports as Ports
@@ -71,31 +69,8 @@ class Executor:
             return self._result(action, Outcome.QUARANTINED, action.reason, t0)
         if not action.changes:
             return self._result(action, Outcome.UNCHANGED, action.reason, t0)
-        bad = {
-            q.revision
-            for q in self.p.store.quarantined()
-            if (q.project, q.service) == (action.project, action.service)
-        }
-        last = self.p.store.last(action.project, action.service)
-        interrupted = None
-        if last and last.outcome is Outcome.IN_PROGRESS and last.from_revision:
-            interrupted = (last.from_revision, last.from_tag)
-        from_rev, from_tag = previous_revision(action, interrupted, bad)
+        from_rev, from_tag, rid = self._begin(action, t0)
         serving = serving_ids(action, self.p.proxy.routed(action))
-        to_tag = action.target.tag if action.target else "-"
-        to_rev = action.target.revision if action.target else "-"
-        self.p.store.abandon_in_progress(action.project, action.service, at=t0)
-        rid = self.p.store.begin_rollout(
-            project=action.project,
-            service=action.service,
-            from_tag=from_tag,
-            to_tag=to_tag,
-            from_revision=from_rev,
-            to_revision=to_rev,
-            commit=self.commit,
-            at=t0,
-            to_digest=action.target.digest if action.target else None,
-        )
         self._emit(action, "start", f"{action.kind.value}: {action.reason}")
         ev = Evidence()
         try:
@@ -122,6 +97,34 @@ class Executor:
             log_tail=ev.log_tail,
         )
 
+    def _begin(self, action: ServiceAction, t0: float) -> tuple[str | None, str | None, int]:
+        """Where the rollout starts from (the previous good revision, or the one an
+        interrupted rollout came from), and its record in the store: (revision, tag, id)."""
+        bad = {
+            q.revision
+            for q in self.p.store.quarantined()
+            if (q.project, q.service) == (action.project, action.service)
+        }
+        last = self.p.store.last(action.project, action.service)
+        interrupted = None
+        if last and last.outcome is Outcome.IN_PROGRESS and last.from_revision:
+            interrupted = (last.from_revision, last.from_tag)
+        from_rev, from_tag = previous_revision(action, interrupted, bad)
+        t = action.target
+        self.p.store.abandon_in_progress(action.project, action.service, at=t0)
+        rid = self.p.store.begin_rollout(
+            project=action.project,
+            service=action.service,
+            from_tag=from_tag,
+            to_tag=t.tag if t else "-",
+            from_revision=from_rev,
+            to_revision=t.revision if t else "-",
+            commit=self.commit,
+            at=t0,
+            to_digest=t.digest if t else None,
+        )
+        return from_rev, from_tag, rid
+
     def _run(
         self,
         action: ServiceAction,
@@ -135,7 +138,7 @@ class Executor:
         state = r.RolloutState(r.config_for(action, from_rev, serving=serving))
         event: r.Event | None = None
         while True:
-            obs = self.canary.observe(action, state, self._observe(action, state))
+            obs = self.canary.observe(action, state, observe(self.p, action, state))
             if event is None and cancel is not None and cancel.is_set():
                 event = r.Cancelled()
             before = state
@@ -148,48 +151,6 @@ class Executor:
                 self.canary.end(action, state)
                 return step.outcome, step.reason, state.withdrawn
             event = self._perform(action, state, step, proxy_service, ev)
-
-    # -- observe -------------------------------------------------------------------------
-
-    def _observe(self, action: ServiceAction, state: r.RolloutState) -> r.RolloutObs:
-        listed = [
-            c
-            for c in self.p.runtime.list_containers(project=action.project)
-            if c.service == action.service
-        ]
-        target = action.target
-        if target is None:
-            return r.RolloutObs(True, (), tuple(listed))
-        rev = target.revision
-        old = tuple(c for c in listed if c.revision != rev)
-        new_rows = [c for c in listed if c.revision == rev]
-        gating = state.phase in (r.Phase.GATE, r.Phase.CANARY, r.Phase.BAKE)
-        new = tuple(self._new_obs(c, target, probe=gating) for c in new_rows)
-        present = True
-        if state.phase is r.Phase.PREPARE and action.kind is not ActionKind.SCALE_DOWN:
-            present = self.p.runtime.image_present(target.image)
-        return r.RolloutObs(present, new, old)
-
-    def _new_obs(self, c: ObservedContainer, target: Target, *, probe: bool) -> r.NewObs:
-        if not probe:
-            gi = GateInput(c.id, c.name, c.state, c.health, c.exit_code, 0, None)
-            return r.NewObs(c.number, c.created, gi)
-        try:
-            st = self.p.runtime.inspect(c.id)
-        except NotFound:
-            gi = GateInput(c.id, c.name, ContainerState.DEAD, None, None, 0, False, "gone")
-            return r.NewObs(c.number, c.created, gi)
-        ok: bool | None = None
-        detail = ""
-        health = target.spec.berth.health
-        if health is not None and st.state is ContainerState.RUNNING:
-            ip = _ip_for(st.ips, target)
-            res = self.p.prober.probe(ip, health) if ip else None
-            ok, detail = (res.ok, res.detail) if res else (False, "no IP address")
-        gi = GateInput(
-            c.id, c.name, st.state, st.health, st.exit_code, st.restart_count, ok, detail
-        )
-        return r.NewObs(c.number, c.created, gi)
 
     # -- perform -------------------------------------------------------------------------
 
@@ -379,17 +340,6 @@ class Executor:
             self.p.clock.now() - t0,
             revision=a.target.revision if a.target else None,
         )
-
-
-def _ip_for(ips: Mapping[str, str], target: Target) -> str | None:
-    for att in target.spec.networks:
-        ip = ips.get(att.network)
-        if ip:
-            return str(ip)
-    for ip in ips.values():
-        if ip:
-            return str(ip)
-    return None
 
 
 def _ignore_gone(

@@ -1,0 +1,67 @@
+"""The executor's eyes: what one service looks like to the rollout machine (core/rollout.py)
+at each step, from one container listing, an inspect and a probe per new container."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from controller.core import rollout as r
+from controller.core.gate import GateInput
+from controller.core.model import ContainerState, ObservedContainer, Target
+from controller.core.plan import ActionKind, ServiceAction
+from controller.errors import NotFound
+from controller.shell.rollout.results import Ports
+
+
+def observe(p: Ports, action: ServiceAction, state: r.RolloutState) -> r.RolloutObs:
+    """What the rollout machine sees of one service now: its containers, old and new (new
+    ones probed while the machine gates, canaries or bakes), and whether the image is there."""
+    listed = [
+        c
+        for c in p.runtime.list_containers(project=action.project)
+        if c.service == action.service
+    ]
+    target = action.target
+    if target is None:
+        return r.RolloutObs(True, (), tuple(listed))
+    rev = target.revision
+    old = tuple(c for c in listed if c.revision != rev)
+    new_rows = [c for c in listed if c.revision == rev]
+    gating = state.phase in (r.Phase.GATE, r.Phase.CANARY, r.Phase.BAKE)
+    new = tuple(_new_obs(p, c, target, probe=gating) for c in new_rows)
+    present = True
+    if state.phase is r.Phase.PREPARE and action.kind is not ActionKind.SCALE_DOWN:
+        present = p.runtime.image_present(target.image)
+    return r.RolloutObs(present, new, old)
+
+def _new_obs(p: Ports, c: ObservedContainer, target: Target, *, probe: bool) -> r.NewObs:
+    if not probe:
+        gi = GateInput(c.id, c.name, c.state, c.health, c.exit_code, 0, None)
+        return r.NewObs(c.number, c.created, gi)
+    try:
+        st = p.runtime.inspect(c.id)
+    except NotFound:
+        gi = GateInput(c.id, c.name, ContainerState.DEAD, None, None, 0, False, "gone")
+        return r.NewObs(c.number, c.created, gi)
+    ok: bool | None = None
+    detail = ""
+    health = target.spec.berth.health
+    if health is not None and st.state is ContainerState.RUNNING:
+        ip = _ip_for(st.ips, target)
+        res = p.prober.probe(ip, health) if ip else None
+        ok, detail = (res.ok, res.detail) if res else (False, "no IP address")
+    gi = GateInput(
+        c.id, c.name, st.state, st.health, st.exit_code, st.restart_count, ok, detail
+    )
+    return r.NewObs(c.number, c.created, gi)
+
+
+def _ip_for(ips: Mapping[str, str], target: Target) -> str | None:
+    for att in target.spec.networks:
+        ip = ips.get(att.network)
+        if ip:
+            return str(ip)
+    for ip in ips.values():
+        if ip:
+            return str(ip)
+    return None
