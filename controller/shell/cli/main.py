@@ -171,56 +171,69 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     as_json = bool(getattr(args, "json", False))
     try:
-        if args.command == "validate":
-            return c.cmd_validate(ctx, as_json=as_json)
-        if args.command == "plan":
-            return c.cmd_plan(ctx, as_json=as_json)
-        if args.command == "apply":
-            return c.cmd_apply(ctx, as_json=as_json)
-        if args.command == "adopt":
-            from controller.shell.cli.adopt import cmd_adopt
-
-            return cmd_adopt(ctx, args.project, as_json=as_json)
-        if args.command == "status":
-            return c.cmd_status(ctx, as_json=as_json)
-        if args.command == "history":
-            return c.cmd_history(ctx, args.service, as_json=as_json, limit=args.limit)
-        if args.command == "run":
-            from controller.shell.daemon import logs
-            from controller.shell.daemon.manager import Daemon
-
-            logs.setup(args.log_format)
-            git = git_args.source(args)
-            ttl = max(1.0, args.digest_interval)
-            if git is not None:  # desired/ and the compose root live in Berth's checkout
-                ctx = replace(ctx, desired=git.desired, compose_root=git.checkout, git=git)
-            ctx = replace(ctx, digest_ttl=ttl)  # every other option of ctx kept (--notify)
-            return Daemon(ctx, resync=args.resync, workers=args.workers).run(args.listen)
-        if args.command in ("deploy", "rollback"):
-            return deploy_args.dispatch(ctx, args)
-        if args.command == "retry":
-            return c.cmd_retry(ctx, args.service)
-        if args.command in CANARY_COMMANDS:
-            return c.cmd_canary(ctx, args.command, args.service)
+        return _dispatch(ctx, args, as_json)
     except ConfigError as exc:
-        if as_json and args.command == "validate":
-            c.out_json(
-                {
-                    "valid": False,
-                    "problems": [
-                        {"file": p.file, "line": p.line, "field": p.field, "message": p.message}
-                        for p in exc.problems
-                    ],
-                }
-            )
-        print("invalid configuration:", file=sys.stderr)
-        for prob in exc.problems:
-            print(f"  {prob}", file=sys.stderr)
-        return c.EXIT_ERROR
+        return _invalid(exc, as_json=as_json and args.command == "validate")
     except BerthError as exc:
         print(f"berth: {exc}", file=sys.stderr)
         return c.EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _dispatch(ctx: Context, args: argparse.Namespace, as_json: bool) -> int:
+    if args.command == "validate":
+        return c.cmd_validate(ctx, as_json=as_json)
+    if args.command == "plan":
+        return c.cmd_plan(ctx, as_json=as_json)
+    if args.command == "apply":
+        return c.cmd_apply(ctx, as_json=as_json)
+    if args.command == "adopt":
+        from controller.shell.cli.adopt import cmd_adopt
+
+        return cmd_adopt(ctx, args.project, as_json=as_json)
+    if args.command == "status":
+        return c.cmd_status(ctx, as_json=as_json)
+    if args.command == "history":
+        return c.cmd_history(ctx, args.service, as_json=as_json, limit=args.limit)
+    if args.command == "run":
+        return _run(ctx, args)
+    if args.command in ("deploy", "rollback"):
+        return deploy_args.dispatch(ctx, args)
+    if args.command == "retry":
+        return c.cmd_retry(ctx, args.service)
+    if args.command in CANARY_COMMANDS:
+        return c.cmd_canary(ctx, args.command, args.service)
     print(f"berth: unknown command {args.command}", file=sys.stderr)
+    return c.EXIT_ERROR
+
+
+def _run(ctx: Context, args: argparse.Namespace) -> int:
+    """`berth run`: with --git-url, desired/ and the compose root are Berth's checkout;
+    every other option of the command's Context is kept (--notify)."""
+    from controller.shell.daemon import logs
+    from controller.shell.daemon.manager import Daemon
+
+    logs.setup(args.log_format)
+    git = git_args.source(args)
+    if git is not None:
+        ctx = replace(ctx, desired=git.desired, compose_root=git.checkout, git=git)
+    ctx = replace(ctx, digest_ttl=max(1.0, args.digest_interval))
+    return Daemon(ctx, resync=args.resync, workers=args.workers).run(args.listen)
+
+
+def _invalid(exc: ConfigError, *, as_json: bool) -> int:
+    if as_json:
+        c.out_json(
+            {
+                "valid": False,
+                "problems": [
+                    {"file": p.file, "line": p.line, "field": p.field, "message": p.message}
+                    for p in exc.problems
+                ],
+            }
+        )
+    print("invalid configuration:", file=sys.stderr)
+    for prob in exc.problems:
+        print(f"  {prob}", file=sys.stderr)
     return c.EXIT_ERROR

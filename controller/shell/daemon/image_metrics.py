@@ -6,9 +6,9 @@ Kept apart from metrics.py (the §7 core set) along the seam of issue 13's regis
 
 from __future__ import annotations
 
-import contextlib
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from controller.shell.daemon.metric_parts import check_label, remove_series
 
 PULL_RESULTS = ("pulled", "failed")
 PULL_PHASES = {"pulled": "pulled", "pull-failed": "failed"}
@@ -79,16 +79,14 @@ class ImageMetrics:
             self._scans.labels(project, service, result)
 
     def update(self, project: str, service: str, result: str) -> None:
-        if result not in UPDATE_RESULTS:
-            raise ValueError(f"unknown update result {result!r}")
+        check_label(result, UPDATE_RESULTS, "update result")
         self._updates.labels(project, service, result).inc()
 
     def scan(self, project: str, service: str, ok: bool) -> None:
         self._scans.labels(project, service, "ok" if ok else "error").inc()
 
     def pull(self, project: str, service: str, result: str, seconds: float) -> None:
-        if result not in PULL_RESULTS:
-            raise ValueError(f"unknown pull result {result!r}")
+        check_label(result, PULL_RESULTS, "pull result")
         self._pulls.labels(project, service, result).inc()
         self._pull_seconds.labels(project, service).observe(seconds)
 
@@ -97,15 +95,10 @@ class ImageMetrics:
 
     def forget(self, project: str, service: str) -> None:
         for labels in [(project, service, r) for r in PULL_RESULTS]:
-            _remove(self._pulls, *labels)
+            remove_series(self._pulls, *labels)
         for r in UPDATE_RESULTS:
-            _remove(self._updates, project, service, r)
+            remove_series(self._updates, project, service, r)
         for r in SCAN_RESULTS:
-            _remove(self._scans, project, service, r)
-        _remove(self._pull_seconds, project, service)
-        _remove(self._drift, project, service)
-
-
-def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:
-    with contextlib.suppress(KeyError):  # a series never set
-        metric.remove(*labels)
+            remove_series(self._scans, project, service, r)
+        remove_series(self._pull_seconds, project, service)
+        remove_series(self._drift, project, service)

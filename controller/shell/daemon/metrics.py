@@ -13,9 +13,8 @@ alert on `increase(...) > 0` would miss the first rollback after a restart.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,12 +24,12 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.metrics_core import Metric
 
 from controller import __version__
 from controller.core.notify import Kind
 from controller.core.outcome import Outcome
 from controller.shell.daemon.image_metrics import IMAGE_METRIC_NAMES, ImageMetrics
+from controller.shell.daemon.metric_parts import WithoutCreated, check_label, remove_series
 
 # Executor outcomes that are rollouts (Outcome.is_rollout); "unchanged", "quarantined" and
 # "superseded" are passes that did not end a rollout, and counting them would drown the
@@ -256,12 +255,12 @@ class Metrics:
     def analysis(self, project: str, service: str, checks: Iterable[tuple[str, str]]) -> None:
         """One measurement of a canary: each check's result."""
         for check, result in checks:
-            _check(result, ANALYSIS_RESULTS, "analysis result")
+            check_label(result, ANALYSIS_RESULTS, "analysis result")
             self._checks.labels(project, service, check, result).inc()
 
     def build(self, project: str, service: str, result: str, seconds: float) -> None:
         """One image build ended: built, cached or failed."""
-        _check(result, BUILD_RESULTS, "build result")
+        check_label(result, BUILD_RESULTS, "build result")
         self._builds.labels(project, service, result).inc()
         self._build_seconds.labels(project, service).observe(seconds)
 
@@ -276,11 +275,11 @@ class Metrics:
             if tags is not None:
                 self._info.remove(project, service, *tags)
             for outcome in COUNTED_OUTCOMES:
-                _remove(self._rollouts, project, service, outcome)
+                remove_series(self._rollouts, project, service, outcome)
             for state in REPLICA_STATES:
-                _remove(self._replicas, project, service, state)
+                remove_series(self._replicas, project, service, state)
             for result in BUILD_RESULTS:
-                _remove(self._builds, project, service, result)
+                remove_series(self._builds, project, service, result)
             self.images.forget(project, service)
             for metric in (
                 self._rollout_seconds,
@@ -288,7 +287,7 @@ class Metrics:
                 self._last_success,
                 self._build_seconds,
             ):
-                _remove(metric, project, service)
+                remove_series(metric, project, service)
 
     def known_notifications(self) -> None:
         """Notifications are configured: every (kind, result) series exists from now, so
@@ -301,13 +300,13 @@ class Metrics:
 
     def notification(self, kind: str, result: str) -> None:
         """One notice was delivered (to every target), failed, or dropped (queue full)."""
-        _check(kind, NOTIFY_KINDS, "notification kind")
-        _check(result, NOTIFY_RESULTS, "notification result")
+        check_label(kind, NOTIFY_KINDS, "notification kind")
+        check_label(result, NOTIFY_RESULTS, "notification result")
         self._notifications.labels(kind=kind, result=result).inc()
 
     def reconcile(self, result: str, seconds: float) -> None:
         """One reconcile pass ended; `result` is "success" or "error"."""
-        _check(result, RECONCILE_RESULTS, "reconcile result")
+        check_label(result, RECONCILE_RESULTS, "reconcile result")
         self._reconciles.labels(result=result).inc()
         self._reconcile_seconds.observe(seconds)
 
@@ -361,7 +360,7 @@ class Metrics:
 
     def forget_file(self, file: str) -> None:
         """A desired/ file was deleted: its validity series must not alert forever."""
-        _remove(self._desired_valid, file)
+        remove_series(self._desired_valid, file)
 
     def drift(self, project: str, service: str) -> None:
         """A reconcile repaired a service that changed behind Berth's back."""
@@ -369,7 +368,7 @@ class Metrics:
 
     def proxy_reload(self, result: str) -> None:
         """nginx was reloaded; `result` is "success" or "error"."""
-        _check(result, PROXY_RESULTS, "proxy reload result")
+        check_label(result, PROXY_RESULTS, "proxy reload result")
         self._proxy_reloads.labels(result=result).inc()
 
     def render(self) -> bytes:
@@ -379,28 +378,4 @@ class Metrics:
         series prometheus_client adds to counters and histograms, which are not part of
         the §7 contract and would double the series count for nothing the dashboard uses.
         """
-        return generate_latest(_WithoutCreated(self.registry))
-
-
-class _WithoutCreated:
-    """A collector view of a registry minus the `*_created` samples (see `render`)."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._registry = registry
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self._registry.collect():
-            kept = Metric(family.name, family.documentation, family.type, family.unit)
-            kept.samples = [s for s in family.samples if not s.name.endswith("_created")]
-            yield kept
-
-
-def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
-
-
-def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:
-    """Remove a child if it exists; prometheus_client raises KeyError for a missing one."""
-    with contextlib.suppress(KeyError):
-        metric.remove(*labels)
+        return generate_latest(WithoutCreated(self.registry))
