@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from controller.errors import printable
+from docker.utils import parse_repository_tag
+
+from controller.adapters._docker_errors import translated
+from controller.errors import ContainerRuntimeError, ImagePullError, TemporaryError, printable
 from controller.ports import PullProgress
 
 _DONE = ("Pull complete", "Already exists")
@@ -76,3 +79,31 @@ def explain_pull(error: object) -> str:
     if any(w in low for w in ("connection refused", "no such host", "timeout", "eof", "reset")):
         return f"the registry is unreachable: {text}"
     return text
+
+
+def stream_pull(
+    api: Any,
+    ref: str,
+    *,
+    platform: str | None,
+    progress: Callable[[PullProgress], None] | None,
+) -> None:
+    """The Engine API's pull of `ref`, its stream metered, its errors said plainly
+    (ImagePullError; TemporaryError when the engine itself is unreachable)."""
+    repo, tag = parse_repository_tag(ref)
+    meter = PullMeter(progress)
+    try:
+        with translated(f"pull {ref}"):
+            api.reload_config()
+            for chunk in api.pull(
+                repo, tag=tag or "latest", stream=True, decode=True, platform=platform
+            ):
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    raise ImagePullError(f"pull {ref}: {explain_pull(chunk['error'])}")
+                meter.feed(chunk)
+    except (TemporaryError, ImagePullError):
+        raise
+    except ContainerRuntimeError as exc:
+        raise ImagePullError(explain_pull(exc), retry=exc.retry, delay=exc.delay) from exc
+    if progress is not None:
+        progress(meter.summary())

@@ -7,7 +7,7 @@ status texts, zero timestamps, half-attached networks) is pure and testable with
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -176,3 +176,26 @@ def service_aliases(doc: Mapping[str, Any], network: str) -> tuple[str, ...]:
     ep = ((doc.get("NetworkSettings") or {}).get("Networks") or {}).get(network) or {}
     short = str(doc.get("Id", ""))[:12]
     return tuple(a for a in (ep.get("Aliases") or []) if a != short)
+
+
+def managed_events(
+    api: Any, *, since: float | None, until: float | None
+) -> Iterator[dict[str, Any]]:
+    """Container events of Berth-managed containers (DockerRuntime.events)."""
+    filters = {"type": ["container"], "label": [f"{LABEL_MANAGED}=true"]}
+    with translated("events"):
+        stream = api.events(
+            since=None if since is None else f"{since:.9f}",
+            until=None if until is None else f"{until:.9f}",
+            filters=filters,
+            decode=True,
+        )
+    try:
+        while True:
+            with translated("events"):
+                event = next(stream, None)
+            if event is None:
+                return
+            yield event
+    finally:
+        stream.close()

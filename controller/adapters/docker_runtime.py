@@ -20,7 +20,6 @@ from typing import Any
 
 import docker
 import docker.errors
-from docker.utils import parse_repository_tag
 
 from controller.adapters import _docker_api
 from controller.adapters._address_lock import NetworkLocks
@@ -28,15 +27,15 @@ from controller.adapters._docker_errors import explain, translated
 from controller.adapters._docker_files import archive
 from controller.adapters._docker_logs import read_tail
 from controller.adapters._docker_networks import ensure_network, ensure_volume
-from controller.adapters._docker_pull import PullMeter, explain_pull
+from controller.adapters._docker_pull import stream_pull
 from controller.adapters._docker_rows import (
     container_rows,
+    managed_events,
     observed_from_row,
     service_aliases,
     status_from_inspect,
 )
 from controller.core.model import (
-    LABEL_MANAGED,
     InjectedFile,
     NetworkAttachment,
     NetworkDef,
@@ -47,7 +46,6 @@ from controller.errors import (
     ContainerRuntimeError,
     ImagePullError,
     NotFound,
-    TemporaryError,
 )
 from controller.ports import ContainerStatus, PullProgress
 
@@ -140,23 +138,7 @@ class DockerRuntime:
     ) -> Iterator[dict[str, Any]]:
         """Container events of Berth-managed containers. Without `until` this blocks for new
         events; the daemon treats them only as a hint to reconcile (the stream can drop)."""
-        filters = {"type": ["container"], "label": [f"{LABEL_MANAGED}=true"]}
-        with translated("events"):
-            stream = self._api.events(
-                since=None if since is None else f"{since:.9f}",
-                until=None if until is None else f"{until:.9f}",
-                filters=filters,
-                decode=True,
-            )
-        try:
-            while True:
-                with translated("events"):
-                    event = next(stream, None)
-                if event is None:
-                    return
-                yield event
-        finally:
-            stream.close()
+        return managed_events(self._api, since=since, until=until)
 
     # -- images, networks, volumes ------------------------------------------------------
 
@@ -179,26 +161,7 @@ class DockerRuntime:
         Docker reports most pull failures inside the 200 stream, not as an HTTP status.
         Credentials: the docker config is read again first (a `docker login` since start
         counts); its credential helpers run as the SDK resolves the registry's entry."""
-        repo, tag = parse_repository_tag(ref)
-        meter = PullMeter(progress)
-        try:
-            with translated(f"pull {ref}"):
-                self._api.reload_config()
-                for chunk in self._api.pull(
-                    repo, tag=tag or "latest", stream=True, decode=True, platform=platform
-                ):
-                    if isinstance(chunk, dict) and chunk.get("error"):
-                        raise ImagePullError(f"pull {ref}: {explain_pull(chunk['error'])}")
-                    meter.feed(chunk)
-        except TemporaryError:
-            raise
-        except ImagePullError:
-            raise
-        except ContainerRuntimeError as exc:
-            why = explain_pull(exc)
-            raise ImagePullError(why, retry=exc.retry, delay=exc.delay) from exc
-        if progress is not None:
-            progress(meter.summary())
+        stream_pull(self._api, ref, platform=platform, progress=progress)
         if not self.image_present(ref):
             raise ImagePullError(f"pull {ref}: finished but the image is not present")
 

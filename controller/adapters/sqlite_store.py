@@ -5,8 +5,7 @@ writes are tiny, and a single connection is the only way `:memory:` can be share
 lets `berth history` read while `berth run` writes (another process, another connection);
 busy_timeout makes the rare writer-writer overlap wait instead of failing.
 
-Schema versions live in `PRAGMA user_version`; MIGRATIONS[i] takes version i to i + 1, each
-in its own transaction, so a file from any older Berth opens and an empty file is version 0.
+The schema and its migrations are in _sqlite_schema.py.
 """
 
 from __future__ import annotations
@@ -17,62 +16,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from controller.adapters._sqlite_schema import MIGRATIONS as MIGRATIONS
+from controller.adapters._sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from controller.adapters._sqlite_schema import migrate, transaction
 from controller.core.outcome import RECORDED, Outcome
 from controller.errors import PermanentError, TemporaryError
 from controller.ports import CanaryRecord, Quarantine, RolloutRecord
 
 ABANDONED_REASON = "controller restarted during rollout"
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE rollouts (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            project TEXT NOT NULL,
-            service TEXT NOT NULL,
-            from_tag TEXT,
-            to_tag TEXT NOT NULL,
-            from_revision TEXT,
-            to_revision TEXT NOT NULL,
-            started_at REAL NOT NULL,
-            finished_at REAL,
-            outcome TEXT NOT NULL,
-            reason TEXT NOT NULL DEFAULT '',
-            source_commit TEXT
-        )""",
-        "CREATE INDEX rollouts_by_service ON rollouts (service, project, id)",
-        "CREATE INDEX rollouts_by_outcome ON rollouts (outcome)",
-        """CREATE TABLE quarantine (
-            project TEXT NOT NULL,
-            service TEXT NOT NULL,
-            revision TEXT NOT NULL,
-            tag TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            since REAL NOT NULL,
-            UNIQUE (project, service, revision)
-        )""",
-    ),
-    # 1 -> 2: a failure repeated by retries (a pull while the registry is down) is one row
-    ("ALTER TABLE rollouts ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",),
-    # 2 -> 3: canaries in progress, and the operator's commands for them (another process)
-    (
-        """CREATE TABLE canary (
-            project TEXT NOT NULL,
-            service TEXT NOT NULL,
-            revision TEXT NOT NULL,
-            tag TEXT NOT NULL,
-            step INTEGER NOT NULL,
-            steps INTEGER NOT NULL,
-            weight INTEGER NOT NULL,
-            paused INTEGER NOT NULL,
-            updated_at REAL NOT NULL,
-            command TEXT,
-            PRIMARY KEY (project, service)
-        )""",
-    ),
-    # 3 -> 4: the registry digest the new revision was pinned to (digest pinning)
-    ("ALTER TABLE rollouts ADD COLUMN to_digest TEXT",),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 _OUTCOMES = frozenset(RECORDED)
 _COLUMNS = (
@@ -80,36 +32,6 @@ _COLUMNS = (
     "started_at, finished_at, outcome, reason, source_commit, attempts, to_digest"
 )
 T = TypeVar("T")
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Brings the schema to SCHEMA_VERSION; refuses a file written by a newer Berth rather
-    than guessing at its meaning. Returns the version found."""
-    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if found > SCHEMA_VERSION:
-        raise PermanentError(
-            f"state database has schema {found}, this Berth knows up to {SCHEMA_VERSION}"
-        )
-    for version in range(found, SCHEMA_VERSION):
-        with _transaction(conn):  # per step: a crash leaves a consistent older version
-            for stmt in MIGRATIONS[version]:
-                conn.execute(stmt)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
-    return found
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Explicit BEGIN IMMEDIATE (the connection is in autocommit mode): DDL is transactional
-    too, and a writer takes the write lock up front instead of failing on upgrade."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _kind(reason: str) -> str:
@@ -161,7 +83,7 @@ class SqliteStateStore:
         """Serialises threads and translates sqlite errors: a locked file is temporary."""
         with self._lock:
             try:
-                with _transaction(self._conn) as conn:
+                with transaction(self._conn) as conn:
                     yield conn
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) or "busy" in str(exc):
