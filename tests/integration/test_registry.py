@@ -12,6 +12,7 @@ import os
 import tarfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,18 @@ def compose(registry: RegistryServer, *, track: str | None = None, strategy: str
             }
         }
     }
+
+
+@contextlib.contextmanager
+def proxied(registry: RegistryServer, *, rate: int | None = None) -> Iterator[SlowProxy]:
+    """A SlowProxy in front of the registry, trusted and logged in to like the registry."""
+    proxy = SlowProxy(registry.host, registry.host.rsplit(":", 1)[0], rate=rate)
+    try:
+        alias(registry, proxy.host)
+        yield proxy
+    finally:
+        proxy.close()
+        forget_trust(RegistryServer(proxy.host, registry.root, registry.ca, registry.docker_config))
 
 
 def containers(client: Any, project: str) -> list[Any]:
@@ -352,9 +365,7 @@ def test_slow_registry_shows_progress_and_a_cut_is_survived(
     registry.push(docker_client, big, "berth/big", "1")
     # the 8 MiB layer must not be on the host: it was built here, so drop the image itself
     docker_client.images.remove(docker_client.images.get(big).id, force=True)
-    proxy = SlowProxy(registry.host, registry.host.rsplit(":", 1)[0], rate=2 << 20)
-    try:
-        alias(registry, proxy.host)
+    with proxied(registry, rate=2 << 20) as proxy:
         monkeypatch.setenv("DOCKER_CONFIG", str(registry.docker_config))
         drop_local(docker_client, registry, proxy.host)
         s = tmp_stack(compose(registry, host=proxy.host), {"api": {"tag": "1.0.0"}})
@@ -383,9 +394,6 @@ def test_slow_registry_shows_progress_and_a_cut_is_survived(
         assert len(progress) >= 2, out + err
         [new] = containers(docker_client, project)
         assert new.labels["berth.tag"] == "1" and new.labels.get("berth.digest")
-    finally:
-        proxy.close()
-        forget_trust(RegistryServer(proxy.host, registry.root, registry.ca, registry.docker_config))
 
 
 def test_daemon_reports_a_moved_tag_in_metrics_and_status(
@@ -425,9 +433,7 @@ def test_registry_down_fails_clearly_touches_nothing_and_is_retried(
     """The registry (a proxy in front of it) stops answering before a rollout: the digest
     lookup and the pull fail as 'unreachable', the old container serves on, nothing is
     quarantined; when it is back, the next apply rolls out."""
-    proxy = SlowProxy(registry.host, registry.host.rsplit(":", 1)[0])
-    try:
-        alias(registry, proxy.host)
+    with proxied(registry) as proxy:
         monkeypatch.setenv("DOCKER_CONFIG", str(registry.docker_config))
         drop_local(docker_client, registry, proxy.host)
         s = tmp_stack(compose(registry, host=proxy.host), {"api": {"tag": "1.0.0"}})
@@ -447,6 +453,3 @@ def test_registry_down_fails_clearly_touches_nothing_and_is_retried(
         assert back.code == 0, back.out + back.err
         [new] = containers(docker_client, project)
         assert new.labels["berth.tag"] == "2.0.0"
-    finally:
-        proxy.close()
-        forget_trust(RegistryServer(proxy.host, registry.root, registry.ca, registry.docker_config))
