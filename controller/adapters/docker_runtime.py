@@ -92,6 +92,10 @@ class DockerRuntime:
             return self._client
 
     @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
     def client(self) -> Any:
         """The APIClient, for the other adapters on the same engine (the image builder)."""
         return self._api

@@ -103,6 +103,7 @@ class Swarm:
     nodes: list[Node]
     registry_ip: str = ""
     registry_host_port: int = 0
+    shared: str = ""  # a host directory every node mounts at the same path ("" if none)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -317,16 +318,26 @@ def _start_registry(api: Any, swarm: Swarm, labels: dict[str, str]) -> None:
     swarm.registry_host_port = int(bound["HostPort"])
 
 
-def _start_node(api: Any, swarm: Swarm, name: str, role: str, labels: dict[str, str]) -> Node:
+def _start_node(
+    api: Any,
+    swarm: Swarm,
+    name: str,
+    role: str,
+    labels: dict[str, str],
+    shared: str | None = None,
+) -> Node:
     node_labels = {**labels, ROLE_LABEL: role}
     volume = api.volumes.create(name=f"{name}-docker", labels=node_labels)
     low = api.api
+    binds = {volume.name: {"bind": "/var/lib/docker", "mode": "rw"}}
+    if shared:  # the same path on the host and on the node (a "node's host" directory)
+        binds[shared] = {"bind": shared, "mode": "rw"}
     host_config = low.create_host_config(
         cap_add=["ALL"],
         cap_drop=["SYS_RESOURCE"],
         security_opt=NODE_SECURITY,
         device_cgroup_rules=["a *:* rwm"],
-        binds={volume.name: {"bind": "/var/lib/docker", "mode": "rw"}},
+        binds=binds,
         tmpfs={"/run": ""},
         network_mode=swarm.network,
     )
@@ -376,9 +387,16 @@ def _form_swarm(swarm: Swarm, *, timeout: float) -> None:
 
 
 def start_swarm(
-    *, managers: int = 1, workers: int = 2, client: Any | None = None, timeout: float = 90
+    *,
+    managers: int = 1,
+    workers: int = 2,
+    client: Any | None = None,
+    timeout: float = 90,
+    shared: str | None = None,
 ) -> Swarm:
-    """Bring up a swarm of `managers` + `workers` nodes and its registry.
+    """Bring up a swarm of `managers` + `workers` nodes and its registry. `shared`: a host
+    directory every node sees at the same path (Berth's upstreams directory, which the edge
+    nginx on a node mounts, lives there in the tests).
 
     On any failure everything created so far is removed before the error propagates.
     `timings` records seconds spent on the node image check/build and on the bring-up.
@@ -399,7 +417,9 @@ def start_swarm(
         counters = {"manager": 0, "worker": 0}
         for role in roles:
             counters[role] += 1
-            _start_node(api, swarm, f"{swarm_id}-{role[0]}{counters[role]}", role, labels)
+            _start_node(
+                api, swarm, f"{swarm_id}-{role[0]}{counters[role]}", role, labels, shared
+            )
         for node in swarm.nodes:
             _wait_engine(api, node, timeout)
         t2 = time.monotonic()

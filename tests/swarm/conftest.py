@@ -4,6 +4,7 @@
                  by defining its own `swarm_shape` fixture
 - `swarm`        module-scoped: the swarm is brought up once per module (a few seconds once
                  the node image is cached) and removed after it, whatever happened
+                 Every node sees `swarm.shared` (a host directory) at the same path
 - `swarm_app`    module-scoped: `berth-test/app:1.0.0` pushed into the swarm's registry;
                  the ref the nodes pull (`REGISTRY_IP:5000/berth-test/app:1.0.0`)
 
@@ -30,11 +31,16 @@ def swarm_shape() -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def swarm(
-    docker_client: Any, swarm_shape: tuple[int, int], request: pytest.FixtureRequest
+    docker_client: Any,
+    swarm_shape: tuple[int, int],
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Swarm]:
     remove_stale_swarms(docker_client)
     managers, workers = swarm_shape
-    s = start_swarm(managers=managers, workers=workers, client=docker_client)
+    shared = str(tmp_path_factory.mktemp("swarm-shared"))
+    s = start_swarm(managers=managers, workers=workers, client=docker_client, shared=shared)
+    s.shared = shared
     try:
         _BRING_UPS.append(
             (request.module.__name__, f"{managers}+{workers}", s.timings, s.rss_bytes())
