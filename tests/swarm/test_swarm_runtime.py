@@ -126,13 +126,12 @@ def test_a_crashing_image_shows_as_restarts(rt: SwarmRuntime, images: dict[str, 
     )
     try:
         rt.start(cid)
-        st = _wait(
-            lambda: (
-                (s := rt.inspect(cid)).restart_count > 0 or s.state is ContainerState.EXITED and s
-            ),
-            timeout=40,
-        )
-        assert st
+
+        def restarted() -> bool:
+            st = rt.inspect(cid)
+            return st.restart_count > 0 or st.state is ContainerState.EXITED
+
+        assert _wait(restarted, timeout=40)
         logs = _wait(lambda: rt.logs(cid, tail=20), timeout=15)
         assert any("crash mode, exiting 1" in line for line in logs), logs
     finally:
