@@ -56,6 +56,7 @@ from controller.ports import ContainerStatus, PullProgress
 log = logging.getLogger("berth.swarm")
 SWARM_API = "1.41"
 _POLL = 0.1
+RESOLVED_TTL = 60.0  # seconds a registry's confirmation of a tag counts as "present"
 
 
 class SwarmRuntime:
@@ -72,7 +73,8 @@ class SwarmRuntime:
         talks to (the edge nginx: Berth signals it and shares its upstreams directory)."""
         self.local = DockerRuntime(base_url, timeout=timeout)
         self._pinned = frozenset(pinned)
-        self._digests: dict[str, str] = {}
+        self._digests: dict[str, str] = {}  # tag reference -> digest the registry gave
+        self._resolved_at: dict[str, float] = {}  # reference -> when the registry confirmed it
         self._lock = threading.Lock()
         self._node_id: str | None = None
 
@@ -143,8 +145,12 @@ class SwarmRuntime:
         return status_from_service(svc, self._tasks([str(svc["ID"])])[str(svc["ID"])])
 
     def image_present(self, ref: str) -> bool:
-        """Images live on the nodes: the registry is asked again before every rollout."""
-        return False
+        """Images live on the nodes, which pull when a task starts: "present" means the
+        registry confirmed the tag within the last RESOLVED_TTL seconds (so a registry
+        that lost it is an ImagePullError before a rollout, not a failed gate)."""
+        with self._lock:
+            at = self._resolved_at.get(ref)
+        return at is not None and time.monotonic() - at < RESOLVED_TTL
 
     def image_digests(self, ref: str) -> tuple[str, ...] | None:
         return None
@@ -164,8 +170,9 @@ class SwarmRuntime:
         except ContainerRuntimeError as exc:
             raise ImagePullError(f"pull {ref}: {exc}", retry=exc.retry) from exc
         digest = str((doc.get("Descriptor") or {}).get("digest", ""))
-        if digest:
-            with self._lock:
+        with self._lock:
+            self._resolved_at[ref] = time.monotonic()
+            if digest:
                 self._digests[ref] = digest
 
     def _auth(self, ref: str) -> dict[str, Any] | None:
