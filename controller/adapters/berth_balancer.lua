@@ -10,7 +10,17 @@
 --   gen:NAME      its generation (workers re-parse `up:` only when it moves)
 --   inflight:ADDR requests balanced to that peer and not yet logged (per-backend drain)
 --   req|NAME|REV|CLASS, lat|NAME|REV|LE, latsum|NAME|REV: traffic by revision (analysis)
--- Berth changes it through `control()`, served on a unix socket only.
+-- Berth changes it through `control()`, served on a unix socket only:
+--   GET /berth/state             peer sets, structure, in-flight counts
+--   GET /berth/stats             traffic by upstream, revision and status class
+--   PUT /berth/upstreams/NAME    set an upstream's peer set (JSON body)
+--   GET /berth/probe?host=IP&port=N&path=/p&timeout=S
+--                                Berth's HTTP gate probe, made by nginx: for tasks on
+--                                networks only the edge reaches (Swarm overlays). host is
+--                                an IP literal (never a name), port 1..65535, path starts
+--                                with / (<= 1024 bytes, no space or control chars), timeout
+--                                seconds in (0, 30] (default 2) bounds the whole exchange.
+--                                200 {"ok", "status", "detail", "ms"}; bad arguments: 400.
 
 local cjson = require "cjson.safe"
 local ngx_balancer = require "ngx.balancer"
@@ -308,11 +318,170 @@ local function put_upstream(name)
   return reply(200, {upstream = name, applied = cjson.decode(dict:get("up:" .. name))})
 end
 
+-- GET /berth/probe: one GET on a fresh connection from nginx, with HttpProber's verdicts
+-- and wording (controller/adapters/http_prober.py): ok for 2xx and 3xx, "HTTP 503",
+-- "connection refused", "timeout after 2s: ...".
+local PROBE_MAX_TIMEOUT = 30
+local PROBE_MAX_PATH = 1024
+local PROBE_MAX_READ = 64 * 1024
+
+local function ipv4(s)
+  local parts = {s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")}
+  if #parts ~= 4 then return false end
+  for _, p in ipairs(parts) do
+    if #p > 3 or (#p > 1 and p:sub(1, 1) == "0") or tonumber(p) > 255 then return false end
+  end
+  return true
+end
+
+local function ipv6(s)
+  if #s > 45 or not s:match("^[%x:.]+$") then return false end
+  local head, tail = s:match("^(.*:)(%d+%.[%d.]+)$")
+  if tail then                         -- an embedded IPv4 (::ffff:1.2.3.4) is two groups
+    if not ipv4(tail) then return false end
+    s = head .. "0:0"
+  end
+  if not s:match("^[%x:]+$") or s:find(":::", 1, true) then return false end
+  local _, doubles = s:gsub("::", "")
+  if doubles > 1 then return false end
+  if (s:sub(1, 1) == ":" and s:sub(1, 2) ~= "::")
+      or (s:sub(-1) == ":" and s:sub(-2) ~= "::") then
+    return false
+  end
+  local groups = 0
+  for g in s:gmatch("[^:]+") do
+    if #g > 4 then return false end
+    groups = groups + 1
+  end
+  if doubles == 1 then return groups <= 7 end
+  return groups == 8
+end
+
+-- The arguments, or nil and the complaint (naming the argument).
+local function probe_args()
+  local args, err = ngx.req.get_uri_args(16)
+  if err then return nil, "too many arguments" end
+  for k, v in pairs(args) do
+    if type(v) ~= "string" then return nil, tostring(k) .. ": give it once, with a value" end
+  end
+  local host = args.host
+  if not host or host == "" then return nil, "host: required (an IP address)" end
+  host = host:match("^%[(.*)%]$") or host
+  local family
+  if ipv4(host) then family = 4 elseif ipv6(host) then family = 6 else
+    return nil, "host: must be an IPv4 or IPv6 address, not a name"
+  end
+  local port = args.port
+  if not port or not port:match("^%d+$") or #port > 5
+      or tonumber(port) < 1 or tonumber(port) > 65535 then
+    return nil, "port: must be an integer 1..65535"
+  end
+  local path = args.path
+  if not path or path:sub(1, 1) ~= "/" then return nil, "path: must start with /" end
+  if #path > PROBE_MAX_PATH then
+    return nil, "path: longer than " .. PROBE_MAX_PATH .. " bytes"
+  end
+  if path:find("[%z\1-\32\127]") then
+    return nil, "path: no spaces or control characters (CR, LF...)"
+  end
+  local timeout = 2
+  if args.timeout ~= nil then
+    local t = args.timeout
+    timeout = (t:match("^%d+%.?%d*$") or t:match("^%.%d+$")) and tonumber(t)
+    if not timeout or timeout <= 0 or timeout > PROBE_MAX_TIMEOUT then
+      return nil, "timeout: must be seconds in (0, " .. PROBE_MAX_TIMEOUT .. "]"
+    end
+  end
+  local hostport = (family == 6 and "[" .. host .. "]" or host) .. ":" .. port
+  return {host = host, family = family, port = tonumber(port), path = path,
+          timeout = timeout, hostport = hostport}
+end
+
+-- One exchange, bounded by a.timeout as a whole: each step gets what is left of it.
+-- Returns status (or nil) and detail.
+local function probe_once(a)
+  local deadline = ngx.now() + a.timeout
+  local sock = ngx.socket.tcp()
+  local function left()
+    return math.max(1, math.floor((deadline - ngx.now()) * 1000))
+  end
+  local function failed(err, doing)
+    sock:close()
+    if err == "timeout" then
+      return nil, string.format("timeout after %gs: timed out %s", a.timeout, doing)
+    end
+    return nil, err
+  end
+  sock:settimeout(left())
+  local ok, err = sock:connect(a.family == 6 and "[" .. a.host .. "]" or a.host, a.port)
+  if not ok then return failed(err, "connecting") end
+  sock:settimeout(left())
+  ok, err = sock:send("GET " .. a.path .. " HTTP/1.1\r\nHost: " .. a.hostport
+    .. "\r\nConnection: close\r\nUser-Agent: berth-probe\r\nAccept: */*\r\n\r\n")
+  if not ok then return failed(err, "sending the request") end
+  -- Read up to the end of the headers (bounded), then drain what the body may be.
+  local got, size, status = {}, 0, nil
+  local head_end, length
+  while true do
+    sock:settimeout(left())
+    local data, rerr = sock:receiveany(PROBE_MAX_READ - size)
+    if not data then
+      if rerr == "closed" then break end
+      if status == nil then return failed(rerr, "reading the status line") end
+      return failed(rerr, "reading the response")
+    end
+    size = size + #data
+    if not head_end then
+      got[#got + 1] = data
+      local text = table.concat(got)
+      got = {text}
+      if status == nil and text:find("\n", 1, true) then
+        local line = text:match("^([^\r\n]*)")
+        local code = line:match("^HTTP/%d%.%d (%d%d%d)")
+        if not code then
+          sock:close()
+          return nil, "bad status line: " .. line:sub(1, 80)
+        end
+        status = tonumber(code)
+      end
+      local e = text:find("\r\n\r\n", 1, true)
+      if e then
+        head_end = e + 3
+        local cl = text:sub(1, e):lower():match("\ncontent%-length:%s*(%d+)")
+        if cl and not text:sub(1, e):lower():find("\ntransfer%-encoding:") then
+          length = head_end + tonumber(cl)
+        end
+        got = nil
+      end
+    end
+    if size >= PROBE_MAX_READ or (length and size >= length) then break end
+  end
+  sock:close()
+  if status == nil then
+    if size >= PROBE_MAX_READ then return nil, "no status line in the first 64 KiB" end
+    return nil, "connection closed before a status line"
+  end
+  return status, "HTTP " .. status
+end
+
+local function probe()
+  local a, why = probe_args()
+  if not a then return reply(400, {error = why}) end
+  ngx.update_time()
+  local t0 = ngx.now()
+  local status, detail = probe_once(a)
+  ngx.update_time()
+  local ms = math.floor((ngx.now() - t0) * 1000 + 0.5)
+  return reply(200, {ok = status ~= nil and status >= 200 and status < 400,
+                     status = status or cjson.null, detail = detail, ms = ms})
+end
+
 -- content_by_lua of the control server (unix socket only; see the upstreams file).
 function M.control()
   local uri, method = ngx.var.uri, ngx.req.get_method()
   if uri == "/berth/state" and method == "GET" then return reply(200, state()) end
   if uri == "/berth/stats" and method == "GET" then return reply(200, stats()) end
+  if uri == "/berth/probe" and method == "GET" then return probe() end
   local name = uri:match("^/berth/upstreams/([%w_.-]+)$")
   if name and method == "PUT" then return put_upstream(name) end
   return reply(404, {error = "no such endpoint"})

@@ -11,12 +11,23 @@ import http.client
 import json
 import os
 import socket
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from controller.errors import ProxyError
 
 SOCKET_NAME = "control.sock"
+
+
+class ControlUnreachable(ProxyError):
+    """The control socket gave no answer (absent, refused, timed out, cut off), as opposed
+    to an answer that is an error."""
+
+
+def _seconds(value: float) -> str:
+    """A plain decimal (nginx takes no exponent): 2.0 -> "2", 0.0125 -> "0.0125"."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -65,14 +76,36 @@ class NginxControl:
             raise ProxyError(f"nginx control: no applied peer set in the answer for {upstream}")
         return applied
 
-    def _call(self, method: str, path: str, body: bytes | None = None) -> dict[str, Any]:
-        conn = _UnixConnection(self.path, self.timeout)
+    def probe(self, host: str, port: int, path: str, timeout: float) -> dict[str, Any]:
+        """nginx probes http://host:port/path (host an IP literal) within `timeout` seconds:
+        {"ok": bool, "status": int | None, "detail": str, "ms": number}. Bad arguments are
+        nginx's 400, raised as ProxyError."""
+        query = urllib.parse.urlencode(
+            {"host": host, "port": str(port), "path": path, "timeout": _seconds(timeout)},
+            quote_via=urllib.parse.quote,  # %20 and %2B: nothing for nginx to read as a "+"
+        )
+        # the socket's own timeout outlasts the probe's, which nginx bounds
+        conn_timeout = max(self.timeout, timeout + 2)
+        out = self._call("GET", f"/berth/probe?{query}", timeout=conn_timeout)
+        ok, status, detail = out.get("ok"), out.get("status"), out.get("detail")
+        if (
+            not isinstance(ok, bool)
+            or not isinstance(detail, str)
+            or not (status is None or (isinstance(status, int) and not isinstance(status, bool)))
+        ):
+            raise ProxyError(f"nginx control: not a probe answer for {host}:{port}")
+        return out
+
+    def _call(
+        self, method: str, path: str, body: bytes | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        conn = _UnixConnection(self.path, self.timeout if timeout is None else timeout)
         try:
             conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
             res = conn.getresponse()
             raw = res.read()
         except (OSError, http.client.HTTPException) as exc:
-            raise ProxyError(f"nginx control socket {self.path}: {exc}") from exc
+            raise ControlUnreachable(f"nginx control socket {self.path}: {exc}") from exc
         finally:
             conn.close()
         try:
