@@ -15,6 +15,7 @@ from controller.core.compose.swarm_keys import (
     SWARM_REFUSED_KEYS,
     SWARM_SERVICE_KEYS,
 )
+from controller.core.config import build_config
 from controller.core.desired import parse_desired
 from controller.core.model import StackSpec
 from controller.errors import ConfigError, Problem
@@ -365,3 +366,45 @@ def test_desired_cannot_carry_the_backend(text: str, field: str) -> None:
     assert (problem.file, problem.field) == (DESIRED, field)
     assert problem.line == _line(text, field.split(".")[-1].split("-")[0])
     assert "unknown key" in problem.message or "security boundary" in problem.message
+
+
+# one backend per process -----------------------------------------------------------------
+
+LOCAL_COMPOSE = "services:\n  api:\n    image: reg/api\nname: one\n"
+
+
+def test_stacks_on_two_backends_are_refused_each_naming_its_field() -> None:
+    files = {
+        "/r/desired/one.yaml": "project: one\ncompose: ../compose/one.yml\n",
+        "/r/desired/two.yaml": "project: app\ncompose: ../compose/two.yml\n",
+        "/r/compose/one.yml": LOCAL_COMPOSE,
+        "/r/compose/two.yml": GOOD,
+    }
+    desired = [(f, t) for f, t in files.items() if "/desired/" in f]
+    tree = MemoryTree(files, root="/r", desired="/r/desired")
+    with pytest.raises(ConfigError) as info:
+        build_config(desired, environ={}, files=tree)
+    found = sorted((p.file, p.line, p.field) for p in info.value.problems)
+    assert found == [
+        ("/r/compose/one.yml", None, "x-berth.backend"),
+        ("/r/compose/two.yml", 3, "x-berth.backend"),
+    ]
+    for problem in info.value.problems:
+        assert "one Berth process drives one backend" in problem.message
+        assert "--desired and --state-dir" in problem.message
+    text = "\n".join(str(p) for p in info.value.problems)
+    assert "'one' (local)" in text and "'app' (swarm)" in text
+
+
+def test_stacks_on_one_backend_load_together() -> None:
+    other = GOOD.replace("name: app", "name: two").replace("../nginx/up.conf", "../nginx/two.conf")
+    files = {
+        "/r/desired/one.yaml": "project: app\ncompose: ../compose/one.yml\n",
+        "/r/desired/two.yaml": "project: two\ncompose: ../compose/two.yml\n",
+        "/r/compose/one.yml": GOOD,
+        "/r/compose/two.yml": other,
+    }
+    desired = [(f, t) for f, t in files.items() if "/desired/" in f]
+    tree = MemoryTree(files, root="/r", desired="/r/desired")
+    config = build_config(desired, environ={}, files=tree)
+    assert {s.backend for s in config.stacks.values()} == {"swarm"}
