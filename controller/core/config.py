@@ -194,6 +194,32 @@ def _cross_check(work: LoadWork) -> None:
                         )
     _check_upstream_files(work)
     _check_resource_names(work)
+    _check_backends(work)
+
+
+ONE_BACKEND = (
+    "one Berth process drives one backend; run a second berth with its own --desired and "
+    "--state-dir"
+)
+
+
+def _check_backends(work: LoadWork) -> None:
+    """Stacks that disagree on `x-berth.backend` are all invalid, each naming its compose
+    file and the projects on the other backend(s): which one is meant is not Berth's guess."""
+    by_backend: dict[str, list[str]] = {}
+    for stack in work.stacks.values():
+        by_backend.setdefault(stack.backend, []).append(stack.project)
+    if len(by_backend) < 2:
+        return
+    for file, stack in work.stacks.items():
+        others = sorted(
+            f"{brief(p)} ({b})" for b, ps in by_backend.items() if b != stack.backend for p in ps
+        )
+        at = stack.backend_at
+        where = (at.file, at.line) if at else (stack.compose_files[0], None)
+        mine = stack.backend if at else f"{stack.backend} (the default: not set)"
+        msg = f"{mine} here, but {', '.join(others)} use another backend: {ONE_BACKEND}"
+        work.add(file, [Problem(*where, "x-berth.backend", msg)])
 
 
 def _check_resource_names(work: LoadWork) -> None:

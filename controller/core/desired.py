@@ -44,6 +44,7 @@ COMPOSE_ONLY = frozenset(SERVICE_KEYS | set(REJECTED_SERVICE_KEYS)) | {
     "secrets",
     "configs",
     "platform",
+    "backend",  # top-level x-berth.backend: the operator's choice of runtime
 }
 MAX_COMPOSE_FILES = 16  # `docker compose -f` lists are a base and an override or two
 BOUNDARY = "lives in the compose file; desired/ may only set tag and replicas (security boundary)"

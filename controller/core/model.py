@@ -200,6 +200,8 @@ class ServiceSpec:
     platform: str | None = None  # `platform`: os[/arch[/variant]] for pull and create
     pull_policy: str | None = None  # `pull_policy` as written (compose/image_opts.py)
     files: tuple[InjectedFile, ...] = ()  # secrets/configs to write before start
+    # swarm backend: `deploy.placement.constraints` as written (compose/swarm_check.py)
+    constraints: tuple[str, ...] = ()
 
     @property
     def fixed_address(self) -> bool:
@@ -222,6 +224,10 @@ class StackSpec:
     proxy: ProxySpec | None = None
     env_files: tuple[str, ...] = ()  # .env and env_file paths read, for the watcher
     disabled: Mapping[str, str] = field(default_factory=dict)  # service -> why (profiles)
+    # top-level `x-berth.backend`: "local" (Engine API containers) or "swarm" (services);
+    # where it is written (None: left out), for the one-backend-per-process check
+    backend: str = "local"
+    backend_at: Location | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

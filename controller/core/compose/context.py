@@ -44,6 +44,7 @@ class StackCtx:
     files: ConfigFiles  # reads, and resolves paths for the desired/ boundary
     networks: Mapping[str, NetworkDef]
     volumes: Mapping[str, VolumeDef]
+    backend: str = "local"  # top-level x-berth.backend (compose/xberth.py stack_backend)
     files_read: list[str] = field(default_factory=list)
     budget: Budget = field(default_factory=Budget)
     injected: Budget = field(  # a 1 MiB secret is hashed and copied once per use

@@ -5,6 +5,7 @@ translated (replicas, resources, restart_policy as compose maps it without swarm
 scheduling keys are refused rather than ignored, and `update_config`/`rollback_config` are
 replaced by `x-berth` (strategy, deadlines, bake). `reservations.cpus` is accepted and has
 no effect, as in compose: one engine has no CPU reservation (compose's setReservations).
+On the swarm backend compose/swarm_check.py judges the swarm keys instead.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from controller.core.compose.fields import (
     want_str,
     want_str_list,
 )
+from controller.core.compose.swarm_keys import SWARM_DEPLOY
 from controller.core.model import MAX_REPLICAS
 from controller.core.yamlsrc import Path
 
@@ -41,8 +43,9 @@ def translate_deploy(ctx: StackCtx, path: Path, value: Any, body: Body) -> int |
     deploy = want_map(ctx.loc, path, value)
     if deploy is None:
         return None
+    swarm = ctx.backend == "swarm"  # the swarm keys are judged by compose/swarm_check.py
     for key in deploy:
-        if key in _DEPLOY_REJECTED:
+        if key in _DEPLOY_REJECTED and not (swarm and key in SWARM_DEPLOY):
             ctx.loc.error((*path, key), f"not supported: {_DEPLOY_REJECTED[key]}")
     check_keys(
         ctx.loc,
@@ -50,7 +53,7 @@ def translate_deploy(ctx: StackCtx, path: Path, value: Any, body: Body) -> int |
         {k: v for k, v in deploy.items() if k not in _DEPLOY_REJECTED},
         ("replicas", "mode", "resources", "restart_policy"),
     )
-    if deploy.get("mode", "replicated") != "replicated":
+    if deploy.get("mode", "replicated") != "replicated" and not swarm:
         ctx.loc.error((*path, "mode"), "only mode: replicated is supported")
     if deploy.get("resources") is not None:
         _resources(ctx, (*path, "resources"), deploy["resources"], body)
@@ -140,7 +143,7 @@ def _reservations(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
     res = want_map(ctx.loc, path, value)
     if res is None:
         return
-    if "generic_resources" in res:
+    if "generic_resources" in res and ctx.backend != "swarm":  # swarm: compose/swarm_check.py
         ctx.loc.error((*path, "generic_resources"), "not supported: a swarm feature")
     check_keys(
         ctx.loc,

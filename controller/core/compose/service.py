@@ -45,6 +45,8 @@ from controller.core.compose.runtime import (
 )
 from controller.core.compose.secrets import translate_file_objects
 from controller.core.compose.security import translate_security_opt
+from controller.core.compose.swarm_check import swarm_constraints
+from controller.core.compose.swarm_keys import SWARM_REFUSED_KEYS
 from controller.core.compose.xberth import service_options
 from controller.core.model import BerthOptions, DependsOn, NetworkAttachment, ServiceSpec
 from controller.core.reference import image_problem
@@ -184,6 +186,10 @@ def _compat(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body) -> dict[
         kw["platform"] = translate_platform(ctx, (*path, "platform"), svc["platform"])
     if svc.get("pull_policy") is not None:
         kw["pull_policy"] = translate_pull_policy(ctx, (*path, "pull_policy"), svc["pull_policy"])
+    deploy = svc.get("deploy")
+    if ctx.backend == "swarm" and isinstance(deploy, dict) and deploy.get("placement") is not None:
+        here = (*path, "deploy", "placement")
+        kw["constraints"] = swarm_constraints(ctx.loc, here, deploy["placement"])
     return kw
 
 
@@ -231,6 +237,8 @@ def translate_service(ctx: StackCtx, name: str, raw: Any) -> tuple[ServiceSpec |
     if svc is None:
         return None, set()
     _check_keys(ctx, path, svc)
+    if ctx.backend == "swarm":  # refused by compose/swarm_check.py, once: not translated
+        svc = {k: v for k, v in svc.items() if k not in SWARM_REFUSED_KEYS}
     body = Body()
     translate_command(ctx, svc, path, body)
     translate_environment(ctx, svc, path, body)

@@ -30,9 +30,11 @@ from controller.core.compose.mounts import volume_paths
 from controller.core.compose.profiles import how, select_services
 from controller.core.compose.secrets import check_definitions
 from controller.core.compose.service import translate_service
-from controller.core.compose.xberth import proxy_spec
+from controller.core.compose.swarm_check import check_swarm
+from controller.core.compose.xberth import proxy_spec, stack_backend
 from controller.core.model import (
     NAME_RE,
+    Location,
     NetworkDef,
     ProxySpec,
     ServiceSpec,
@@ -171,7 +173,10 @@ def _full_name(project: str, key: str, common: dict[str, Any]) -> str:
     return key if common["external"] else f"{project}_{key}"
 
 
-def _networks(loc: Located, project: str) -> dict[str, NetworkDef]:
+def _networks(loc: Located, project: str, backend: str) -> dict[str, NetworkDef]:
+    """On the swarm backend a network Berth creates is an attachable overlay unless the
+    file says otherwise (another driver is refused: compose/swarm_check.py)."""
+    swarm = backend == "swarm"
     out: dict[str, NetworkDef] = {}
     raw = want_map(loc, ("networks",), loc.data.get("networks") or {}) or {}
     for key, spec in raw.items():
@@ -184,7 +189,10 @@ def _networks(loc: Located, project: str) -> dict[str, NetworkDef]:
         common = _common(loc, path, spec)
         name = _full_name(project, key, common)
         internal = bool(want_bool(loc, (*path, "internal"), spec.get("internal", False)))
-        attachable = bool(want_bool(loc, (*path, "attachable"), spec.get("attachable", False)))
+        overlay = swarm and not common["external"]
+        if overlay and common["driver"] is None:
+            common["driver"] = "overlay"
+        attachable = bool(want_bool(loc, (*path, "attachable"), spec.get("attachable", overlay)))
         ipam_driver, pools = parse_ipam(loc, (*path, "ipam"), spec.get("ipam"))
         out[key] = NetworkDef(
             name=name,
@@ -196,7 +204,12 @@ def _networks(loc: Located, project: str) -> dict[str, NetworkDef]:
             **common,
         )
     if "default" not in out:
-        out["default"] = NetworkDef(name=f"{project}_default", key="default")
+        out["default"] = NetworkDef(
+            name=f"{project}_default",
+            key="default",
+            driver="overlay" if swarm else None,
+            attachable=swarm,
+        )
     return out
 
 
@@ -275,7 +288,9 @@ def load_stack(
     _check_text(loc)
     source = "" if "COMPOSE_PROJECT_NAME" in environ else dotenv_path
     name = _project(loc, project, project_dir, (env, source))
-    networks, volumes = _networks(loc, name), _volumes(loc, name, (project_dir, sources))
+    backend = stack_backend(loc, data.get("x-berth"))
+    networks = _networks(loc, name, backend)
+    volumes = _volumes(loc, name, (project_dir, sources))
     ctx = StackCtx(
         loc=loc,
         project=name,
@@ -284,10 +299,14 @@ def load_stack(
         files=sources,
         networks=networks,
         volumes=volumes,
+        backend=backend,
     )
     check_definitions(ctx)  # top-level secrets and configs, used or not
     services, disabled = _services(ctx)
     proxy = _proxy(ctx, services)
+    if backend == "swarm":
+        raw = data.get("services")
+        check_swarm(ctx, [n for n in raw if n not in disabled] if isinstance(raw, dict) else [])
     if loc.problems:
         raise ConfigError(lookup.redact(loc.problems))
     used = {a.network for s in services.values() for a in s.networks}
@@ -302,7 +321,17 @@ def load_stack(
         proxy=proxy,
         env_files=(dotenv_path, *dict.fromkeys([*loader.read, *ctx.files_read])),
         disabled=disabled,
+        backend=backend,
+        backend_at=_backend_at(loc),
     )
+
+
+def _backend_at(loc: Located) -> Location | None:
+    top = loc.data.get("x-berth")
+    if not isinstance(top, dict) or "backend" not in top:
+        return None
+    where = loc.where(("x-berth", "backend"))
+    return Location(where.file, where.line)
 
 
 def _proxy(ctx: StackCtx, services: Mapping[str, ServiceSpec]) -> ProxySpec | None:
@@ -316,6 +345,8 @@ def _proxy(ctx: StackCtx, services: Mapping[str, ServiceSpec]) -> ProxySpec | No
             ("x-berth", "proxy", "service"),
             f"{brief(proxy.service)} is not a service of this stack",
         )
+    if proxy is not None and proxy.switch == "auto" and ctx.backend == "swarm":
+        proxy = replace(proxy, switch="dynamic")  # Swarm's nginx is switched through Lua
     if proxy is not None and proxy.switch == "dynamic":
         layout, why = layout_for(proxy, services)
         if layout is None:

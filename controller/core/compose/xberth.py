@@ -45,6 +45,7 @@ TRACKS = ("pinned", "digest", "tag")
 _HEALTH_KEYS = ("path", "port", "interval", "timeout", "healthy_threshold")
 _PROXY_KEYS = ("service", "upstreams_file", "test_command", "reload_command", "switch")
 SWITCHES = ("auto", "dynamic", "reload")
+BACKENDS = ("local", "swarm")  # top-level x-berth.backend; local is the default
 _UPSTREAM_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 # RFC 3986 path (and query) characters: the probe writes this into a request line, so CR,
 # LF and spaces would let the compose file inject headers or a second request.
@@ -187,6 +188,24 @@ def _command(loc: Located, path: Path, value: Any) -> tuple[str, ...] | None:
     return None if items is None else tuple(items)
 
 
+def stack_backend(loc: Located, top: Any) -> str:
+    """Top-level `x-berth.backend`: which runtime drives the stack. Only the compose file
+    (the operator's) chooses it; desired/ cannot (core/desired.py). A non-mapping x-berth
+    is reported by proxy_spec; a bad value is reported here and reads as the default."""
+    if not isinstance(top, dict) or top.get("backend") is None:
+        return "local"
+    path: Path = ("x-berth", "backend")
+    value = top["backend"]
+    if not isinstance(value, str):
+        loc.error(path, f"must be a string, {' or '.join(BACKENDS)}; got {brief(value)}")
+        return "local"
+    if value not in BACKENDS:
+        case = " (lower case)" if value.lower() in BACKENDS else ""
+        loc.error(path, f"{brief(value)} is not one of {', '.join(BACKENDS)}{case}")
+        return "local"
+    return value
+
+
 def proxy_spec(loc: Located, path: Path, value: Any, *, ctx: StackCtx) -> ProxySpec | None:
     """Berth writes the upstreams file, so it must resolve (symlinked folders followed)
     inside the compose root and outside desired/: a compose file cannot make Berth
@@ -194,7 +213,7 @@ def proxy_spec(loc: Located, path: Path, value: Any, *, ctx: StackCtx) -> ProxyS
     top = want_map(loc, path, value)
     if top is None:
         return None
-    check_keys(loc, path, top, ("proxy",))
+    check_keys(loc, path, top, ("proxy", "backend"))
     if top.get("proxy") is None:
         return None
     here = (*path, "proxy")
@@ -219,7 +238,8 @@ def proxy_spec(loc: Located, path: Path, value: Any, *, ctx: StackCtx) -> ProxyS
         return None
     test = _command(loc, (*here, "test_command"), proxy.get("test_command"))
     reload = _command(loc, (*here, "reload_command"), proxy.get("reload_command"))
-    if service is None and not (test and reload):
+    # (on the swarm backend compose/swarm_check.py asks for the service: no host nginx)
+    if service is None and not (test and reload) and ctx.backend != "swarm":
         loc.error(
             here,
             "name the nginx service, or (nginx on the host) both test_command and reload_command",
