@@ -86,9 +86,12 @@ class ContainerRuntime(Protocol):
         networks: Sequence[NetworkAttachment],
         aliases: bool,
         platform: str | None = None,
+        constraints: Sequence[str] = (),
     ) -> str:
         """Create (not start) a container; returns its id. Without `aliases` the container
-        joins its networks under no service alias (it is not reachable by service name)."""
+        joins its networks under no service alias (it is not reachable by service name).
+        `constraints`: Swarm placement constraints (the swarm backend only; the local
+        backend refuses them at load)."""
         ...
 
     def put_files(self, cid: str, files: Sequence[InjectedFile]) -> None:

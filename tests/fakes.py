@@ -262,6 +262,7 @@ class FakeRuntime:
         networks: Sequence[NetworkAttachment],
         aliases: bool,
         platform: str | None = None,
+        constraints: Sequence[str] = (),
     ) -> str:
         self.calls.append(("create", name, image, aliases))
         if any(c.name == name for c in self.containers.values()):

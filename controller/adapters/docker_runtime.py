@@ -191,12 +191,15 @@ class DockerRuntime:
         networks: Sequence[NetworkAttachment],
         aliases: bool,
         platform: str | None = None,
+        constraints: Sequence[str] = (),
     ) -> str:
         """Creates with the first network (API 1.41 takes one endpoint), connects the rest
         before start. Without `aliases` no endpoint carries a service alias, so Docker's DNS
         does not hand the unproven container to clients of the service name. A half-made
         container is removed again so a failed create leaves no orphan. Fields the engine's
         API version does not know are left out (and logged once, see _docker_api)."""
+        if constraints:  # the load refuses deploy.placement on the local backend
+            raise ContainerRuntimeError(f"create {name}: placement constraints need Swarm")
         config = _docker_api.create_config(
             body,
             image=image,

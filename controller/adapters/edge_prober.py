@@ -23,6 +23,8 @@ from controller.core.model import ProbeSpec
 from controller.errors import ProxyError
 from controller.ports import ProbeResult
 
+MAX_TIMEOUT = 30.0  # the edge refuses longer probes; a longer x-berth.health.timeout is cut
+
 
 class EdgeProber:
     """Stateless and thread-safe: a new control connection per probe."""
@@ -40,7 +42,9 @@ class EdgeProber:
                 missed.append(f"{sock}: no such socket")
                 continue
             try:
-                answer = NginxControl(sock).probe(host, spec.port, path, spec.timeout)
+                answer = NginxControl(sock).probe(
+                    host, spec.port, path, min(spec.timeout, MAX_TIMEOUT)
+                )
             except ControlUnreachable as exc:
                 missed.append(str(exc))
                 continue

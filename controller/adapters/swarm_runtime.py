@@ -233,9 +233,10 @@ class SwarmRuntime:
         networks: Sequence[NetworkAttachment],
         aliases: bool,
         platform: str | None = None,
+        constraints: Sequence[str] = (),
     ) -> str:
         pin = (labels.get(LABEL_PROJECT, ""), labels.get(LABEL_SERVICE, "")) in self._pinned
-        constraints = [f"node.id=={self.node_id()}"] if pin else []
+        constraints = [*constraints, *([f"node.id=={self.node_id()}"] if pin else [])]
         try:
             spec = service_spec(
                 name=name,

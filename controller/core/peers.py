@@ -179,6 +179,7 @@ def render_dynamic(peers: Mapping[str, PeerSet], layout: Layout, lua_source: str
         "    # Berth's control channel: this unix socket only, never a network listener.\n",
         f"    listen unix:{layout.socket};\n",
         "    access_log off;\n",
+        "    lua_socket_log_errors off;  # a failed /berth/probe is an answer, not an error\n",
         "    client_max_body_size 1m;\n",
         "    client_body_buffer_size 1m;\n",
         "    location / { content_by_lua_block { berth.control() } }\n",

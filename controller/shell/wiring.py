@@ -11,14 +11,16 @@ from controller.adapters.clock import SystemClock
 from controller.adapters.files import ConfigTree, default_root, load_config
 from controller.adapters.sqlite_store import SqliteStateStore
 from controller.core.config import Config
+from controller.errors import BerthError, ContainerRuntimeError
 
 if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~100 ms)
     from collections.abc import Callable
 
     from controller.adapters.docker_build import DockerBuilder
     from controller.adapters.docker_runtime import DockerRuntime
-    from controller.adapters.http_prober import HttpProber
     from controller.adapters.registry import Registry
+    from controller.adapters.swarm_runtime import SwarmRuntime
+    from controller.ports import HealthProber
     from controller.shell.git_source import GitSource
     from controller.shell.rollout.digests import DigestResolver
     from controller.shell.rollout.executor import Emit
@@ -55,10 +57,38 @@ class Context:
         return SqliteStateStore(os.path.join(self.state_dir, "state.db"))
 
     @cached_property
-    def runtime(self) -> DockerRuntime:
+    def backend(self) -> str:
+        """`local` or `swarm`: the compose files' `x-berth.backend` (one per process, checked
+        at load), read once; a configuration that does not load yet counts as local."""
+        try:
+            stacks = self.config().stacks
+        except BerthError:
+            return "local"
+        return next((s.backend for s in stacks.values()), "local")
+
+    @cached_property
+    def runtime(self) -> DockerRuntime | SwarmRuntime:
+        if self.backend == "swarm":
+            return self._swarm_runtime()
         from controller.adapters.docker_runtime import DockerRuntime
 
         return DockerRuntime(self.docker_host, adopt=self.adopt)
+
+    def _swarm_runtime(self) -> SwarmRuntime:
+        """On a manager; each stack's nginx pinned to that node (Berth signals it there and
+        shares its upstreams directory with it)."""
+        from controller.adapters.swarm_runtime import SwarmRuntime
+
+        if not self.docker_host:
+            raise ContainerRuntimeError(
+                "the swarm backend needs --docker-host naming a Swarm manager's engine"
+            )
+        pinned = [
+            (s.project, s.proxy.service)
+            for s in self.config().stacks.values()
+            if s.proxy is not None and s.proxy.service
+        ]
+        return SwarmRuntime(self.docker_host, pinned=pinned)
 
     @cached_property
     def builder(self) -> DockerBuilder:
@@ -86,7 +116,19 @@ class Context:
         return DigestResolver(self.registry, self.runtime, ttl=self.digest_ttl)
 
     @cached_property
-    def prober(self) -> HttpProber:
+    def prober(self) -> HealthProber:
+        """On the Swarm backend the tasks' overlay addresses are out of Berth's reach: the
+        edge nginx probes them for Berth, asked through its control socket."""
+        if self.backend == "swarm":
+            from controller.adapters.edge_prober import EdgeProber
+            from controller.core.peers import SOCKET_FILE
+
+            sockets = [
+                os.path.join(os.path.dirname(s.proxy.upstreams_file), SOCKET_FILE)
+                for s in self.config().stacks.values()
+                if s.proxy is not None
+            ]
+            return EdgeProber(sockets)
         from controller.adapters.http_prober import HttpProber
 
         return HttpProber()
@@ -104,9 +146,7 @@ class Context:
             return Notifier(None)
         from controller.adapters.notify_apprise import AppriseSink, targets
 
-        return Notifier(
-            AppriseSink(targets(self.notify, self.notify_config), on_result=on_result)
-        )
+        return Notifier(AppriseSink(targets(self.notify, self.notify_config), on_result=on_result))
 
     def session(
         self,

@@ -235,6 +235,7 @@ class Executor:
             networks=target.spec.networks,
             aliases=aliases,
             platform=target.spec.platform,
+            constraints=target.spec.constraints,
         )
         if target.spec.files:  # secrets/configs without a host file: before the process runs
             self.p.runtime.put_files(cid, target.spec.files)

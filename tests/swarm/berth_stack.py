@@ -1,0 +1,179 @@
+"""A Berth stack on the test swarm: the compose file, desired/, and Berth pointed at a manager.
+
+The stack lives in the swarm's shared directory (every node sees it at the same path), so
+the edge nginx task on the manager mounts the upstreams directory Berth writes on the host,
+as it would on a production edge node where Berth runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.berth import Result, berth, popen_berth
+from tests.support.images import healthcheck
+from tests.support.swarm import Swarm
+
+SITE = """\
+include /etc/nginx/berth/upstreams.conf;
+server {
+    listen 8080;
+    location = /nginx-health { return 200 "ok\\n"; }
+    location / {
+        proxy_pass http://app_backend;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_read_timeout 600s;
+        proxy_next_upstream error timeout;
+    }
+}
+"""
+
+
+def compose(
+    registry: str, port: int, *, replicas: int = 3, deadline: str = "20s"
+) -> dict[str, Any]:
+    return {
+        "x-berth": {
+            "backend": "swarm",
+            "proxy": {
+                "service": "nginx",
+                "upstreams_file": "../nginx/upstreams/upstreams.conf",
+                "switch": "dynamic",
+            },
+        },
+        "services": {
+            "app": {
+                "image": f"{registry}/berth-test/app",
+                "init": True,
+                "stop_grace_period": "5s",
+                "healthcheck": {
+                    "test": healthcheck(),
+                    "interval": "1s",
+                    "timeout": "2s",
+                    "retries": 2,
+                },
+                "deploy": {"replicas": replicas},
+                "networks": ["backend"],
+                "x-berth": {
+                    "upstream": {"name": "app_backend", "port": 8000},
+                    "health": {
+                        "path": "/health",
+                        "port": 8000,
+                        "interval": "200ms",
+                        "healthy_threshold": 2,
+                    },
+                    "progress_deadline": deadline,
+                    "drain_timeout": "20s",
+                },
+            },
+            "nginx": {
+                "image": f"{registry}/berth-test/nginx",
+                "ports": [f"{port}:8080"],
+                "volumes": [
+                    "../nginx/conf.d:/etc/nginx/conf.d:ro",
+                    "../nginx/upstreams:/etc/nginx/berth:rw",
+                ],
+                "networks": ["backend"],
+                "stop_grace_period": "5s",
+            },
+        },
+        "networks": {"backend": {}},
+    }
+
+
+@dataclass
+class SwarmStack:
+    swarm: Swarm
+    root: Path
+    project: str
+    port: int
+
+    @property
+    def desired(self) -> Path:
+        return self.root / "desired"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.swarm.manager.ip}:{self.port}"
+
+    def write(self, app_tag: str, *, replicas: int = 3, deadline: str = "20s") -> None:
+        doc = compose(self.swarm.registry, self.port, replicas=replicas, deadline=deadline)
+        doc = {"name": self.project, **doc}
+        (self.root / "compose").mkdir(parents=True, exist_ok=True)
+        (self.root / "compose" / "docker-compose.yml").write_text(yaml.safe_dump(doc))
+        self.desired.mkdir(parents=True, exist_ok=True)
+        desired = {
+            "project": self.project,
+            "compose": "../compose/docker-compose.yml",
+            "services": {"app": {"tag": app_tag}, "nginx": {"tag": "1"}},
+        }
+        (self.desired / "stack.yaml").write_text(yaml.safe_dump(desired))
+        site = self.root / "nginx" / "conf.d" / "site.conf"
+        site.parent.mkdir(parents=True, exist_ok=True)
+        site.write_text(SITE)
+        (self.root / "nginx" / "upstreams").mkdir(parents=True, exist_ok=True)
+
+    def args(self, *args: str) -> tuple[str, ...]:
+        return ("--docker-host", f"tcp://{self.swarm.manager.ip}:2375", *args)
+
+    def berth(self, *args: str, timeout: float = 240) -> Result:
+        return berth(self.desired, self.state, *self.args(*args), timeout=timeout)
+
+    def popen(self, *args: str) -> Any:
+        return popen_berth(self.desired, self.state, *self.args(*args))
+
+    def status(self) -> list[dict[str, Any]]:
+        out = self.berth("status", "--json")
+        rows: list[dict[str, Any]] = json.loads(out.out)
+        return rows
+
+    def get(self, path: str = "/version", timeout: float = 3) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as res:
+            return str(res.read().decode().strip())
+
+    def wait_serving(self, version: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                last = self.get()
+                if version in last:
+                    return
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise AssertionError(f"{self.url} never served {version}: last {last!r}")
+
+    def services(self) -> dict[str, dict[str, Any]]:
+        """Berth's services of this project on the swarm, by name."""
+        api = self.swarm.manager.client.api
+        rows = api.services(filters={"label": [f"com.docker.compose.project={self.project}"]})
+        return {r["Spec"]["Name"]: r for r in rows}
+
+    def app_tasks(self) -> list[dict[str, Any]]:
+        api = self.swarm.manager.client.api
+        ids = [
+            sid
+            for sid, s in ((r["ID"], r) for r in self.services().values())
+            if s["Spec"]["Labels"].get("com.docker.compose.service") == "app"
+        ]
+        return list(api.tasks(filters={"service": ids})) if ids else []
+
+
+def new_stack(swarm: Swarm, port: int) -> SwarmStack:
+    project = "sw" + uuid.uuid4().hex[:6]
+    root = Path(swarm.shared) / project
+    root.mkdir(parents=True)
+    return SwarmStack(swarm=swarm, root=root, project=project, port=port)

@@ -1,0 +1,84 @@
+"""Berth's Swarm backend on a real 3-node swarm (1 manager + 2 workers).
+
+Berth runs on the host and talks to the manager's engine (`--docker-host`); every replica is
+a one-replica Swarm service in dnsrr mode on an overlay; the edge nginx is a Swarm service on
+the manager with a host-mode port, switched through its Lua upstreams; the gate probes task
+IPs through the edge's control socket. Load: keep-alive clients that never retry, plus long
+GETs and slow POSTs, then connection-per-request clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.daemon import free_port
+from tests.support.images import ensure_app_image, ensure_nginx_image
+from tests.support.load import Load
+from tests.support.swarm import Swarm
+from tests.swarm.berth_stack import SwarmStack, new_stack
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def pushed(swarm: Swarm, docker_client: Any) -> dict[str, str]:
+    """The images of these tests in the swarm's registry."""
+    out = {}
+    for tag, mode in (("1.0.0", "good"), ("2.0.0", "good"), ("3.0.0", "crash")):
+        out[tag] = swarm.push(ensure_app_image(tag, mode=mode, client=docker_client))
+    out["nginx"] = swarm.push(ensure_nginx_image(client=docker_client))
+    return out
+
+
+@pytest.fixture(scope="module")
+def stack(swarm: Swarm, pushed: dict[str, str]) -> Iterator[SwarmStack]:
+    s = new_stack(swarm, free_port())
+    s.write("1.0.0")
+    res = s.berth("apply")
+    assert res.code == 0, res.out + res.err
+    s.wait_serving("1.0.0")
+    yield s
+
+
+def _failures(load: Load) -> list[Any]:
+    return [x for x in load.samples if not x.ok]
+
+
+def test_first_apply_runs_every_replica_as_a_service_behind_the_edge(stack: SwarmStack) -> None:
+    services = stack.services()
+    apps = [
+        s for s in services.values() if s["Spec"]["Labels"]["com.docker.compose.service"] == "app"
+    ]
+    assert len(apps) == 3
+    for s in apps:
+        assert s["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"
+        assert s["Spec"]["Mode"]["Replicated"]["Replicas"] == 1
+        assert "@sha256:" in s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    nodes = {t["NodeID"] for t in stack.app_tasks() if t["DesiredState"] == "running"}
+    assert len(nodes) >= 2, "Swarm spread the replicas over the nodes"
+    rows = {r["service"]: r for r in stack.status()}
+    assert rows["app"]["tag"] == "1.0.0"
+
+
+@pytest.mark.parametrize("keep_alive", [True, False], ids=["keep-alive", "per-request"])
+def test_rollout_under_load_loses_no_request(stack: SwarmStack, keep_alive: bool) -> None:
+    current = stack.get()
+    target = "2.0.0" if "1.0.0" in current else "1.0.0"
+    before = {n for n, s in stack.services().items() if "app" in n}
+    load = Load(stack.url, keep_alive=keep_alive, get_threads=4, long_seconds=3.0)
+    load.start()
+    try:
+        stack.write(target)
+        res = stack.berth("apply")
+    finally:
+        load.stop()
+    assert res.code == 0, res.out + res.err
+    assert load.samples, "the load ran"
+    assert _failures(load) == [], _failures(load)[:5]
+    stack.wait_serving(target, timeout=5)
+    after = {n for n in stack.services() if "app" in n}
+    assert not (before & after), "every old replica service was removed"
+    assert len(after) == 3
