@@ -50,12 +50,13 @@ from controller.core.model import (
     VolumeDef,
 )
 from controller.core.swarm_spec import SwarmSpecError, service_spec
-from controller.errors import ContainerRuntimeError, ImagePullError, NotFound
+from controller.errors import ContainerRuntimeError, ImagePullError, NotFound, TemporaryError
 from controller.ports import ContainerStatus, PullProgress
 
 log = logging.getLogger("berth.swarm")
 SWARM_API = "1.41"
 _POLL = 0.1
+READ_ATTEMPTS = 3
 RESOLVED_TTL = 60.0  # seconds a registry's confirmation of a tag counts as "present"
 
 
@@ -111,19 +112,33 @@ class SwarmRuntime:
 
     # -- observation ----------------------------------------------------------------------
 
+    def _read(self, what: str, call: Callable[[], Any]) -> Any:
+        """A read, tried again on a dropped connection: a manager's engine reached over TCP
+        resets pooled connections now and then, and a read is safe to repeat."""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                with translated(what):
+                    return call()
+            except TemporaryError:
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     def _services(self, project: str | None) -> list[dict[str, Any]]:
         wanted = [f"{LABEL_MANAGED}=true"]
         if project is not None:
             wanted.append(f"{LABEL_PROJECT}={project}")
-        with translated("list services"):
-            return list(self._api.services(filters={"label": wanted}))
+        rows = self._read("list services", lambda: self._api.services(filters={"label": wanted}))
+        return list(rows)
 
     def _tasks(self, service_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {sid: [] for sid in service_ids}
         if not service_ids:
             return out
-        with translated("list tasks"):
-            rows = self._api.tasks(filters={"service": list(service_ids)})
+        rows = self._read(
+            "list tasks", lambda: self._api.tasks(filters={"service": list(service_ids)})
+        )
         for t in rows:
             sid = str(t.get("ServiceID", ""))
             if sid in out:
@@ -137,8 +152,9 @@ class SwarmRuntime:
         return [observed_from_service(s, tasks[str(s["ID"])]) for s in services]
 
     def _service(self, cid: str) -> dict[str, Any]:
-        with translated(f"inspect service {cid[:12]}"):
-            return dict(self._api.inspect_service(cid))
+        return dict(
+            self._read(f"inspect service {cid[:12]}", lambda: self._api.inspect_service(cid))
+        )
 
     def inspect(self, cid: str) -> ContainerStatus:
         svc = self._service(cid)

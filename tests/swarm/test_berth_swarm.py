@@ -60,7 +60,9 @@ def test_first_apply_runs_every_replica_as_a_service_behind_the_edge(stack: Swar
     nodes = {t["NodeID"] for t in stack.app_tasks() if t["DesiredState"] == "running"}
     assert len(nodes) >= 2, "Swarm spread the replicas over the nodes"
     rows = {r["service"]: r for r in stack.status()}
-    assert rows["app"]["tag"] == "1.0.0"
+    assert rows["app"]["running_tags"] == ["1.0.0"]
+    assert rows["app"]["ready"] == 3
+    assert len(rows["app"]["routes"]) == 3, rows["app"]["routes"]
 
 
 @pytest.mark.parametrize("keep_alive", [True, False], ids=["keep-alive", "per-request"])
@@ -82,3 +84,41 @@ def test_rollout_under_load_loses_no_request(stack: SwarmStack, keep_alive: bool
     after = {n for n in stack.services() if "app" in n}
     assert not (before & after), "every old replica service was removed"
     assert len(after) == 3
+
+
+def _running_tasks(stack: SwarmStack) -> dict[str, str]:
+    """service id -> task id of the app replicas' running tasks."""
+    return {
+        t["ServiceID"]: t["ID"]
+        for t in stack.app_tasks()
+        if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
+    }
+
+
+def test_a_crashing_image_is_rolled_back_without_touching_the_healthy_tasks(
+    stack: SwarmStack,
+) -> None:
+    """The old replicas' services are never updated, so their tasks never restart (the
+    complaint of moby#43081 about start-first rollbacks); the tag is quarantined."""
+    serving = stack.get()
+    before = _running_tasks(stack)
+    assert len(before) == 3
+    load = Load(stack.url, keep_alive=True, get_threads=4, long_seconds=3.0)
+    load.start()
+    try:
+        stack.write("3.0.0")
+        res = stack.berth("apply")
+    finally:
+        load.stop()
+    assert res.code != 0, res.out + res.err
+    assert _failures(load) == [], _failures(load)[:5]
+    assert _running_tasks(stack) == before, "the same tasks run: none was restarted"
+    assert stack.get() == serving
+    rows = {r["service"]: r for r in stack.status()}
+    assert rows["app"]["quarantined"] is True
+    assert rows["app"]["last_outcome"] == "rolled_back", rows["app"]
+    again = stack.berth("apply")
+    assert "quarantine" in (again.out + again.err).lower()
+    assert _running_tasks(stack) == before
+    stack.write(serving.split()[0])  # back to what runs: nothing to do
+    assert stack.berth("apply").code == 0
