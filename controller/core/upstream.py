@@ -77,7 +77,11 @@ class Candidate:
 
 
 def healed_routes(
-    routed: Sequence[Backend], candidates: Sequence[Candidate], ready: Callable[[Candidate], bool]
+    routed: Sequence[Backend],
+    candidates: Sequence[Candidate],
+    ready: Callable[[Candidate], bool],
+    *,
+    probe_routed: bool = False,
 ) -> tuple[list[Candidate], list[str]] | None:
     """Which containers a steady service's upstream should route to, or None to leave it.
 
@@ -89,6 +93,8 @@ def healed_routes(
     or healthy again after a restart) is routed only if `ready` (its probe) says so: no
     traffic before healthy. Routed containers that stopped serving are dropped. The
     upstream is never emptied: with nothing better to route to it is left as it is.
+    `probe_routed` (the Swarm backend, whose manager sees a lost node's tasks as running
+    for several seconds): a routed container stays routed only while its probe passes.
     Returns the containers to route and one reason per change."""
     by_id = {b.container_id[:12]: b for b in routed}
     keep: list[Candidate] = []
@@ -99,7 +105,10 @@ def healed_routes(
         if not c.serving or not c.address:
             continue
         if b is not None and b.address == c.address:
-            keep.append(c)
+            if not probe_routed or ready(c):
+                keep.append(c)
+            else:
+                reasons[cid] = f"{c.container_name}: its probe failed"
         elif ready(c):
             keep.append(c)
             reasons[cid] = (

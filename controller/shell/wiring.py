@@ -163,7 +163,9 @@ class Context:
         from controller.shell.rollout.results import Ports
         from controller.shell.rollout.session import RolloutSession
 
-        proxy = NginxSwitch(self.runtime, cfg.stacks, on_reload=on_reload)
+        proxy = NginxSwitch(
+            self.runtime, cfg.stacks, on_reload=on_reload, probe_routed=self.backend == "swarm"
+        )
         ports = Ports(
             self.runtime,
             self.prober,

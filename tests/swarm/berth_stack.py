@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from controller.adapters.nginx_control import NginxControl
 from tests.support.berth import Result, berth, popen_berth
 from tests.support.images import healthcheck
 from tests.support.swarm import Swarm
@@ -31,6 +32,7 @@ server {
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_read_timeout 600s;
+        proxy_connect_timeout 1s;  # a lost node never answers the SYN: try the next peer
         proxy_next_upstream error timeout;
     }
 }
@@ -38,7 +40,12 @@ server {
 
 
 def compose(
-    registry: str, port: int, *, replicas: int = 3, deadline: str = "20s"
+    registry: str,
+    port: int,
+    *,
+    replicas: int = 3,
+    deadline: str = "20s",
+    probe_timeout: str = "2s",
 ) -> dict[str, Any]:
     return {
         "x-berth": {
@@ -68,6 +75,7 @@ def compose(
                         "path": "/health",
                         "port": 8000,
                         "interval": "200ms",
+                        "timeout": probe_timeout,
                         "healthy_threshold": 2,
                     },
                     "progress_deadline": deadline,
@@ -108,8 +116,21 @@ class SwarmStack:
     def url(self) -> str:
         return f"http://{self.swarm.manager.ip}:{self.port}"
 
-    def write(self, app_tag: str, *, replicas: int = 3, deadline: str = "20s") -> None:
-        doc = compose(self.swarm.registry, self.port, replicas=replicas, deadline=deadline)
+    def write(
+        self,
+        app_tag: str,
+        *,
+        replicas: int = 3,
+        deadline: str = "20s",
+        probe_timeout: str = "2s",
+    ) -> None:
+        doc = compose(
+            self.swarm.registry,
+            self.port,
+            replicas=replicas,
+            deadline=deadline,
+            probe_timeout=probe_timeout,
+        )
         doc = {"name": self.project, **doc}
         (self.root / "compose").mkdir(parents=True, exist_ok=True)
         (self.root / "compose" / "docker-compose.yml").write_text(yaml.safe_dump(doc))
@@ -155,6 +176,17 @@ class SwarmStack:
                 last = str(exc)
             time.sleep(0.2)
         raise AssertionError(f"{self.url} never served {version}: last {last!r}")
+
+    def peers(self, upstream: str = "app_backend") -> set[str]:
+        """The addresses nginx routes the upstream to now, from its control socket."""
+        sock = str(self.root / "nginx" / "upstreams" / "control.sock")
+        state = NginxControl(sock).state()
+        up = (state.get("upstreams") or {}).get(upstream) or {}
+        out: set[str] = set()
+        for side in up.get("sides") or []:
+            if (side.get("weight") or 0) > 0:
+                out.update(str(p["addr"]) for p in side.get("peers") or [] if p.get("addr"))
+        return out
 
     def services(self) -> dict[str, dict[str, Any]]:
         """Berth's services of this project on the swarm, by name."""

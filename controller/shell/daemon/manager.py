@@ -30,7 +30,13 @@ from controller.shell.daemon.listen import parse_listen, show
 from controller.shell.daemon.metrics import Metrics
 from controller.shell.daemon.reconciler import WAIT_FOR_DEPENDENCY, Reconciler
 from controller.shell.daemon.traffic_metrics import TrafficCollector
-from controller.shell.daemon.triggers import DockerEvents, FileWatcher, Resync
+from controller.shell.daemon.triggers import (
+    DockerEvents,
+    FileWatcher,
+    Resync,
+    RouteWatch,
+    route_period,
+)
 from controller.shell.daemon.workqueue import Result, Runner, WorkQueue
 from controller.shell.rollout.status import status_rows
 from controller.shell.wiring import Context
@@ -61,9 +67,7 @@ class Daemon:
             self.metrics.known_notifications()
         self.reconciler = Reconciler(ctx, self.metrics, self.stopping, self.notifier)
         # the store is opened at the first scrape, not here: a bad --listen does no work
-        self.registry.register(
-            TrafficCollector(lambda: self.reconciler.config, lambda: ctx.store)
-        )
+        self.registry.register(TrafficCollector(lambda: self.reconciler.config, lambda: ctx.store))
         self._lock = threading.Lock()
         self._initial: set[str] | None = None
         self._files: set[str] = set()
@@ -263,9 +267,28 @@ class Daemon:
         threads.append(
             threading.Thread(target=self.automation.run, name="berth-update", daemon=True)
         )
+        if self.ctx.backend == "swarm":
+            watch = RouteWatch(
+                self._route_period(), self._proxied_keys, self.queue.add, self.stopping
+            )
+            threads.append(threading.Thread(target=watch.run, name="berth-routes", daemon=True))
         for t in threads:
             t.start()
         self._threads = threads  # published once started: is_alive() is True for each
+
+    def _proxied_keys(self) -> list[str]:
+        """The services nginx routes to (x-berth.upstream), as the route check visits them."""
+        cfg = self.reconciler.config
+        if cfg is None:
+            return []
+        return sorted(t.key for t in cfg.targets if t.spec.berth.upstream is not None)
+
+    def _route_period(self) -> float:
+        cfg = self.reconciler.config
+        targets = cfg.targets if cfg is not None else ()
+        return route_period(
+            t.spec.berth.health.interval for t in targets if t.spec.berth.health is not None
+        )
 
     def _install_signals(self) -> None:
         def stop(signum: int, frame: object) -> None:

@@ -191,3 +191,38 @@ class Resync:
                 self.on_tick()
             except Exception:
                 log.exception("resync failed")
+
+
+class RouteWatch:
+    """The Swarm backend's route check: every `period` seconds, a pass for each proxied
+    service, whose route heal then probes every replica (routed or not) through the edge.
+
+    A manager sees a lost node's tasks as running until the node misses its heartbeats
+    (about 15 s); nginx would keep sending there. Probing each tick drops such a replica
+    within a period plus its probe timeout, and routes a task Swarm rescheduled once its
+    probe passes (docs/swarm.md, "Faults")."""
+
+    def __init__(
+        self,
+        period: float,
+        keys: Callable[[], Iterable[str]],
+        enqueue: Callable[[str], None],
+        stopping: threading.Event,
+    ) -> None:
+        self.period = period
+        self.keys = keys
+        self.enqueue = enqueue
+        self.stopping = stopping
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.period):
+            try:
+                for key in self.keys():
+                    self.enqueue(key)
+            except Exception:
+                log.exception("route check failed")
+
+
+def route_period(intervals: Iterable[float], *, floor: float = 0.25, ceiling: float = 5.0) -> float:
+    """The route check's period: the shortest x-berth probe interval, within bounds."""
+    return min(max(min(intervals, default=1.0), floor), ceiling)

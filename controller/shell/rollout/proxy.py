@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from controller.adapters.nginx import ContainerNginx, HostNginx
@@ -53,9 +54,12 @@ class NginxSwitch:
         stacks: Mapping[str, StackSpec],
         *,
         on_reload: Callable[[str], None] | None = None,
+        probe_routed: bool = False,
     ) -> None:
+        """`probe_routed`: heal probes routed containers too (the Swarm backend)."""
         self.runtime = runtime
         self.stacks = stacks
+        self.probe_routed = probe_routed
         self.reloads: dict[str, int] = {"success": 0, "error": 0}
         self._on_reload = on_reload or (lambda result: None)
 
@@ -111,7 +115,18 @@ class NginxSwitch:
             if (c.project, c.service) == (stack.project, spec.name)
         ]
         routed = read_upstreams(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
-        healed = healed_routes(routed, candidates, lambda c: ready(c.address or ""))
+        if self.probe_routed:  # every address at once: a lost node's probe waits its timeout
+            addresses = sorted({c.address for c in candidates if c.serving and c.address})
+            with ThreadPoolExecutor(max_workers=max(1, min(16, len(addresses)))) as pool:
+                verdicts = dict(zip(addresses, pool.map(ready, addresses), strict=True))
+            healed = healed_routes(
+                routed,
+                candidates,
+                lambda c: verdicts.get(c.address or "", False),
+                probe_routed=True,
+            )
+        else:
+            healed = healed_routes(routed, candidates, lambda c: ready(c.address or ""))
         if healed is None:
             return []
         keep, reasons = healed
