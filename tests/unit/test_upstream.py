@@ -95,3 +95,33 @@ def test_heal_never_empties_an_upstream() -> None:
 def test_heal_ignores_containers_without_an_address() -> None:
     stray = Candidate("cccccccccccc", "p-api-3", None, True)
     assert healed_routes([RA], [cand(RA), stray], never) is None
+
+
+# -- probe_routed: the Swarm backend, whose manager lags behind a lost node --------------
+
+
+def test_probe_routed_drops_a_routed_container_whose_probe_fails() -> None:
+    keep, reasons = healed_routes(
+        [RA, RB], [cand(RA), cand(RB)], lambda c: c.address != RB.address, probe_routed=True
+    ) or ([], [])
+    assert [c.container_id for c in keep] == [RA.container_id]
+    assert reasons == ["p-api-2: its probe failed"]
+
+
+def test_probe_routed_never_empties_the_upstream() -> None:
+    assert healed_routes([RA, RB], [cand(RA), cand(RB)], lambda c: False, probe_routed=True) is None
+
+
+def test_probe_routed_routes_a_dropped_container_again_once_its_probe_passes() -> None:
+    keep, reasons = healed_routes(
+        [RA], [cand(RA), cand(RB)], lambda c: True, probe_routed=True
+    ) or (
+        [],
+        [],
+    )
+    assert [c.container_id for c in keep] == [RA.container_id, RB.container_id]
+    assert reasons == ["p-api-2: serving again"]
+
+
+def test_probe_routed_changes_nothing_while_every_probe_passes() -> None:
+    assert healed_routes([RA, RB], [cand(RA), cand(RB)], lambda c: True, probe_routed=True) is None
