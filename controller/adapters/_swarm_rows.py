@@ -7,13 +7,17 @@ status and route healing read them unchanged:
 | task state | container state | health (with a healthcheck) |
 |---|---|---|
 | new, pending, assigned, accepted, ready, preparing | created | None |
+| the same, after an earlier task (Swarm rescheduling or restarting it) | running | starting |
 | starting (Swarm waits for a healthcheck to pass) | running | starting |
 | running | running | healthy |
 | complete, shutdown, failed, rejected, orphaned, remove | exited | None |
 
-A service with no task meant to run (scaled to 0 by `stop`) reads as exited. Tasks that
-failed before the current one count as restarts: Swarm restarting a crashing task is what a
-restart is on one host, and the gate fails a new replica on it.
+A replica Swarm is bringing back reads as running but starting: the planner leaves it to
+Swarm (no replacement of its own), and nothing routes to it until it is healthy and its
+probe passes. A service with no task meant to run (scaled to 0 by `stop`) reads as exited.
+Tasks that failed before the current one count as restarts: Swarm restarting a crashing
+task is what a restart is on one host, and the gate fails a new replica on it (a task
+rescheduled off a lost node did not fail, and does not count).
 """
 
 from __future__ import annotations
@@ -109,7 +113,11 @@ def task_view(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) ->
     raw = str(status.get("State", ""))
     cstatus = status.get("ContainerStatus") or {}
     health: str | None = None
-    if raw in _WAITING:
+    if (raw in _WAITING or raw == "starting") and any(t is not cur for t in tasks):
+        # Swarm is bringing the replica back (its node was lost, or its task failed): it
+        # runs again soon, so it is not drift to replace, and it serves nothing until then
+        state, health = ContainerState.RUNNING, "starting"
+    elif raw in _WAITING:
         state = ContainerState.CREATED
     elif raw == "starting":
         state, health = ContainerState.RUNNING, ("starting" if has_check else None)

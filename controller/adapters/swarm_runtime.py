@@ -329,13 +329,19 @@ class SwarmRuntime:
         deadline = time.monotonic() + grace + 10.0
         while time.monotonic() < deadline:
             tasks = self._tasks([cid])[cid]
-            if not any(
-                (t.get("Status") or {}).get("State") in ("running", "starting", "preparing")
+            up = [
+                t
                 for t in tasks
-            ):
-                return
+                if (t.get("Status") or {}).get("State") in ("running", "starting", "preparing")
+            ]
+            if not up or not (self._ready_nodes() & {str(t.get("NodeID", "")) for t in up}):
+                return  # down, or on a node the manager lost (it cannot confirm a stop there)
             time.sleep(_POLL)
         log.warning("service %s: its task was still up %.0fs after the stop", cid[:12], grace + 10)
+
+    def _ready_nodes(self) -> set[str]:
+        nodes = self._read("list nodes", lambda: self._api.nodes())
+        return {str(n["ID"]) for n in nodes if (n.get("Status") or {}).get("State") == "ready"}
 
     def remove(self, cid: str) -> None:
         try:

@@ -8,12 +8,15 @@ empties the peer set, and routes the tasks Swarm reschedules once their probe pa
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.support.berth import berth_cmd
 from tests.support.daemon import free_port
 from tests.support.images import ensure_app_image, ensure_nginx_image
 from tests.support.load import Load
@@ -23,24 +26,70 @@ from tests.swarm.berth_stack import SwarmStack, new_stack
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
+class Daemon:
+    """`berth run` against the swarm's manager, restartable (a crash and a new start)."""
+
+    def __init__(self, stack: SwarmStack) -> None:
+        self.stack = stack
+        self.listen = f"127.0.0.1:{free_port()}"
+        self.log = stack.root / "berth-run.log"  # a file, not a pipe nobody reads
+        self.proc = self._spawn()
+
+    def _spawn(self) -> Any:
+        with self.log.open("a") as out:
+            return subprocess.Popen(
+                berth_cmd(
+                    self.stack.desired,
+                    self.stack.state,
+                    *self.stack.args("run", "--listen", self.listen),
+                ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.communicate(timeout=30)
+
+    def start(self) -> None:
+        self.proc = self._spawn()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.communicate(timeout=30)
+        except Exception:
+            self.proc.kill()
+
+
 @pytest.fixture(scope="module")
-def daemon(swarm: Swarm, docker_client: Any) -> Iterator[SwarmStack]:
+def running(swarm: Swarm, docker_client: Any) -> Iterator[Daemon]:
     for tag in ("1.0.0", "2.0.0"):
         swarm.push(ensure_app_image(tag, client=docker_client))
     swarm.push(ensure_nginx_image(client=docker_client))
     s = new_stack(swarm, free_port())
     s.write("1.0.0", probe_timeout="500ms", deadline="40s")
-    proc = s.popen("run", "--listen", f"127.0.0.1:{free_port()}")
+    d = Daemon(s)
     try:
         s.wait_serving("1.0.0", timeout=90)
         wait_for(lambda: len(s.peers()) == 3, timeout=30, what="3 peers routed")
-        yield s
+        yield d
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=30)
-        except Exception:
-            proc.kill()
+        d.stop()
+
+
+@pytest.fixture
+def daemon(running: Daemon) -> SwarmStack:
+    """The stack, steady: 3 peers routed, every one a running task."""
+    s = running.stack
+    wait_for(
+        lambda: len(s.peers()) == 3 and s.peers() <= set().union(*_tasks_by_node(s).values()),
+        timeout=90,
+        what="3 running tasks routed",
+    )
+    return s
 
 
 def _tasks_by_node(stack: SwarmStack) -> dict[str, set[str]]:
@@ -58,11 +107,121 @@ def _tasks_by_node(stack: SwarmStack) -> dict[str, set[str]]:
 
 
 def _victim(stack: SwarmStack) -> tuple[Node, set[str]]:
+    """A live worker running some, not all, of the app's tasks (so healthy ones remain)."""
     by_node = _tasks_by_node(stack)
+    everything = set().union(*by_node.values()) if by_node else set()
+    alive = {n for n, state in stack.swarm.node_states().items() if state == "ready"}
     for node in stack.swarm.workers:
-        if by_node.get(node.name):
-            return node, by_node[node.name]
-    raise AssertionError(f"no worker runs an app task: {by_node}")
+        mine = by_node.get(node.name, set())
+        if node.name in alive and mine and mine < everything:
+            return node, mine
+    raise AssertionError(f"no live worker runs some but not all app tasks: {by_node}")
+
+
+def _new_revision_running(stack: SwarmStack, tag: str) -> bool:
+    """Some replica of `tag` has a task up (created by the rollout in flight)."""
+    ids = {
+        r["ID"] for r in stack.services().values() if r["Spec"]["Labels"].get("berth.tag") == tag
+    }
+    return any(
+        t["ServiceID"] in ids and t["Status"]["State"] in ("starting", "running")
+        for t in stack.app_tasks()
+    )
+
+
+def _settled(stack: SwarmStack) -> str | None:
+    """The one version every routed peer and every app service runs, once steady."""
+    rows = {r["service"]: r for r in stack.status()}
+    app = rows["app"]
+    tags = {
+        r["Spec"]["Labels"].get("berth.tag")
+        for r in stack.services().values()
+        if r["Spec"]["Labels"].get("com.docker.compose.service") == "app"
+    }
+    if len(tags) != 1 or app["ready"] != 3 or len(stack.peers()) != 3:
+        return None
+    return tags.pop()
+
+
+def test_a_frozen_worker_leaves_the_peers_and_its_tasks_rejoin_when_it_thaws(
+    daemon: SwarmStack,
+) -> None:
+    """Paused for less than Swarm's heartbeat window: the manager never declares the node
+    down and reschedules nothing; Berth routes around it meanwhile."""
+    stack = daemon
+    victim, lost = _victim(stack)
+    load = Load(stack.url, keep_alive=True, get_threads=4, extras=False, get_rate=200)
+    load.start()
+    try:
+        time.sleep(1)
+        frozen = time.monotonic()
+        frozen_wall = time.time()  # the load's samples carry wall-clock times
+        stack.swarm.pause_node(victim)
+        try:
+            wait_for(lambda: not (lost & stack.peers()), timeout=30, what="frozen peers dropped")
+            dropped = time.monotonic() - frozen
+            assert stack.peers(), "never 0 peers while healthy tasks exist"
+            time.sleep(3)
+        finally:
+            stack.swarm.unpause_node(victim)
+        wait_for(lambda: lost <= stack.peers(), timeout=60, what="the thawed tasks routed again")
+        time.sleep(1)
+    finally:
+        load.stop()
+    assert stack.swarm.node_states().get(victim.name) == "ready"
+    after = [x for x in load.samples if x.start > frozen_wall + dropped + 1.0]
+    assert after and all(x.ok for x in after), [x for x in after if not x.ok][:5]
+    print(
+        f"\nfrozen {victim.name}: peers dropped after {dropped:.2f} s; failed requests: "
+        f"{sum(not x.ok for x in load.samples)} of {len(load.samples)}"
+    )
+
+
+def test_berth_killed_mid_rollout_resumes_and_converges(
+    daemon: SwarmStack, running: Daemon
+) -> None:
+    stack = daemon
+    current = stack.get()
+    target = "2.0.0" if "1.0.0" in current else "1.0.0"
+    stack.write(target, probe_timeout="500ms", deadline="40s")
+    wait_for(lambda: _new_revision_running(stack, target), timeout=60, what="a new replica up")
+    running.kill()  # SIGKILL in the middle of the rollout
+    running.start()
+    assert wait_for(lambda: _settled(stack), timeout=120, what="one version again") == target
+    stack.wait_serving(target, timeout=10)
+    rows = {r["service"]: r for r in stack.status()}
+    assert rows["app"]["running_tags"] == [target]
+
+
+def test_a_node_cut_off_keeps_its_old_task_while_the_rest_serves(daemon: SwarmStack) -> None:
+    """Partition semantics: the manager declares the cut-off node down and reschedules its
+    tasks elsewhere; the node keeps running its old task (it cannot hear the manager) until
+    it is reconnected, when the manager shuts that task down. Berth stops routing to it at
+    the first failed probe and routes the rescheduled task after its probe passes."""
+    stack = daemon
+    victim, lost = _victim(stack)
+    engine = stack.swarm.host.containers.get(victim.container_id)
+    stack.swarm.disconnect_node(victim)
+    try:
+        wait_for(lambda: not (lost & stack.peers()), timeout=30, what="cut-off peers dropped")
+        stack.swarm.wait_states({victim.name: "down"}, timeout=90)
+        wait_for(
+            lambda: len(stack.peers()) == 3 and not (lost & stack.peers()),
+            timeout=90,
+            what="the rescheduled tasks routed",
+        )
+        ps = engine.exec_run(["docker", "ps", "-q", "--filter", "label=berth.managed=true"])
+        assert ps.output.strip(), "the cut-off node still runs its old task"
+    finally:
+        stack.swarm.connect_node(victim)
+    stack.swarm.wait_states({victim.name: "ready"}, timeout=90)
+
+    def old_task_gone() -> bool:
+        out = engine.exec_run(["docker", "ps", "-q", "--filter", "label=berth.managed=true"])
+        return not out.output.strip()
+
+    wait_for(old_task_gone, timeout=60, what="the manager shut the old task down")
+    assert not (lost & stack.peers()) and len(stack.peers()) == 3
 
 
 def test_a_killed_worker_leaves_the_peers_before_swarm_notices_and_its_tasks_rejoin(
@@ -76,6 +235,7 @@ def test_a_killed_worker_leaves_the_peers_before_swarm_notices_and_its_tasks_rej
     try:
         time.sleep(1)
         killed = time.monotonic()
+        killed_wall = time.time()  # the load's samples carry wall-clock times
         stack.swarm.kill_node(victim)
         wait_for(lambda: not (lost & stack.peers()), timeout=30, what="lost peers dropped")
         dropped = time.monotonic() - killed
@@ -97,11 +257,34 @@ def test_a_killed_worker_leaves_the_peers_before_swarm_notices_and_its_tasks_rej
         load.stop()
     live = set().union(*(v for k, v in _tasks_by_node(stack).items() if k != victim.name))
     assert stack.peers() == live
-    after = [x for x in load.samples if x.start > killed + dropped + 1.0]
-    assert after and all(x.ok for x in after), [x for x in after if not x.ok][:5]
+    after = [x for x in load.samples if x.start > killed_wall + dropped + 1.0]
+    bad = [x for x in after if not x.ok]
+    assert after and not bad, (bad[:3], killed, dropped, daemon.root / "berth-run.log")
     lost_requests = [x for x in load.samples if not x.ok]
     print(
         f"\nkilled {victim.name}: peers dropped after {dropped:.2f} s, "
         f"3 peers again after {rejoined:.1f} s; failed requests: {len(lost_requests)} "
         f"of {len(load.samples)} (all in flight on, or sent to, the lost node before the drop)"
     )
+
+
+def test_a_worker_killed_mid_rollout_ends_with_one_version_routed(daemon: SwarmStack) -> None:
+    """The rollout completes (Swarm reschedules the new replica's task, which then passes
+    the gate) or rolls back (past progress_deadline); either way every routed peer is a
+    live task of one version."""
+    stack = daemon
+    current = stack.get()
+    target = "2.0.0" if "1.0.0" in current else "1.0.0"
+    stack.write(target, probe_timeout="500ms", deadline="40s")
+    wait_for(lambda: _new_revision_running(stack, target), timeout=60, what="a new replica up")
+    victim, _ = _victim(stack)
+    stack.swarm.kill_node(victim)
+    version = wait_for(lambda: _settled(stack), timeout=150, what="one version routed")
+    live = set().union(*(v for k, v in _tasks_by_node(stack).items() if k != victim.name))
+    assert stack.peers() <= live
+    rows = {r["service"]: r for r in stack.status()}
+    print(
+        f"\nworker killed mid-rollout to {target}: ended on {version} "
+        f"({rows['app']['last_outcome']}: {rows['app']['last_reason']})"
+    )
+    assert version in (target, current.split()[0])

@@ -204,3 +204,12 @@ def test_a_service_scaled_to_zero_reads_as_exited() -> None:
 def test_a_created_service_has_no_task_yet() -> None:
     row = observed_from_service(_service(replicas=0), [])
     assert row.state is ContainerState.CREATED and not row.ready
+
+
+def test_a_replica_swarm_reschedules_reads_as_starting_not_as_drift() -> None:
+    """Its node was lost: the old task is meant to shut down, a new one is on its way."""
+    tasks = [_task("running", "shutdown", 4), _task("preparing", "running", 8)]
+    row = observed_from_service(_service(), tasks)
+    assert (row.state, row.health, row.ready) == (ContainerState.RUNNING, "starting", False)
+    assert row.running, "the planner leaves it to Swarm"
+    assert status_from_service(_service(), tasks).restart_count == 0
