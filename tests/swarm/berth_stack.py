@@ -8,6 +8,8 @@ as it would on a production edge node where Berth runs.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -18,9 +20,10 @@ from typing import Any
 import yaml
 
 from controller.adapters.nginx_control import NginxControl
-from tests.support.berth import Result, berth, popen_berth
+from tests.support.berth import Result, berth, berth_cmd, popen_berth
+from tests.support.daemon import free_port
 from tests.support.images import healthcheck
-from tests.support.swarm import Swarm
+from tests.support.swarm import Node, Swarm
 
 SITE = """\
 include /etc/nginx/berth/upstreams.conf;
@@ -103,6 +106,11 @@ class SwarmStack:
     root: Path
     project: str
     port: int
+    via: Node | None = None  # the manager Berth talks to (and the edge runs on); default m1
+
+    @property
+    def node(self) -> Node:
+        return self.via or self.swarm.manager
 
     @property
     def desired(self) -> Path:
@@ -114,7 +122,7 @@ class SwarmStack:
 
     @property
     def url(self) -> str:
-        return f"http://{self.swarm.manager.ip}:{self.port}"
+        return f"http://{self.node.ip}:{self.port}"
 
     def write(
         self,
@@ -147,7 +155,7 @@ class SwarmStack:
         (self.root / "nginx" / "upstreams").mkdir(parents=True, exist_ok=True)
 
     def args(self, *args: str) -> tuple[str, ...]:
-        return ("--docker-host", f"tcp://{self.swarm.manager.ip}:2375", *args)
+        return ("--docker-host", f"tcp://{self.node.ip}:2375", *args)
 
     def berth(self, *args: str, timeout: float = 240) -> Result:
         return berth(self.desired, self.state, *self.args(*args), timeout=timeout)
@@ -190,12 +198,12 @@ class SwarmStack:
 
     def services(self) -> dict[str, dict[str, Any]]:
         """Berth's services of this project on the swarm, by name."""
-        api = self.swarm.manager.client.api
+        api = self.node.client.api
         rows = api.services(filters={"label": [f"com.docker.compose.project={self.project}"]})
         return {r["Spec"]["Name"]: r for r in rows}
 
     def app_tasks(self) -> list[dict[str, Any]]:
-        api = self.swarm.manager.client.api
+        api = self.node.client.api
         ids = [
             sid
             for sid, s in ((r["ID"], r) for r in self.services().values())
@@ -204,8 +212,85 @@ class SwarmStack:
         return list(api.tasks(filters={"service": ids})) if ids else []
 
 
-def new_stack(swarm: Swarm, port: int) -> SwarmStack:
+def new_stack(swarm: Swarm, port: int, via: Node | None = None) -> SwarmStack:
     project = "sw" + uuid.uuid4().hex[:6]
     root = Path(swarm.shared) / project
     root.mkdir(parents=True)
-    return SwarmStack(swarm=swarm, root=root, project=project, port=port)
+    return SwarmStack(swarm=swarm, root=root, project=project, port=port, via=via)
+
+
+class Daemon:
+    """`berth run` against the swarm's manager, restartable (a crash and a new start)."""
+
+    def __init__(self, stack: SwarmStack) -> None:
+        self.stack = stack
+        self.listen = f"127.0.0.1:{free_port()}"
+        self.log = stack.root / "berth-run.log"  # a file, not a pipe nobody reads
+        self.proc = self._spawn()
+
+    def _spawn(self) -> Any:
+        with self.log.open("a") as out:
+            return subprocess.Popen(
+                berth_cmd(
+                    self.stack.desired,
+                    self.stack.state,
+                    *self.stack.args("run", "--listen", self.listen),
+                ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.communicate(timeout=30)
+
+    def start(self) -> None:
+        self.proc = self._spawn()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.communicate(timeout=30)
+        except Exception:
+            self.proc.kill()
+
+
+def tasks_by_node(stack: SwarmStack) -> dict[str, set[str]]:
+    """node hostname -> overlay addresses (IP:8000) of the app's running tasks there."""
+    api = stack.node.client.api
+    names = {n["ID"]: n["Description"]["Hostname"] for n in api.nodes()}
+    out: dict[str, set[str]] = {}
+    for t in stack.app_tasks():
+        if t["DesiredState"] != "running" or t["Status"]["State"] != "running":
+            continue
+        for att in t.get("NetworksAttachments") or []:
+            for addr in att.get("Addresses") or []:
+                out.setdefault(names[t["NodeID"]], set()).add(addr.split("/")[0] + ":8000")
+    return out
+
+
+def new_revision_running(stack: SwarmStack, tag: str) -> bool:
+    """Some replica of `tag` has a task up (created by the rollout in flight)."""
+    ids = {
+        r["ID"] for r in stack.services().values() if r["Spec"]["Labels"].get("berth.tag") == tag
+    }
+    return any(
+        t["ServiceID"] in ids and t["Status"]["State"] in ("starting", "running")
+        for t in stack.app_tasks()
+    )
+
+
+def settled(stack: SwarmStack) -> str | None:
+    """The one version every routed peer and every app service runs, once steady."""
+    rows = {r["service"]: r for r in stack.status()}
+    app = rows["app"]
+    tags = {
+        r["Spec"]["Labels"].get("berth.tag")
+        for r in stack.services().values()
+        if r["Spec"]["Labels"].get("com.docker.compose.service") == "app"
+    }
+    if len(tags) != 1 or app["ready"] != 3 or len(stack.peers()) != 3:
+        return None
+    return tags.pop()

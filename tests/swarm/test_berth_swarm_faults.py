@@ -8,60 +8,26 @@ empties the peer set, and routes the tasks Swarm reschedules once their probe pa
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.berth import berth_cmd
 from tests.support.daemon import free_port
 from tests.support.images import ensure_app_image, ensure_nginx_image
 from tests.support.load import Load
 from tests.support.swarm import Node, Swarm, wait_for
-from tests.swarm.berth_stack import SwarmStack, new_stack
+from tests.swarm.berth_stack import (
+    Daemon,
+    SwarmStack,
+    new_revision_running,
+    new_stack,
+    settled,
+    tasks_by_node,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-class Daemon:
-    """`berth run` against the swarm's manager, restartable (a crash and a new start)."""
-
-    def __init__(self, stack: SwarmStack) -> None:
-        self.stack = stack
-        self.listen = f"127.0.0.1:{free_port()}"
-        self.log = stack.root / "berth-run.log"  # a file, not a pipe nobody reads
-        self.proc = self._spawn()
-
-    def _spawn(self) -> Any:
-        with self.log.open("a") as out:
-            return subprocess.Popen(
-                berth_cmd(
-                    self.stack.desired,
-                    self.stack.state,
-                    *self.stack.args("run", "--listen", self.listen),
-                ),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.communicate(timeout=30)
-
-    def start(self) -> None:
-        self.proc = self._spawn()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.communicate(timeout=30)
-        except Exception:
-            self.proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -85,62 +51,23 @@ def daemon(running: Daemon) -> SwarmStack:
     """The stack, steady: 3 peers routed, every one a running task."""
     s = running.stack
     wait_for(
-        lambda: len(s.peers()) == 3 and s.peers() <= set().union(*_tasks_by_node(s).values()),
+        lambda: len(s.peers()) == 3 and s.peers() <= set().union(*tasks_by_node(s).values()),
         timeout=90,
         what="3 running tasks routed",
     )
     return s
 
 
-def _tasks_by_node(stack: SwarmStack) -> dict[str, set[str]]:
-    """node hostname -> overlay addresses (IP:8000) of the app's running tasks there."""
-    api = stack.swarm.manager.client.api
-    names = {n["ID"]: n["Description"]["Hostname"] for n in api.nodes()}
-    out: dict[str, set[str]] = {}
-    for t in stack.app_tasks():
-        if t["DesiredState"] != "running" or t["Status"]["State"] != "running":
-            continue
-        for att in t.get("NetworksAttachments") or []:
-            for addr in att.get("Addresses") or []:
-                out.setdefault(names[t["NodeID"]], set()).add(addr.split("/")[0] + ":8000")
-    return out
-
-
 def _victim(stack: SwarmStack) -> tuple[Node, set[str]]:
     """A live worker running some, not all, of the app's tasks (so healthy ones remain)."""
-    by_node = _tasks_by_node(stack)
+    by_node = tasks_by_node(stack)
     everything = set().union(*by_node.values()) if by_node else set()
-    alive = {n for n, state in stack.swarm.node_states().items() if state == "ready"}
+    alive = {n for n, state in stack.swarm.node_states(stack.node).items() if state == "ready"}
     for node in stack.swarm.workers:
         mine = by_node.get(node.name, set())
         if node.name in alive and mine and mine < everything:
             return node, mine
     raise AssertionError(f"no live worker runs some but not all app tasks: {by_node}")
-
-
-def _new_revision_running(stack: SwarmStack, tag: str) -> bool:
-    """Some replica of `tag` has a task up (created by the rollout in flight)."""
-    ids = {
-        r["ID"] for r in stack.services().values() if r["Spec"]["Labels"].get("berth.tag") == tag
-    }
-    return any(
-        t["ServiceID"] in ids and t["Status"]["State"] in ("starting", "running")
-        for t in stack.app_tasks()
-    )
-
-
-def _settled(stack: SwarmStack) -> str | None:
-    """The one version every routed peer and every app service runs, once steady."""
-    rows = {r["service"]: r for r in stack.status()}
-    app = rows["app"]
-    tags = {
-        r["Spec"]["Labels"].get("berth.tag")
-        for r in stack.services().values()
-        if r["Spec"]["Labels"].get("com.docker.compose.service") == "app"
-    }
-    if len(tags) != 1 or app["ready"] != 3 or len(stack.peers()) != 3:
-        return None
-    return tags.pop()
 
 
 def test_a_frozen_worker_leaves_the_peers_and_its_tasks_rejoin_when_it_thaws(
@@ -168,7 +95,7 @@ def test_a_frozen_worker_leaves_the_peers_and_its_tasks_rejoin_when_it_thaws(
         time.sleep(1)
     finally:
         load.stop()
-    assert stack.swarm.node_states().get(victim.name) == "ready"
+    assert stack.swarm.node_states(stack.node).get(victim.name) == "ready"
     after = [x for x in load.samples if x.start > frozen_wall + dropped + 1.0]
     assert after and all(x.ok for x in after), [x for x in after if not x.ok][:5]
     print(
@@ -184,10 +111,10 @@ def test_berth_killed_mid_rollout_resumes_and_converges(
     current = stack.get()
     target = "2.0.0" if "1.0.0" in current else "1.0.0"
     stack.write(target, probe_timeout="500ms", deadline="40s")
-    wait_for(lambda: _new_revision_running(stack, target), timeout=60, what="a new replica up")
+    wait_for(lambda: new_revision_running(stack, target), timeout=60, what="a new replica up")
     running.kill()  # SIGKILL in the middle of the rollout
     running.start()
-    assert wait_for(lambda: _settled(stack), timeout=120, what="one version again") == target
+    assert wait_for(lambda: settled(stack), timeout=120, what="one version again") == target
     stack.wait_serving(target, timeout=10)
     rows = {r["service"]: r for r in stack.status()}
     assert rows["app"]["running_tags"] == [target]
@@ -239,7 +166,7 @@ def test_a_killed_worker_leaves_the_peers_before_swarm_notices_and_its_tasks_rej
         stack.swarm.kill_node(victim)
         wait_for(lambda: not (lost & stack.peers()), timeout=30, what="lost peers dropped")
         dropped = time.monotonic() - killed
-        states = stack.swarm.node_states()
+        states = stack.swarm.node_states(stack.node)
         assert states.get(victim.name) != "down", (
             f"Berth dropped the lost peers after {dropped:.1f} s, only once Swarm had marked "
             f"the node down: {states}"
@@ -255,7 +182,7 @@ def test_a_killed_worker_leaves_the_peers_before_swarm_notices_and_its_tasks_rej
         time.sleep(1)
     finally:
         load.stop()
-    live = set().union(*(v for k, v in _tasks_by_node(stack).items() if k != victim.name))
+    live = set().union(*(v for k, v in tasks_by_node(stack).items() if k != victim.name))
     assert stack.peers() == live
     after = [x for x in load.samples if x.start > killed_wall + dropped + 1.0]
     bad = [x for x in after if not x.ok]
@@ -276,11 +203,11 @@ def test_a_worker_killed_mid_rollout_ends_with_one_version_routed(daemon: SwarmS
     current = stack.get()
     target = "2.0.0" if "1.0.0" in current else "1.0.0"
     stack.write(target, probe_timeout="500ms", deadline="40s")
-    wait_for(lambda: _new_revision_running(stack, target), timeout=60, what="a new replica up")
+    wait_for(lambda: new_revision_running(stack, target), timeout=60, what="a new replica up")
     victim, _ = _victim(stack)
     stack.swarm.kill_node(victim)
-    version = wait_for(lambda: _settled(stack), timeout=150, what="one version routed")
-    live = set().union(*(v for k, v in _tasks_by_node(stack).items() if k != victim.name))
+    version = wait_for(lambda: settled(stack), timeout=150, what="one version routed")
+    live = set().union(*(v for k, v in tasks_by_node(stack).items() if k != victim.name))
     assert stack.peers() <= live
     rows = {r["service"]: r for r in stack.status()}
     print(

@@ -1,13 +1,20 @@
-"""The 3-manager variant: raft quorum of three; killing the leader elects another, and the
-swarm keeps answering through a surviving manager."""
+"""Three managers (raft quorum of three): the leader is killed in the middle of a Berth
+rollout. Berth talks to another manager (where its edge runs); the survivors elect a new
+leader, Berth's calls that fail while there is none are retried, and the rollout completes
+or rolls back with one version routed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.support.daemon import free_port
+from tests.support.images import ensure_app_image, ensure_nginx_image
+from tests.support.load import Load
 from tests.support.swarm import Node, Swarm, wait_for
+from tests.swarm.berth_stack import Daemon, SwarmStack, new_revision_running, new_stack, settled
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -25,23 +32,50 @@ def _leader(via: Node) -> str | None:
     return None
 
 
-def test_three_managers_elect_a_new_leader_when_the_leader_is_killed(swarm: Swarm) -> None:
-    assert len(swarm.managers) == 3
-    assert swarm.node_states() == {n.name: "ready" for n in swarm.nodes}
-    reach: dict[str, Any] = {
-        n.attrs["Description"]["Hostname"]: n.attrs["ManagerStatus"]["Reachability"]
-        for n in swarm.manager.client.nodes.list()
-    }
-    assert reach == {n.name: "reachable" for n in swarm.managers}
-    old = _leader(swarm.manager)
-    assert old == swarm.manager.name
+@pytest.fixture(scope="module")
+def running(swarm: Swarm, docker_client: Any) -> Iterator[Daemon]:
+    for tag in ("1.0.0", "2.0.0"):
+        swarm.push(ensure_app_image(tag, client=docker_client))
+    swarm.push(ensure_nginx_image(client=docker_client))
+    s = new_stack(swarm, free_port(), via=swarm.managers[1])
+    s.write("1.0.0", probe_timeout="500ms", deadline="60s")
+    d = Daemon(s)
+    try:
+        s.wait_serving("1.0.0", timeout=90)
+        wait_for(lambda: len(s.peers()) == 3, timeout=30, what="3 peers routed")
+        yield d
+    finally:
+        d.stop()
 
-    swarm.kill_node(swarm.node(old))
-    survivor = next(n for n in swarm.managers if n.name != old)
-    new = wait_for(
-        lambda: (lambda name: name if name and name != old else None)(_leader(survivor)),
-        timeout=60,
-        what="a new raft leader",
-    )
+
+def test_the_leader_killed_mid_rollout_leaves_one_version_routed(
+    swarm: Swarm, running: Daemon
+) -> None:
+    stack: SwarmStack = running.stack
+    assert len(swarm.managers) == 3
+    old = _leader(stack.node)
+    assert old == swarm.manager.name and stack.node.name != old
+    load = Load(stack.url, keep_alive=True, get_threads=4, extras=False, get_rate=100)
+    load.start()
+    try:
+        stack.write("2.0.0", probe_timeout="500ms", deadline="60s")
+        wait_for(lambda: new_revision_running(stack, "2.0.0"), timeout=60, what="a new replica")
+        swarm.kill_node(swarm.node(old))
+        new = wait_for(
+            lambda: (lambda name: name if name and name != old else None)(_leader(stack.node)),
+            timeout=60,
+            what="a new raft leader",
+        )
+        version = wait_for(lambda: settled(stack), timeout=180, what="one version routed")
+    finally:
+        load.stop()
     assert new in {n.name for n in swarm.managers} - {old}
-    swarm.wait_states({old: "down"}, timeout=90, via=survivor)
+    rows = {r["service"]: r for r in stack.status()}
+    print(
+        f"\nleader {old} killed mid-rollout, {new} elected; ended on {version} "
+        f"({rows['app']['last_outcome']}: {rows['app']['last_reason']}); failed requests: "
+        f"{sum(not x.ok for x in load.samples)} of {len(load.samples)}"
+    )
+    assert version in ("1.0.0", "2.0.0")
+    stack.wait_serving(version, timeout=10)
+    swarm.wait_states({old: "down"}, timeout=90, via=stack.node)
