@@ -11,7 +11,7 @@ from controller.adapters.clock import SystemClock
 from controller.adapters.files import ConfigTree, default_root, load_config
 from controller.adapters.sqlite_store import SqliteStateStore
 from controller.core.config import Config
-from controller.errors import BerthError, ContainerRuntimeError
+from controller.errors import BerthError
 
 if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~100 ms)
     from collections.abc import Callable
@@ -75,20 +75,19 @@ class Context:
         return DockerRuntime(self.docker_host, adopt=self.adopt)
 
     def _swarm_runtime(self) -> SwarmRuntime:
-        """On a manager; each stack's nginx pinned to that node (Berth signals it there and
-        shares its upstreams directory with it)."""
+        """On a manager (`--docker-host`, DOCKER_HOST, else the local engine: Berth on the
+        edge node itself); each stack's nginx pinned to that node (Berth signals it there
+        and shares its upstreams directory with it). Not a manager: an error at first use."""
+        from controller.adapters.docker_runtime import DEFAULT_SOCKET
         from controller.adapters.swarm_runtime import SwarmRuntime
 
-        if not self.docker_host:
-            raise ContainerRuntimeError(
-                "the swarm backend needs --docker-host naming a Swarm manager's engine"
-            )
+        url = self.docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
         pinned = [
             (s.project, s.proxy.service)
             for s in self.config().stacks.values()
             if s.proxy is not None and s.proxy.service
         ]
-        return SwarmRuntime(self.docker_host, pinned=pinned)
+        return SwarmRuntime(url, pinned=pinned)
 
     @cached_property
     def builder(self) -> DockerBuilder:
