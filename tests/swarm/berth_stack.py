@@ -49,6 +49,7 @@ def compose(
     replicas: int = 3,
     deadline: str = "20s",
     probe_timeout: str = "2s",
+    canary: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "x-berth": {
@@ -83,6 +84,7 @@ def compose(
                     },
                     "progress_deadline": deadline,
                     "drain_timeout": "20s",
+                    **({"canary": canary} if canary else {}),
                 },
             },
             "nginx": {
@@ -131,6 +133,7 @@ class SwarmStack:
         replicas: int = 3,
         deadline: str = "20s",
         probe_timeout: str = "2s",
+        canary: dict[str, Any] | None = None,
     ) -> None:
         doc = compose(
             self.swarm.registry,
@@ -138,6 +141,7 @@ class SwarmStack:
             replicas=replicas,
             deadline=deadline,
             probe_timeout=probe_timeout,
+            canary=canary,
         )
         doc = {"name": self.project, **doc}
         (self.root / "compose").mkdir(parents=True, exist_ok=True)

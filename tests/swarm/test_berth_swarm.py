@@ -9,6 +9,7 @@ GETs and slow POSTs, then connection-per-request clients.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +28,12 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def pushed(swarm: Swarm, docker_client: Any) -> dict[str, str]:
     """The images of these tests in the swarm's registry."""
     out = {}
-    for tag, mode in (("1.0.0", "good"), ("2.0.0", "good"), ("3.0.0", "crash")):
+    for tag, mode in (
+        ("1.0.0", "good"),
+        ("2.0.0", "good"),
+        ("3.0.0", "crash"),
+        ("4.0.0-flaky", "flaky"),
+    ):
         out[tag] = swarm.push(ensure_app_image(tag, mode=mode, client=docker_client))
     out["nginx"] = swarm.push(ensure_nginx_image(client=docker_client))
     return out
@@ -121,4 +127,45 @@ def test_a_crashing_image_is_rolled_back_without_touching_the_healthy_tasks(
     assert "quarantine" in (again.out + again.err).lower()
     assert _running_tasks(stack) == before
     stack.write(serving.split()[0])  # back to what runs: nothing to do
+    assert stack.berth("apply").code == 0
+
+
+def test_a_canary_judged_by_its_own_traffic_is_withdrawn_on_swarm_too(stack: SwarmStack) -> None:
+    """The same canary and analysis as on one host: 20 % of requests to a build that fails
+    one request in five; the analysis fails the step, weight 0, the old version serves."""
+    serving = stack.get().split()[0]
+    load = Load(
+        stack.url,
+        keep_alive=True,
+        get_threads=4,
+        extras=False,
+        get_rate=100,
+        get_path="/cgi-bin/try",  # the flaky build fails every 5th request there
+    )
+    load.start()
+    try:
+        time.sleep(1)
+        stack.write(
+            "4.0.0-flaky",
+            canary={
+                "steps": [20],
+                "interval": "4s",
+                "analysis": {"min_requests": 20, "success_rate": 95},
+            },
+        )
+        res = stack.berth("apply")
+        time.sleep(1)
+    finally:
+        load.stop()
+    assert res.code == 3, res.out + res.err
+    assert "weight 0" in res.err and "success_rate" in res.err, res.err
+    answered = {x.body.split()[0] for x in load.samples if x.ok}
+    assert {serving, "4.0.0-flaky"} <= answered, "both versions took traffic"
+    bad = [x for x in load.samples if not x.ok]
+    assert bad and all(x.status is not None and not x.error for x in bad), bad[:3]
+    assert all("4.0.0-flaky" in x.body for x in bad if x.body), "only the canary failed"
+    assert stack.get().split()[0] == serving
+    history = stack.berth("history", "app", "--json")
+    assert "4.0.0-flaky" in history.out and serving in history.out
+    stack.write(serving)
     assert stack.berth("apply").code == 0
