@@ -310,7 +310,7 @@ class FakeRuntime:
         self.calls.append(("rename", cid, name))
         c = self._find(cid)
         if any(o.name == name and o is not c for o in self.containers.values()):
-            raise ContainerRuntimeError(f"Conflict. The container name \"/{name}\" is in use")
+            raise ContainerRuntimeError(f'Conflict. The container name "/{name}" is in use')
         c.name = name
 
     def start(self, cid: str) -> None:

@@ -15,9 +15,10 @@ status and route healing read them unchanged:
 A replica Swarm is bringing back reads as running but starting: the planner leaves it to
 Swarm (no replacement of its own), and nothing routes to it until it is healthy and its
 probe passes. A service with no task meant to run (scaled to 0 by `stop`) reads as exited.
-Tasks that failed before the current one count as restarts: Swarm restarting a crashing
-task is what a restart is on one host, and the gate fails a new replica on it (a task
-rescheduled off a lost node did not fail, and does not count).
+Tasks that ended before the current one (failed, rejected, or replaced for an unhealthy
+check) count as restarts: Swarm restarting a task is what a restart is on one host, and the
+gate fails a new replica on it at once (a task left behind on a lost node keeps its last
+state and does not count).
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ from controller.core.model import (
 from controller.ports import ContainerStatus
 
 _WAITING = frozenset({"new", "pending", "assigned", "accepted", "ready", "preparing"})
-_FAILED = frozenset({"failed", "rejected"})
+# A task that ended while its service was meant to run: it crashed, could not start, or
+# Swarm replaced it for failing its healthcheck (that one exits 0 on the SIGTERM and ends
+# `complete`, with no error). A task left behind on a lost node keeps its last state
+# (`running`) and is not one of these.
+_ENDED = frozenset({"failed", "rejected", "complete", "shutdown"})
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def task_view(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) ->
     )
     cur = _current(tasks)
     restarts = sum(
-        1 for t in tasks if t is not cur and ((t.get("Status") or {}).get("State") in _FAILED)
+        1 for t in tasks if t is not cur and ((t.get("Status") or {}).get("State") in _ENDED)
     )
     if cur is None or (replicas == 0 and cur.get("DesiredState") != "running"):
         status = (cur or {}).get("Status") or {}

@@ -119,8 +119,9 @@ def test_apply_from_nothing(
     # Docker Compose v1 sees them as its own
     # v1 predates the top-level `name:` (the project comes from -p here)
     v1 = s.compose_file.with_name("v1.yml")
-    v1.write_text(json.dumps({k: v for k, v in json.loads(s.compose_file.read_text()).items()
-                              if k != "name"}))
+    v1.write_text(
+        json.dumps({k: v for k, v in json.loads(s.compose_file.read_text()).items() if k != "name"})
+    )
     ps = subprocess.run(
         ["docker-compose", "-p", project, "-f", str(v1), "ps"],
         capture_output=True,

@@ -44,8 +44,15 @@ def test_boundary_refused_through_the_cli(
     and not a byte of the refused file in the output."""
     _tree, root, place = boundary.real_tree(case, tmp_path)
     code = main(
-        ["--desired", f"{root}/desired", "--state-dir", str(tmp_path / "state"),
-         "--docker-host", NOWHERE, command]
+        [
+            "--desired",
+            f"{root}/desired",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--docker-host",
+            NOWHERE,
+            command,
+        ]
     )
     out = capsys.readouterr()
     assert code == 1, out.err
@@ -109,16 +116,30 @@ def test_broken_apply_leaves_running_stack_alone(
 
 def _console(desired: Path, state: Path, *args: str) -> list[str]:
     """The installed `berth` script: `entry`, which ends with os._exit."""
-    return [str(Path(sys.executable).with_name("berth")), "--desired", str(desired),
-            "--state-dir", str(state), "--docker-host", NOWHERE, *args]
+    return [
+        str(Path(sys.executable).with_name("berth")),
+        "--desired",
+        str(desired),
+        "--state-dir",
+        str(state),
+        "--docker-host",
+        NOWHERE,
+        *args,
+    ]
 
 
 def test_console_script_output_is_complete_when_piped(tmp_path: Path) -> None:
     """stdout is block-buffered in a pipe: `entry` flushes it before os._exit."""
     desired = materialise(FILE_CASES[0], tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    p = subprocess.run(_console(desired, tmp_path / "state", "validate", "--json"),
-                       capture_output=True, text=True, env=env, timeout=60, check=False)
+    p = subprocess.run(
+        _console(desired, tmp_path / "state", "validate", "--json"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert p.returncode == 1, p.stderr
     doc = json.loads(p.stdout)
     assert doc["valid"] is False and doc["problems"], doc
@@ -130,9 +151,15 @@ def test_console_script_reader_gone_is_no_traceback(tmp_path: Path) -> None:
     r, w = os.pipe()
     os.close(r)  # nobody will read: the first write (or the final flush) hits EPIPE
     try:
-        p = subprocess.run(_console(desired, tmp_path / "state", "validate", "--json"),
-                           stdout=w, stderr=subprocess.PIPE, text=True, env=env, timeout=60,
-                           check=False)
+        p = subprocess.run(
+            _console(desired, tmp_path / "state", "validate", "--json"),
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
     finally:
         os.close(w)
     assert p.returncode == 1

@@ -25,8 +25,13 @@ def _compose() -> dict[str, Any]:
                 "volumes": [
                     "./made/deeper:/made",  # missing: the engine creates it, as for compose
                     "./data:/data:z",
-                    {"type": "bind", "source": "./data", "target": "/ro", "read_only": True,
-                     "bind": {"selinux": "Z"}},
+                    {
+                        "type": "bind",
+                        "source": "./data",
+                        "target": "/ro",
+                        "read_only": True,
+                        "bind": {"selinux": "Z"},
+                    },
                 ],
                 "cpu_period": 100000,
                 "cpu_quota": 50000,

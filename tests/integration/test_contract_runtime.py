@@ -63,24 +63,41 @@ class World:
         self.networks.append(name)
         return name
 
-    def create(self, mode: str = "good", *, n: int = 1, healthcheck: bool = False,
-               networks: tuple[NetworkAttachment, ...] | None = None,
-               aliases: bool = False, extra: dict[str, Any] | None = None) -> str:
+    def create(
+        self,
+        mode: str = "good",
+        *,
+        n: int = 1,
+        healthcheck: bool = False,
+        networks: tuple[NetworkAttachment, ...] | None = None,
+        aliases: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
         nets = networks if networks is not None else (NetworkAttachment(self.net(), ("api",)),)
         body: dict[str, Any] = {"HostConfig": {"Init": True}, **(extra or {})}
         if healthcheck:
             body["Healthcheck"] = HEALTHCHECK
         cid: str = self.rt.create(
-            name=f"{self.project}-api-abcdef12-{n}", image=self.images[mode], body=body,
-            labels={LABEL_PROJECT: self.project, LABEL_SERVICE: "api", LABEL_NUMBER: str(n),
-                    LABEL_MANAGED: "true", LABEL_REVISION: "abcdef1234", LABEL_TAG: mode},
-            networks=nets, aliases=aliases,
+            name=f"{self.project}-api-abcdef12-{n}",
+            image=self.images[mode],
+            body=body,
+            labels={
+                LABEL_PROJECT: self.project,
+                LABEL_SERVICE: "api",
+                LABEL_NUMBER: str(n),
+                LABEL_MANAGED: "true",
+                LABEL_REVISION: "abcdef1234",
+                LABEL_TAG: mode,
+            },
+            networks=nets,
+            aliases=aliases,
         )
         self.cids.append(cid)
         return cid
 
-    def until(self, cid: str, pred: Callable[[ContainerStatus], bool],
-              timeout: float = 15.0) -> ContainerStatus:
+    def until(
+        self, cid: str, pred: Callable[[ContainerStatus], bool], timeout: float = 15.0
+    ) -> ContainerStatus:
         deadline = time.monotonic() + timeout
         while True:
             st: ContainerStatus = self.rt.inspect(cid)
@@ -93,20 +110,22 @@ class World:
 def app_images() -> dict[str, str]:
     from tests.support.images import ensure_app_image
 
-    images = {m: ensure_app_image(f"contract-{m}", mode=m)
-              for m in ("good", "unhealthy", "crash")}
+    images = {m: ensure_app_image(f"contract-{m}", mode=m) for m in ("good", "unhealthy", "crash")}
     return {**images, "ignores-term": images["good"]}  # its entrypoint is overridden
 
 
 def _fake_world() -> World:
-    refs = {m: f"berth-test/app:contract-{m}"
-            for m in ("good", "unhealthy", "crash", "ignores-term")}
-    rt = FakeRuntime(behaviours={
-        refs["good"]: Behaviour(health="healthy", health_after=2),
-        refs["unhealthy"]: Behaviour(health="unhealthy", health_after=2),
-        refs["crash"]: Behaviour(exit_after=2, exit_code=1, log=(CRASH_LINE,)),
-        refs["ignores-term"]: Behaviour(ignores_stop=True),
-    })
+    refs = {
+        m: f"berth-test/app:contract-{m}" for m in ("good", "unhealthy", "crash", "ignores-term")
+    }
+    rt = FakeRuntime(
+        behaviours={
+            refs["good"]: Behaviour(health="healthy", health_after=2),
+            refs["unhealthy"]: Behaviour(health="unhealthy", health_after=2),
+            refs["crash"]: Behaviour(exit_after=2, exit_code=1, log=(CRASH_LINE,)),
+            refs["ignores-term"]: Behaviour(ignores_stop=True),
+        }
+    )
     return World(rt=rt, real=False, images=refs)
 
 
@@ -202,8 +221,10 @@ def test_stop_uses_the_stop_signal_within_the_timeout(world: World) -> None:
 def test_stop_without_timeout_uses_the_containers_own_grace_period(world: World) -> None:
     """StopTimeout 1 s, and a process that ignores SIGTERM: SIGKILL comes after 1 s, not
     after the engine's 10 s default (the fake records the grace it applied)."""
-    stubborn = {"StopTimeout": 1,
-                "Entrypoint": ["sh", "-c", "trap '' TERM INT; while :; do sleep 1; done"]}
+    stubborn = {
+        "StopTimeout": 1,
+        "Entrypoint": ["sh", "-c", "trap '' TERM INT; while :; do sleep 1; done"],
+    }
     cid = world.create("ignores-term", extra=stubborn)
     world.rt.start(cid)
     t0 = time.monotonic()
@@ -238,15 +259,17 @@ def test_network_and_volume_ensure_are_idempotent(world: World) -> None:
     first = world.net("back")
     assert world.net("back") == first
     with pytest.raises(ContainerRuntimeError):
-        world.rt.ensure_network(NetworkDef(name=first + "-ext", key="x", external=True),
-                                project=world.project)
+        world.rt.ensure_network(
+            NetworkDef(name=first + "-ext", key="x", external=True), project=world.project
+        )
     vol = VolumeDef(name=f"{world.project}_data", key="data")
     world.volumes.append(vol.name)
     world.rt.ensure_volume(vol, project=world.project)
     world.rt.ensure_volume(vol, project=world.project)
     with pytest.raises(ContainerRuntimeError):
-        world.rt.ensure_volume(VolumeDef(name=vol.name + "-ext", key="x", external=True),
-                               project=world.project)
+        world.rt.ensure_volume(
+            VolumeDef(name=vol.name + "-ext", key="x", external=True), project=world.project
+        )
 
 
 def test_a_container_that_exits_1_shows_exited_and_its_code(world: World) -> None:

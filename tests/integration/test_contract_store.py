@@ -21,11 +21,24 @@ from controller.errors import PermanentError
 from controller.ports import CanaryRecord
 
 
-def _begin(store: SqliteStateStore, service: str = "api", project: str = "shop",
-           to_tag: str = "1.0", at: float = 100.0, **kw: Any) -> int:
-    args: dict[str, Any] = dict(project=project, service=service, from_tag=None, to_tag=to_tag,
-                                from_revision=None, to_revision=f"rev-{to_tag}", commit="c0ffee",
-                                at=at)
+def _begin(
+    store: SqliteStateStore,
+    service: str = "api",
+    project: str = "shop",
+    to_tag: str = "1.0",
+    at: float = 100.0,
+    **kw: Any,
+) -> int:
+    args: dict[str, Any] = dict(
+        project=project,
+        service=service,
+        from_tag=None,
+        to_tag=to_tag,
+        from_revision=None,
+        to_revision=f"rev-{to_tag}",
+        commit="c0ffee",
+        at=at,
+    )
     args.update(kw)
     return store.begin_rollout(**args)
 
@@ -43,7 +56,11 @@ def test_begin_finish_history_last(store: SqliteStateStore) -> None:
     assert (new.id, old.id) == (b, a)
     assert new.outcome == "in_progress" and new.finished_at is None
     assert (new.from_tag, new.to_tag, new.from_revision, new.commit) == (
-        "1.0", "1.1", "rev-1.0", "c0ffee")
+        "1.0",
+        "1.1",
+        "rev-1.0",
+        "c0ffee",
+    )
     assert old.outcome == "succeeded" and old.finished_at == 110
     assert store.last("shop", "api") == new
     assert store.last("shop", "web") is None
@@ -152,8 +169,14 @@ def test_concurrent_writers_from_four_threads(store: SqliteStateStore) -> None:
             for i in range(50):
                 rid = _begin(store, service=f"s{n}", to_tag=str(i))
                 store.finish_rollout(rid, outcome=Outcome.SUCCEEDED, reason="", at=float(i))
-                store.quarantine(project="shop", service=f"s{n}", revision=str(i), tag="t",
-                                 reason="r", at=float(i))
+                store.quarantine(
+                    project="shop",
+                    service=f"s{n}",
+                    revision=str(i),
+                    tag="t",
+                    reason="r",
+                    at=float(i),
+                )
         except BaseException as exc:
             errors.append(exc)
 
@@ -180,7 +203,12 @@ def test_a_retried_failure_is_one_record_with_attempts(store: SqliteStateStore) 
     assert store.absorb_retry(again) is True
     [row] = store.history("shop", "api")
     assert (row.id, row.attempts, row.reason, row.finished_at, row.started_at) == (
-        first, 2, "pull failed: registry still down", 161, 100)
+        first,
+        2,
+        "pull failed: registry still down",
+        161,
+        100,
+    )
     third = _failed(store, "pull failed: timeout", 220, to_tag="2.0")
     assert store.absorb_retry(third) is True
     assert [r.attempts for r in store.history("shop", "api")] == [3]
@@ -225,10 +253,26 @@ def test_a_version_1_file_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None
 # -- canaries ---------------------------------------------------------------------------------
 
 
-def _canary(project: str = "shop", service: str = "api", revision: str = "rev-2", step: int = 1,
-            weight: int = 10, paused: bool = False, at: float = 100.0) -> CanaryRecord:
-    return CanaryRecord(project=project, service=service, revision=revision, tag="2.0",
-                        step=step, steps=2, weight=weight, paused=paused, updated_at=at)
+def _canary(
+    project: str = "shop",
+    service: str = "api",
+    revision: str = "rev-2",
+    step: int = 1,
+    weight: int = 10,
+    paused: bool = False,
+    at: float = 100.0,
+) -> CanaryRecord:
+    return CanaryRecord(
+        project=project,
+        service=service,
+        revision=revision,
+        tag="2.0",
+        step=step,
+        steps=2,
+        weight=weight,
+        paused=paused,
+        updated_at=at,
+    )
 
 
 def test_canary_progress_is_one_row_per_service(store: SqliteStateStore) -> None:
@@ -240,7 +284,10 @@ def test_canary_progress_is_one_row_per_service(store: SqliteStateStore) -> None
     store.canary_progress(_canary(service="web"))
     store.canary_progress(_canary(project="blog"))
     assert [(c.project, c.service) for c in store.canaries()] == [
-        ("blog", "api"), ("shop", "api"), ("shop", "web")]
+        ("blog", "api"),
+        ("shop", "api"),
+        ("shop", "web"),
+    ]
 
 
 def test_canary_command_without_a_canary_is_none(store: SqliteStateStore) -> None:
@@ -257,7 +304,12 @@ def test_canary_command_is_stored_and_taken_once(store: SqliteStateStore) -> Non
     found = store.canary_command("shop", "api", "promote")
     assert found is not None
     assert (found.project, found.service, found.revision, found.step, found.weight) == (
-        "shop", "api", "rev-2", 1, 10)
+        "shop",
+        "api",
+        "rev-2",
+        1,
+        10,
+    )
     [row] = store.canaries()
     assert row.command == "promote"
     assert store.take_canary_command("shop", "api", "rev-2") == "promote"

@@ -205,7 +205,10 @@ def test_real_prometheus_scrapes_berth_run(
             tmp_path / "prom",
             target,
             require_finite=False,
-            may_be_empty=TRAFFIC_PANELS | BUILD_PANELS | GIT_PANELS | NOTIFY_PANELS
+            may_be_empty=TRAFFIC_PANELS
+            | BUILD_PANELS
+            | GIT_PANELS
+            | NOTIFY_PANELS
             | REGISTRY_PANELS,
         )
         assert results["__service__"], results

@@ -25,7 +25,7 @@ from tests.support.git_server import GitServer, git, git_http_server
 
 PROJECT = "berthpush"
 DESIRED = f"project: {PROJECT}\ncompose: ../compose/docker-compose.yml\nservices:\n"
-DESIRED += "  api:\n    tag: \"%s\"   # pinned\n  synth-worker:\n    tag: 1.4.1\n"
+DESIRED += '  api:\n    tag: "%s"   # pinned\n  synth-worker:\n    tag: 1.4.1\n'
 
 
 @pytest.fixture()
@@ -168,5 +168,3 @@ def _no_token_anywhere(host: Host, *results: Result) -> None:
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
     assert token not in (host.server.root / "access.log").read_text()
-
-

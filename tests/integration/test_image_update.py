@@ -83,7 +83,10 @@ def test_semver_policy_commits_the_highest_tag_in_range_and_skips_quarantined(
     assert log.startswith(scan.commit or "-") and "image update" in log
     [row] = auto.status()  # what /status/updates shows
     assert (row["service"], row["current"], row["chosen"], row["commit"]) == (
-        "api", "1.0.0", "1.1.0", scan.commit
+        "api",
+        "1.0.0",
+        "1.1.0",
+        scan.commit,
     )
     assert git(s.root, "status", "--porcelain", "--", "desired") == ""  # all committed
     # 1.3.0 is pushed, but it was quarantined: skipped, and never a step back

@@ -134,9 +134,7 @@ class Load:
             ("get", "GET", self.get_path, 10.0, None, period)
         ] * self.get_threads
         if self.extras:
-            specs += [
-                ("long", "GET", f"/cgi-bin/slow?{self.long_seconds:g}", 30.0, None, 0.0)
-            ] * 2
+            specs += [("long", "GET", f"/cgi-bin/slow?{self.long_seconds:g}", 30.0, None, 0.0)] * 2
             specs += [("post", "POST", "/cgi-bin/slow?2", 30.0, b"x" * 20_000, 0.0)]
         for spec in specs:
             t = threading.Thread(target=self._loop, args=spec, daemon=True)

@@ -149,8 +149,7 @@ class Swarm:
         """hostname -> Swarm node state ("ready", "down", ...) as a manager sees it."""
         api = (via or self.manager).client
         return {
-            n.attrs["Description"]["Hostname"]: n.attrs["Status"]["State"]
-            for n in api.nodes.list()
+            n.attrs["Description"]["Hostname"]: n.attrs["Status"]["State"] for n in api.nodes.list()
         }
 
     def wait_states(
@@ -417,9 +416,7 @@ def start_swarm(
         counters = {"manager": 0, "worker": 0}
         for role in roles:
             counters[role] += 1
-            _start_node(
-                api, swarm, f"{swarm_id}-{role[0]}{counters[role]}", role, labels, shared
-            )
+            _start_node(api, swarm, f"{swarm_id}-{role[0]}{counters[role]}", role, labels, shared)
         for node in swarm.nodes:
             _wait_engine(api, node, timeout)
         t2 = time.monotonic()

@@ -7,12 +7,14 @@ as it would on a production edge node where Berth runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,8 @@ import yaml
 from controller.adapters.nginx_control import NginxControl
 from tests.support.berth import Result, berth, berth_cmd, popen_berth
 from tests.support.daemon import free_port
-from tests.support.images import healthcheck
-from tests.support.swarm import Node, Swarm
+from tests.support.images import ensure_app_image, ensure_nginx_image, healthcheck
+from tests.support.swarm import Node, Swarm, wait_for
 
 SITE = """\
 include /etc/nginx/berth/upstreams.conf;
@@ -297,4 +299,24 @@ def settled(stack: SwarmStack) -> str | None:
     }
     if len(tags) != 1 or app["ready"] != 3 or len(stack.peers()) != 3:
         return None
-    return tags.pop()
+    return str(tags.pop())
+
+
+@contextlib.contextmanager
+def daemon_on(
+    swarm: Swarm, host: Any, *, via: Node | None = None, deadline: str = "40s"
+) -> Iterator[Daemon]:
+    """`berth run` on a fresh stack of app 1.0.0 (2.0.0 pushed too) x 3 behind the edge,
+    probed every 200 ms with a 500 ms timeout; yielded once 3 peers are routed."""
+    for tag in ("1.0.0", "2.0.0"):
+        swarm.push(ensure_app_image(tag, client=host))
+    swarm.push(ensure_nginx_image(client=host))
+    s = new_stack(swarm, free_port(), via=via)
+    s.write("1.0.0", probe_timeout="500ms", deadline=deadline)
+    d = Daemon(s)
+    try:
+        s.wait_serving("1.0.0", timeout=90)
+        wait_for(lambda: len(s.peers()) == 3, timeout=30, what="3 peers routed")
+        yield d
+    finally:
+        d.stop()

@@ -14,15 +14,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.daemon import free_port
-from tests.support.images import ensure_app_image, ensure_nginx_image
 from tests.support.load import Load
 from tests.support.swarm import Node, Swarm, wait_for
 from tests.swarm.berth_stack import (
     Daemon,
     SwarmStack,
+    daemon_on,
     new_revision_running,
-    new_stack,
     settled,
     tasks_by_node,
 )
@@ -32,18 +30,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def running(swarm: Swarm, docker_client: Any) -> Iterator[Daemon]:
-    for tag in ("1.0.0", "2.0.0"):
-        swarm.push(ensure_app_image(tag, client=docker_client))
-    swarm.push(ensure_nginx_image(client=docker_client))
-    s = new_stack(swarm, free_port())
-    s.write("1.0.0", probe_timeout="500ms", deadline="40s")
-    d = Daemon(s)
-    try:
-        s.wait_serving("1.0.0", timeout=90)
-        wait_for(lambda: len(s.peers()) == 3, timeout=30, what="3 peers routed")
+    with daemon_on(swarm, docker_client, deadline="40s") as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture

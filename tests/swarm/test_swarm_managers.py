@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.support.daemon import free_port
-from tests.support.images import ensure_app_image, ensure_nginx_image
 from tests.support.load import Load
 from tests.support.swarm import Node, Swarm, wait_for
-from tests.swarm.berth_stack import Daemon, SwarmStack, new_revision_running, new_stack, settled
+from tests.swarm.berth_stack import (
+    Daemon,
+    SwarmStack,
+    daemon_on,
+    new_revision_running,
+    settled,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -34,18 +38,8 @@ def _leader(via: Node) -> str | None:
 
 @pytest.fixture(scope="module")
 def running(swarm: Swarm, docker_client: Any) -> Iterator[Daemon]:
-    for tag in ("1.0.0", "2.0.0"):
-        swarm.push(ensure_app_image(tag, client=docker_client))
-    swarm.push(ensure_nginx_image(client=docker_client))
-    s = new_stack(swarm, free_port(), via=swarm.managers[1])
-    s.write("1.0.0", probe_timeout="500ms", deadline="60s")
-    d = Daemon(s)
-    try:
-        s.wait_serving("1.0.0", timeout=90)
-        wait_for(lambda: len(s.peers()) == 3, timeout=30, what="3 peers routed")
+    with daemon_on(swarm, docker_client, via=swarm.managers[1], deadline="60s") as d:
         yield d
-    finally:
-        d.stop()
 
 
 def test_the_leader_killed_mid_rollout_leaves_one_version_routed(

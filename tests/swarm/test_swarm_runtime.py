@@ -47,6 +47,7 @@ def images(swarm: Swarm, docker_client: Any) -> dict[str, str]:
     return {
         "good": swarm.push(ensure_app_image("1.0.0", client=docker_client)),
         "crash": swarm.push(ensure_app_image("3.0.0", mode="crash", client=docker_client)),
+        "unhealthy": swarm.push(ensure_app_image("4.0.0", mode="unhealthy", client=docker_client)),
     }
 
 
@@ -114,11 +115,15 @@ def test_a_replica_lives_as_a_one_replica_service(rt: SwarmRuntime, images: dict
     rt.remove(cid)  # gone already: not an error
 
 
-def test_a_crashing_image_shows_as_restarts(rt: SwarmRuntime, images: dict[str, str]) -> None:
-    rt.pull(images["crash"])
+@pytest.mark.parametrize("kind", ["crash", "unhealthy"])
+def test_a_crashing_or_unhealthy_image_shows_as_restarts(
+    rt: SwarmRuntime, images: dict[str, str], kind: str
+) -> None:
+    """Swarm replaces the task (an unhealthy one is stopped and ends `complete`)."""
+    rt.pull(images[kind])
     cid = rt.create(
-        name=f"{PROJECT}-app-bbbb-1",
-        image=images["crash"],
+        name=f"{PROJECT}-app-bbbb-{kind}",
+        image=images[kind],
         body=_body(),
         labels=_labels("bbbb"),
         networks=[NetworkAttachment(network=NET, aliases=("app",))],
@@ -129,11 +134,14 @@ def test_a_crashing_image_shows_as_restarts(rt: SwarmRuntime, images: dict[str, 
 
         def restarted() -> bool:
             st = rt.inspect(cid)
+            if kind == "unhealthy":  # replaced by Swarm: the next task is on its way
+                return st.restart_count > 0
             return st.restart_count > 0 or st.state is ContainerState.EXITED
 
         assert _wait(restarted, timeout=40)
-        logs = _wait(lambda: rt.logs(cid, tail=20), timeout=15)
-        assert any("crash mode, exiting 1" in line for line in logs), logs
+        if kind == "crash":
+            logs = _wait(lambda: rt.logs(cid, tail=20), timeout=15)
+            assert any("crash mode, exiting 1" in line for line in logs), logs
     finally:
         rt.remove(cid)
 

@@ -20,9 +20,7 @@ INF = math.inf
 SPEC = AnalysisSpec(min_requests=20, success_rate=95)
 
 
-def t(
-    buckets: dict[float, int] | None = None, latency_sum: float = 0.0, **classes: int
-) -> Traffic:
+def t(buckets: dict[float, int] | None = None, latency_sum: float = 0.0, **classes: int) -> Traffic:
     """Traffic from keyword classes: t(ok=18, bad=2) -> 2xx 18, 5xx 2; others by name."""
     names = {"ok": "2xx", "bad": "5xx", "err": "error", "client": "4xx", "redirect": "3xx"}
     return Traffic({names.get(k, k): v for k, v in classes.items()}, buckets or {}, latency_sum)

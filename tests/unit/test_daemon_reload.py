@@ -38,8 +38,6 @@ def test_an_unexpected_exception_marks_every_file_invalid(
 
 def test_a_compose_root_that_cannot_hold_the_boundary_stops_berth_run(tmp_path: Path) -> None:
     (tmp_path / "desired").mkdir()
-    ctx = Context(
-        str(tmp_path / "desired"), str(tmp_path / "state"), "tcp://127.0.0.1:1", "/"
-    )
+    ctx = Context(str(tmp_path / "desired"), str(tmp_path / "state"), "tcp://127.0.0.1:1", "/")
     with pytest.raises(ConfigError, match="may not be /"):
         Daemon(ctx, resync=1.0).run("127.0.0.1:1")  # refused before anything binds

@@ -173,11 +173,9 @@ def _service() -> st.SearchStrategy[str]:
 
 
 COMPOSE_TEXT = st.builds(
-    lambda api, web, top: "services:\n  api:\n    image: reg/api\n"
-    + api
-    + "  web:\n    image: nginx\n"
-    + web
-    + top,
+    lambda api, web, top: (
+        "services:\n  api:\n    image: reg/api\n" + api + "  web:\n    image: nginx\n" + web + top
+    ),
     _service(),
     _service(),
     st.sampled_from(
@@ -196,8 +194,9 @@ COMPOSE_TEXT = st.builds(
     ),
 )
 DESIRED_TEXT = st.builds(
-    lambda tag, extra: f"project: app\ncompose: ../compose/c.yml\nservices:\n  api:\n"
-    f"    tag: {tag}\n{extra}",
+    lambda tag, extra: (
+        f"project: app\ncompose: ../compose/c.yml\nservices:\n  api:\n    tag: {tag}\n{extra}"
+    ),
     SCALARS,
     st.lists(st.tuples(KEYS, _value(1)), max_size=3).map(
         lambda kv: "".join(f"    {k}: {v}\n" for k, v in kv)

@@ -32,8 +32,13 @@ ALPHA = UpdatePolicy(pattern="(?P<v>20[0-9]{6})-[a-f0-9]{7}", order="alphabetica
         (SEMVER, ["1.2.0", "1.3.0"], "1.0.0", {"allowed": r"1\.2\..*"}, "1.2.0"),
         (BUILD, ["main-9", "main-10", "main-x", "dev-99"], "main-9", {}, "main-10"),
         (BUILD, ["main-" + "9" * 40], "main-1", {}, None),  # not a build number
-        (ALPHA, ["20261201-abcdef0", "2026120-x", "20261203-0123456"], "20261201-abcdef0", {},
-         "20261203-0123456"),
+        (
+            ALPHA,
+            ["20261201-abcdef0", "2026120-x", "20261203-0123456"],
+            "20261201-abcdef0",
+            {},
+            "20261203-0123456",
+        ),
         # never a tag outside Docker's grammar, a digest, or an empty list
         (UpdatePolicy(pattern=".*"), ["-bad", "a" * 200, "sha256:" + "a" * 64], "x", {}, None),
         (SEMVER, [], "1.0.0", {}, None),
@@ -54,9 +59,11 @@ def test_many_tags_are_linear() -> None:
 
 
 def update(text: str) -> BerthOptions:
-    return load(f"services:\n  a:\n    image: i\n    x-berth:\n      update: {text}\n").services[
-        "a"
-    ].berth
+    return (
+        load(f"services:\n  a:\n    image: i\n    x-berth:\n      update: {text}\n")
+        .services["a"]
+        .berth
+    )
 
 
 def test_policy_from_compose() -> None:
@@ -100,7 +107,6 @@ def test_bad_policies_are_located_errors(text: str, fragment: str) -> None:
     msg = str(exc.value)
     assert fragment in msg, msg
     assert ("x-berth.update" in msg and ":5:" in msg) or ":5" in msg, msg
-
 
 
 def test_a_range_is_parsed_once_per_policy_not_once_per_tag(

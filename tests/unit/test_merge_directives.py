@@ -25,8 +25,7 @@ def test_reset_in_an_override_removes_the_value() -> None:
 
 def test_override_replaces_instead_of_merging() -> None:
     over = (
-        'services:\n  s:\n    environment: !override {C: "3"}\n'
-        '    ports: !override ["9090:90"]\n'
+        'services:\n  s:\n    environment: !override {C: "3"}\n    ports: !override ["9090:90"]\n'
     )
     body = create(BASE, more=[(OVER, over)])
     assert body["Env"] == ["C=3"]

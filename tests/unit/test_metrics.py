@@ -384,6 +384,8 @@ def test_git_metrics_preset_to_zero_and_only_with_a_webhook() -> None:
     text = generate_latest(with_hook).decode()
     for result in ("accepted", "ignored", "bad_signature", "replayed", "too_large", "malformed"):
         assert f'berth_webhooks_total{{result="{result}"}} 0.0' in text
+
+
 def test_notification_series_are_preset_once_configured(m: Metrics) -> None:
     assert not _samples(m, "berth_notifications_total")
     m.known_notifications()

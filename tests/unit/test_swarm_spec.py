@@ -213,3 +213,13 @@ def test_a_replica_swarm_reschedules_reads_as_starting_not_as_drift() -> None:
     assert (row.state, row.health, row.ready) == (ContainerState.RUNNING, "starting", False)
     assert row.running, "the planner leaves it to Swarm"
     assert status_from_service(_service(), tasks).restart_count == 0
+
+
+def test_a_task_swarm_replaced_for_an_unhealthy_check_counts_as_a_restart() -> None:
+    """Swarm stops it with SIGTERM, it exits 0: `complete`, no error; the next waits."""
+    tasks = [
+        _task("complete", "shutdown", 4, ContainerStatus={"ExitCode": 0}),
+        _task("ready", "running", 8),
+    ]
+    st = status_from_service(_service(), tasks)
+    assert st.restart_count == 1 and st.state is ContainerState.RUNNING
