@@ -82,8 +82,24 @@ TAIL_S = 1.5  # load after it is done
 NATIVE_PORT = 18080
 BERTH_PORT = 18081
 OVERLAY = "bench"
+LOG_DIR = Path(tempfile.gettempdir()) / f"berth-bench-swarm-logs-{os.getpid()}"
 GOOD = ("1.0.0", "2.0.0")
-BAD = {"crash": "3.0.0", "unhealthy": "4.0.0"}
+BAD = {"crash": 3, "unhealthy": 4}  # mode -> major: 3.0.0, 3.0.1, ... (a new tag per run:
+# Berth quarantines a tag that failed, so a second run of the same tag would measure that)
+
+
+def bad_tag(kind: str, i: int) -> str:
+    return f"{BAD[kind]}.0.{i}"
+
+
+def plan() -> list[tuple[str, str, str]]:
+    """(kind, load, tag) in run order; "" as tag for a good run (the other good tag)."""
+    out = [("good", "keep-alive", "")] * GOOD_RUNS + [
+        ("good", "per-request", "")
+    ] * PER_REQUEST_RUNS
+    out += [(kind, "keep-alive", bad_tag(kind, i)) for kind in BAD for i in range(BAD_RUNS)]
+    return out
+
 
 NATIVE_SITE = """\
 server {
@@ -239,10 +255,8 @@ def native_side(swarm: Swarm, refs: dict[str, str], runs: list[Run]) -> None:
         wait_running(edge, 1)
         wait_serving(url, "1.0.0")
         current = "1.0.0"
-        plan = [("good", "keep-alive")] * GOOD_RUNS + [("good", "per-request")] * PER_REQUEST_RUNS
-        plan += [(kind, "keep-alive") for kind in BAD for _ in range(BAD_RUNS)]
-        for kind, load_kind in plan:
-            target = (GOOD[1] if current == GOOD[0] else GOOD[0]) if kind == "good" else BAD[kind]
+        for kind, load_kind, bad in plan():
+            target = bad or (GOOD[1] if current == GOOD[0] else GOOD[0])
             until = "completed" if kind == "good" else "rollback_completed"
 
             def change(t: str = target, u: str = until) -> dict[str, Any]:
@@ -277,6 +291,8 @@ def berth_side(swarm: Swarm, runs: list[Run], info: dict[str, Any]) -> None:
     from tests.swarm.berth_stack import new_stack  # the stack the tests use (on main)
 
     stack = new_stack(swarm, BERTH_PORT)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    print(f"berth apply output: {LOG_DIR}", file=sys.stderr)
     info["project"] = stack.project
     stack.write("1.0.0")
     t = time.monotonic()
@@ -286,10 +302,8 @@ def berth_side(swarm: Swarm, runs: list[Run], info: dict[str, Any]) -> None:
         raise RuntimeError(f"berth apply (first, 1.0.0) exited {first.code}:\n{first.err}")
     wait_serving(stack.url, "1.0.0")
     current = "1.0.0"
-    plan = [("good", "keep-alive")] * GOOD_RUNS + [("good", "per-request")] * PER_REQUEST_RUNS
-    plan += [(kind, "keep-alive") for kind in BAD for _ in range(BAD_RUNS)]
-    for kind, load_kind in plan:
-        target = (GOOD[1] if current == GOOD[0] else GOOD[0]) if kind == "good" else BAD[kind]
+    for kind, load_kind, bad in plan():
+        target = bad or (GOOD[1] if current == GOOD[0] else GOOD[0])
 
         def change(tag: str = target) -> tuple[Any, float]:
             stack.write(tag)
@@ -299,6 +313,8 @@ def berth_side(swarm: Swarm, runs: list[Run], info: dict[str, Any]) -> None:
 
         (res, seconds), load, t0 = under_load(stack.url, load_kind == "keep-alive", change)
         events = parse_events(res.err.splitlines())
+        log = LOG_DIR / f"apply-{len(runs) + 1:02d}-{kind}-{target}.log"
+        log.write_text(res.out + res.err)
         detail: dict[str, Any] = {
             "code": res.code,
             "phases": _phases(events, t0),
@@ -480,8 +496,10 @@ def main() -> int:
     errors: dict[str, str] = {}
     try:
         refs = {tag: swarm.push(ensure_app_image(tag, client=api)) for tag in GOOD}
-        for kind, tag in BAD.items():
-            refs[tag] = swarm.push(ensure_app_image(tag, mode=kind, client=api))
+        for kind in BAD:
+            local = ensure_app_image(bad_tag(kind, 0), mode=kind, client=api)
+            for i in range(BAD_RUNS):
+                refs[bad_tag(kind, i)] = swarm.push(local, tag=bad_tag(kind, i))
         refs["nginx"] = swarm.push(ensure_nginx_image(client=api))
         if "native" in SIDES:
             try:
