@@ -462,11 +462,17 @@ def report(
             tail = " / ".join(r.detail.get("tail", []))
             print(f"- berth, {r.kind} image: apply exit {r.detail.get('code')}; last lines: "
                   f"`{tail[:300]}`")  # fmt: skip
-    phased = [r for r in runs if r.side == "berth" and r.detail.get("phases")]
+    phased = [r for r in runs if r.side == "berth" and r.kind == "good" and r.detail.get("phases")]
     if phased:
-        r = phased[0]
-        steps = ", ".join(f"{p} {s:.2f}" for p, s in r.detail["phases"])
-        print(f"\nOne Berth good update from its progress lines (s from the change): {steps}.")
+        names = [p for p, _ in phased[0].detail["phases"]]
+        at = [dict(r.detail["phases"]) for r in phased]
+        steps = ", ".join(
+            f"{name} {median([a[name] for a in at if name in a]):.2f}" for name in names
+        )
+        print(
+            f"\nBerth's good updates from apply's progress lines, median s from the change "
+            f"({len(phased)} runs): {steps}."
+        )
     print()
     print(note)
 
