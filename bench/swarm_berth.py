@@ -3,8 +3,9 @@
 One real swarm (1 manager + 2 dind workers, tests/support/swarm.py, its registry), one run,
 the same app and the same load on both sides, one side after the other:
 
-- app: 3 replicas of the busybox app, 1.0.0 <-> 2.0.0 (good), 3.0.0 (crash mode: exits 1
-  after 0.3 s) and 4.0.0 (unhealthy mode: `/health` answers 404) for the bad-image cases;
+- app: 3 replicas of the busybox app, 1.0.0 <-> 2.0.0 (good), 3.0.N (crash mode: exits 1
+  after 0.3 s) and 4.0.N (unhealthy mode: `/health` answers 404) for the bad-image cases
+  (N = the run: Berth quarantines a tag that failed);
   Docker healthcheck every 1 s, retries 2; init; stop grace period 5 s on both sides;
 - edge: `berth-test/nginx:1` as a Swarm service pinned to the manager, with a host-mode
   published port the load reaches from the host (`MANAGER_IP:PORT`), on the app's overlay;
