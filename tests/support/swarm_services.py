@@ -51,9 +51,11 @@ def create_app_service(
     rollback_config: docker.types.RollbackConfig | None = None,
     healthcheck: docker.types.Healthcheck | None = None,
     host_port: int | None = None,
+    stop_grace_s: float = 2.0,
 ) -> Any:
     """A replicated dnsrr service of the app image on `network`; with `host_port`, the app
-    port is also published in host mode on every node that runs a task (no routing mesh)."""
+    port is also published in host mode on every node that runs a task (no routing mesh).
+    `stop_grace_s`: seconds a stopping task gets before SIGKILL (in-flight requests)."""
     ports = {host_port: (APP_PORT, "tcp", "host")} if host_port else None
     return client.services.create(
         image,
@@ -65,7 +67,7 @@ def create_app_service(
         update_config=update_config,
         rollback_config=rollback_config,
         init=True,
-        stop_grace_period=2 * 10**9,
+        stop_grace_period=int(stop_grace_s * 10**9),
     )
 
 
