@@ -116,6 +116,12 @@ class ContainerRuntime(Protocol):
         """Force-remove; a container that is already gone is not an error."""
         ...
 
+    def retire(self, cid: str) -> None:
+        """A drained container leaves for good: stopped with its own signal and grace period,
+        then removed; gone already is done. Returns once the runtime took it over (on one
+        host, once it is removed; Swarm stops the task of a removed service gracefully)."""
+        ...
+
     def inspect(self, cid: str) -> ContainerStatus:
         """Raises NotFound when the container is gone."""
         ...
@@ -164,9 +170,7 @@ class BuildReport:
 
 
 class ImageBuilder(Protocol):
-    def build(
-        self, spec: BuildSpec, ref: str, *, on_line: Callable[[str], None]
-    ) -> BuildReport:
+    def build(self, spec: BuildSpec, ref: str, *, on_line: Callable[[str], None]) -> BuildReport:
         """Build `ref` (repository:tag) from `spec`, or tag the image an earlier build made
         from the same context hash. `on_line` gets the build's progress lines. Raises
         ImageBuildError (the log's tail in the message) when the build fails."""

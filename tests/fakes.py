@@ -348,6 +348,13 @@ class FakeRuntime:
             return
         del self.containers[c.id]
 
+    def retire(self, cid: str) -> None:
+        try:
+            self.stop(cid)
+        except NotFound:
+            return
+        self.remove(cid)
+
     def kill(self, cid: str, signal: str) -> None:
         self.calls.append(("kill", cid, signal))
         c = self._find(cid)

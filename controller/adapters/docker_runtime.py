@@ -312,6 +312,13 @@ class DockerRuntime:
             if "already in progress" not in str(exc):
                 raise
 
+    def retire(self, cid: str) -> None:
+        try:
+            self.stop(cid)  # its own grace period (the revision that created it)
+        except NotFound:
+            return
+        self.remove(cid)
+
     def kill(self, cid: str, signal: str) -> None:
         with translated(f"kill -{signal} {cid[:12]}"):
             self._api.kill(cid, signal=signal)

@@ -208,9 +208,12 @@ class Registry:
                 req.add_header(k, v)
             deadline = Deadline(READ_DEADLINE + self._timeout)  # the whole exchange
             try:
-                with deadline, opener(self._context(host, insecure), deadline).open(
-                    req, timeout=self._timeout
-                ) as resp:
+                with (
+                    deadline,
+                    opener(self._context(host, insecure), deadline).open(
+                        req, timeout=self._timeout
+                    ) as resp,
+                ):
                     got = resp.status, _lower(resp.headers), _read(resp)
                 deadline.check()
                 return got

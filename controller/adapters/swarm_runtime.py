@@ -339,6 +339,13 @@ class SwarmRuntime:
             time.sleep(_POLL)
         log.warning("service %s: its task was still up %.0fs after the stop", cid[:12], grace + 10)
 
+    def retire(self, cid: str) -> None:
+        """Remove the service: Swarm stops its task with the stop signal and the grace
+        period of its spec, as `docker service rm` does, without Berth waiting for it (the
+        replica is out of nginx and drained already). A stop first would only add the wait
+        for the manager to see the task down (1-4 s a replica, measured)."""
+        self.remove(cid)
+
     def _ready_nodes(self) -> set[str]:
         nodes = self._read("list nodes", lambda: self._api.nodes())
         return {str(n["ID"]) for n in nodes if (n.get("Status") or {}).get("State") == "ready"}

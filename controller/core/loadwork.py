@@ -34,9 +34,7 @@ class LoadWork:
     # compose files is loaded once, however many desired files name it (hostile input:
     # hundreds of one-line desired files must not mean hundreds of compose loads).
     tables: dict[str, tuple[Any, dict[Path, Where]]] = field(default_factory=dict)
-    loaded: dict[tuple[tuple[str, str], ...], StackSpec | ConfigError] = field(
-        default_factory=dict
-    )
+    loaded: dict[tuple[tuple[str, str], ...], StackSpec | ConfigError] = field(default_factory=dict)
 
     def lines(self, file: str, text: str) -> tuple[Any, dict[Path, Where]]:
         """Where each node of an (already validated) desired file is."""

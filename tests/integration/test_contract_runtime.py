@@ -238,6 +238,18 @@ def test_stop_without_timeout_uses_the_containers_own_grace_period(world: World)
         assert isinstance(world.rt, FakeRuntime) and ("stop", cid, 1.0) in world.rt.calls
 
 
+def test_retire_stops_with_the_grace_period_then_removes_and_gone_is_done(
+    world: World,
+) -> None:
+    cid = world.create()
+    world.rt.start(cid)
+    world.rt.retire(cid)
+    with pytest.raises(NotFound):
+        world.rt.inspect(cid)
+    world.rt.retire(cid)
+    assert world.rt.list_containers(project=world.project) == []
+
+
 def test_remove_is_idempotent_and_inspect_of_gone_is_not_found(world: World) -> None:
     cid = world.create()
     world.rt.start(cid)

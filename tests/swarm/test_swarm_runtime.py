@@ -146,6 +146,24 @@ def test_a_crashing_or_unhealthy_image_shows_as_restarts(
         rt.remove(cid)
 
 
+def test_retire_removes_a_running_replica_at_once(rt: SwarmRuntime, images: dict[str, str]) -> None:
+    """Swarm stops the removed service's task with its grace period; Berth does not wait."""
+    rt.pull(images["good"])
+    cid = rt.create(
+        name=f"{PROJECT}-app-dddd-1",
+        image=images["good"],
+        body=_body(check=False),
+        labels=_labels("dddd"),
+        networks=[NetworkAttachment(network=NET)],
+        aliases=True,
+    )
+    rt.start(cid)
+    _wait(lambda: rt.inspect(cid).state is ContainerState.RUNNING)
+    rt.retire(cid)
+    assert all(c.id != cid for c in rt.list_containers(project=PROJECT))
+    rt.retire(cid)  # gone already: done
+
+
 def test_an_unknown_tag_fails_the_pull_before_anything_exists(
     rt: SwarmRuntime, swarm: Swarm
 ) -> None:

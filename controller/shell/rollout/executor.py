@@ -260,14 +260,7 @@ class Executor:
         if dropped:
             self.p.clock.sleep(DNS_GRACE)
 
-        def stop_and_remove(cid: str) -> None:
-            try:
-                rt.stop(cid)  # with its own grace period, not the new revision's
-            except NotFound:
-                return
-            rt.remove(cid)
-
-        self._parallel(stop_and_remove, ids)
+        self._parallel(rt.retire, ids)  # each with its own grace period, not the new revision's
         take_fixed_name(rt, a)
 
     def _abort(self, a: ServiceAction, step: r.Abort, ev: Evidence) -> None:

@@ -17,9 +17,7 @@ def observe(p: Ports, action: ServiceAction, state: r.RolloutState) -> r.Rollout
     """What the rollout machine sees of one service now: its containers, old and new (new
     ones probed while the machine gates, canaries or bakes), and whether the image is there."""
     listed = [
-        c
-        for c in p.runtime.list_containers(project=action.project)
-        if c.service == action.service
+        c for c in p.runtime.list_containers(project=action.project) if c.service == action.service
     ]
     target = action.target
     if target is None:
@@ -33,6 +31,7 @@ def observe(p: Ports, action: ServiceAction, state: r.RolloutState) -> r.Rollout
     if state.phase is r.Phase.PREPARE and action.kind is not ActionKind.SCALE_DOWN:
         present = p.runtime.image_present(target.image)
     return r.RolloutObs(present, new, old)
+
 
 def _new_obs(p: Ports, c: ObservedContainer, target: Target, *, probe: bool) -> r.NewObs:
     if not probe:
@@ -50,9 +49,7 @@ def _new_obs(p: Ports, c: ObservedContainer, target: Target, *, probe: bool) -> 
         ip = _ip_for(st.ips, target)
         res = p.prober.probe(ip, health) if ip else None
         ok, detail = (res.ok, res.detail) if res else (False, "no IP address")
-    gi = GateInput(
-        c.id, c.name, st.state, st.health, st.exit_code, st.restart_count, ok, detail
-    )
+    gi = GateInput(c.id, c.name, st.state, st.health, st.exit_code, st.restart_count, ok, detail)
     return r.NewObs(c.number, c.created, gi)
 
 
