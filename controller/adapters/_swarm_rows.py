@@ -87,6 +87,24 @@ def task_ips(task: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def _stopped(cur: Mapping[str, Any] | None, restarts: int) -> TaskView:
+    """Scaled to 0 (its last task, if any, ended) or never started (no task yet)."""
+    status = (cur or {}).get("Status") or {}
+    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+    return TaskView(
+        task_id=str((cur or {}).get("ID", "")),
+        state=ContainerState.EXITED if cur is not None else ContainerState.CREATED,
+        health=None,
+        exit_code=int(code) if code is not None else (None if cur is None else 0),
+        restarts=restarts,
+        ips={},
+        node_id=str((cur or {}).get("NodeID", "")),
+        container_id=str((status.get("ContainerStatus") or {}).get("ContainerID", "")),
+        started_at=None,
+        error=str(status.get("Err") or ""),
+    )
+
+
 def task_view(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) -> TaskView:
     spec = service.get("Spec") or {}
     replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0) or 0)
@@ -100,20 +118,7 @@ def task_view(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) ->
         1 for t in tasks if t is not cur and ((t.get("Status") or {}).get("State") in _ENDED)
     )
     if cur is None or (replicas == 0 and cur.get("DesiredState") != "running"):
-        status = (cur or {}).get("Status") or {}
-        code = (status.get("ContainerStatus") or {}).get("ExitCode")
-        return TaskView(
-            task_id=str((cur or {}).get("ID", "")),
-            state=ContainerState.EXITED if cur is not None else ContainerState.CREATED,
-            health=None,
-            exit_code=int(code) if code is not None else (None if cur is None else 0),
-            restarts=restarts,
-            ips={},
-            node_id=str((cur or {}).get("NodeID", "")),
-            container_id=str((status.get("ContainerStatus") or {}).get("ContainerID", "")),
-            started_at=None,
-            error=str(status.get("Err") or ""),
-        )
+        return _stopped(cur, restarts)
     status = cur.get("Status") or {}
     raw = str(status.get("State", ""))
     cstatus = status.get("ContainerStatus") or {}

@@ -33,6 +33,7 @@ import docker
 import docker.auth
 
 from controller.adapters._docker_errors import translated
+from controller.adapters._swarm_networks import ensure_overlay, overlay_members
 from controller.adapters._swarm_rows import (
     observed_from_service,
     status_from_service,
@@ -206,33 +207,7 @@ class SwarmRuntime:
 
     def ensure_network(self, net: NetworkDef, *, project: str) -> None:
         """An attachable overlay with compose's labels; an existing one is left as it is."""
-        with translated(f"inspect network {net.name}"):
-            found = self._api.networks(names=[net.name])
-        if any(n.get("Name") == net.name for n in found):
-            return
-        if net.external:
-            raise NotFound(f"external network {net.name} does not exist on the swarm")
-        ipam = None
-        if net.ipam:
-            pools = [
-                docker.types.IPAMPool(subnet=p.subnet, gateway=p.gateway, iprange=p.ip_range)
-                for p in net.ipam
-            ]
-            ipam = docker.types.IPAMConfig(driver=net.ipam_driver or "default", pool_configs=pools)
-        labels = {"com.docker.compose.project": project, "com.docker.compose.network": net.key}
-        labels.update(dict(net.labels))
-        with translated(f"create overlay network {net.name}"):
-            self._api.create_network(
-                net.name,
-                driver="overlay",
-                scope="swarm",
-                attachable=True,
-                internal=net.internal,
-                options=dict(net.driver_opts) or None,
-                labels=labels,
-                ipam=ipam,
-                check_duplicate=True,
-            )
+        ensure_overlay(self._api, net, project=project)
 
     def ensure_volume(self, vol: VolumeDef, *, project: str) -> None:
         """Swarm creates a named volume on the node a task lands on (volumes are per node)."""
@@ -398,14 +373,4 @@ class SwarmRuntime:
 
     def network_members(self, network: str) -> list[str]:
         """The services attached to an overlay (the DNS gate's question)."""
-        with translated("list services"):
-            services = self._api.services()
-        with translated(f"inspect network {network}"):
-            nets = self._api.networks(names=[network])
-        ids = {str(n.get("Id", "")) for n in nets if n.get("Name") == network}
-        out = []
-        for s in services:
-            targets = ((s.get("Spec") or {}).get("TaskTemplate") or {}).get("Networks") or []
-            if any(t.get("Target") in ids or t.get("Target") == network for t in targets):
-                out.append(str(s["ID"]))
-        return out
+        return overlay_members(self._api, network)

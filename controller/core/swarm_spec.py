@@ -90,13 +90,7 @@ def service_spec(
         task["RestartPolicy"] = container["_restart"]
     if container.get("_log"):
         task["LogDriver"] = container["_log"]
-    placement: dict[str, Any] = {}
-    if constraints:
-        placement["Constraints"] = list(constraints)
-    if platform:
-        parts = platform.split("/")
-        arch = parts[1] if len(parts) > 1 else ""
-        placement["Platforms"] = [{"OS": parts[0], "Architecture": arch}]
+    placement = _placement(constraints, platform)
     if placement:
         task["Placement"] = placement
     endpoint: dict[str, Any] = {"Mode": "dnsrr"}
@@ -109,6 +103,18 @@ def service_spec(
         "Mode": {"Replicated": {"Replicas": replicas}},
         "EndpointSpec": endpoint,
     }
+
+
+def _placement(constraints: Sequence[str], platform: str | None) -> dict[str, Any]:
+    """compose's placement constraints and `platform` (os[/arch]) as Swarm's Placement."""
+    placement: dict[str, Any] = {}
+    if constraints:
+        placement["Constraints"] = list(constraints)
+    if platform:
+        parts = platform.split("/")
+        arch = parts[1] if len(parts) > 1 else ""
+        placement["Platforms"] = [{"OS": parts[0], "Architecture": arch}]
+    return placement
 
 
 def _network(att: NetworkAttachment) -> dict[str, Any]:

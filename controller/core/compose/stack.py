@@ -273,17 +273,8 @@ def load_stack(
         raise ConfigError([Problem("", None, "compose", "no compose file given")])
     project_dir = posixpath.dirname(files[0][0])
     dotenv_path = posixpath.join(project_dir, ".env")
-    dotenv, problems = _read_dotenv(dotenv_path, environ, sources)
-    env = {**dotenv, **environ}
-    lookup = Substituted(env)
-    loader = Loader(sources)
-    base = Project(key="", workdir=project_dir, env=env, lookup=lookup, chain=())
-    nodes, found = _parse_files(files, base, loader)
-    problems += found
-    if problems or not nodes:
-        raise ConfigError(lookup.redact(problems))
-    data, table = unwrap(merge_files(nodes))
-    loc = Located(data, table, files[0][0])
+    env, lookup, loader, loc = _read_merged(files, environ, sources, dotenv_path)
+    data = loc.data
     _check_top(loc)
     _check_text(loc)
     source = "" if "COMPOSE_PROJECT_NAME" in environ else dotenv_path
@@ -324,6 +315,27 @@ def load_stack(
         backend=backend,
         backend_at=_backend_at(loc),
     )
+
+
+def _read_merged(
+    files: Sequence[tuple[str, str]],
+    environ: Mapping[str, str],
+    sources: ConfigFiles,
+    dotenv_path: str,
+) -> tuple[dict[str, str], Substituted, Loader, Located]:
+    """The compose files read (`.env` first, the real environment over it), parsed with
+    their includes and merged in order; any problem so far raises the ConfigError."""
+    dotenv, problems = _read_dotenv(dotenv_path, environ, sources)
+    env = {**dotenv, **environ}
+    lookup = Substituted(env)
+    loader = Loader(sources)
+    base = Project(key="", workdir=posixpath.dirname(files[0][0]), env=env, lookup=lookup, chain=())
+    nodes, found = _parse_files(files, base, loader)
+    problems += found
+    if problems or not nodes:
+        raise ConfigError(lookup.redact(problems))
+    data, table = unwrap(merge_files(nodes))
+    return env, lookup, loader, Located(data, table, files[0][0])
 
 
 def _backend_at(loc: Located) -> Location | None:
