@@ -45,9 +45,7 @@ def compose(n: int) -> dict[str, Any]:
     return {"services": {f"svc{i}": api for i in range(n)}}
 
 
-def measure(
-    n: int, replaced: int
-) -> tuple[list[float], str, dict[str, list[tuple[float, float]]]]:
+def measure(n: int, replaced: int) -> tuple[list[float], str, dict[str, list[tuple[float, float]]]]:
     """`replaced` of `n` services on one network replaced together, RUNS times."""
     times = []
     spread: dict[str, list[tuple[float, float]]] = {}
@@ -62,9 +60,7 @@ def measure(
             a = must_apply(s, f"{replaced} of {n} -> {tag}")
             changed = {svc for _, svc, phase, _ in a.events if phase == "succeeded"}
             if len(changed) != replaced:
-                raise RuntimeError(
-                    f"expected {replaced} rollouts, saw {sorted(changed)}:\n{a.err}"
-                )
+                raise RuntimeError(f"expected {replaced} rollouts, saw {sorted(changed)}:\n{a.err}")
             times.append(a.seconds)
             by_phase: dict[str, list[float]] = {}
             for t, _, phase, _ in a.events:

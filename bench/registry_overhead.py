@@ -91,8 +91,11 @@ def automation_latency(reg: object, host: str, n: int) -> list[float]:
     with stack("bauto") as s:
         s.write_compose(compose(f"{host}/{repo}", update={"semver": "^1", "interval": "10s"}))
         s.write_desired({"api": {"tag": "1.0.0"}})
-        for cmd in (["init", "-q", "-b", "main"], ["add", "-A"],
-                    ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init"]):
+        for cmd in (
+            ["init", "-q", "-b", "main"],
+            ["add", "-A"],
+            ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init"],
+        ):
             subprocess.run(["git", "-C", str(s.root), *cmd], check=True)  # fmt: skip
         reg.push(api, local, repo, "1.0.0")  # type: ignore[attr-defined]
         ctx = Context(str(s.desired_dir), str(s.state_dir), None)

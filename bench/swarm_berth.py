@@ -37,17 +37,14 @@ BENCH_BAD_RUNS (per bad kind and side, default 1), BENCH_GET_THREADS (4), BENCH_
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import datetime as dt
-import os
 import shutil
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +52,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import docker.errors
 import docker.types
-from _common import client, interference_note, load_average, median, parse_events, table
+from _common import client, interference_note, load_average, parse_events
+from _swarm_report import report
+from _swarm_workload import (
+    BAD,
+    BAD_RUNS,
+    BERTH_PORT,
+    GET_RATE,
+    GET_THREADS,
+    GOOD,
+    LOG_DIR,
+    LONG_S,
+    MONITOR_S,
+    NATIVE_PORT,
+    OVERLAY,
+    REPLICAS,
+    SIDES,
+    STOP_GRACE_S,
+    TAIL_S,
+    WARM_S,
+    Run,
+    bad_tag,
+    plan,
+)
 
 from tests.support.images import ensure_app_image, ensure_nginx_image
-from tests.support.load import Load, Sample
+from tests.support.load import Load
 from tests.support.swarm import SWARM_LABEL, Swarm, start_swarm, wait_for
 from tests.support.swarm_services import (
     app_healthcheck,
@@ -67,40 +86,6 @@ from tests.support.swarm_services import (
     task_errors,
     wait_running,
 )
-
-GOOD_RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-PER_REQUEST_RUNS = int(os.environ.get("BENCH_PER_REQUEST_RUNS", "1"))
-BAD_RUNS = int(os.environ.get("BENCH_BAD_RUNS", "1"))
-GET_THREADS = int(os.environ.get("BENCH_GET_THREADS", "4"))
-GET_RATE = float(os.environ.get("BENCH_GET_RATE", "200"))
-SIDES = [s.strip() for s in os.environ.get("BENCH_SIDES", "native,berth").split(",") if s]
-REPLICAS = 3
-MONITOR_S = 5
-STOP_GRACE_S = 5.0
-LONG_S = 3.0
-WARM_S = 1.0  # load before the change
-TAIL_S = 1.5  # load after it is done
-NATIVE_PORT = 18080
-BERTH_PORT = 18081
-OVERLAY = "bench"
-LOG_DIR = Path(tempfile.gettempdir()) / f"berth-bench-swarm-logs-{os.getpid()}"
-GOOD = ("1.0.0", "2.0.0")
-BAD = {"crash": 3, "unhealthy": 4}  # mode -> major: 3.0.0, 3.0.1, ... (a new tag per run:
-# Berth quarantines a tag that failed, so a second run of the same tag would measure that)
-
-
-def bad_tag(kind: str, i: int) -> str:
-    return f"{BAD[kind]}.0.{i}"
-
-
-def plan() -> list[tuple[str, str, str]]:
-    """(kind, load, tag) in run order; "" as tag for a good run (the other good tag)."""
-    out = [("good", "keep-alive", "")] * GOOD_RUNS + [
-        ("good", "per-request", "")
-    ] * PER_REQUEST_RUNS
-    out += [(kind, "keep-alive", bad_tag(kind, i)) for kind in BAD for i in range(BAD_RUNS)]
-    return out
-
 
 NATIVE_SITE = """\
 server {
@@ -117,30 +102,6 @@ server {
     }
 }
 """
-
-
-@dataclass
-class Run:
-    side: str  # native | berth
-    kind: str  # good | crash | unhealthy
-    load: str  # keep-alive | per-request
-    to: str  # the tag asked for
-    seconds: float  # the side's own "done": completed / rollback_completed / apply's exit
-    samples: list[Sample]
-    t0: float  # wall clock of the change
-    before: str  # the tag served before
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> list[Sample]:
-        return [s for s in self.samples if not s.ok]
-
-    def served(self, tag: str, *, last: bool) -> float:
-        """Seconds from the change to the first (last) GET response carrying `tag`."""
-        ends = [s.end for s in self.samples if s.ok and s.kind == "get" and s.body == tag]
-        if not ends:
-            return float("nan")
-        return (max(ends) if last else min(ends)) - self.t0
 
 
 def under_load(url: str, keep_alive: bool, change: Callable[[], Any]) -> tuple[Any, Load, float]:
@@ -209,6 +170,28 @@ def _native_update(service: Any, image: str, until: str, timeout: float = 180) -
     raise TimeoutError(f"update to {image}: not {until}; tasks {task_errors(service)}")
 
 
+def _native_edge(api: Any, image: str) -> tuple[Any, Any]:
+    """nginx on the manager (host-mode port), its site from a Swarm config: the dnsrr name
+    resolved per request, as open-source nginx fronts a Swarm service without a VIP."""
+    site = api.configs.create(name="edge-native-site", data=NATIVE_SITE.encode())
+    edge = api.services.create(
+        image,
+        name="edge-native",
+        constraints=["node.role==manager"],
+        endpoint_spec=docker.types.EndpointSpec(
+            mode="dnsrr", ports={NATIVE_PORT: (8080, "tcp", "host")}
+        ),
+        networks=[docker.types.NetworkAttachmentConfig(target=OVERLAY)],
+        configs=[
+            docker.types.ConfigReference(
+                site.id, "edge-native-site", filename="/etc/nginx/conf.d/site.conf"
+            )
+        ],
+        stop_grace_period=int(STOP_GRACE_S * 10**9),
+    )
+    return site, edge
+
+
 def native_side(swarm: Swarm, refs: dict[str, str], runs: list[Run]) -> None:
     api = swarm.manager.client
     create_overlay(api, OVERLAY)
@@ -234,22 +217,7 @@ def native_side(swarm: Swarm, refs: dict[str, str], runs: list[Run]) -> None:
         healthcheck=app_healthcheck(),
         stop_grace_s=STOP_GRACE_S,
     )
-    site = api.configs.create(name="edge-native-site", data=NATIVE_SITE.encode())
-    edge = api.services.create(
-        refs["nginx"],
-        name="edge-native",
-        constraints=["node.role==manager"],
-        endpoint_spec=docker.types.EndpointSpec(
-            mode="dnsrr", ports={NATIVE_PORT: (8080, "tcp", "host")}
-        ),
-        networks=[docker.types.NetworkAttachmentConfig(target=OVERLAY)],
-        configs=[
-            docker.types.ConfigReference(
-                site.id, "edge-native-site", filename="/etc/nginx/conf.d/site.conf"
-            )
-        ],
-        stop_grace_period=int(STOP_GRACE_S * 10**9),
-    )
+    site, edge = _native_edge(api, refs["nginx"])
     url = f"http://{swarm.manager.ip}:{NATIVE_PORT}"
     try:
         wait_running(app, REPLICAS)
@@ -344,138 +312,6 @@ def _phases(events: Sequence[tuple[float, str, str, str]], t0: float) -> list[tu
     for t, _, phase, _ in events:
         seen.setdefault(phase, t - t0)
     return sorted(seen.items(), key=lambda kv: kv[1])
-
-
-# --------------------------------------------------------------------------- report
-
-
-def _failures(samples: Sequence[Sample]) -> str:
-    c = collections.Counter(
-        f"{s.kind} {s.status if s.status is not None else s.error.split(':')[0]}"
-        for s in samples
-        if not s.ok
-    )
-    return ", ".join(f"{n}x {what}" for what, n in c.most_common(4)) or "—"
-
-
-def _row(r: Run) -> tuple[object, ...]:
-    new = r.served(r.to, last=False) if r.kind == "good" else float("nan")
-    old = r.served(r.before, last=True) if r.kind == "good" else float("nan")
-    return (
-        r.side,
-        r.kind,
-        f"{r.before} → {r.to}",
-        r.load,
-        f"{r.seconds:.1f}",
-        len(r.samples),
-        len(r.failed),
-        _failures(r.samples),
-        "—" if new != new else f"{new:.1f}",
-        "—" if old != old else f"{old:.1f}",
-    )
-
-
-def report(
-    swarm: Swarm,
-    runs: list[Run],
-    info: dict[str, Any],
-    errors: dict[str, str],
-    note: str,
-    load_before: str,
-) -> None:
-    t = swarm.timings
-    print("## Berth's Swarm backend vs native `docker service update` (issue 14)\n")
-    print(
-        "Command: `.venv/bin/python bench/swarm_berth.py` (run alone, not by run_all.sh, on "
-        f"{dt.date.today().isoformat()}; the script as committed with this section). "
-        f"Load average before: {load_before}.\n"
-    )
-    print(
-        f"One swarm: 1 manager + 2 workers (docker-in-docker, Docker 20.10), up in "
-        f"{t['bring_up']:.1f} s. Both sides on it, one after the other, same app "
-        f"({REPLICAS} replicas of the busybox app, Docker healthcheck every 1 s, retries 2, "
-        f"stop grace {STOP_GRACE_S:g} s), same edge image (`berth-test/nginx:1` as a Swarm "
-        f"service on the manager, host-mode port) and same load: {GET_THREADS} GET threads "
-        f"paced to {GET_RATE:g} GET/s in total, 2 long GETs ({LONG_S:g} s) and a slow POST "
-        f"(2 s, 20 kB) in a loop; keep-alive clients never retry. Load from {WARM_S:g} s "
-        f"before the change to {TAIL_S:g} s after it is done; every failed request counts.\n"
-    )
-    print(
-        "- **native**: `docker service update --image` with `--update-order start-first "
-        f"--update-parallelism 1 --update-delay 0 --update-monitor {MONITOR_S}s "
-        "--update-failure-action rollback` (rollback start-first, same monitor); the edge "
-        "resolves the dnsrr service per request (`resolver 127.0.0.11 valid=1s ipv6=off; "
-        "set $up app-native; proxy_pass http://$up:8000;`, `proxy_next_upstream error "
-        "timeout`). Seconds: update call → `completed` (good) / `rollback_completed` (bad)."
-    )
-    print(
-        "- **berth**: `berth apply` from the host with `--docker-host tcp://MANAGER:2375` on "
-        "the stack of tests/swarm/berth_stack.py: `x-berth.backend: swarm`, dynamic switch, "
-        "`x-berth.health` GET /health every 200 ms, healthy_threshold 2, progress deadline "
-        "20 s, drain timeout 20 s; each replica a one-replica dnsrr service. Seconds: wall "
-        "time of the `berth apply` process (CLI start-up included; a bad image: until it "
-        "exits non-zero, rolled back).\n"
-    )
-    if "first_apply" in info:
-        print(f"Berth's first apply (3 replicas + edge created): {info['first_apply']:.1f} s.\n")
-    header = (
-        "side", "kind", "change", "load", "seconds", "requests", "failed", "failures",
-        "new tag first served (s)", "old tag last served (s)",
-    )  # fmt: skip
-    print(table(header, [_row(r) for r in runs]))
-    print()
-    for side, msg in errors.items():
-        print(f"**{side} side failed**: `{msg}`\n")
-    summary = []
-    for side in ("native", "berth"):
-        good = [r for r in runs if r.side == side and r.kind == "good"]
-        ka = [r.seconds for r in good if r.load == "keep-alive"]
-        row: list[object] = [side, f"{median(ka):.1f}" if ka else "—"]
-        row.append(sum(len(r.failed) for r in good if r.load == "keep-alive"))
-        row.append(sum(len(r.failed) for r in good if r.load == "per-request"))
-        for kind in BAD:
-            bad = [r for r in runs if r.side == side and r.kind == kind]
-            row.append(
-                f"{median([r.seconds for r in bad]):.1f} ({sum(len(r.failed) for r in bad)} failed)"
-                if bad else "—"
-            )  # fmt: skip
-        summary.append(row)
-    print(
-        table(
-            ("side", "good update, median s (keep-alive)", "failed (keep-alive)",
-             "failed (per-request)", "crash rolled back, s", "unhealthy rolled back, s"),
-            summary,
-        )
-    )  # fmt: skip
-    nat = [r.seconds for r in runs if r.side == "native" and r.kind == "good"]
-    brt = [r.seconds for r in runs if r.side == "berth" and r.kind == "good"]
-    if nat and brt:
-        ratio = median(brt) / median(nat)
-        failed = sum(len(r.failed) for r in runs if r.side == "berth" and r.kind == "good")
-        print(
-            f"\nBerth / native, good update (median of all good runs): **{ratio:.2f}x** "
-            f"({median(brt):.1f} s / {median(nat):.1f} s). Issue 14's targets: ≤ 0.5x "
-            f"({'met' if ratio <= 0.5 else 'NOT met'}), 0 failed requests "
-            f"({'met' if failed == 0 else f'NOT met: {failed}'}).\n"
-        )
-    for r in runs:
-        if r.side == "berth" and r.kind != "good":
-            tail = " / ".join(r.detail.get("tail", []))
-            print(f"- berth, {r.kind} image: apply exit {r.detail.get('code')}; last lines: "
-                  f"`{tail[:300]}`")  # fmt: skip
-    phased = [r for r in runs if r.side == "berth" and r.kind == "good" and r.detail.get("phases")]
-    if phased:
-        names = [p for p, _ in phased[0].detail["phases"]]
-        at = [dict(r.detail["phases"]) for r in phased]
-        steps = ", ".join(
-            f"{name} {median([a[name] for a in at if name in a]):.2f}" for name in names
-        )
-        print(
-            f"\nBerth's good updates from apply's progress lines, median s from the change "
-            f"({len(phased)} runs): {steps}."
-        )
-    print()
-    print(note)
 
 
 # --------------------------------------------------------------------------- main

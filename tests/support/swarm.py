@@ -369,10 +369,13 @@ def _wait_engine(api: Any, node: Node, timeout: float) -> None:
     wait_for(check, timeout=timeout, what=f"dockerd of {node.name}", interval=0.1)
 
 
-def _form_swarm(swarm: Swarm, *, timeout: float) -> None:
-    """`swarm init` on the first manager, `join` on the others, until all are Ready."""
+def _form_swarm(swarm: Swarm, *, timeout: float, heartbeat: float | None = None) -> None:
+    """`swarm init` on the first manager, `join` on the others, until all are Ready.
+    `heartbeat`: the dispatcher heartbeat period in seconds (Swarm's default 5 s declares a
+    lost node down after ~15 s; `docker swarm update --dispatcher-heartbeat` sets it)."""
     first = swarm.manager
-    first.client.swarm.init(advertise_addr=first.ip, listen_addr="0.0.0.0:2377")
+    extra = {} if heartbeat is None else {"dispatcher_heartbeat_period": int(heartbeat * 1e9)}
+    first.client.swarm.init(advertise_addr=first.ip, listen_addr="0.0.0.0:2377", **extra)
     first.client.swarm.reload()
     tokens = first.client.swarm.attrs["JoinTokens"]
     for node in swarm.nodes[1:]:
@@ -392,6 +395,7 @@ def start_swarm(
     client: Any | None = None,
     timeout: float = 90,
     shared: str | None = None,
+    heartbeat: float | None = None,
 ) -> Swarm:
     """Bring up a swarm of `managers` + `workers` nodes and its registry. `shared`: a host
     directory every node sees at the same path (Berth's upstreams directory, which the edge
@@ -420,7 +424,7 @@ def start_swarm(
         for node in swarm.nodes:
             _wait_engine(api, node, timeout)
         t2 = time.monotonic()
-        _form_swarm(swarm, timeout=timeout)
+        _form_swarm(swarm, timeout=timeout, heartbeat=heartbeat)
     except BaseException:
         swarm.teardown()
         raise

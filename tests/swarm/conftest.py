@@ -2,6 +2,7 @@
 
 - `swarm_shape`  module-scoped (managers, workers), default (1, 2); a module overrides it
                  by defining its own `swarm_shape` fixture
+- `swarm_heartbeat` module-scoped, default None (Swarm's 5 s); a module overrides it
 - `swarm`        module-scoped: the swarm is brought up once per module (a few seconds once
                  the node image is cached) and removed after it, whatever happened
                  Every node sees `swarm.shared` (a host directory) at the same path
@@ -30,16 +31,29 @@ def swarm_shape() -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
+def swarm_heartbeat() -> float | None:
+    """The dispatcher heartbeat in seconds; None: Swarm's default (5 s)."""
+    return None
+
+
+@pytest.fixture(scope="module")
 def swarm(
     docker_client: Any,
     swarm_shape: tuple[int, int],
+    swarm_heartbeat: float | None,
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Swarm]:
     remove_stale_swarms(docker_client)
     managers, workers = swarm_shape
     shared = str(tmp_path_factory.mktemp("swarm-shared"))
-    s = start_swarm(managers=managers, workers=workers, client=docker_client, shared=shared)
+    s = start_swarm(
+        managers=managers,
+        workers=workers,
+        client=docker_client,
+        shared=shared,
+        heartbeat=swarm_heartbeat,
+    )
     s.shared = shared
     try:
         _BRING_UPS.append(
