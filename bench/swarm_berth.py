@@ -83,6 +83,7 @@ from tests.support.swarm_services import (
     app_healthcheck,
     create_app_service,
     create_overlay,
+    start_first,
     task_errors,
     wait_running,
 )
@@ -195,17 +196,7 @@ def _native_edge(api: Any, image: str) -> tuple[Any, Any]:
 def native_side(swarm: Swarm, refs: dict[str, str], runs: list[Run]) -> None:
     api = swarm.manager.client
     create_overlay(api, OVERLAY)
-    update = docker.types.UpdateConfig(
-        parallelism=1,
-        delay=0,
-        order="start-first",
-        monitor=MONITOR_S * 10**9,
-        failure_action="rollback",
-        max_failure_ratio=0,
-    )
-    rollback = docker.types.RollbackConfig(
-        parallelism=1, delay=0, order="start-first", monitor=MONITOR_S * 10**9
-    )
+    update, rollback = start_first(MONITOR_S)
     app = create_app_service(
         api,
         "app-native",

@@ -32,7 +32,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import docker.types
 from _common import client, interference_note, median, table
 
 from tests.support.images import ensure_app_image
@@ -41,6 +40,7 @@ from tests.support.swarm_services import (
     app_healthcheck,
     create_app_service,
     create_overlay,
+    start_first,
     task_errors,
     wait_running,
 )
@@ -89,17 +89,7 @@ def _update(
 def _service(swarm: Swarm, image: str) -> Any:
     api = swarm.manager.client
     create_overlay(api, "bench")
-    update = docker.types.UpdateConfig(
-        parallelism=1,
-        delay=0,
-        order="start-first",
-        monitor=MONITOR_S * 10**9,
-        failure_action="rollback",
-        max_failure_ratio=0,
-    )
-    rollback = docker.types.RollbackConfig(
-        parallelism=1, delay=0, order="start-first", monitor=MONITOR_S * 10**9
-    )
+    update, rollback = start_first(MONITOR_S)
     service = create_app_service(
         api,
         "app",

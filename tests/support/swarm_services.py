@@ -40,6 +40,27 @@ def app_healthcheck(interval_s: float = 1.0) -> docker.types.Healthcheck:
     )
 
 
+def start_first(
+    monitor_s: float,
+) -> tuple[docker.types.UpdateConfig, docker.types.RollbackConfig]:
+    """What `docker service update --update-order start-first --update-parallelism 1
+    --update-delay 0 --update-monitor Ns --update-failure-action rollback` sets, and the
+    matching start-first rollback: the native baseline of the benchmarks."""
+    monitor = int(monitor_s * 10**9)
+    update = docker.types.UpdateConfig(
+        parallelism=1,
+        delay=0,
+        order="start-first",
+        monitor=monitor,
+        failure_action="rollback",
+        max_failure_ratio=0,
+    )
+    rollback = docker.types.RollbackConfig(
+        parallelism=1, delay=0, order="start-first", monitor=monitor
+    )
+    return update, rollback
+
+
 def create_app_service(
     client: Any,
     name: str,
