@@ -43,7 +43,7 @@ def ensure_overlay(api: Any, net: NetworkDef, *, project: str) -> None:
                 check_duplicate=True,
             )
     except ContainerRuntimeError as exc:
-        if "already exists" not in str(exc):
+        if "already exists" not in str(exc) and "name conflicts" not in str(exc):
             raise
 
 

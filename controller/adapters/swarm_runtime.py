@@ -57,8 +57,23 @@ from controller.ports import ContainerStatus, PullProgress
 log = logging.getLogger("berth.swarm")
 SWARM_API = "1.41"
 _POLL = 0.1
-READ_ATTEMPTS = 3
+LEADERLESS_S = 60.0  # how long calls are tried again while the swarm has no leader
+_BUSY = (
+    "deadline exceeded",
+    "does not have a leader",
+    "no leader",
+    "rpc error: code = unavailable",
+)
 RESOLVED_TTL = 60.0  # seconds a registry's confirmation of a tag counts as "present"
+
+
+def _manager_busy(exc: Exception) -> bool:
+    """The manager could not answer now (no connection, or no raft leader), as opposed to
+    refusing the request."""
+    if isinstance(exc, TemporaryError):
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in _BUSY)
 
 
 class SwarmRuntime:
@@ -114,17 +129,24 @@ class SwarmRuntime:
     # -- observation ----------------------------------------------------------------------
 
     def _read(self, what: str, call: Callable[[], Any]) -> Any:
-        """A read, tried again on a dropped connection: a manager's engine reached over TCP
-        resets pooled connections now and then, and a read is safe to repeat."""
-        for attempt in range(READ_ATTEMPTS):
+        """A call that is safe to repeat (a read, a versioned update, a removal), tried again
+        while the manager cannot answer: a dropped pooled connection, or no raft leader
+        for a moment (an election takes seconds: "context deadline exceeded", "does not
+        have a leader"). Other errors, and one that outlasts LEADERLESS_S, propagate."""
+        deadline = time.monotonic() + LEADERLESS_S
+        attempt = 0
+        while True:
             try:
                 with translated(what):
                     return call()
-            except TemporaryError:
-                if attempt == READ_ATTEMPTS - 1:
+            except (TemporaryError, ContainerRuntimeError) as exc:
+                if isinstance(exc, NotFound) or not _manager_busy(exc):
                     raise
-                time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+                if time.monotonic() >= deadline:
+                    raise
+                attempt += 1
+                log.warning("%s: the manager did not answer (%s); again", what, exc)
+                time.sleep(min(0.2 * attempt, 2.0))
 
     def _services(self, project: str | None) -> list[dict[str, Any]]:
         wanted = [f"{LABEL_MANAGED}=true"]
@@ -273,14 +295,17 @@ class SwarmRuntime:
                 task["ContainerSpec"] = container
                 spec["TaskTemplate"] = task
             version = int(svc["Version"]["Index"])
+
+            def update(spec: dict[str, Any] = spec, version: int = version) -> None:
+                res = self._api._post_json(
+                    self._api._url("/services/{0}/update", cid),
+                    data=spec,
+                    params={"version": version},
+                )
+                self._api._raise_for_status(res)
+
             try:
-                with translated(f"scale service {cid[:12]} to {replicas}"):
-                    res = self._api._post_json(
-                        self._api._url("/services/{0}/update", cid),
-                        data=spec,
-                        params={"version": version},
-                    )
-                    self._api._raise_for_status(res)
+                self._read(f"scale service {cid[:12]} to {replicas}", update)
                 return
             except NotFound:
                 raise
@@ -327,8 +352,7 @@ class SwarmRuntime:
 
     def remove(self, cid: str) -> None:
         try:
-            with translated(f"remove service {cid[:12]}"):
-                self._api.remove_service(cid)
+            self._read(f"remove service {cid[:12]}", lambda: self._api.remove_service(cid))
         except NotFound:
             return
 

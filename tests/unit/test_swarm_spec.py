@@ -223,3 +223,15 @@ def test_a_task_swarm_replaced_for_an_unhealthy_check_counts_as_a_restart() -> N
     ]
     st = status_from_service(_service(), tasks)
     assert st.restart_count == 1 and st.state is ContainerState.RUNNING
+
+
+def test_a_manager_without_a_leader_is_busy_not_refusing() -> None:
+    from controller.adapters.swarm_runtime import _manager_busy
+    from controller.errors import ContainerRuntimeError, TemporaryError
+
+    busy = "inspect service x: rpc error: code = DeadlineExceeded desc = context deadline exceeded"
+    assert _manager_busy(ContainerRuntimeError(busy))
+    assert _manager_busy(ContainerRuntimeError("The swarm does not have a leader."))
+    assert _manager_busy(TemporaryError("list services: Docker engine unreachable"))
+    assert not _manager_busy(ContainerRuntimeError("This node is not a swarm manager."))
+    assert not _manager_busy(ContainerRuntimeError("update out of sequence"))
