@@ -38,7 +38,6 @@ BENCH_BAD_RUNS (per bad kind and side, default 1), BENCH_GET_THREADS (4), BENCH_
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import shutil
 import sys
 import tempfile
@@ -83,8 +82,10 @@ from tests.support.swarm_services import (
     app_healthcheck,
     create_app_service,
     create_overlay,
+    docker_time,
     start_first,
     task_errors,
+    update_status,
     wait_running,
 )
 
@@ -143,28 +144,17 @@ def wait_serving(url: str, tag: str, timeout: float = 60) -> None:
 # --------------------------------------------------------------------------- native
 
 
-def _status(service: Any) -> dict[str, Any]:
-    service.reload()
-    return dict(service.attrs.get("UpdateStatus") or {})
-
-
-def _ts(value: str) -> float:
-    head, _, frac = value.rstrip("Z").partition(".")
-    base = dt.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
-    return base.timestamp() + (float(f"0.{frac}") if frac else 0.0)
-
-
 def _native_update(service: Any, image: str, until: str, timeout: float = 180) -> dict[str, Any]:
     """bench/swarm_native.py's measurement: update call -> UpdateStatus.State == `until`."""
-    before = _status(service).get("StartedAt")
+    before = update_status(service).get("StartedAt")
     t0 = time.monotonic()
     service.update(image=image)
     while time.monotonic() - t0 < timeout:
-        st = _status(service)
+        st = update_status(service)
         if st.get("StartedAt") != before and st.get("State") == until:
             out: dict[str, Any] = {"seconds": time.monotonic() - t0}
             if st.get("CompletedAt") and st.get("StartedAt"):
-                out["swarm"] = _ts(st["CompletedAt"]) - _ts(st["StartedAt"])
+                out["swarm"] = docker_time(st["CompletedAt"]) - docker_time(st["StartedAt"])
             out["message"] = st.get("Message", "")
             return out
         time.sleep(0.1)

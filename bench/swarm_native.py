@@ -23,7 +23,6 @@ Wall times are client-side (polling every 100 ms). Nothing is asserted.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import sys
 import time
@@ -40,8 +39,10 @@ from tests.support.swarm_services import (
     app_healthcheck,
     create_app_service,
     create_overlay,
+    docker_time,
     start_first,
     task_errors,
+    update_status,
     wait_running,
 )
 
@@ -51,35 +52,23 @@ MONITOR_S = 5
 REPLICAS = 3
 
 
-def _status(service: Any) -> dict[str, Any]:
-    service.reload()
-    return dict(service.attrs.get("UpdateStatus") or {})
-
-
-def _ts(value: str) -> float:
-    """Docker's RFC 3339 with nanoseconds -> epoch seconds."""
-    head, _, frac = value.rstrip("Z").partition(".")
-    base = dt.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
-    return base.timestamp() + (float(f"0.{frac}") if frac else 0.0)
-
-
 def _update(
     service: Any, image: str, until: tuple[str, ...], timeout: float = 180
 ) -> dict[str, Any]:
     """Update the image; return {state: seconds since the call} for each state in `until`
     as first seen, plus swarm's own duration when it reports one."""
-    before = _status(service).get("StartedAt")
+    before = update_status(service).get("StartedAt")
     t0 = time.monotonic()
     service.update(image=image)
     seen: dict[str, Any] = {}
     while time.monotonic() - t0 < timeout:
-        st = _status(service)
+        st = update_status(service)
         state = st.get("State", "")
         if st.get("StartedAt") != before and state in until and state not in seen:
             seen[state] = time.monotonic() - t0
             if state == until[-1]:
                 if st.get("CompletedAt") and st.get("StartedAt"):
-                    seen["swarm"] = _ts(st["CompletedAt"]) - _ts(st["StartedAt"])
+                    seen["swarm"] = docker_time(st["CompletedAt"]) - docker_time(st["StartedAt"])
                 seen["message"] = st.get("Message", "")
                 return seen
         time.sleep(0.1)

@@ -170,6 +170,18 @@ def status_from_inspect(doc: Mapping[str, Any]) -> ContainerStatus:
     )
 
 
+def processes_from_top(top: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """`GET /containers/{id}/top` -> (pid, command line); the columns found by title."""
+    titles = [str(t).upper() for t in top.get("Titles") or []]
+    pid_col = titles.index("PID") if "PID" in titles else 0
+    cmd_col = next((i for i, t in enumerate(titles) if t in ("COMMAND", "CMD", "ARGS")), -1)
+    return [
+        (int(row[pid_col]), str(row[cmd_col]))
+        for row in top.get("Processes") or []
+        if str(row[pid_col]).isdigit()
+    ]
+
+
 def service_aliases(doc: Mapping[str, Any], network: str) -> tuple[str, ...]:
     """Aliases of one endpoint minus the short id Docker adds to every user-defined network,
     which makes no container resolvable under a *service* name and would only confuse checks."""

@@ -32,6 +32,7 @@ from controller.adapters._docker_rows import (
     container_rows,
     managed_events,
     observed_from_row,
+    processes_from_top,
     service_aliases,
     status_from_inspect,
 )
@@ -326,15 +327,7 @@ class DockerRuntime:
     def processes(self, cid: str) -> list[tuple[int, str]]:
         """`docker top` (host PIDs): lets the proxy adapter see nginx's old workers exit."""
         with translated(f"top {cid[:12]}"):
-            top = self._api.top(cid, ps_args="-eo pid,args")
-        titles = [str(t).upper() for t in top.get("Titles") or []]
-        pid_col = titles.index("PID") if "PID" in titles else 0
-        cmd_col = next((i for i, t in enumerate(titles) if t in ("COMMAND", "CMD", "ARGS")), -1)
-        return [
-            (int(row[pid_col]), str(row[cmd_col]))
-            for row in top.get("Processes") or []
-            if str(row[pid_col]).isdigit()
-        ]
+            return processes_from_top(self._api.top(cid, ps_args="-eo pid,args"))
 
     def logs(self, cid: str, *, tail: int) -> list[str]:
         """The last `tail` lines of the container's output (bounded: _docker_logs.py)."""

@@ -10,6 +10,7 @@ NSS), hence IPs. It is the shape issue 14's gate can take: a probe agent on the 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -149,10 +150,22 @@ def task_errors(service: Any, limit: int = 6) -> list[str]:
     ]
 
 
+def update_status(service: Any) -> dict[str, Any]:
+    """Swarm's UpdateStatus of the service, read again (State, StartedAt, CompletedAt...)."""
+    service.reload()
+    return dict(service.attrs.get("UpdateStatus") or {})
+
+
 def update_state(service: Any) -> str:
     """Swarm's UpdateStatus.State ("updating", "completed", "rollback_completed", ...)."""
-    service.reload()
-    return str((service.attrs.get("UpdateStatus") or {}).get("State", ""))
+    return str(update_status(service).get("State", ""))
+
+
+def docker_time(value: str) -> float:
+    """Docker's RFC 3339 with nanoseconds -> epoch seconds."""
+    head, _, frac = value.rstrip("Z").partition(".")
+    base = dt.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+    return base.timestamp() + (float(f"0.{frac}") if frac else 0.0)
 
 
 class OverlayProbe:
