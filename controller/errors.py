@@ -132,3 +132,7 @@ class NotFound(ContainerRuntimeError):
 
 class ProxyError(BerthError):
     """nginx could not be configured or reloaded; the old upstream stays in force."""
+
+
+class ProbeError(BerthError):
+    """An HTTP exchange with a container failed (refused, timed out, malformed answer)."""

@@ -370,3 +370,12 @@ class NoticeSink(Protocol):
     def close(self, timeout: float) -> None:
         """Deliver what is queued, for at most `timeout` seconds."""
         ...
+
+
+# The ports of a rollout's own work (release tasks, smoke checks, hooks): controller/task_ports.py
+from controller.task_ports import HookResult as HookResult  # noqa: E402
+from controller.task_ports import HookRunner as HookRunner  # noqa: E402
+from controller.task_ports import HttpAnswer as HttpAnswer  # noqa: E402
+from controller.task_ports import HttpClient as HttpClient  # noqa: E402
+from controller.task_ports import ReleaseLog as ReleaseLog  # noqa: E402
+from controller.task_ports import ReleaseRecord as ReleaseRecord  # noqa: E402

@@ -4,10 +4,11 @@ by `controller.core.model`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from controller.core.imageupdate import UpdatePolicy
+from controller.core.task_options import HooksSpec, ReleaseTask, SmokeCheck
 
 Strategy = Literal["start-first", "stop-first"]
 
@@ -83,6 +84,11 @@ class BerthOptions:
     # digest: a moved tag is a new revision, rolled out; tag: no digest (as `docker run`)
     track: str = "pinned"
     update: UpdatePolicy | None = None  # image-update automation (core/imageupdate.py)
+    # the rollout's own work (core/task_options.py): once per revision before any new
+    # container starts; HTTP checks before the cut-over (and in the bake); bounded hooks
+    release: tuple[ReleaseTask, ...] = ()
+    smoke: tuple[SmokeCheck, ...] = ()
+    hooks: HooksSpec = field(default_factory=HooksSpec)
 
 
 @dataclass(frozen=True)

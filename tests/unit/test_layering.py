@@ -57,6 +57,7 @@ PORTS_ALLOWED = (
     "abc",
     "controller.core",
     "controller.errors",
+    "controller.task_ports",  # the ports of release tasks, smoke checks and hooks
 )
 
 
@@ -80,6 +81,7 @@ class Rule:
 RULES = (
     Rule("core is pure", "core/**/*.py", forbidden=CORE_FORBIDDEN),
     Rule("ports depend on the core only", "ports.py", allowed=PORTS_ALLOWED),
+    Rule("ports depend on the core only", "task_ports.py", allowed=PORTS_ALLOWED),
     Rule("adapters do not use the shell", "adapters/**/*.py", forbidden=("controller.shell",)),
     Rule(
         "rollout imports neither daemon nor cli",
