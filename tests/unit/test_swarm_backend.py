@@ -408,3 +408,21 @@ def test_stacks_on_one_backend_load_together() -> None:
     tree = MemoryTree(files, root="/r", desired="/r/desired")
     config = build_config(desired, environ={}, files=tree)
     assert {s.backend for s in config.stacks.values()} == {"swarm"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("release", [{"command": ["migrate"]}]), ("smoke", [{"path": "/items"}])],
+)
+def test_release_tasks_and_smoke_checks_are_refused_on_swarm(key: str, value: Any) -> None:
+    old = "x-berth: {upstream: {name: api_up, port: 8000}, strategy: stop-first}"
+    new = f"x-berth: {{upstream: {{name: api_up, port: 8000}}, {key}: {json.dumps(value)}}}"
+    problem = swarm_problem(GOOD.replace(old, new), f"services.api.x-berth.{key}")
+    assert "not supported on the swarm backend yet" in problem.message
+
+
+def test_hooks_are_carried_on_swarm() -> None:
+    old = "strategy: stop-first}"
+    new = "hooks: {success: [{url: 'http://127.0.0.1:9/ok'}]}}"
+    stack = load(GOOD.replace(old, new))
+    assert stack.services["api"].berth.hooks.success[0].url == "http://127.0.0.1:9/ok"

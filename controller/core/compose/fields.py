@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Iterable
 from typing import Any
 
@@ -174,6 +175,20 @@ def want_str_list(
             return None
         out.append(text)
     return out
+
+
+def want_command(loc: Located, path: Path, value: Any) -> tuple[str, ...] | None:
+    """A command as a list of arguments, or a string split the way a shell would."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:  # an unbalanced quote
+            loc.error(path, f"cannot split into arguments: {exc}")
+            return None
+    items = want_str_list(loc, path, value, allow_str=False)
+    return None if items is None else tuple(items)
 
 
 def scalar_text(value: Any) -> str:

@@ -23,6 +23,7 @@ from controller.core.compose.swarm_keys import (
     SWARM_REFUSED_KEYS,
     SWARM_RESERVATIONS_REFUSED,
     SWARM_VOLUME,
+    SWARM_XBERTH_REFUSED,
 )
 from controller.core.yamlsrc import Located, Path
 from controller.errors import brief
@@ -73,6 +74,10 @@ def _service(loc: Located, path: Path, svc: dict[str, Any]) -> None:
     if isinstance(svc.get("volumes"), list):
         for i, item in enumerate(svc["volumes"]):
             _volume(loc, (*path, "volumes", i), item)
+    berth = svc.get("x-berth")
+    for key in berth if isinstance(berth, dict) else ():
+        if key in SWARM_XBERTH_REFUSED:
+            _refuse(loc, (*path, "x-berth", key), key, SWARM_XBERTH_REFUSED[key])
 
 
 def _deploy(loc: Located, path: Path, deploy: dict[str, Any]) -> None:

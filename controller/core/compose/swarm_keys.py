@@ -162,3 +162,11 @@ SWARM_VOLUME = {
     "selinux": "Swarm mounts cannot relabel for SELinux (z/Z)",
     "create_host_path": "Swarm does not create a missing bind source: it must exist on the node",
 }
+
+# x-berth keys of a service that the swarm backend does not carry out yet
+SWARM_XBERTH_REFUSED: dict[str, str] = {
+    "release": "is not supported on the swarm backend yet (a release task would be a "
+    "one-off Swarm service); run migrations from a start hook or on one host",
+    "smoke": "is not supported on the swarm backend yet (Berth reaches tasks only through "
+    "the edge's GET probe); use x-berth.health",
+}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-import shlex
 from typing import Any
 
 from controller.core.boundary import confine, shown
@@ -17,12 +16,13 @@ from controller.core.compose.canary import canary_options
 from controller.core.compose.context import StackCtx
 from controller.core.compose.fields import (
     check_keys,
+    want_command,
     want_duration,
     want_int,
     want_map,
     want_str,
-    want_str_list,
 )
+from controller.core.compose.tasks import URL_PATH, hooks_spec, release_tasks, smoke_checks
 from controller.core.compose.update_opts import update_options
 from controller.core.model import BerthOptions, ProbeSpec, ProxySpec, UpstreamSpec
 from controller.core.tagpolicy import pattern_problem
@@ -40,6 +40,9 @@ _SERVICE_KEYS = (
     "canary",
     "track",
     "update",
+    "release",
+    "smoke",
+    "hooks",
 )
 TRACKS = ("pinned", "digest", "tag")
 _HEALTH_KEYS = ("path", "port", "interval", "timeout", "healthy_threshold")
@@ -47,9 +50,8 @@ _PROXY_KEYS = ("service", "upstreams_file", "test_command", "reload_command", "s
 SWITCHES = ("auto", "dynamic", "reload")
 BACKENDS = ("local", "swarm")  # top-level x-berth.backend; local is the default
 _UPSTREAM_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
-# RFC 3986 path (and query) characters: the probe writes this into a request line, so CR,
-# LF and spaces would let the compose file inject headers or a second request.
-_PROBE_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]{0,1023}")
+# The probe writes its path into a request line: URL characters only (compose/tasks.py).
+_PROBE_PATH = URL_PATH
 
 
 def _port(loc: Located, path: Path, value: Any) -> int | None:
@@ -172,20 +174,25 @@ def service_options(loc: Located, path: Path, value: Any) -> BerthOptions:
             )
         elif canary is not None:
             kw["canary"] = canary
+    _tasks(loc, path, spec, kw)
     return BerthOptions(**kw)
 
 
-def _command(loc: Located, path: Path, value: Any) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            return tuple(shlex.split(value))
-        except ValueError as exc:  # an unbalanced quote
-            loc.error(path, f"cannot split into arguments: {exc}")
-            return None
-    items = want_str_list(loc, path, value, allow_str=False)
-    return None if items is None else tuple(items)
+def _tasks(loc: Located, path: Path, spec: dict[str, Any], kw: dict[str, Any]) -> None:
+    """The rollout's own work: release tasks, smoke checks, hooks (compose/tasks.py)."""
+    if spec.get("release") is not None:
+        kw["release"] = release_tasks(loc, (*path, "release"), spec["release"])
+    if spec.get("smoke") is not None:
+        kw["smoke"] = smoke_checks(
+            loc,
+            (*path, "smoke"),
+            spec["smoke"],
+            health=kw.get("health"),
+            upstream=kw.get("upstream"),
+            bake=kw.get("bake", 0.0),
+        )
+    if spec.get("hooks") is not None:
+        kw["hooks"] = hooks_spec(loc, (*path, "hooks"), spec["hooks"])
 
 
 def stack_backend(loc: Located, top: Any) -> str:
@@ -236,8 +243,8 @@ def proxy_spec(loc: Located, path: Path, value: Any, *, ctx: StackCtx) -> ProxyS
         # Berth overwrites it: never a compose file, a .env, an env_file or a directory
         loc.error((*here, "upstreams_file"), f"{shown(full)} must be an nginx .conf file")
         return None
-    test = _command(loc, (*here, "test_command"), proxy.get("test_command"))
-    reload = _command(loc, (*here, "reload_command"), proxy.get("reload_command"))
+    test = want_command(loc, (*here, "test_command"), proxy.get("test_command"))
+    reload = want_command(loc, (*here, "reload_command"), proxy.get("reload_command"))
     # (on the swarm backend compose/swarm_check.py asks for the service: no host nginx)
     if service is None and not (test and reload) and ctx.backend != "swarm":
         loc.error(
