@@ -24,6 +24,14 @@ from controller.core.notify import Notice
 from controller.core.outcome import Outcome as Outcome
 from controller.core.plan import ServiceAction
 
+# The ports of a rollout's own work (release tasks, smoke checks, hooks): task_ports.py
+from controller.task_ports import HookResult as HookResult
+from controller.task_ports import HookRunner as HookRunner
+from controller.task_ports import HttpAnswer as HttpAnswer
+from controller.task_ports import HttpClient as HttpClient
+from controller.task_ports import ReleaseLog
+from controller.task_ports import ReleaseRecord as ReleaseRecord
+
 
 @dataclass(frozen=True)
 class ContainerStatus:
@@ -247,7 +255,7 @@ class CanaryRecord:
     command: str | None = None  # promote | abort | pause | resume
 
 
-class StateStore(Protocol):
+class StateStore(ReleaseLog, Protocol):
     def begin_rollout(
         self,
         *,
@@ -371,11 +379,3 @@ class NoticeSink(Protocol):
         """Deliver what is queued, for at most `timeout` seconds."""
         ...
 
-
-# The ports of a rollout's own work (release tasks, smoke checks, hooks): controller/task_ports.py
-from controller.task_ports import HookResult as HookResult  # noqa: E402
-from controller.task_ports import HookRunner as HookRunner  # noqa: E402
-from controller.task_ports import HttpAnswer as HttpAnswer  # noqa: E402
-from controller.task_ports import HttpClient as HttpClient  # noqa: E402
-from controller.task_ports import ReleaseLog as ReleaseLog  # noqa: E402
-from controller.task_ports import ReleaseRecord as ReleaseRecord  # noqa: E402

@@ -60,6 +60,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 3 -> 4: the registry digest the new revision was pinned to (digest pinning)
     ("ALTER TABLE rollouts ADD COLUMN to_digest TEXT",),
+    # 4 -> 5: release tasks, recorded before they start and after they end (run once each)
+    (
+        """CREATE TABLE release_tasks (
+            project TEXT NOT NULL,
+            service TEXT NOT NULL,
+            revision TEXT NOT NULL,
+            name TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            state TEXT NOT NULL,
+            container TEXT,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            exit_code INTEGER,
+            reason TEXT NOT NULL DEFAULT '',
+            log_tail TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (project, service, revision, name)
+        )""",
+        "CREATE INDEX release_tasks_by_time ON release_tasks (started_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from controller.adapters._sqlite_release import ReleaseTable
 from controller.adapters._sqlite_schema import MIGRATIONS as MIGRATIONS
 from controller.adapters._sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from controller.adapters._sqlite_schema import migrate, transaction
@@ -57,8 +58,8 @@ def _record(row: tuple[Any, ...]) -> RolloutRecord:
     )
 
 
-class SqliteStateStore:
-    """StateStore on one SQLite file (or `:memory:`)."""
+class SqliteStateStore(ReleaseTable):
+    """StateStore on one SQLite file (or `:memory:`); release tasks: _sqlite_release.py."""
 
     def __init__(self, path: str) -> None:
         self._lock = threading.RLock()

@@ -49,9 +49,13 @@ from controller.core.rollout_steps import (
     Publish,
     Pull,
     PullFailed,
+    ReleaseFailed,
     RemoveNew,
     Retire,
+    RunRelease,
     SetWeight,
+    Smoke,
+    SmokeFailed,
     Start,
     StartFailed,
     Step,
@@ -80,12 +84,16 @@ __all__ = [
     "Publish",
     "Pull",
     "PullFailed",
+    "ReleaseFailed",
     "RemoveNew",
     "Retire",
     "RolloutConfig",
     "RolloutObs",
     "RolloutState",
+    "RunRelease",
     "SetWeight",
+    "Smoke",
+    "SmokeFailed",
     "Start",
     "StartFailed",
     "Step",
@@ -120,6 +128,15 @@ def _on_event(s: RolloutState, obs: RolloutObs, ev: Event) -> tuple[RolloutState
             why = f"build failed: {reason}"
             done = replace(s, phase=Phase.DONE, outcome=Outcome.FAILED, failure=why)
             return done, Abort((), None, (), True, why)  # nothing touched; quarantine the tag
+        case ReleaseFailed(reason):
+            why = f"release task failed: {reason}"
+            done = replace(s, phase=Phase.DONE, outcome=Outcome.FAILED, failure=why)
+            return done, Abort((), None, (), True, why)  # nothing started; quarantine the tag
+        case SmokeFailed(reason):
+            why = f"smoke check failed: {reason}"
+            if s.phase is Phase.BAKE:
+                return _switch_back(s, obs, f"{why} (in the bake)")
+            return replace(s, phase=Phase.ABORT, failure=why), None
         case StartFailed(reason):
             return replace(s, phase=Phase.ABORT, failure=f"could not start: {reason}"), None
         case Created(resolvable):
@@ -182,6 +199,8 @@ def _prepare(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState
         if s.cfg.build and (not s.cfg.pull_first or policy == "build"):
             return s, Build(s.cfg.image)
         return s, Pull(s.cfg.image)
+    if s.cfg.release and not s.released:  # the image is here: its tasks, before any start
+        return replace(s, released=True), RunRelease(s.cfg.release)
     return _start(replace(s, phase=Phase.START), obs, now)
 
 
@@ -240,6 +259,10 @@ def _gate(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, S
     s = replace(s, passes=verdict.passes)
     if verdict.failed:
         return _abort(replace(s, phase=Phase.ABORT, failure=verdict.reason), obs, now)
+    if verdict.passed and gated and not s.smoked and any(c.before for c in s.cfg.smoke):
+        # before the DNS name too: nothing but Berth reaches them until the checks pass
+        checks = tuple(c for c in s.cfg.smoke if c.before)
+        return replace(s, smoked=True), Smoke(tuple(n.gate.cid for n in gated), checks, "before")
     if verdict.passed and not s.published and gated:
         ids = tuple(n.gate.cid for n in gated)
         # After the reconnect one more pass per container is enough: the streak before it
@@ -275,6 +298,9 @@ def _withdraw(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutStat
 
 def _bake(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
     gated = _gated(s, obs)
+    if gated and not s.bake_smoked and any(c.bake for c in s.cfg.smoke):
+        checks = tuple(c for c in s.cfg.smoke if c.bake)
+        return replace(s, bake_smoked=True), Smoke(tuple(n.gate.cid for n in gated), checks, "bake")
     rules = GateRules(s.cfg.docker_health, s.cfg.http_probe, 1, float("inf"))
     failures = dict(s.passes)  # during bake, counts consecutive probe failures per container
     for n in gated:

@@ -10,6 +10,7 @@ from typing import Any
 from controller.core.compose.namespaces import shares_a_namespace
 from controller.core.model import CanarySpec, Strategy
 from controller.core.plan import ActionKind, ServiceAction
+from controller.core.task_options import ReleaseTask, SmokeCheck
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class RolloutConfig:
     # compose pull_policy: missing (default), always, never, build; daily, weekly and
     # every_<duration> pull at every rollout (Berth keeps no record of the last pull)
     pull_policy: str = "missing"
+    # the rollout's own work (x-berth.release, x-berth.smoke): once per revision before any
+    # new container starts; HTTP checks of each new container before (and in) the bake
+    release: tuple[ReleaseTask, ...] = ()
+    smoke: tuple[SmokeCheck, ...] = ()
 
 
 def config_for(
@@ -74,7 +79,14 @@ def config_for(
         build=t.spec.build is not None,
         pull_first=t.spec.build is not None and t.spec.build.pull_first,
         pull_policy=t.spec.pull_policy or "missing",
+        release=b.release if action.kind in _NEW_REVISION else (),
+        smoke=b.smoke,
     )
+
+
+# A release task belongs to a revision that is about to run: not to a scale change of one
+# that runs already (the task ran when it rolled out), nor to a removal.
+_NEW_REVISION = (ActionKind.CREATE, ActionKind.REPLACE)
 
 
 def publishes_host_ports(create: Mapping[str, Any]) -> bool:

@@ -62,6 +62,9 @@ class RolloutState:
     pull_failed: bool = False  # a service that builds too: the pull failed, build instead
     fetched: bool = False  # pull_policy always/build/refresh: pulled or built once already
     published: bool = False  # the new containers carry their service aliases
+    released: bool = False  # the release tasks ran (or were found done) for this revision
+    smoked: bool = False  # the smoke checks before the cut-over passed
+    bake_smoked: bool = False  # the smoke checks after the cut-over (in the bake) ran
     started_at: float = 0.0  # when this rollout began (containers created later are ours)
     # canary (core/canary.py)
     canary_step: int = -1  # index into cfg.canary.steps

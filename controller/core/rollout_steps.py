@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.core.outcome import Outcome
+from controller.core.task_options import ReleaseTask, SmokeCheck
 
 # ---- steps ---------------------------------------------------------------------------------
 
@@ -23,6 +24,24 @@ class Build:
     """Build the image on the host from the service's compose `build:` section."""
 
     image: str
+
+
+@dataclass(frozen=True)
+class RunRelease:
+    """Run the revision's release tasks in order, each once per revision: one found done is
+    skipped, one found running (a controller killed while it ran) is waited for."""
+
+    tasks: tuple[ReleaseTask, ...]
+
+
+@dataclass(frozen=True)
+class Smoke:
+    """Send the smoke checks to each of the new containers directly; `phase` is "before"
+    (no traffic yet) or "bake" (after the cut-over)."""
+
+    ids: tuple[str, ...]
+    checks: tuple[SmokeCheck, ...]
+    phase: str
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,8 @@ class Finish:
 Step = (
     Pull
     | Build
+    | RunRelease
+    | Smoke
     | StopOld
     | RemoveNew
     | Create
@@ -142,6 +163,22 @@ class PullFailed:
 class BuildFailed:
     """The build failed (the reason ends with the build log's tail): nothing was touched;
     the revision cannot be built, so its tag is quarantined like a failed gate."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReleaseFailed:
+    """A release task failed, timed out, or cannot be known to have run once: no new
+    container was started and the old ones never stopped; the revision is quarantined."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class SmokeFailed:
+    """A smoke check failed on a new container: before the cut-over a normal rollback; in
+    the bake a switch back to the old containers."""
 
     reason: str
 
@@ -195,6 +232,8 @@ class Cancelled:
 Event = (
     PullFailed
     | BuildFailed
+    | ReleaseFailed
+    | SmokeFailed
     | StartFailed
     | Created
     | CutoverFailed

@@ -13,8 +13,9 @@ from typing import Any
 
 from controller.core.model import BuildSpec
 from controller.core.plan import ServiceAction
-from controller.errors import ImageBuildError, ProxyError
-from controller.ports import BuildReport
+from controller.core.task_options import HookSpec
+from controller.errors import ImageBuildError, ProbeError, ProxyError
+from controller.ports import BuildReport, HookResult, HttpAnswer
 from controller.ports import ProxySwitch as ProxySwitch
 
 
@@ -62,3 +63,28 @@ class NoBuilder:
 
     def build(self, spec: BuildSpec, ref: str, *, on_line: Callable[[str], None]) -> BuildReport:
         raise ImageBuildError(f"no image builder is configured to build {ref}")
+
+
+class NoHttp:
+    """HttpClient where none is wired (unit tests of services without smoke checks)."""
+
+    def request(
+        self,
+        host: str,
+        port: int,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float,
+        limit: int = 1 << 20,
+    ) -> HttpAnswer:
+        raise ProbeError("no HTTP client is wired for smoke checks")
+
+
+class NoHooks:
+    """HookRunner where none is wired (unit tests of services without hooks)."""
+
+    def run(self, hook: HookSpec, payload: Mapping[str, str], *, cwd: str) -> HookResult:
+        return HookResult(False, "no hook runner is wired", 0.0)

@@ -33,13 +33,16 @@ from controller.shell.rollout.canary_io import CanaryLink
 from controller.shell.rollout.dependents import restart_dependents
 from controller.shell.rollout.dns import DNS_GRACE, dns_gated
 from controller.shell.rollout.evidence import Evidence, capture
+from controller.shell.rollout.hooks_io import after_event, run_hooks
 from controller.shell.rollout.naming import container_labels, name_for, take_fixed_name
 from controller.shell.rollout.naming import container_name as container_name
 from controller.shell.rollout.observe import observe
 from controller.shell.rollout.peers import resolve_peers
+from controller.shell.rollout.release_io import run_release
 from controller.shell.rollout.results import Event as Event
 from controller.shell.rollout.results import Ports as Ports
 from controller.shell.rollout.results import RolloutResult as RolloutResult
+from controller.shell.rollout.smoke_io import run_smoke
 
 Emit = Callable[[Event], None]
 T = TypeVar("T")
@@ -75,8 +78,12 @@ class Executor:
         ev = Evidence()
         try:
             proxy_service = stack.proxy.service if stack and stack.proxy else None
-            ending = self._run(action, from_rev, serving, cancel, proxy_service, ev)
-            outcome, reason, canary = ending
+            hook = run_hooks(self.p, action, "start", self.emit, from_tag=from_tag)
+            if hook is not None:  # a required start hook failed: nothing was touched
+                outcome, reason, canary = Outcome.FAILED, hook, False
+            else:
+                ending = self._run(action, from_rev, serving, cancel, proxy_service, ev)
+                outcome, reason, canary = ending
         except BaseException as exc:
             self.p.store.finish_rollout(
                 rid, outcome=Outcome.FAILED, reason=f"error: {exc}", at=self.p.clock.now()
@@ -86,6 +93,10 @@ class Executor:
         if outcome is Outcome.FAILED:
             self.p.store.absorb_retry(rid)  # a retried failure (a pull) stays one record
         self._emit(action, outcome, reason)
+        if (event := after_event(outcome, quarantined=ev.quarantined)) is not None:
+            run_hooks(
+                self.p, action, event, self.emit, from_tag=from_tag, outcome=outcome, reason=reason
+            )
         restart_dependents(self.p, action, outcome, stack, self.emit)  # depends_on.restart
         res = self._result(action, outcome, reason, t0, from_tag=from_tag)
         return replace(
@@ -169,6 +180,10 @@ class Executor:
                 return pull_image(rt, a, image, self.emit, self.p.clock.now)
             case r.Build(image):
                 return build_image(self.p.builder, a, image, self.emit, self.p.clock.now)
+            case r.RunRelease(tasks):
+                return run_release(self.p, a, tasks, self.emit)
+            case r.Smoke(ids, checks, phase):
+                return run_smoke(self.p, a, ids, checks, phase, self.emit)
             case r.StopOld(ids):
                 self._emit(a, "stop-old", f"stopping {len(ids)} old container(s) (stop-first)")
                 # each old container's own grace period: its revision's stop_grace_period

@@ -46,14 +46,14 @@ def _new_obs(p: Ports, c: ObservedContainer, target: Target, *, probe: bool) -> 
     detail = ""
     health = target.spec.berth.health
     if health is not None and st.state is ContainerState.RUNNING:
-        ip = _ip_for(st.ips, target)
+        ip = ip_for(st.ips, target)
         res = p.prober.probe(ip, health) if ip else None
         ok, detail = (res.ok, res.detail) if res else (False, "no IP address")
     gi = GateInput(c.id, c.name, st.state, st.health, st.exit_code, st.restart_count, ok, detail)
     return r.NewObs(c.number, c.created, gi)
 
 
-def _ip_for(ips: Mapping[str, str], target: Target) -> str | None:
+def ip_for(ips: Mapping[str, str], target: Target) -> str | None:
     for att in target.spec.networks:
         ip = ips.get(att.network)
         if ip:

@@ -14,7 +14,8 @@ from controller.ports import (
     ProxySwitch,
     StateStore,
 )
-from controller.shell.rollout.cutover import NoBuilder, NoMetrics, NoProxy
+from controller.shell.rollout.cutover import NoBuilder, NoHooks, NoHttp, NoMetrics, NoProxy
+from controller.task_ports import HookRunner, HttpClient
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Ports:
     proxy: ProxySwitch = field(default_factory=NoProxy)
     metrics: MetricsQuery = field(default_factory=NoMetrics)  # canary PromQL checks
     builder: ImageBuilder = field(default_factory=NoBuilder)  # compose `build:` services
+    http: HttpClient = field(default_factory=NoHttp)  # smoke checks
+    hooks: HookRunner = field(default_factory=NoHooks)  # x-berth.hooks
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Event:
     checks: tuple[tuple[str, str], ...] = ()  # analysis: (check, pass|fail|inconclusive)
     build_seconds: float | None = None  # built | build-cached | build-failed: how long
     pull_seconds: float | None = None  # pulled | pull-failed: how long
+    # release-* | smoke-* | hook-*: how long, and which task, check phase or hook event
+    task_seconds: float | None = None
+    task: str | None = None
 
 
 @dataclass(frozen=True)
