@@ -118,6 +118,12 @@ class FakeRuntime:
     def behaviour(self, image: str) -> Behaviour:
         return self.behaviours.get(image, Behaviour())
 
+    def _of(self, c: FakeContainer) -> Behaviour:
+        """A container's behaviour: its image's, or that of `"{image} {command}"` when the
+        test gave one (a one-off container of the image, like a release task)."""
+        cmd = " ".join(c.body.get("Cmd") or ())
+        return self.behaviours.get(f"{c.image} {cmd}") or self.behaviour(c.image)
+
     def _find(self, ref: str) -> FakeContainer:
         """Docker resolves full id, name, or a unique id prefix; so does the fake."""
         if ref in self.containers:
@@ -166,7 +172,7 @@ class FakeRuntime:
     def _health(self, c: FakeContainer) -> Health | None:
         if not c.has_healthcheck or c.state is not ContainerState.RUNNING:
             return None
-        b = self.behaviour(c.image)
+        b = self._of(c)
         return "starting" if c.ticks < b.health_after else b.health
 
     def _ips_of(self, c: FakeContainer) -> dict[str, str]:
@@ -179,7 +185,7 @@ class FakeRuntime:
         c = self._find(cid)
         if c.state is ContainerState.RUNNING:
             c.ticks += 1
-            b = self.behaviour(c.image)
+            b = self._of(c)
             if b.exit_after is not None and c.ticks > b.exit_after:
                 self._exit(c, b.exit_code)
         return ContainerStatus(
@@ -326,7 +332,7 @@ class FakeRuntime:
                 n = next(self._ips)
                 ep["ip"] = f"172.30.{n // 250}.{n % 250 + 2}"
         c.state, c.exit_code, c.ticks, c.started_at = ContainerState.RUNNING, None, 0, time.time()
-        c.log.extend(self.behaviour(c.image).log)
+        c.log.extend(self._of(c).log)
 
     def _exit(self, c: FakeContainer, code: int) -> None:
         c.state, c.exit_code = ContainerState.EXITED, code
@@ -337,7 +343,7 @@ class FakeRuntime:
             timeout = float(c.body.get("StopTimeout", 10))
         self.calls.append(("stop", cid, timeout))
         if c.state is ContainerState.RUNNING:
-            b = self.behaviour(c.image)
+            b = self._of(c)
             self._exit(c, 137 if b.ignores_stop else b.stop_exit_code)
 
     def remove(self, cid: str) -> None:

@@ -9,7 +9,7 @@ from controller.core import rollout as r
 from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind
 from controller.core.task_options import ReleaseTask, SmokeCheck
-from tests.unit.test_rollout import OLD, S0, cfg, new, obs
+from tests.unit.test_rollout import OLD, cfg, new, obs
 
 MIGRATE = (ReleaseTask("migrate", ("migrate",)),)
 BEFORE = SmokeCheck(name="items", path="/items", port=8000)
