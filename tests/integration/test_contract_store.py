@@ -413,3 +413,47 @@ def test_a_version_2_file_is_migrated_to_3_and_keeps_its_rows(tmp_path: Path) ->
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"rollouts", "quarantine", "canary"} <= tables
     conn.close()
+
+
+# -- release tasks (ReleaseLog) ---------------------------------------------------------------
+
+KEY = ("shop", "api", "rev-2", "migrate")
+
+
+def test_a_release_task_is_recorded_before_and_after_and_survives_a_reopen(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "state.db")
+    store = SqliteStateStore(path)
+    assert store.release_task(*KEY) is None
+    store.release_begin(*KEY, tag="2.0", at=100.0)
+    store.release_container(*KEY, "c" * 64)
+    store.close()
+    again = SqliteStateStore(path)  # a controller killed here finds it running
+    rec = again.release_task(*KEY)
+    assert rec is not None and (rec.state, rec.container, rec.started_at) == (
+        "running",
+        "c" * 64,
+        100.0,
+    )
+    again.release_end(*KEY, state="failed", exit_code=3, reason="boom", log_tail="x" * 9000, at=5)
+    rec = again.release_task(*KEY)
+    assert rec is not None and (rec.state, rec.exit_code, rec.reason) == ("failed", 3, "boom")
+    assert len(rec.log_tail) == 8192 and rec.finished_at == 5
+    again.release_begin(*KEY, tag="2.0", at=200.0)  # retried: a fresh attempt replaces it
+    rec = again.release_task(*KEY)
+    assert rec is not None and (rec.state, rec.container, rec.exit_code) == ("running", None, None)
+
+
+def test_release_tasks_are_listed_newest_first_per_project(store: SqliteStateStore) -> None:
+    store.release_begin("shop", "api", "r1", "migrate", tag="1", at=1.0)
+    store.release_begin("shop", "api", "r2", "migrate", tag="2", at=2.0)
+    store.release_begin("other", "db", "r9", "seed", tag="9", at=3.0)
+    assert [r.revision for r in store.release_tasks("shop")] == ["r2", "r1"]
+    assert [r.revision for r in store.release_tasks(None, limit=2)] == ["r9", "r2"]
+
+
+def test_release_end_refuses_a_state_that_is_not_final(store: SqliteStateStore) -> None:
+    store.release_begin(*KEY, tag="2.0", at=1.0)
+    with pytest.raises(ValueError):
+        store.release_end(*KEY, state="running", exit_code=None, reason="", log_tail="", at=2)

@@ -34,6 +34,9 @@ _HISTOGRAMS = (
     "berth_upstream_response_seconds",
     "berth_image_build_duration_seconds",
     "berth_image_pull_duration_seconds",
+    "berth_release_task_duration_seconds",
+    "berth_smoke_check_duration_seconds",
+    "berth_hook_duration_seconds",
 )
 ALLOWED_METRICS = (
     METRIC_NAMES

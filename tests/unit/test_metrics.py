@@ -24,6 +24,7 @@ from controller.ports import CanaryRecord
 from controller.shell.daemon.git_metrics import GitMetrics
 from controller.shell.daemon.metrics import METRIC_NAMES, Metrics
 from controller.shell.daemon.traffic_metrics import TrafficCollector
+from controller.shell.rollout.results import Event
 from tests.unit import builders
 
 # §7 as a table: exposed sample name -> (family type, label names of the main samples).
@@ -72,6 +73,16 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "berth_git_sync_interval_seconds": ("gauge", frozenset()),
     "berth_webhooks_total": ("counter", frozenset({"result"})),
     "berth_notifications_total": ("counter", frozenset({"kind", "result"})),
+    # release tasks, smoke checks and hooks (task_metrics.py, issue 15)
+    "berth_release_tasks_total": ("counter", frozenset({"project", "service", "task", "result"})),
+    "berth_release_task_duration_seconds": (
+        "histogram",
+        frozenset({"project", "service", "task"}),
+    ),
+    "berth_smoke_checks_total": ("counter", frozenset({"project", "service", "phase", "result"})),
+    "berth_smoke_check_duration_seconds": ("histogram", frozenset({"project", "service", "phase"})),
+    "berth_hooks_total": ("counter", frozenset({"project", "service", "event", "result"})),
+    "berth_hook_duration_seconds": ("histogram", frozenset({"project", "service", "event"})),
 }
 
 # nginx's /berth/stats answer, as berth_balancer.lua gives it (pinned against a real nginx
@@ -158,6 +169,9 @@ def test_every_metric_has_its_type_and_labels(m: Metrics) -> None:
     m.images.pull("shop", "api", "pulled", 0.5)
     m.digest_drift("shop", "api", False)
     m.images.known_update("shop", "api")
+    for phase, task in (("release-succeeded", "migrate"), ("smoke-passed", "before")):
+        m.tasks.feed(Event("shop", "api", phase, "", 0.0, task_seconds=1.5, task=task))
+    m.tasks.feed(Event("shop", "api", "hook-ok", "", 0.0, task_seconds=0.1, task="success"))
     add_traffic(m, SqliteStateStore(":memory:"))
     git = GitMetrics(m.registry, interval=60, webhook=True)
     git.sync(SyncResult.SUCCESS, at=1_700_000_000.0, failures=0)

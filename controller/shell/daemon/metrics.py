@@ -30,6 +30,7 @@ from controller.core.notify import Kind
 from controller.core.outcome import Outcome
 from controller.shell.daemon.image_metrics import IMAGE_METRIC_NAMES, ImageMetrics
 from controller.shell.daemon.metric_parts import WithoutCreated, check_label, remove_series
+from controller.shell.daemon.task_metrics import TASK_METRIC_NAMES, TaskMetrics
 
 # Executor outcomes that are rollouts (Outcome.is_rollout); "unchanged", "quarantined" and
 # "superseded" are passes that did not end a rollout, and counting them would drown the
@@ -90,6 +91,8 @@ METRIC_NAMES = frozenset(
         "berth_image_build_duration_seconds",
         # images from registries (image_metrics.py)
         *IMAGE_METRIC_NAMES,
+        # release tasks, smoke checks and hooks (task_metrics.py)
+        *TASK_METRIC_NAMES,
         # the remote git source (`berth run --git-url`; git_metrics.py)
         "berth_git_sync_total",
         "berth_git_last_sync_timestamp_seconds",
@@ -120,6 +123,7 @@ class Metrics:
         self._define_passes(registry)
         self._define_services(registry)
         self.images = ImageMetrics(registry)
+        self.tasks = TaskMetrics(registry)
         self._build_info.labels(version=version).set(1)
         for result in RECONCILE_RESULTS:
             self._reconciles.labels(result=result)
@@ -242,6 +246,7 @@ class Metrics:
                 self._rollout_seconds.labels(project=project, service=service)
                 self._drift.labels(project=project, service=service)
                 self.images.known(project, service)
+                self.tasks.known(project, service)
             self._services = wanted
         for project, service in sorted(gone):
             self.forget_service(project, service)
@@ -281,6 +286,7 @@ class Metrics:
             for result in BUILD_RESULTS:
                 remove_series(self._builds, project, service, result)
             self.images.forget(project, service)
+            self.tasks.forget(project, service)
             for metric in (
                 self._rollout_seconds,
                 self._drift,

@@ -140,6 +140,7 @@ class Reconciler:
             self.metrics.build(e.project, e.service, BUILD_PHASES[e.phase], e.build_seconds)
         if e.phase in PULL_PHASES and e.pull_seconds is not None:
             self.metrics.images.pull(e.project, e.service, PULL_PHASES[e.phase], e.pull_seconds)
+        self.metrics.tasks.feed(e)  # release tasks, smoke checks, hooks
 
     def _report_drift(self, key: str, pinning: Pinning) -> None:
         """A pinned service whose tag moved: said once per new digest, and in a gauge."""

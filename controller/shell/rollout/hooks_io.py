@@ -1,8 +1,8 @@
 """Hooks (x-berth.hooks): commands or webhooks when a rollout of a new revision starts,
-succeeds, or is turned down (rolled back, or failed and quarantined). Each is bounded by its timeout (the
-HookRunner kills a command's whole process group), so none can hold a rollout forever; a
-failure is reported (event, log, metric), and fails the rollout only for a start hook
-marked `required`, before anything is touched."""
+succeeds, or is turned down (rolled back, or failed and quarantined). Each is bounded by
+its timeout (the HookRunner kills a command's whole process group), so none can hold a
+rollout forever; a failure is reported (event, log, metric), and fails the rollout only
+for a start hook marked `required`, before anything is touched."""
 
 from __future__ import annotations
 
