@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, cast
+from urllib.parse import quote
 
 from controller.errors import printable
 
@@ -116,6 +117,20 @@ def tls(sock: socket.socket, host: str, deadline: Deadline) -> ssl.SSLSocket:
             waiting = select.select([], [wrapped], [], deadline.left())[1]
         if not waiting:
             raise TimeoutError("TLS handshake")
+
+
+def request_target(path: str) -> str:
+    """An absolute path (and query) as sent: non-ASCII characters percent-encoded as
+    UTF-8; ValueError for whitespace or a control character (either would split the
+    request line)."""
+    if not path.startswith("/"):
+        raise ValueError(f"invalid path {printable(path[:100])!r}: must start with /")
+    if any(c <= " " or c == "\x7f" for c in path):
+        raise ValueError(f"invalid path {printable(path[:100])!r}: whitespace or control")
+    return quote(path, safe=_VISIBLE)
+
+
+_VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
 def host_header(host: str, port: int, default: int) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.client
 from collections.abc import Mapping
-from urllib.parse import quote
 
 from controller.adapters import _http_wire as wire
 from controller.errors import ProbeError, printable
@@ -42,7 +41,10 @@ class HttpClient:
         request cannot be sent, the connection fails, the time runs out or the answer
         is not HTTP."""
         host = host.strip("[]")  # an IPv6 literal, bracketed or not
-        target = _target(path)
+        try:
+            target = wire.request_target(path)
+        except ValueError as exc:
+            raise ProbeError(str(exc)) from None
         fields = _fields(host, port, method, headers, body)
         deadline = wire.Deadline(timeout)
         sock = None
@@ -56,16 +58,6 @@ class HttpClient:
             if sock is not None:
                 sock.close()
         return HttpAnswer(status=status, headers=answer_headers, body=answer_body)
-
-
-def _target(path: str) -> str:
-    """The request target: an absolute path, non-ASCII characters percent-encoded;
-    whitespace and control characters refused (they would split the request line)."""
-    if not path.startswith("/"):
-        raise ProbeError(f"invalid path {printable(path[:100])!r}: must start with /")
-    if any(c <= " " or c == "\x7f" for c in path):
-        raise ProbeError(f"invalid path {printable(path[:100])!r}: whitespace or control")
-    return quote(path, safe="".join(chr(c) for c in range(0x21, 0x7F)))
 
 
 def _fields(
