@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,9 +59,14 @@ class HookSpec:
 
     @property
     def label(self) -> str:
+        """How logs and events name the hook: a command's program, a URL's scheme and host
+        (never its path or credentials: a Slack-style URL carries a token)."""
         if self.command:
             return self.command[0].rsplit("/", 1)[-1]
-        return self.url or "?"
+        parts = urllib.parse.urlsplit(self.url or "")
+        return f"{parts.scheme}://{parts.hostname or '?'}" + (
+            f":{parts.port}" if _port(parts) else ""
+        )
 
 
 @dataclass(frozen=True)
@@ -74,3 +80,10 @@ class HooksSpec:
 
 
 NO_HOOKS = HooksSpec()
+
+
+def _port(parts: urllib.parse.SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError:
+        return None

@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # imported when first used: `berth validate` needs neither (~
 
     from controller.adapters.docker_build import DockerBuilder
     from controller.adapters.docker_runtime import DockerRuntime
+    from controller.adapters.hooks import HookRunner
+    from controller.adapters.http_client import HttpClient
     from controller.adapters.registry import Registry
     from controller.adapters.swarm_runtime import SwarmRuntime
     from controller.ports import HealthProber
@@ -133,6 +135,20 @@ class Context:
         return HttpProber()
 
     @cached_property
+    def http(self) -> HttpClient:
+        """Smoke checks' requests to new containers (x-berth.smoke)."""
+        from controller.adapters.http_client import HttpClient
+
+        return HttpClient()
+
+    @cached_property
+    def hooks(self) -> HookRunner:
+        """x-berth.hooks: commands on this host, webhooks."""
+        from controller.adapters.hooks import HookRunner
+
+        return HookRunner()
+
+    @cached_property
     def clock(self) -> SystemClock:
         return SystemClock()
 
@@ -173,5 +189,7 @@ class Context:
             proxy,
             PrometheusQuery(),
             self.builder,
+            self.http,
+            self.hooks,
         )
         return RolloutSession(ports, proxy, emit=emit, commit=head_commit(self.desired))
