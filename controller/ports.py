@@ -227,6 +227,8 @@ class RolloutRecord:
     commit: str | None
     attempts: int = 1  # a failure repeated by retries is one record (StateStore.absorb_retry)
     to_digest: str | None = None  # the registry digest the new revision was pinned to
+    # what the rollout's own work did (release tasks, smoke checks, hooks), one per line
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -271,8 +273,12 @@ class StateStore(ReleaseLog, Protocol):
     ) -> int: ...
 
     def finish_rollout(
-        self, rollout_id: int, *, outcome: Outcome, reason: str, at: float
+        self, rollout_id: int, *, outcome: Outcome, reason: str, at: float, notes: str = ""
     ) -> None: ...
+
+    def note_rollout(self, rollout_id: int, notes: str) -> None:
+        """Replace a rollout's notes (its hooks ran after its outcome was recorded)."""
+        ...
 
     def absorb_retry(self, rollout_id: int) -> bool:
         """Fold a failed rollout into the previous record when it repeats that failure."""

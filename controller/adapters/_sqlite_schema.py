@@ -78,6 +78,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (project, service, revision, name)
         )""",
         "CREATE INDEX release_tasks_by_time ON release_tasks (started_at)",
+        "ALTER TABLE rollouts ADD COLUMN notes TEXT NOT NULL DEFAULT ''",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

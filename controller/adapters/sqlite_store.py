@@ -30,7 +30,7 @@ ABANDONED_REASON = "controller restarted during rollout"
 _OUTCOMES = frozenset(RECORDED)
 _COLUMNS = (
     "id, project, service, from_tag, to_tag, from_revision, to_revision, "
-    "started_at, finished_at, outcome, reason, source_commit, attempts, to_digest"
+    "started_at, finished_at, outcome, reason, source_commit, attempts, to_digest, notes"
 )
 T = TypeVar("T")
 
@@ -55,6 +55,7 @@ def _record(row: tuple[Any, ...]) -> RolloutRecord:
         commit=row[11],
         attempts=row[12],
         to_digest=row[13],
+        notes=row[14],
     )
 
 
@@ -131,16 +132,23 @@ class SqliteStateStore(ReleaseTable):
             )
             return int(cur.lastrowid or 0)
 
-    def finish_rollout(self, rollout_id: int, *, outcome: Outcome, reason: str, at: float) -> None:
+    def finish_rollout(
+        self, rollout_id: int, *, outcome: Outcome, reason: str, at: float, notes: str = ""
+    ) -> None:
         if outcome not in _OUTCOMES or outcome == "in_progress":
             raise ValueError(f"not a final outcome: {outcome!r}")
         with self._tx() as c:
             cur = c.execute(
-                "UPDATE rollouts SET outcome = ?, reason = ?, finished_at = ? WHERE id = ?",
-                (outcome, reason, at, rollout_id),
+                "UPDATE rollouts SET outcome = ?, reason = ?, finished_at = ?, notes = ?"
+                " WHERE id = ?",
+                (outcome, reason, at, notes[-8192:], rollout_id),
             )
             if cur.rowcount == 0:
                 raise PermanentError(f"no rollout with id {rollout_id}")
+
+    def note_rollout(self, rollout_id: int, notes: str) -> None:
+        with self._tx() as c:  # a record absorbed into an earlier one is gone: no-op
+            c.execute("UPDATE rollouts SET notes = ? WHERE id = ?", (notes[-8192:], rollout_id))
 
     def absorb_retry(self, rollout_id: int) -> bool:
         """Fold a failed rollout into the row before it when it repeats that failure: same

@@ -13,6 +13,7 @@ from controller.core.digests import Pinned
 from controller.core.model import Observed
 from controller.core.outcome import Outcome
 from controller.core.plan import ActionKind, Plan, plan
+from controller.errors import printable
 from controller.ports import RolloutRecord
 from controller.shell.cli.progress import progress_for
 from controller.shell.rollout.digests import Pinning, pin_targets
@@ -176,7 +177,26 @@ def cmd_status(ctx: Context, *, as_json: bool) -> int:
         print(f"\n{'UPSTREAM':<32} ROUTES TO")
         for r in proxied:
             print(f"{r['project'] + '/' + r['upstream']:<32} {', '.join(r['routes']) or '-'}")
+    _print_tasks(rows)
     return EXIT_OK
+
+
+def _print_tasks(rows: list[dict[str, Any]]) -> None:
+    """Release tasks of the desired revision, and what the last rollout's own work did."""
+    rows = [r for r in rows if r["release"] or r["last_notes"]]
+    if not rows:
+        return
+    print(f"\n{'TASKS AND CHECKS':<32} {'DESIRED':<14} OUTCOME")
+    for r in rows:
+        lines = []
+        for t in r["release"]:
+            took = f" ({t['seconds']:.1f}s)" if t["seconds"] is not None else ""
+            lines.append(f"release {t['name']}: {t['state'] or 'not run yet'}{took}")
+        lines += [n for n in r["last_notes"] if not n.startswith("release ")]
+        for i, line in enumerate(lines):
+            who = r["project"] + "/" + r["service"] if i == 0 else ""
+            tag = r["desired_tag"] if i == 0 else ""
+            print(f"{who:<32} {tag:<14} {printable(line)}")
 
 
 def _split(service: str) -> tuple[str | None, str]:
@@ -200,10 +220,13 @@ def cmd_history(ctx: Context, service: str, *, as_json: bool, limit: int) -> int
         # a retried failure is one record: its duration spans the first to the last attempt
         reason = f"[{r.attempts} attempts] {r.reason}" if r.attempts > 1 else r.reason
         to = f"{r.to_tag} ({_short(r.to_digest)})" if r.to_digest else r.to_tag
+        first, *rest = reason.split("\n") or [""]
         print(
             f"#{r.id:<4} {_ts(r.started_at)} {r.project}/{r.service} "
-            f"{r.from_tag or '-'} -> {to}  {r.outcome:<11} {dur:>7}  {commit}  {reason}"
+            f"{r.from_tag or '-'} -> {to}  {r.outcome:<11} {dur:>7}  {commit}  {first}"
         )
+        for line in [*rest, *(r.notes.split("\n") if r.notes else ())]:
+            print(f"      | {printable(line)}")  # a task's log tail; release, smoke, hooks
     return EXIT_OK
 
 

@@ -8,12 +8,13 @@ the rollback goes on without the lines.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from controller.core.notify import LOG_LINES, bound_lines, failed_container
 from controller.errors import BerthError
 from controller.ports import ContainerRuntime
+from controller.shell.rollout.results import Event
 
 log = logging.getLogger("berth.rollout")
 
@@ -25,6 +26,18 @@ class Evidence:
     container: str | None = None  # the failed container's name
     log_tail: tuple[str, ...] = ()
     quarantined: bool = False
+    notes: list[str] = field(default_factory=list)  # the rollout's own work, for history
+
+    def tee(self, emit: Callable[[Event], None]) -> Callable[[Event], None]:
+        """`emit`, and a note of every release task, smoke-check run and hook that ended."""
+
+        def both(e: Event) -> None:
+            if e.task is not None and e.task_seconds is not None:
+                what = e.phase.split("-", 1)[0]  # release | smoke | hook
+                self.notes.append(f"{what} {e.task}: {e.message} ({e.task_seconds:.1f}s)")
+            emit(e)
+
+        return both
 
 
 def capture(

@@ -78,7 +78,7 @@ class Executor:
         ev = Evidence()
         try:
             proxy_service = stack.proxy.service if stack and stack.proxy else None
-            hook = run_hooks(self.p, action, "start", self.emit, from_tag=from_tag)
+            hook = run_hooks(self.p, action, "start", ev.tee(self.emit), from_tag=from_tag)
             if hook is not None:  # a required start hook failed: nothing was touched
                 outcome, reason, canary = Outcome.FAILED, hook, False
             else:
@@ -89,14 +89,19 @@ class Executor:
                 rid, outcome=Outcome.FAILED, reason=f"error: {exc}", at=self.p.clock.now()
             )
             raise
-        self.p.store.finish_rollout(rid, outcome=outcome, reason=reason, at=self.p.clock.now())
+        now = self.p.clock.now()
+        notes = "\n".join(ev.notes)
+        self.p.store.finish_rollout(rid, outcome=outcome, reason=reason, at=now, notes=notes)
         if outcome is Outcome.FAILED:
             self.p.store.absorb_retry(rid)  # a retried failure (a pull) stays one record
         self._emit(action, outcome, reason)
+        # after the record: a controller killed in a hook leaves the outcome recorded
         if (event := after_event(outcome, quarantined=ev.quarantined)) is not None:
+            hooks = ev.tee(self.emit)
             run_hooks(
-                self.p, action, event, self.emit, from_tag=from_tag, outcome=outcome, reason=reason
+                self.p, action, event, hooks, from_tag=from_tag, outcome=outcome, reason=reason
             )
+            self.p.store.note_rollout(rid, "\n".join(ev.notes))
         restart_dependents(self.p, action, outcome, stack, self.emit)  # depends_on.restart
         res = self._result(action, outcome, reason, t0, from_tag=from_tag)
         return replace(
@@ -181,9 +186,9 @@ class Executor:
             case r.Build(image):
                 return build_image(self.p.builder, a, image, self.emit, self.p.clock.now)
             case r.RunRelease(tasks):
-                return run_release(self.p, a, tasks, self.emit)
+                return run_release(self.p, a, tasks, ev.tee(self.emit))
             case r.Smoke(ids, checks, phase):
-                return run_smoke(self.p, a, ids, checks, phase, self.emit)
+                return run_smoke(self.p, a, ids, checks, phase, ev.tee(self.emit))
             case r.StopOld(ids):
                 self._emit(a, "stop-old", f"stopping {len(ids)} old container(s) (stop-first)")
                 # each old container's own grace period: its revision's stop_grace_period

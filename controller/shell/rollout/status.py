@@ -81,6 +81,26 @@ def status_rows(
                 "upstream": up.name if up else None,
                 "routes": routes.get(f"{t.project}/{up.name}", []) if up else None,
                 "canary": _canary(canaries.get((t.project, t.service))),
+                "release": _release(store, t),
+                "last_notes": last.notes.split("\n") if last and last.notes else [],
             }
         )
     return rows
+
+
+def _release(store: StateStore, t: Target) -> list[dict[str, Any]]:
+    """The desired revision's release tasks as the store has them (None: not run yet)."""
+    out = []
+    for task in t.spec.berth.release:
+        rec = store.release_task(t.project, t.service, t.revision, task.name)
+        took = rec.finished_at - rec.started_at if rec and rec.finished_at else None
+        out.append(
+            {
+                "name": task.name,
+                "state": rec.state if rec else None,
+                "exit_code": rec.exit_code if rec else None,
+                "seconds": round(took, 3) if took is not None else None,
+                "reason": rec.reason if rec else "",
+            }
+        )
+    return out
