@@ -108,7 +108,7 @@ def test_a_release_task_runs_once_before_the_new_containers_and_is_shown(
     assert len(_runs(runs)) == 1
     text = berth(s.desired_dir, s.state_dir, "history", "api").out
     assert (
-        "release migrate: migrate: done" in text and "smoke before: 2 smoke check(s) passed" in text
+        "release migrate: done" in text and "smoke before: 2 smoke check(s) passed" in text
     )
     assert "hook success: success hook sh: exit 0" in text
 

@@ -53,6 +53,7 @@ def test_a_release_task_runs_once_per_revision_before_the_new_containers() -> No
     rec = store.release_task("demo", "api", v1.revision, "migrate")
     assert rec is not None and rec.state == "succeeded" and rec.exit_code == 0
     assert not [c for c in rt.containers.values() if LABEL_RELEASE in c.labels]  # --rm
+    assert store.history("demo", "api")[0].notes.startswith("release migrate: done (")
     # the same revision again (a scale-up): the task does not run a second time
     assert converge(ports, [dataclasses.replace(v1, replicas=3)]) == ["succeeded"]
     assert len(release_creates(rt)) == 1
@@ -207,6 +208,11 @@ def test_hooks_run_at_start_and_success_with_the_rollout_in_their_payload() -> N
         (ok, "success", "succeeded"),
     ]
     assert fake.runs[1][1]["to_tag"] == "1" and fake.runs[1][1]["revision"] == v1.revision
+    notes = ports.store.history("demo", "api")[0].notes.split("\n")
+    assert [n.rsplit(" (", 1)[0] for n in notes] == [
+        "hook start: start hook pre.sh: exit 0",
+        "hook success: success hook http://127.0.0.1:9: exit 0",
+    ]
 
 
 def test_a_failing_optional_hook_is_reported_not_fatal() -> None:

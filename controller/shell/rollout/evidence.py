@@ -34,7 +34,8 @@ class Evidence:
         def both(e: Event) -> None:
             if e.task is not None and e.task_seconds is not None:
                 what = e.phase.split("-", 1)[0]  # release | smoke | hook
-                self.notes.append(f"{what} {e.task}: {e.message} ({e.task_seconds:.1f}s)")
+                said = e.message.removeprefix(f"{e.task}: ")  # a task's name is said once
+                self.notes.append(f"{what} {e.task}: {said} ({e.task_seconds:.1f}s)")
             emit(e)
 
         return both
