@@ -161,6 +161,15 @@ def test_too_many_entries_are_refused_without_reading_them() -> None:
     assert "at most 20 entries" in _problems(f"release: {many}")
 
 
+def test_huge_maps_and_lists_are_refused_with_one_error() -> None:
+    codes = "[" + ", ".join(["999"] * 10_000) + "]"
+    text = _problems(f"smoke: [{{path: /a, status: {codes}}}]")
+    assert text.count("\n") == 0 and "list of 1 to 20" in text
+    headers = "{" + ", ".join(f"H{i}: v" for i in range(5000)) + "}"
+    text = _problems(f"smoke: [{{path: /a, headers: {headers}}}]")
+    assert text.count("\n") == 0 and "at most 50 headers" in text
+
+
 def test_a_smoke_check_needs_a_port_when_the_service_has_no_health_or_upstream() -> None:
     compose = HEAD.replace("      upstream: {name: api_up, port: 8000}\n", "") + (
         "      smoke: [{path: /a}]\n"

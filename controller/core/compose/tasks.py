@@ -60,6 +60,7 @@ _HOOK_KEYS = ("command", "url", "timeout", "required")
 MAX_RELEASE = 20
 MAX_SMOKE = 50
 MAX_HOOKS = 10  # per event
+MAX_HEADERS = 50  # per map: request headers, response headers
 MAX_BODY = 64 * 1024  # characters of a smoke check's request body
 MAX_RELEASE_TIMEOUT = 24 * 3600.0
 MAX_SMOKE_TIMEOUT = 300.0
@@ -194,6 +195,9 @@ def _headers(loc: Located, path: Path, value: Any, *, request: bool) -> list[tup
     spec = want_map(loc, path, value)
     if spec is None:
         return []
+    if len(spec) > MAX_HEADERS:
+        loc.error(path, f"at most {MAX_HEADERS} headers, got {len(spec)}")
+        return []
     out = []
     for key, raw in spec.items():
         text = want_str(loc, (*path, key), raw)
@@ -227,9 +231,10 @@ def _smoke_expect(loc: Located, path: Path, spec: dict[str, Any], kw: dict[str, 
     if "status" in spec:
         raw = spec["status"]
         items = raw if isinstance(raw, list) else [raw]
-        codes = [want_int(loc, (*path, "status"), c, minimum=100, maximum=599) for c in items]
-        if not codes or len(codes) > 20:
+        if not items or len(items) > 20:  # checked first: a huge list is not walked
             loc.error((*path, "status"), "one status code, or a list of 1 to 20")
+            items = []
+        codes = [want_int(loc, (*path, "status"), c, minimum=100, maximum=599) for c in items]
         kw["status"] = tuple(c for c in codes if c is not None)
     if spec.get("body_matches") is not None:
         pattern = want_str(loc, (*path, "body_matches"), spec["body_matches"])
