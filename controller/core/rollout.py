@@ -5,12 +5,12 @@ Nothing here remembers more than an observation can restore: a controller that d
 two steps starts a new rollout from the same observed containers and lands in the same
 place (existing new containers are reused, finished steps are not repeated).
 
-Phases (start-first): PREPARE (pull) -> START (create + start new; without service aliases
-where DNS gating applies) -> GATE (ends in the cut-over step) -> [CANARY (weights step by
-step, judged; core/canary.py)] -> [BAKE] -> RETIRE (stop + remove old) -> DONE; a canary
-that fails goes through WITHDRAW (weight 0) to ABORT. Its parameters:
-core/rollout_config.py. stop-first stops (keeps) the old containers in START first; ABORT
-restores them.
+Phases (start-first): PREPARE (pull; release tasks, once per revision through the store)
+-> START (create + start new; without service aliases where DNS gating applies) -> GATE
+(smoke checks; ends in the cut-over step) -> [CANARY (core/canary.py)] -> [BAKE] -> RETIRE
+(stop + remove old) -> DONE; a failed canary goes WITHDRAW (weight 0) -> ABORT. Parameters:
+core/rollout_config.py. stop-first stops (keeps) the old containers in START; ABORT restores
+them.
 
 The machine is closed: what performing a step reports back (a pull failed, Docker refused a
 container, nginx could not be switched, a newer revision arrived...) is an `Event` fed to
@@ -199,7 +199,7 @@ def _prepare(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState
         if s.cfg.build and (not s.cfg.pull_first or policy == "build"):
             return s, Build(s.cfg.image)
         return s, Pull(s.cfg.image)
-    if s.cfg.release and not s.released:  # the image is here: its tasks, before any start
+    if s.cfg.release and not s.released:  # the image is here: its tasks before any start
         return replace(s, released=True), RunRelease(s.cfg.release)
     return _start(replace(s, phase=Phase.START), obs, now)
 

@@ -198,10 +198,7 @@ class Executor:
             case r.Create(numbers):
                 return self._create_all(a, numbers, proxy_service)
             case r.Start(ids):
-                try:
-                    self._parallel(rt.start, ids)
-                except ContainerRuntimeError as exc:
-                    return r.StartFailed(str(exc))
+                return self._start_all(ids)
             case r.Observe(wait, _probe):
                 if wait > 0:
                     self.p.clock.sleep(wait)
@@ -245,6 +242,13 @@ class Executor:
         except ContainerRuntimeError as exc:
             return r.StartFailed(str(exc))
         return r.Created(resolvable)
+
+    def _start_all(self, ids: Sequence[str]) -> r.Event | None:
+        try:
+            self._parallel(self.p.runtime.start, ids)
+        except ContainerRuntimeError as exc:
+            return r.StartFailed(str(exc))
+        return None
 
     def _create(self, target: Target, number: int, *, aliases: bool) -> None:
         cid = self.p.runtime.create(
