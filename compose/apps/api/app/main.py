@@ -97,7 +97,7 @@ def _database(work: Callable[[Any], Any]) -> Any:
         with conn, conn.cursor() as cur:
             return work(cur)
     except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn) as exc:
-        detail = " ".join(str(exc).split())
+        detail = exc.diag.message_primary or " ".join(str(exc).split())
         return _unavailable(
             f"schema not migrated ({detail}): run the release task `python3 -m app.migrate`"
         )
