@@ -22,7 +22,9 @@
 # Also writes a self-signed demo certificate to nginx/certs/ when none is there (nginx does
 # not start without one); SKIP_CERT=1 to leave nginx/certs alone.
 #
-# Idempotent: an image that exists is skipped unless FORCE=1. Prints a timing per image.
+# Idempotent: an image that exists, built on the current base from the same files and
+# build args (labels berth.base, berth.context), is skipped unless FORCE=1. Prints a
+# timing per image.
 # Env: FORCE=1, SKIP_CERT=1, PYTHON (default .venv/bin/python), DOCKER (default docker).
 set -euo pipefail
 
@@ -38,6 +40,7 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 exists() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 base_of() { "$DOCKER" image inspect --format '{{index .Config.Labels "berth.base"}}' "$1" 2>/dev/null; }
+context_of() { "$DOCKER" image inspect --format '{{index .Config.Labels "berth.context"}}' "$1" 2>/dev/null; }
 bytes_of() { "$DOCKER" image inspect --format '{{.Size}}' "$1"; }
 BASE_BYTES=0
 
@@ -62,9 +65,14 @@ build() {
   shift 2
   local t
   t="$(now)"
-  # Skipped when it exists and was built on the current base (a new base, e.g. one that
-  # gained nginx's Lua module, rebuilds every image on it).
-  if [[ "$FORCE" != 1 ]] && exists "$ref" && [[ "$(base_of "$ref")" == "$base_id" ]]; then
+  # Skipped when it exists, was built on the current base (a new base, e.g. one that
+  # gained nginx's Lua module, rebuilds every image on it) and from the same context and
+  # build args (an edited app rebuilds).
+  local context
+  context="$( (cd "$dir" && find . -type f -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    printf '%s\n' "$@") | sha256sum | cut -c1-24)"
+  if [[ "$FORCE" != 1 ]] && exists "$ref" && [[ "$(base_of "$ref")" == "$base_id" ]] \
+    && [[ "$(context_of "$ref")" == "$context" ]]; then
     report "$ref" "$(elapsed "$t")" "exists"
     return
   fi
@@ -72,6 +80,7 @@ build() {
   log="$(mktemp)"
   # The legacy builder is enough (no BuildKit/buildx needed); keep its log for failures.
   if ! "$DOCKER" build --pull=false --build-arg "BASE=$from" --label "berth.base=$base_id" \
+    --label "berth.context=$context" \
     "$@" -t "$ref" "$dir" >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
