@@ -53,11 +53,12 @@ try:
 except Exception:
     raise SystemExit(1)
 # converged = every service ready at its desired tag, and no rollout still in flight (a
-# Docker-healthy container may still be in Berth's gate)
+# Docker-healthy container may still be in Berth's gate); nginx and db run the image the
+# compose file names (not in desired/), so their tags are not the release's
 ok = rows and all(r["ready"] == r["desired_replicas"] and r["running_tags"] == [r["desired_tag"]]
                   and r["last_outcome"] != "in_progress"
                   for r in rows) and all(r["desired_tag"] == sys.argv[2] for r in rows
-                                         if r["service"] != "nginx")
+                                         if r["service"] not in ("nginx", "db"))
 raise SystemExit(0 if ok else 1)
 PY
     then echo " converged"; return 0; fi
