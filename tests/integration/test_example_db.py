@@ -194,10 +194,11 @@ def test_concurrent_runs_apply_each_migration_once(
     docker_client: Any, pg: tuple[Any, Any], database: str
 ) -> None:
     db = database.rsplit("/", 1)[1]
-    # Hold the migrations' lock, so both runs are surely waiting on it at the same time.
+    # Hold the migrations' lock, so both runs are surely waiting on it at the same time;
+    # release it (end that session) once they are.
     holder = pg[0].exec_run(
         ["psql", "-U", USER, "-d", db, "-XAtq", "-c",
-         f"SELECT pg_advisory_lock({migrate.LOCK_KEY}), pg_sleep(3)"],
+         f"SELECT pg_advisory_lock({migrate.LOCK_KEY}), pg_sleep(60)"],
         detach=True,
     )  # fmt: skip
     assert holder.exit_code is None
@@ -211,11 +212,14 @@ def test_concurrent_runs_apply_each_migration_once(
     ]  # fmt: skip
     try:
         waiting = 0
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 20
         while waiting < 2 and time.monotonic() < deadline:
             waiting = int(_sql(pg, WAITING_ON_THE_LOCK))
             time.sleep(0.1)
+        ended = _sql(pg, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                     " WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")  # fmt: skip
         assert waiting == 2, "the two runs were not waiting on the lock together"
+        assert ended == "1"
         outs = []
         for run in runs:
             code = int(run.wait(timeout=60)["StatusCode"])
