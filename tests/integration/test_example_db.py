@@ -13,6 +13,7 @@ import importlib.util
 import os
 import secrets
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ def _migrate_module() -> ModuleType:
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -60,7 +62,7 @@ def example_images() -> None:
     proc = subprocess.run(
         ["bash", str(REPO / "scripts/build-example-images.sh")],
         cwd=REPO,
-        env={**os.environ, "SKIP_CERT": "1"},
+        env={**os.environ, "SKIP_CERT": "1", "PYTHON": sys.executable},
         capture_output=True,
         text=True,
         timeout=900,
