@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # `make demo`: the example stack, converged and served by Berth running as a container,
 # then a zero-downtime upgrade (1.0.0 -> 2.0.0) and an automatic rollback (api 3.0.0)
-# under live traffic. Idempotent; `make demo-down` removes everything it created.
+# under live traffic. The API's schema migrations run as Berth's release task (once per
+# revision, before its replicas start): the demo writes notes through nginx and shows the
+# database's schema_migrations after each release. Idempotent; `make demo-down` removes
+# everything it created.
+#
+# The working copy adds compose/docker-compose.demo.yml (Docker health checks every second
+# instead of every 10 s): the same checks gate every container, the demo just does not
+# wait 10 s for each.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -16,13 +23,17 @@ say "machine: Docker engine, packages, Python environment"
 bash scripts/ensure-docker.sh
 bash scripts/ensure-venv.sh
 
-say "images: the example stack (v1, v2, broken v3) and Berth itself, built offline"
+say "images: the example stack (v1, v2, broken v3, PostgreSQL) and Berth itself, built offline"
 bash scripts/build-example-images.sh
 bash scripts/build-berth-image.sh   # rebuilt only when Berth's sources changed
 
 say "a working copy of the stack in .demo/ (desired/ starts at 1.0.0)"
 mkdir -p "$DEMO"
 cp -a compose desired "$DEMO/"
+# the demo's faster health checks on top of the production file (see the header)
+sed -i 's|^compose: ../compose/docker-compose.prod.yml$|compose: [../compose/docker-compose.prod.yml, ../compose/docker-compose.demo.yml]|' \
+  "$DEMO/desired/gesalps.yaml"
+grep -q docker-compose.demo.yml "$DEMO/desired/gesalps.yaml"
 mkdir -p "$DEMO/nginx"
 cp -a nginx/conf.d nginx/certs "$DEMO/nginx/"
 install -d -o 10001 -m 0755 "$DEMO/nginx/upstreams"
@@ -42,15 +53,16 @@ try:
 except Exception:
     raise SystemExit(1)
 # converged = every service ready at its desired tag, and no rollout still in flight (a
-# Docker-healthy container may still be in Berth's gate)
+# Docker-healthy container may still be in Berth's gate); nginx and db run the image the
+# compose file names (not in desired/), so their tags are not the release's
 ok = rows and all(r["ready"] == r["desired_replicas"] and r["running_tags"] == [r["desired_tag"]]
                   and r["last_outcome"] != "in_progress"
                   for r in rows) and all(r["desired_tag"] == sys.argv[2] for r in rows
-                                         if r["service"] != "nginx")
+                                         if r["service"] not in ("nginx", "db"))
 raise SystemExit(0 if ok else 1)
 PY
     then echo " converged"; return 0; fi
-    printf '.'; sleep 2
+    printf '.'; sleep 1
   done
   echo; echo "not converged in time; berth logs:"; docker logs --tail 30 berth-demo_berth_1 || true
   return 1
@@ -68,6 +80,23 @@ diagnose() {
 for _ in $(seq 1 30); do curl -fsS "$APP/version" && break; sleep 1; done || true
 curl -fsS "$APP/version" || { echo "the app does not answer on $APP"; diagnose; exit 1; }
 echo
+schema() {  # the migrations the database has, as psql in the db container sees them
+  local db
+  db="$(docker ps -q --filter label=com.docker.compose.project=gesalps \
+    --filter label=com.docker.compose.service=db | head -1)"
+  docker exec "$db" psql -U gesalps -d gesalps -XAtc \
+    "SELECT string_agg(version || ' (' || to_char(applied_at, 'HH24:MI:SS') || ')', ', '
+     ORDER BY version) FROM schema_migrations"
+}
+note() {  # POST /notes through nginx; the answer is the stored note
+  curl -fsS -X POST -H 'Content-Type: application/json' -d "$1" "$APP/notes" \
+    || { echo "POST /notes failed"; diagnose; exit 1; }
+  echo
+}
+
+say "the database: api 1.0.0's release task migrated it before any replica started"
+echo "schema_migrations: $(schema)"
+note '{"body": "written by 1.0.0"}'
 
 say "live traffic through nginx ($APP/version)"
 SUMMARY="$DEMO/load.json"
@@ -80,6 +109,10 @@ sleep 3
 say "upgrade: berth deploy all --tag 2.0.0 (edits .demo/desired; the controller does the rest)"
 "${BERTH[@]}" deploy all --tag 2.0.0
 wait_converged 2.0.0
+say "api 2.0.0's release task added migration 2 (notes.author) while 1.0.0 still served"
+echo "schema_migrations: $(schema)"
+note '{"body": "written by 2.0.0", "author": "demo"}'
+curl -fsS "$APP/notes?limit=2"; echo
 
 say "a broken release: api 3.0.0 never becomes healthy"
 "${BERTH[@]}" deploy api --tag 3.0.0
@@ -89,7 +122,7 @@ import json, sys
 rows = {r["service"]: r for r in json.load(sys.stdin)}
 raise SystemExit(0 if rows["api"]["quarantined"] else 1)'; do
   (( SECONDS < deadline )) || { echo "no rollback seen"; exit 1; }
-  sleep 2
+  sleep 1
 done
 sleep 2
 kill -TERM $LOAD; wait $LOAD || true; trap - EXIT

@@ -91,7 +91,8 @@ def test_every_example_image_exists(docker_client: Any) -> None:
     tags = {t for image in docker_client.images.list("berth-demo/*") for t in image.tags}
     for app in APPS:
         assert {f"berth-demo/{app}:1.0.0", f"berth-demo/{app}:2.0.0"} <= tags
-    assert {"berth-demo/api:3.0.0", NGINX_IMAGE} <= tags
+    assert {"berth-demo/api:3.0.0", "berth-demo/api:3.1.0", NGINX_IMAGE} <= tags
+    assert "berth-demo/postgres:15" in tags  # its behaviour: tests/integration/test_example_db.py
 
 
 @pytest.mark.usefixtures("example_images")

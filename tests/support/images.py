@@ -37,8 +37,10 @@ Compose files in tests should still set `init: true` (busybox applets other than
 script do not handle signals as PID 1, and the init reaps the CGI processes).
 
 `berth-test/base:bookworm` is a debootstrap (minbase) Debian rootfs with python3, FastAPI,
-uvicorn, gunicorn, nginx-light with the Lua module (Berth's dynamic switch), curl and
-ca-certificates, imported with `docker import`.
+uvicorn, gunicorn, nginx-light with the Lua module (Berth's dynamic switch), curl,
+ca-certificates and psycopg2 (the example API's database driver), imported with `docker
+import`. `berth-test/postgres-base:bookworm` is another debootstrap rootfs with Debian's
+PostgreSQL 15 only (kept out of the base: it is three times the base's size).
 The rootfs tarball is cached under /var/cache/berth-rootfs, so rebuilding the image after a
 `docker rmi` takes seconds. `berth-test/nginx:1` is built from it (`nginx -g 'daemon off;'`,
 STOPSIGNAL SIGQUIT for a graceful stop, logs to stdout/stderr).
@@ -86,7 +88,17 @@ BASE_PACKAGES = (
     "lua-cjson",
     "ca-certificates",
     "curl",
+    # the example API's PostgreSQL driver (1.3 MB with libpq5). The list is part of the
+    # base's recipe: changing it rebuilds the base (and what is built on it) without
+    # touching the busybox app images, as a _RECIPE_VERSION bump would.
+    "python3-psycopg2",
 )
+# PostgreSQL itself is NOT in the base: Debian's postgresql-15 brings LLVM (JIT), ICU and
+# Perl, +346 MB, which every image on the base (nginx, Berth's own, pushed to each Swarm
+# node) would carry. It gets its own rootfs, built only where the example stack's database
+# is needed (berth-demo/postgres:15 is built FROM it).
+POSTGRES_BASE_IMAGE = "berth-test/postgres-base:bookworm"
+POSTGRES_BASE_PACKAGES = ("postgresql-15",)
 _RECIPE_VERSION = "3"  # bump to force a rebuild of every test image
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -272,17 +284,26 @@ def ensure_app_image(
 
 def ensure_base_image(ref: str = BASE_IMAGE, *, client: Any | None = None) -> str:
     """`berth-test/base:bookworm`: Debian minbase + python3/FastAPI/uvicorn/gunicorn/nginx."""
+    return _ensure_rootfs_image(ref, "base", BASE_PACKAGES, client)
+
+
+def ensure_postgres_base_image(ref: str = POSTGRES_BASE_IMAGE, *, client: Any | None = None) -> str:
+    """`berth-test/postgres-base:bookworm`: Debian minbase + PostgreSQL 15 (postgresql-15)."""
+    return _ensure_rootfs_image(ref, "postgres-base", POSTGRES_BASE_PACKAGES, client)
+
+
+def _ensure_rootfs_image(ref: str, kind: str, packages: tuple[str, ...], client: Any | None) -> str:
     api = client_of(client)
     mirror = apt_mirror()
     recipe = hashlib.sha256(
-        json.dumps([_RECIPE_VERSION, "base", sorted(BASE_PACKAGES)]).encode()
+        json.dumps([_RECIPE_VERSION, kind, sorted(packages)]).encode()
     ).hexdigest()[:24]
     if current_recipe(api, ref) == recipe:
         return ref
     with build_lock(ref):
         if current_recipe(api, ref) == recipe:
             return ref
-        tarball = rootfs_tarball(mirror, BASE_PACKAGES)
+        tarball = rootfs_tarball(mirror, packages)
         repository, _, tag = ref.rpartition(":")
         changes = [
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

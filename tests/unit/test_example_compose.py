@@ -21,10 +21,11 @@ from tests.support.berth import berth
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose" / "docker-compose.prod.yml"
 GPU_OVERRIDE = REPO / "compose" / "docker-compose.gpu.yml"
+DEMO_OVERRIDE = REPO / "compose" / "docker-compose.demo.yml"
 DESIRED = REPO / "desired"
 SITE_CONF = REPO / "nginx" / "conf.d" / "gesalps.conf"
 SCHEMA = REPO.parent / "shared" / "compose-spec" / "compose-spec.json"
-SERVICES = {"api", "synth-worker", "report-service", "ollama", "nginx"}
+SERVICES = {"api", "synth-worker", "report-service", "ollama", "db", "nginx"}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -56,7 +57,7 @@ def _mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
 # ---------------------------------------------------------------- standard and accepted
 
 
-@pytest.mark.parametrize("path", [COMPOSE, GPU_OVERRIDE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [COMPOSE, GPU_OVERRIDE, DEMO_OVERRIDE], ids=lambda p: p.name)
 def test_matches_compose_spec(path: Path) -> None:
     if not SCHEMA.exists():
         pytest.skip(f"compose-spec schema not found at {SCHEMA} (shared/ is not beside the repo)")
@@ -72,17 +73,19 @@ def test_berth_validate_accepts_the_example(
     monkeypatch.setenv("OLLAMA_IMAGE", "berth-demo/llm-standin")
     res = berth(DESIRED, tmp_path / "state", "validate", timeout=60)
     assert res.code == 0, res.out + res.err
-    assert "5 service(s)" in res.out
+    assert "6 service(s)" in res.out
 
 
-def test_berth_validate_accepts_the_gpu_override(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("override", [GPU_OVERRIDE, DEMO_OVERRIDE], ids=lambda p: p.name)
+def test_berth_validate_accepts_the_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, override: Path
 ) -> None:
-    """The GPU variant operators switch to: both compose files listed in desired/."""
+    """The GPU variant operators switch to, and the demo's faster health checks: both
+    compose files listed in desired/."""
     text = (DESIRED / "gesalps.yaml").read_text()
     text = text.replace(
         "compose: ../compose/docker-compose.prod.yml",
-        f"compose:\n  - {COMPOSE}\n  - {GPU_OVERRIDE}",
+        f"compose:\n  - {COMPOSE}\n  - {override}",
         1,
     )
     desired = tmp_path / "desired"
@@ -167,6 +170,30 @@ def test_rollout_options(services: dict[str, dict[str, Any]]) -> None:
     assert services["ollama"]["x-berth"]["strategy"] == "stop-first"
     assert services["ollama"]["image"] == "${OLLAMA_IMAGE:-ollama/ollama}"
     assert services["nginx"]["image"] == "${NGINX_IMAGE:-berth-demo/nginx:1}"
+
+
+def test_the_database_and_the_api_release_task(services: dict[str, dict[str, Any]]) -> None:
+    """issue 15: the API's schema migrations are its release task, /notes a smoke check."""
+    db, api = services["db"], services["api"]
+    assert db["image"] == "${POSTGRES_IMAGE:-berth-demo/postgres:15}"  # not in desired/
+    assert db["x-berth"]["strategy"] == "stop-first"
+    assert db["volumes"] == ["db-data:/var/lib/postgresql/data"]
+    assert db["networks"] == ["backend"] and not db.get("ports")
+    assert api["depends_on"]["db"] == {"condition": "service_healthy"}
+    assert api["environment"]["DATABASE_URL"].endswith("@db:5432/gesalps")
+    assert api["x-berth"]["release"] == [
+        {"name": "migrate", "command": ["python3", "-m", "app.migrate"], "timeout": "2m"}
+    ]
+    [smoke] = api["x-berth"]["smoke"]
+    assert (smoke["path"], smoke["method"], smoke["status"]) == ("/notes", "GET", 200)
+
+
+def test_the_demo_override_changes_only_health_timing() -> None:
+    override = _load(DEMO_OVERRIDE)["services"]
+    assert set(override) == SERVICES
+    for name, svc in override.items():
+        assert set(svc) == {"healthcheck"}, name
+        assert set(svc["healthcheck"]) <= {"interval", "start_period"}, name
 
 
 # ---------------------------------------------------------------- compose <-> nginx
