@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the example stack, converged and served by Berth running as a container,
-# then a zero-downtime upgrade (1.0.0 -> 2.0.0) and an automatic rollback (api 3.0.0)
-# under live traffic. The API's schema migrations run as Berth's release task (once per
+# then a zero-downtime upgrade (1.0.0 -> 2.0.0), an automatic rollback (api 3.0.0) and a
+# failed migration (api 3.1.0: its release task fails, nothing else starts) under live
+# traffic. The API's schema migrations run as Berth's release task (once per
 # revision, before its replicas start): the demo writes notes through nginx and shows the
 # database's schema_migrations after each release. Idempotent; `make demo-down` removes
 # everything it created.
@@ -124,11 +125,24 @@ raise SystemExit(0 if rows["api"]["quarantined"] else 1)'; do
   (( SECONDS < deadline )) || { echo "no rollback seen"; exit 1; }
   sleep 1
 done
+
+say "a broken migration: api 3.1.0's release task fails, so none of its replicas starts"
+"${BERTH[@]}" deploy api --tag 3.1.0
+deadline=$((SECONDS + 240))
+until curl -fsS "$CONTROLLER/status" | .venv/bin/python -c '
+import json, sys
+api = {r["service"]: r for r in json.load(sys.stdin)}["api"]
+raise SystemExit(0 if api["desired_tag"] == "3.1.0" and api["quarantined"] else 1)'; do
+  (( SECONDS < deadline )) || { echo "no failed release task seen"; exit 1; }
+  sleep 1
+done
+echo "schema_migrations: $(schema)"
+curl -fsS "$CONTROLLER/metrics" | grep -E '^berth_release_tasks_total\{.*service="api"' || true
 sleep 2
 kill -TERM $LOAD; wait $LOAD || true; trap - EXIT
 
 say "result"
-docker exec berth-demo_berth_1 berth history api --limit 4 || true
+docker exec berth-demo_berth_1 berth history api --limit 5 || true
 .venv/bin/python - "$SUMMARY" <<'PY' || { diagnose; exit 1; }
 import json, sys
 s = json.load(open(sys.argv[1]))

@@ -49,6 +49,13 @@ def test_make_demo(demo: subprocess.CompletedProcess[str], docker_client: Any) -
     assert re.search(r"schema_migrations: 1 \([0-9:]+\)\n", out), out[-3000:]  # after 1.0.0
     assert re.search(r"schema_migrations: 1 \([0-9:]+\), 2 \([0-9:]+\)\n", out)  # 2.0.0
     assert '"author":"demo"' in out
+    # 3.1.0's migration failed in its release task: the schema stayed at 2, none of its
+    # replicas started, the failure and its log tail are in the history, and counted
+    after = out[out.index("a broken migration") :]
+    assert re.search(r"schema_migrations: 1 \([0-9:]+\), 2 \([0-9:]+\)\n", after), after[:2000]
+    assert "release task failed: migrate: exited with code 1" in after, after[-3000:]
+    assert re.search(r'berth_release_tasks_total\{.*result="failed".*\} 1\.0', after), after
+    assert "3.1.0" not in summary["versions"], "the release with the broken migration served"
     # Berth ran as a non-root container and did the rollouts
     berth = docker_client.containers.get("berth-demo_berth_1")
     assert berth.attrs["Config"]["User"] == "10001:10001"
