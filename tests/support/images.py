@@ -373,6 +373,12 @@ def ensure_all(*, client: Any | None = None) -> dict[str, float]:
     timings[ensure_base_image(client=api)] = time.monotonic() - start
     start = time.monotonic()
     timings[ensure_nginx_image(client=api)] = time.monotonic() - start
+    start = time.monotonic()  # the example database's (tests/integration/test_example_db.py)
+    timings[ensure_postgres_base_image(client=api)] = time.monotonic() - start
+    from tests.support.swarm_node import ensure_node_image  # the swarm tests' nodes
+
+    start = time.monotonic()
+    timings[ensure_node_image(client=api)] = time.monotonic() - start
     return timings
 
 
