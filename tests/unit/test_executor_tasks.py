@@ -97,6 +97,14 @@ def test_a_failing_release_task_leaves_the_old_version_serving_and_quarantines()
     assert len(kept) == 1 and kept[0].state is ContainerState.EXITED  # for `docker logs`
     assert converge(ports, [v2]) == ["quarantined"]
     assert len(release_creates(rt)) == 1  # not retried in a loop
+    # the operator fixed the database and asked again (`berth retry`): it runs once more,
+    # after the failed attempt's container made way
+    store.lift_quarantine("demo", "api")
+    rt.behaviours[f"{v2.image} migrate --up"] = Behaviour(exit_after=1, exit_code=0)
+    assert converge(ports, [v2]) == ["succeeded"]
+    assert len(release_creates(rt)) == 2 and ("remove", kept[0].id) in rt.calls
+    rec = store.release_task("demo", "api", v2.revision, "migrate")
+    assert rec is not None and rec.state == "succeeded" and rec.log_tail == ""
 
 
 def _left_running(rt: FakeRuntime, t: Target, *, started: bool) -> str:
