@@ -262,6 +262,9 @@ def test_interrupt_during_the_commit_restores(repo: Repo, signum: int) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=git_env(),
+        # a pytest started in the background of a non-interactive shell has SIGINT ignored,
+        # and an ignored SIGINT is inherited (Python then installs no handler): undo that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 30
