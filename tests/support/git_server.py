@@ -142,8 +142,9 @@ def git_http_server(root: Path, token: str = "tok-3f9a1c0e7d") -> Iterator[GitSe
     conf = _CONF.format(d=root, port=port, backend=BACKEND, user=user)
     (root / "nginx.conf").write_text(conf)
     sock = root / "fcgi.sock"
+    # its own process group: fcgiwrap's 4 children outlive a SIGTERM to the parent alone
     fcgi = subprocess.Popen(["/usr/sbin/fcgiwrap", "-c", "4", "-s", f"unix:{sock}"],
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     nginx = subprocess.Popen(
         ["/usr/sbin/nginx", "-p", str(root), "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
         stderr=open(root / "nginx.stderr", "w"),  # noqa: SIM115 - closed with the process
@@ -153,6 +154,8 @@ def git_http_server(root: Path, token: str = "tok-3f9a1c0e7d") -> Iterator[GitSe
         _wait_up(server, nginx)
         yield server
     finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(fcgi.pid, signal.SIGTERM)
         for proc in (nginx, fcgi):
             proc.send_signal(signal.SIGTERM)
             try:
