@@ -6,12 +6,17 @@ from __future__ import annotations
 import dataclasses
 
 from controller.adapters.sqlite_store import SqliteStateStore
-from controller.core.model import ContainerState, Observed, Target
+from controller.core.model import ContainerState, NetworkAttachment, Observed, Target
 from controller.core.plan import plan
 from controller.core.task_options import HookSpec, HooksSpec, ReleaseTask, SmokeCheck
 from controller.shell.rollout.executor import Event, Executor, Ports
 from controller.shell.rollout.reconcile import run_plan
-from controller.shell.rollout.release_io import LABEL_RELEASE, release_name
+from controller.shell.rollout.release_io import (
+    LABEL_RELEASE,
+    release_body,
+    release_name,
+    release_networks,
+)
 from controller.task_ports import HttpAnswer
 from tests.fakes import Behaviour, FakeClock, FakeContainer, FakeProber, FakeRuntime
 from tests.fakes_tasks import FakeHooks, FakeHttp
@@ -265,3 +270,21 @@ def test_a_rollback_calls_the_rollback_hooks() -> None:
     [(hook, payload, _)] = fake.runs
     assert hook == rb and payload["outcome"] == "rolled_back" and payload["from_tag"] == "1"
     assert "unhealthy" in payload["reason"]
+
+
+def test_a_one_off_takes_no_fixed_address_of_the_replica_it_runs_beside() -> None:
+    nets = (
+        NetworkAttachment("demo_back", ("api",), ipv4_address="10.5.0.9", ipv6_address="fd::9"),
+    )
+    [free] = release_networks(nets)
+    assert (free.network, free.aliases, free.ipv4_address, free.ipv6_address) == (
+        "demo_back",
+        ("api",),
+        None,
+        None,
+    )
+    body = release_body(
+        {"MacAddress": "02:42:ac:11:00:02", "HostConfig": {"PortBindings": {"80/tcp": [{}]}}},
+        ("migrate",),
+    )
+    assert "MacAddress" not in body and "PortBindings" not in body["HostConfig"]

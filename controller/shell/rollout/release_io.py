@@ -12,11 +12,18 @@ an unknown outcome: the rollout fails (quarantine) rather than run a migration t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from controller.core import rollout as r
-from controller.core.model import LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE, ContainerState
+from controller.core.model import (
+    LABEL_ONEOFF,
+    LABEL_PROJECT,
+    LABEL_SERVICE,
+    ContainerState,
+    NetworkAttachment,
+)
 from controller.core.plan import ServiceAction
 from controller.core.task_options import ReleaseTask
 from controller.errors import ContainerRuntimeError, NotFound, printable
@@ -113,7 +120,7 @@ class _Task:
             image=t.image,
             body=release_body(resolve_peers(rt, t.project, t.spec.create), self.task.command),
             labels=self._labels(),
-            networks=t.spec.networks,
+            networks=release_networks(t.spec.networks),
             aliases=False,
             platform=t.spec.platform,
         )
@@ -211,7 +218,15 @@ def release_body(create: Mapping[str, Any], command: tuple[str, ...]) -> dict[st
     host["AutoRemove"] = False  # Berth reads the exit code, then removes it
     body["HostConfig"] = host
     body.pop("ExposedPorts", None)
+    body.pop("MacAddress", None)  # held by the running replica (a fixed-address service)
     return body
+
+
+def release_networks(nets: tuple[NetworkAttachment, ...]) -> tuple[NetworkAttachment, ...]:
+    """The service's networks without its fixed addresses: a one-off runs next to the
+    replica that holds them (a stop-first service with ipv4_address), as `compose run`
+    does it takes an address of the pool."""
+    return tuple(dataclasses.replace(n, ipv4_address=None, ipv6_address=None) for n in nets)
 
 
 def printable_lines(lines: list[str]) -> str:
