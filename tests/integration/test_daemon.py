@@ -175,6 +175,7 @@ def test_real_prometheus_scrapes_berth_run(
         GIT_PANELS,
         NOTIFY_PANELS,
         REGISTRY_PANELS,
+        TASK_PANELS,
         TRAFFIC_PANELS,
         check_dashboard_against,
     )
@@ -209,7 +210,8 @@ def test_real_prometheus_scrapes_berth_run(
             | BUILD_PANELS
             | GIT_PANELS
             | NOTIFY_PANELS
-            | REGISTRY_PANELS,
+            | REGISTRY_PANELS
+            | TASK_PANELS,
         )
         assert results["__service__"], results
 

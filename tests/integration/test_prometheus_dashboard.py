@@ -33,6 +33,7 @@ from controller.core.gitsync import SyncResult
 from controller.core.webhook import Verdict
 from controller.shell.daemon.git_metrics import GitMetrics
 from controller.shell.daemon.metrics import Metrics
+from controller.shell.rollout.results import Event
 from tests.unit.test_alert_rules import ALERTS, dashboard_exprs, load_dashboard
 from tests.unit.test_metrics import add_traffic
 
@@ -100,6 +101,17 @@ def activity(m: Metrics) -> Callable[[], None]:
         m.images.pull("shop", "api", ("pulled", "failed")[n % 2], 0.5 + n % 3)
         m.images.update("shop", "api", ("committed", "proposed")[n % 2])
         m.images.scan("shop", "api", ok=n % 5 != 4)
+        # release tasks, smoke checks and hooks (issue 15), as the executor's events say
+        ok = n % 3 != 2  # every series moves at every tick: a rate() window sees each
+        for phase, task, secs in (
+            ("release-succeeded" if ok else "release-failed", "migrate", 2.0 + n % 5),
+            *(("smoke-passed" if ok else "smoke-failed", p, 0.2) for p in ("before", "bake")),
+            *(
+                ("hook-ok" if ok else "hook-failed", e, 0.1)
+                for e in ("start", "success", "rollback")
+            ),
+        ):
+            m.tasks.feed(Event("shop", "api", phase, "", time.time(), task_seconds=secs, task=task))
 
     return tick
 
@@ -247,6 +259,15 @@ BUILD_PANELS = frozenset({"Image builds by result", "Image build duration p90"})
 REGISTRY_PANELS = frozenset({"Image pull duration p90", "Image-update automation"})
 GIT_PANELS = frozenset(
     {"Git source: syncs and webhooks by result", "Git source: time since last sync"}
+)
+# Release tasks' series appear with a task's first run (their label is its name); the
+# duration histograms of smoke checks and hooks with their first run.
+TASK_PANELS = frozenset(
+    {
+        "Release tasks by result, and p90 duration",
+        "Smoke checks by phase and result, and p90 duration",
+        "Hooks by event and result, and p90 duration",
+    }
 )
 # Fed only when notifications are configured (`--notify`).
 NOTIFY_PANELS = frozenset({"Notifications by kind and result"})
