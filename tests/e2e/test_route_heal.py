@@ -87,7 +87,7 @@ def test_daemon_reroutes_a_container_that_changed_address(
     network = f"{project}_backend"
     victim, old_ip = _routed_victim(docker_client, project, s, network)
 
-    with berth_run(s.desired_dir, s.state_dir, resync=2.0, log=tmp_path / "berth.log") as d:
+    with berth_run(s.desired_dir, s.state_dir, resync=1.0, log=tmp_path / "berth.log") as d:
         stranger, new_ip = _move_address(docker_client, project, victim, network, old_ip)
         try:
             wait_for(
@@ -106,7 +106,7 @@ def test_daemon_reroutes_a_container_that_changed_address(
                 assert (r.status_code, r.text.strip()) == (200, "1.0.0")
             # steady again: the next passes leave the file alone
             before = upstreams.stat().st_mtime_ns
-            time.sleep(4.5)  # two resync passes
+            time.sleep(2.5)  # two resync passes
             assert upstreams.stat().st_mtime_ns == before
             assert d.log.read_text().count("routes healed") == 1
         finally:

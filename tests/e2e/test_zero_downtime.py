@@ -1,7 +1,8 @@
 """Zero-downtime deploys under live load through a real nginx (issue: cut-over behind nginx).
 
-Eleven consecutive deploys of a 2-replica service, three of them of tags that never become
-healthy and one that fails during bake, while a load generator records every response.
+Seven consecutive deploys of a 2-replica service, two of them of tags that never become
+healthy (one unhealthy, one crashing) and one that fails during bake, while a load generator
+records every response.
 """
 
 from __future__ import annotations
@@ -137,18 +138,21 @@ def deploy(
     return proc.returncode, parse_events(err.splitlines()), t0, time.time()
 
 
+# Every kind of deploy once, each failure followed by a good deploy: a cut-over after a
+# good release, after a rollback of an unhealthy one, after a crash, and after a bake
+# failure's switch-back (which is a traffic switch too). It was eleven, repeating the
+# unhealthy -> good pair and ending on three good deploys in a row: ~40 s more per test
+# that uses it, and nothing the first of each did not show. The keep-alive test over these
+# deploys with `switch: reload` lost 16 requests in eleven deploys (docs/operations.md),
+# and 15 of 55,474 over these seven (measured 2026-12-03): it still catches a reload.
 PLAN = [  # (tag, mode, expected exit)
     ("2.0.0", "good", 0),
     ("2.1.0-bad", "unhealthy", 3),
     ("2.2.0", "good", 0),
     ("2.3.0-crash", "crash", 3),
     ("2.4.0", "good", 0),
-    ("2.5.0-bad", "unhealthy", 3),
-    ("2.6.0", "good", 0),
     ("2.7.0-bake", "bake-fail", 3),
     ("2.8.0", "good", 0),
-    ("2.9.0", "good", 0),
-    ("3.0.0", "good", 0),
 ]
 
 

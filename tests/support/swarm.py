@@ -39,7 +39,13 @@ import docker
 import docker.errors
 import docker.types
 
-from tests.support.swarm_node import DOCKER_PORT, NODE_IMAGE, REGISTRY_PORT, ensure_node_image
+from tests.support.swarm_node import (
+    DOCKER_PORT,
+    NODE_IMAGE,
+    REGISTRY_PORT,
+    REGISTRY_STORAGE,
+    ensure_node_image,
+)
 
 SWARM_LABEL = "berth.test.swarm"
 OWNER_LABEL = "berth.test.swarm.owner"
@@ -299,7 +305,10 @@ def _ip_of(api: Any, container_id: str, network: str) -> str:
     return str(c.attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
 
 
-def _start_registry(api: Any, swarm: Swarm, labels: dict[str, str]) -> None:
+def _start_registry(
+    api: Any, swarm: Swarm, labels: dict[str, str], storage: str | None = None
+) -> None:
+    volumes = {storage: {"bind": REGISTRY_STORAGE, "mode": "rw"}} if storage else None
     c = api.containers.run(
         NODE_IMAGE,
         entrypoint=["/usr/local/bin/docker-registry"],
@@ -309,6 +318,7 @@ def _start_registry(api: Any, swarm: Swarm, labels: dict[str, str]) -> None:
         network=swarm.network,
         ports={f"{REGISTRY_PORT}/tcp": ("127.0.0.1", None)},
         labels={**labels, ROLE_LABEL: "registry"},
+        volumes=volumes,
         detach=True,
     )
     c.reload()
@@ -396,10 +406,14 @@ def start_swarm(
     timeout: float = 90,
     shared: str | None = None,
     heartbeat: float | None = None,
+    registry_storage: str | None = None,
 ) -> Swarm:
     """Bring up a swarm of `managers` + `workers` nodes and its registry. `shared`: a host
     directory every node sees at the same path (Berth's upstreams directory, which the edge
-    nginx on a node mounts, lives there in the tests).
+    nginx on a node mounts, lives there in the tests). `registry_storage`: a host directory
+    for the registry's blobs, kept by the caller; a later swarm given the same directory
+    already holds what an earlier one was pushed, so pushing it again only checks the
+    layers (the nginx image's 195 MB took ~20 s to push, most of it compressing).
 
     On any failure everything created so far is removed before the error propagates.
     `timings` records seconds spent on the node image check/build and on the bring-up.
@@ -415,7 +429,7 @@ def start_swarm(
     _, subnet = _create_network(api, swarm_id, labels)
     swarm = Swarm(id=swarm_id, host=api, network=swarm_id, subnet=subnet, nodes=[])
     try:
-        _start_registry(api, swarm, labels)
+        _start_registry(api, swarm, labels, registry_storage)
         roles = ["manager"] * managers + ["worker"] * workers
         counters = {"manager": 0, "worker": 0}
         for role in roles:

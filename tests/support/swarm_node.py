@@ -49,6 +49,7 @@ NODE_PACKAGES = (
 )
 DOCKER_PORT = 2375
 REGISTRY_PORT = 5000
+REGISTRY_STORAGE = "/var/lib/registry"  # the registry's blobs (REGISTRY_CONFIG's rootdirectory)
 _NODE_RECIPE_VERSION = "2"  # bump to force a rebuild of the node image
 
 ENTRYPOINT = """\
@@ -79,7 +80,7 @@ REGISTRY_CONFIG = {
     "version": 0.1,
     "log": {"level": "warn"},
     "storage": {
-        "filesystem": {"rootdirectory": "/var/lib/registry"},
+        "filesystem": {"rootdirectory": REGISTRY_STORAGE},
         "delete": {"enabled": True},
     },
     "http": {"addr": f"0.0.0.0:{REGISTRY_PORT}"},

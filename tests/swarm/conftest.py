@@ -6,6 +6,9 @@
 - `swarm`        module-scoped: the swarm is brought up once per module (a few seconds once
                  the node image is cached) and removed after it, whatever happened
                  Every node sees `swarm.shared` (a host directory) at the same path
+- `swarm_registry_storage`  session-scoped: the host directory holding every test swarm's
+                 registry blobs, so an image pushed into one module's swarm is only checked,
+                 not uploaded again, in the next (the nginx image costs ~20 s to push)
 - `swarm_app`    module-scoped: `berth-test/app:1.0.0` pushed into the swarm's registry;
                  the ref the nodes pull (`REGISTRY_IP:5000/berth-test/app:1.0.0`)
 
@@ -36,11 +39,19 @@ def swarm_heartbeat() -> float | None:
     return None
 
 
+@pytest.fixture(scope="session")
+def swarm_registry_storage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Only the blobs are shared: each swarm has its own registry container and nodes, and
+    every module pushes what it uses itself (a push of something already there is cheap)."""
+    return str(tmp_path_factory.mktemp("swarm-registry"))
+
+
 @pytest.fixture(scope="module")
 def swarm(
     docker_client: Any,
     swarm_shape: tuple[int, int],
     swarm_heartbeat: float | None,
+    swarm_registry_storage: str,
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Swarm]:
@@ -53,6 +64,7 @@ def swarm(
         client=docker_client,
         shared=shared,
         heartbeat=swarm_heartbeat,
+        registry_storage=swarm_registry_storage,
     )
     s.shared = shared
     try:
