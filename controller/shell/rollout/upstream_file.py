@@ -93,16 +93,21 @@ def publish_reload(
         atomic_write(path, text)
         if nginx is None:
             return  # nginx has never started: it will read the file when it does
+        tested = False
         try:
             nginx.test()
+            tested = True
             nginx.reload(drain_timeout=drain_timeout)
         except Exception as exc:
             counted("error")
             atomic_write(path, old_text)
             # nginx may have taken the new file already (a reload that failed halfway):
-            # load the old one again, best effort, so file and nginx agree.
-            with contextlib.suppress(Exception):
-                nginx.reload(drain_timeout=drain_timeout)
+            # load the old one again, best effort, so file and nginx agree. After a failed
+            # test it never saw the new file: no reload (it would only wait out the drain
+            # of workers that a broken configuration does not replace).
+            if tested:
+                with contextlib.suppress(Exception):
+                    nginx.reload(drain_timeout=drain_timeout)
             if isinstance(exc, ProxyError):
                 raise
             raise ProxyError(f"nginx reload failed: {exc}") from exc
