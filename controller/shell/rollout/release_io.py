@@ -168,9 +168,11 @@ class _Task:
         return self._end("failed", code, why, tail, t0)  # kept, stopped, for `docker logs`
 
     def _tail(self, cid: str) -> str:
+        """Evidence only: logs that cannot be read (gone, or refused by a socket proxy)
+        leave the reason without them, never change the outcome."""
         try:
             return printable_lines(self.p.runtime.logs(cid, tail=TAIL))
-        except NotFound:
+        except ContainerRuntimeError:
             return ""
 
     def _end(self, state: str, code: int | None, why: str, tail: str, t0: float) -> str | None:
