@@ -99,6 +99,10 @@ def test_a_release_task_runs_once_before_the_new_containers_and_is_shown(
     rows = json.loads(berth(s.desired_dir, s.state_dir, "status", "--json").out)
     [task] = rows[0]["release"]
     assert (task["name"], task["state"], task["exit_code"]) == ("migrate", "succeeded", 0)
+    table = berth(s.desired_dir, s.state_dir, "status").out
+    section = table[table.index("TASKS AND CHECKS") :].splitlines()
+    assert section[1].startswith(f"{project}/api") and "release migrate: succeeded (" in section[1]
+    assert any("smoke before: 2 smoke check(s) passed" in line for line in section), table
     # scaled up: the same revision, so the task does not run again
     tmp_stack(
         compose(runs, "echo run >> /runs/migrate.log", smoke=smoke, hooks=hooks),
@@ -107,9 +111,7 @@ def test_a_release_task_runs_once_before_the_new_containers_and_is_shown(
     assert berth(s.desired_dir, s.state_dir, "apply").code == 0
     assert len(_runs(runs)) == 1
     text = berth(s.desired_dir, s.state_dir, "history", "api").out
-    assert (
-        "release migrate: done" in text and "smoke before: 2 smoke check(s) passed" in text
-    )
+    assert "release migrate: done" in text and "smoke before: 2 smoke check(s) passed" in text
     assert "hook success: success hook sh: exit 0" in text
 
 
