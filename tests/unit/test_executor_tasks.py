@@ -4,11 +4,15 @@ runtime's pinned by test_contract_runtime*, the task ports' by test_contract_tas
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
+
+import pytest
 
 from controller.adapters.sqlite_store import SqliteStateStore
 from controller.core.model import ContainerState, NetworkAttachment, Observed, Target
 from controller.core.plan import plan
 from controller.core.task_options import HookSpec, HooksSpec, ReleaseTask, SmokeCheck
+from controller.errors import ContainerRuntimeError
 from controller.shell.rollout.executor import Event, Executor, Ports
 from controller.shell.rollout.reconcile import run_plan
 from controller.shell.rollout.release_io import (
@@ -288,3 +292,28 @@ def test_a_one_off_takes_no_fixed_address_of_the_replica_it_runs_beside() -> Non
         ("migrate",),
     )
     assert "MacAddress" not in body and "PortBindings" not in body["HostConfig"]
+
+
+def test_docker_failing_while_a_task_runs_is_no_outcome_and_the_next_pass_adopts_it() -> None:
+    """An engine error while waiting (not the task's exit) must not mark the task failed:
+    `berth retry` would then remove the still running one-off and run it a second time."""
+    rt, ports, _, store, _, _ = world()
+    v1, job = migrating("1", after=4)
+    rt.images.add(v1.image)
+    rt.behaviours[f"{v1.image} migrate --up"] = job
+    real, calls = rt.inspect, []
+
+    def flaky(cid: str) -> Any:
+        calls.append(cid)
+        if len(calls) == 3:  # mid-wait
+            raise ContainerRuntimeError("inspect: 500 Server Error: the engine is restarting")
+        return real(cid)
+
+    rt.inspect = flaky  # type: ignore[method-assign]
+    with pytest.raises(ContainerRuntimeError):
+        converge(ports, [v1])
+    rec = store.release_task("demo", "api", v1.revision, "migrate")
+    assert rec is not None and rec.state == "running" and rec.container
+    rt.inspect = real  # type: ignore[method-assign]
+    assert converge(ports, [v1]) == ["succeeded"]
+    assert len(release_creates(rt)) == 1  # adopted, not run again

@@ -97,9 +97,11 @@ class _Task:
             if status.state is ContainerState.CREATED:
                 self._emit("release", f"{self.task.name}: running {_shown(self.task.command)}")
                 self.p.runtime.start(status.id)
-            return self._wait(status.id, started_at + self.task.timeout, t0)
-        except ContainerRuntimeError as exc:
+        except ContainerRuntimeError as exc:  # it could not run: the revision's fault
             return self._end("failed", None, f"{self.task.name}: {exc}", "", t0)
+        # Docker failing while the task runs (an engine restart) is not the task's outcome:
+        # the error ends this rollout, the record stays `running`, the next one adopts it.
+        return self._wait(status.id, started_at + self.task.timeout, t0)
 
     def _find(self, ref: str) -> ContainerStatus | None:
         try:
