@@ -7,6 +7,8 @@ import re
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.core.config import build_config
 from controller.core.model import ServiceSpec
@@ -187,3 +189,46 @@ def test_desired_cannot_set_them(key: str) -> None:
     with pytest.raises(ConfigError) as err:
         build_config([(DESIRED, desired)], environ={}, files=files)
     assert f"services.api.{key}" in str(err.value), str(err.value)
+
+
+# -- fuzz: whatever the three keys hold, the load succeeds or names its problems --------------
+
+_TASK_KEYS = st.sampled_from(
+    [
+        "name", "command", "timeout", "path", "method", "port", "headers", "body", "status",
+        "body_matches", "response_headers", "when", "start", "success", "rollback", "url",
+        "required", "Host", "X-A", "1", "~", "true",
+    ]
+)  # fmt: skip
+_TASK_SCALARS = st.sampled_from(
+    [
+        "x", "'a b'", "''", "/ok", "'/a\\r\\nb'", "GET", "post", "TRACE", "0", "-1", "65536",
+        "8000", "200", "'599'", "1e400", ".nan", "true", "maybe", "null", "5s", "0s", "99h",
+        "'(a+)+$'", "'(?=x)'", "'\\\\1'", "'http://h/p'", "'ftp://h'", "'http://u:p@h:99999/'",
+        "'https://'", "before", "bake", "both", "[]", "{}", "'${A:-x}'", "'$${B}'",
+    ]
+)  # fmt: skip
+
+
+def _task_value(depth: int) -> st.SearchStrategy[str]:
+    if depth <= 0:
+        return _TASK_SCALARS
+    child = _task_value(depth - 1)
+    mapping = st.lists(st.tuples(_TASK_KEYS, child), max_size=4).map(
+        lambda kv: "{" + ", ".join(f"{k}: {v}" for k, v in kv) + "}"
+    )
+    seq = st.lists(child, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]")
+    return st.one_of(_TASK_SCALARS, mapping, seq)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.sampled_from(["release", "smoke", "hooks"]), _task_value(3), st.booleans())
+def test_any_value_loads_or_fails_with_located_problems(key: str, value: str, bake: bool) -> None:
+    extra = ("bake: 5s\n" if bake else "") + f"{key}: {value}\n"
+    compose = _compose(extra)
+    files = reader({DESIRED: BASE_DESIRED, COMPOSE: compose})
+    try:
+        build_config([(DESIRED, BASE_DESIRED)], environ={"A": "1"}, files=files)
+    except ConfigError as exc:
+        assert exc.problems and all(p.file == COMPOSE and p.line for p in exc.problems), exc
+        assert all(len(p.message) < 600 for p in exc.problems)
