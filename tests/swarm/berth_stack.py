@@ -171,6 +171,10 @@ class SwarmStack:
 
     def status(self) -> list[dict[str, Any]]:
         out = self.berth("status", "--json")
+        if out.code != 0 or not out.out.strip():
+            # said, not a JSONDecodeError: a poll (wait_for) takes it as not-yet and keeps
+            # it as the last error (seen in CI while a killed worker was being noticed)
+            raise StatusUnavailable(f"berth status exited {out.code}: {out.err.strip()[-400:]}")
         rows: list[dict[str, Any]] = json.loads(out.out)
         return rows
 
@@ -286,6 +290,10 @@ def new_revision_running(stack: SwarmStack, tag: str) -> bool:
         t["ServiceID"] in ids and t["Status"]["State"] in ("starting", "running")
         for t in stack.app_tasks()
     )
+
+
+class StatusUnavailable(OSError):
+    """`berth status` could not read the swarm this time (it exits 1 and says why)."""
 
 
 def settled(stack: SwarmStack) -> str | None:
