@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import assert_never
 
 from controller.core import canary
+from controller.core.bake import bake_health
 from controller.core.gate import GateRules, GateVerdict, evaluate
 from controller.core.model import ContainerState
 from controller.core.outcome import Outcome as Outcome
@@ -301,19 +302,9 @@ def _bake(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, S
     if gated and not s.bake_smoked and any(c.bake for c in s.cfg.smoke):
         checks = tuple(c for c in s.cfg.smoke if c.bake)
         return replace(s, bake_smoked=True), Smoke(tuple(n.gate.cid for n in gated), checks, "bake")
-    rules = GateRules(s.cfg.docker_health, s.cfg.http_probe, 1, float("inf"))
-    failures = dict(s.passes)  # during bake, counts consecutive probe failures per container
-    for n in gated:
-        verdict = evaluate(rules, [n.gate], {}, now=now)
-        if verdict.failed:
-            return _switch_back(s, obs, f"failed during bake: {verdict.reason}")
-        failures[n.gate.cid] = 0 if verdict.passed else failures.get(n.gate.cid, 0) + 1
-        if failures[n.gate.cid] >= max(2, s.cfg.threshold):
-            return _switch_back(
-                s, obs, f"failed during bake: {n.gate.name} stopped passing its health check"
-            )
-    if len(gated) < s.cfg.replicas:
-        return _switch_back(s, obs, "failed during bake: a new container disappeared")
+    failures, why = bake_health(s, gated, now)
+    if why is not None:
+        return _switch_back(s, obs, why)
     s, judged = canary.bake_check(replace(s, passes=failures), obs)
     if judged is not None:
         return _switch_back(s, obs, judged)
