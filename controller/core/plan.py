@@ -24,6 +24,10 @@ class ActionKind(StrEnum):
     QUARANTINED = "quarantined"
 
 
+# Actions that bring a new revision (release tasks and hooks belong to these, not to a
+# scale change of a revision that runs already, nor to a removal)
+NEW_REVISION = frozenset({ActionKind.CREATE, ActionKind.REPLACE})
+
 CHANGING = frozenset(
     {
         ActionKind.CREATE,

@@ -9,7 +9,7 @@ from typing import Any
 
 from controller.core.compose.namespaces import shares_a_namespace
 from controller.core.model import CanarySpec, Strategy
-from controller.core.plan import ActionKind, ServiceAction
+from controller.core.plan import NEW_REVISION, ActionKind, ServiceAction
 from controller.core.task_options import ReleaseTask, SmokeCheck
 
 
@@ -79,14 +79,9 @@ def config_for(
         build=t.spec.build is not None,
         pull_first=t.spec.build is not None and t.spec.build.pull_first,
         pull_policy=t.spec.pull_policy or "missing",
-        release=b.release if action.kind in _NEW_REVISION else (),
+        release=b.release if action.kind in NEW_REVISION else (),
         smoke=b.smoke,
     )
-
-
-# A release task belongs to a revision that is about to run: not to a scale change of one
-# that runs already (the task ran when it rolled out), nor to a removal.
-_NEW_REVISION = (ActionKind.CREATE, ActionKind.REPLACE)
 
 
 def publishes_host_ports(create: Mapping[str, Any]) -> bool:

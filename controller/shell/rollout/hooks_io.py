@@ -10,12 +10,11 @@ import posixpath
 from collections.abc import Callable
 
 from controller.core.outcome import Outcome
-from controller.core.plan import ActionKind, ServiceAction
+from controller.core.plan import NEW_REVISION, ServiceAction
 from controller.core.task_options import HookEvent
 from controller.shell.rollout.results import Event, Ports
 
 Emit = Callable[[Event], None]
-_NEW_REVISION = (ActionKind.CREATE, ActionKind.REPLACE)
 
 
 def after_event(outcome: Outcome, *, quarantined: bool) -> HookEvent | None:
@@ -42,7 +41,7 @@ def run_hooks(
 ) -> str | None:
     """The event's hooks, in order. Returns why a required start hook failed, else None."""
     t = a.target
-    if t is None or a.kind not in _NEW_REVISION:
+    if t is None or a.kind not in NEW_REVISION:
         return None
     hooks = t.spec.berth.hooks.of(event)
     if not hooks:
