@@ -67,11 +67,22 @@ def _victim(stack: SwarmStack) -> tuple[Node, set[str]]:
     raise AssertionError(f"no live worker runs some but not all app tasks: {by_node}")
 
 
+def _all_running_routed(stack: SwarmStack) -> set[str] | None:
+    """The routed peers once they are exactly the app's 3 running tasks, else None."""
+    running = set().union(*tasks_by_node(stack).values())
+    peers = stack.peers()
+    return peers if len(running) == 3 and peers == running else None
+
+
 def test_a_frozen_worker_leaves_the_peers_and_its_tasks_rejoin_when_it_thaws(
     daemon: SwarmStack,
 ) -> None:
-    """Paused for less than Swarm's heartbeat window: the manager never declares the node
-    down and reschedules nothing; Berth routes around it meanwhile."""
+    """Berth routes around a frozen node at once, never empties the peers, and after the
+    thaw routes every running task. Whether the frozen tasks rejoin or are replaced is
+    Swarm's call, a race with the heartbeat window (~3 s with this module's 1 s heartbeat,
+    which the freeze can outlast under load): if the manager declared the node down it
+    reschedules the tasks and shuts the thawed ones down. Either way the running tasks
+    are the ones routed, and no request fails once the frozen peers are dropped."""
     stack = daemon
     victim, lost = _victim(stack)
     load = Load(stack.url, keep_alive=True, get_threads=4, extras=False, get_rate=200)
@@ -88,15 +99,19 @@ def test_a_frozen_worker_leaves_the_peers_and_its_tasks_rejoin_when_it_thaws(
             time.sleep(3)
         finally:
             stack.swarm.unpause_node(victim)
-        wait_for(lambda: lost <= stack.peers(), timeout=60, what="the thawed tasks routed again")
+        routed = wait_for(
+            lambda: _all_running_routed(stack), timeout=60, what="every running task routed"
+        )
         time.sleep(1)
     finally:
         load.stop()
     assert stack.swarm.node_states(stack.node).get(victim.name) == "ready"
     after = [x for x in load.samples if x.start > frozen_wall + dropped + 1.0]
     assert after and all(x.ok for x in after), [x for x in after if not x.ok][:5]
+    fate = "rejoined" if lost <= routed else "were replaced (node declared down)"
     print(
-        f"\nfrozen {victim.name}: peers dropped after {dropped:.2f} s; failed requests: "
+        f"\nfrozen {victim.name}: peers dropped after {dropped:.2f} s; its tasks {fate}; "
+        f"failed requests: "
         f"{sum(not x.ok for x in load.samples)} of {len(load.samples)}"
     )
 
