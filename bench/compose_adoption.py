@@ -378,6 +378,15 @@ def _numbers_of(text: str) -> set[str]:
 # compose words the Engine API spells differently (deploy.restart_policy.condition)
 _SYNONYMS = {"none": {"no"}, "any": {"always", "unless"}}
 
+# values whose translation is spelled by where it goes, not by the value: a long-syntax
+# bind becomes a `src:dst:ro|rw` string in HostConfig.Binds, as compose's toBindString
+# does (pinned by tests/unit/test_compose_translate.py::test_volumes and
+# test_compose_host_opts.py::test_long_syntax_bind_follows_create_host_path)
+_SPELLED_BY_PLACE: dict[tuple[str, ...], dict[Any, set[str]]] = {
+    ("volumes", "[]", "type"): {"bind": {"binds"}},
+    ("volumes", "[]", "read_only"): {True: {"ro"}, False: {"rw"}},
+}
+
 
 def atoms(value: Any) -> set[str]:
     if isinstance(value, bool):
@@ -457,6 +466,7 @@ def suspected_ignores(proj: Project, root: Path, desired: Path) -> list[str]:
                 want = set()
                 if value is not None:
                     want = atoms(interpolate(value, proj.env) if isinstance(value, str) else value)
+                    want |= _SPELLED_BY_PLACE.get(path, {}).get(value, set())
                 parent = path[-2] if len(path) > 1 else path[0]
                 if parent in FREE_FORM_PARENTS or (parent == "[]" and path[0] == "networks"):
                     want |= atoms(path[-1])
