@@ -67,6 +67,16 @@ def _victim(stack: SwarmStack) -> tuple[Node, set[str]]:
     raise AssertionError(f"no live worker runs some but not all app tasks: {by_node}")
 
 
+def _spread_again(stack: SwarmStack) -> None:
+    """Swarm does not rebalance: the replacements may all sit on one worker, and the tests
+    after this one need a worker running some but not all tasks. A rollout to the other
+    tag spreads the new services over the nodes, as an operator would."""
+    current = stack.get()
+    target = "2.0.0" if "1.0.0" in current else "1.0.0"
+    stack.write(target, probe_timeout="500ms", deadline="40s")
+    assert wait_for(lambda: settled(stack), timeout=120, what="spread again") == target
+
+
 def _all_running_routed(stack: SwarmStack) -> set[str] | None:
     """The routed peers once they are exactly the app's 3 running tasks, else None."""
     running = set().union(*tasks_by_node(stack).values())
@@ -82,7 +92,9 @@ def test_a_frozen_worker_leaves_the_peers_and_its_tasks_rejoin_when_it_thaws(
     Swarm's call, a race with the heartbeat window (~3 s with this module's 1 s heartbeat,
     which the freeze can outlast under load): if the manager declared the node down it
     reschedules the tasks and shuts the thawed ones down. Either way the running tasks
-    are the ones routed, and no request fails once the frozen peers are dropped."""
+    are the ones routed, and no request fails once the frozen peers are dropped. The
+    freeze is kept short (1 s after the drop), so the first is the usual case; CI saw the
+    second twice, with a 3 s freeze under load."""
     stack = daemon
     victim, lost = _victim(stack)
     load = Load(stack.url, keep_alive=True, get_threads=4, extras=False, get_rate=200)
@@ -96,7 +108,7 @@ def test_a_frozen_worker_leaves_the_peers_and_its_tasks_rejoin_when_it_thaws(
             wait_for(lambda: not (lost & stack.peers()), timeout=30, what="frozen peers dropped")
             dropped = time.monotonic() - frozen
             assert stack.peers(), "never 0 peers while healthy tasks exist"
-            time.sleep(3)
+            time.sleep(1)
         finally:
             stack.swarm.unpause_node(victim)
         routed = wait_for(
@@ -109,6 +121,8 @@ def test_a_frozen_worker_leaves_the_peers_and_its_tasks_rejoin_when_it_thaws(
     after = [x for x in load.samples if x.start > frozen_wall + dropped + 1.0]
     assert after and all(x.ok for x in after), [x for x in after if not x.ok][:5]
     fate = "rejoined" if lost <= routed else "were replaced (node declared down)"
+    if not lost <= routed:
+        _spread_again(stack)
     print(
         f"\nfrozen {victim.name}: peers dropped after {dropped:.2f} s; its tasks {fate}; "
         f"failed requests: "
