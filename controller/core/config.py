@@ -12,11 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from controller.core.boundary import ConfigFiles
+from controller.core.compose.resources import GLOBAL_ONE
 from controller.core.desired import parse_desired
 from controller.core.loadwork import LoadWork, read_compose
 from controller.core.model import (
     DesiredService,
     DesiredStack,
+    ServiceSpec,
     StackSpec,
     Target,
     image_ref,
@@ -43,6 +45,19 @@ class PartialConfig:
 
     def valid(self, file: str) -> bool:
         return not self.problems.get(file)
+
+
+def _single_reason(spec: ServiceSpec) -> str | None:
+    """Why desired/ may not run more than one container of the service (None: it may)."""
+    if spec.fixed_address:
+        return "the service has a fixed IP or MAC address: one container can hold it"
+    if spec.container_name:
+        return (
+            f"the service has container_name {spec.container_name!r}: one container can hold a name"
+        )
+    if spec.one_per_host:
+        return GLOBAL_ONE
+    return None
 
 
 def build_config(
@@ -114,15 +129,7 @@ def _check_services(
                 why = f"{stack.disabled[name]} (a desired file cannot enable a service)"
             work.add(file, [Problem(file, line, f"services.{name}", why)])
             continue
-        fixed = spec.fixed_address
-        single = (
-            "the service has a fixed IP or MAC address: one container can hold it"
-            if fixed
-            else f"the service has container_name {spec.container_name!r}: one container "
-            "can hold a name"
-            if spec.container_name
-            else None
-        )
+        single = _single_reason(spec)
         if single and svc.replicas is not None and svc.replicas > 1:
             work.add(
                 file,

@@ -193,6 +193,7 @@ class ServiceSpec:
     source_line: int | None = None
     build: BuildSpec | None = None  # compose `build:`: Berth builds the image when absent
     container_name: str | None = None  # compose `container_name`: one replica, stop-first
+    one_per_host: bool = False  # compose `deploy.mode: global`: one replica, not scalable
     # services whose running container this one joins (network_mode service:X) or mounts
     # (volumes_from X), and their revisions (set by the config): replacing X replaces this
     peers: tuple[str, ...] = ()

@@ -133,4 +133,5 @@ NO_EFFECT: dict[str, str] = {
     "services.*.ports[].mode": "ingress/host is swarm routing; compose binds the port the same",
     "services.*.ports[].name": "a human-readable label; compose sends nothing for it",
     "services.*.ports[].app_protocol": "a hint for tools; compose sends nothing for it",
+    "services.*.attach": "`docker compose up` attaches to its logs; Berth never attaches",
 }

@@ -353,12 +353,37 @@ CASES = [
         compose=api('    volumes: ["..:/repo:ro"]\n'),
     ),
     Case(
-        "bind-absolute-source-containing-desired",
+        "bind-host-root-writable",
+        C,
+        4,
+        "services.api.volumes[0]",
+        "is writable and contains desired/",
+        compose=api('    volumes: ["/:/host"]\n'),
+    ),
+    Case(
+        "bind-host-root-writable-long-syntax",
+        C,
+        4,
+        "services.api.volumes[0]",
+        "is writable and contains desired/",
+        compose=api("    volumes: [{type: bind, source: /, target: /host, read_only: false}]\n"),
+    ),
+    Case(
+        "bind-absolute-source-containing-desired-read-only",
         C,
         4,
         "services.api.volumes[0]",
         "which contains desired/",
-        compose=api('    volumes: ["/:/host"]\n'),
+        compose=api('    volumes: ["{root}:/repo:ro"]\n'),
+    ),
+    Case(
+        "bind-host-root-through-a-symlink",
+        C,
+        4,
+        "services.api.volumes[0]",
+        "resolves to /,",
+        tree={"compose/hostroot": ("link", "/")},
+        compose=api('    volumes: ["./hostroot:/host:ro"]\n'),
     ),
     Case(
         "bind-absolute-through-symlink-in-desired",
@@ -496,6 +521,10 @@ def test_enough_ways_out() -> None:
         '    volumes: ["/var/run/docker.sock:/var/run/docker.sock"]\n',  # operator's own choice
         '    volumes: ["./data:/data"]\n',
         "    env_file: vars.env\n",
+        # the host's whole tree, read-only (node-exporter, cAdvisor): see mounts.py
+        '    volumes: ["/:/rootfs:ro"]\n',
+        '    volumes: ["/:/host:ro,rslave"]\n',
+        "    volumes: [{type: bind, source: /, target: /hostfs, read_only: true}]\n",
     ],
 )
 def test_inside_the_tree_is_accepted(extra: str, tmp_path: Path) -> None:

@@ -61,6 +61,40 @@ def test_container_name_with_replicas_in_desired_is_refused_at_that_line() -> No
     assert "container_name" in str(exc.value)
 
 
+def test_global_mode_is_one_container_on_this_host() -> None:
+    """compose runs a `deploy.mode: global` service once on one engine (node-exporter,
+    cAdvisor, log shippers): one per host is one here."""
+    s = load("services:\n  s: {image: x, deploy: {mode: global}}\n").services["s"]
+    assert s.replicas == 1 and s.one_per_host
+    assert (
+        load("services:\n  s: {image: x, deploy: {mode: global, replicas: 1}}\n")
+        .services["s"]
+        .one_per_host
+    )
+    msg = error("services:\n  s:\n    image: x\n    deploy: {mode: global, replicas: 3}\n")
+    assert "c.yml:4: services.s.deploy.replicas" in msg and "one container per host" in msg
+    assert "must be replicated or global" in error(
+        "services:\n  s: {image: x, deploy: {mode: global-job}}\n"
+    )
+    assert not load("services:\n  s: {image: x}\n").services["s"].one_per_host
+
+
+def test_global_mode_with_replicas_in_desired_is_refused_at_that_line() -> None:
+    compose = "services:\n  s: {image: x, deploy: {mode: global}}\n"
+    desired = (
+        "project: compose\ncompose: ../compose/c.yml\nservices:\n  s: {tag: '1', replicas: 2}\n"
+    )
+    tree = MemoryTree({FILE: compose, DESIRED: desired}, root="/r", desired="/r/desired")
+    with pytest.raises(ConfigError) as exc:
+        build_config([(DESIRED, desired)], environ={}, files=tree)
+    assert "app.yaml:4: services.s.replicas" in str(exc.value)
+    assert "one container per host" in str(exc.value)
+    ok = desired.replace("replicas: 2", "replicas: 1")
+    tree = MemoryTree({FILE: compose, DESIRED: ok}, root="/r", desired="/r/desired")
+    (target,) = build_config([(DESIRED, ok)], environ={}, files=tree).targets
+    assert target.replicas == 1
+
+
 @pytest.mark.parametrize("mode", ["host", "none", "bridge", "container:legacy"])
 def test_network_mode_values_go_to_the_body_without_networks(mode: str) -> None:
     stack = load(f"services:\n  s: {{image: x, network_mode: '{mode}'}}\n")

@@ -42,12 +42,19 @@ from controller.core.compose.fields import (
 from controller.core.yamlsrc import Located, Path
 from controller.errors import brief
 
+HOST_ROOT = "/"
 _PROPAGATION = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
 _LONG = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency")
 
 
 def host_path(
-    ctx: StackCtx, path: Path, source: str, *, what: str = "bind source", loc: Located | None = None
+    ctx: StackCtx,
+    path: Path,
+    source: str,
+    *,
+    what: str = "bind source",
+    loc: Located | None = None,
+    root_ok: bool = False,
 ) -> str | None:
     """The bind source as the engine gets it. A relative source must stay, symlinks
     resolved, inside the compose root; no source may lie inside desired/ or contain it, or
@@ -67,7 +74,8 @@ def host_path(
         return None
     resolved = ctx.files.resolve(full)
     problem = boundary_problem(resolved, ctx.files.boundary) if relative else None
-    problem = problem or exposure_problem(ctx.files, full)
+    if full != HOST_ROOT or not root_ok:  # the host's / : see translate_volumes
+        problem = problem or exposure_problem(ctx.files, full)
     if problem is not None:
         loc.error(path, f"{what} {shown(full)} {problem} (security boundary)")
         return None
@@ -100,7 +108,7 @@ def _mount(
         if not source:
             ctx.loc.error(path, "a bind mount needs a source")
             return None
-        host = host_path(ctx, path, source)
+        host = host_path(ctx, path, source, root_ok=True)
         if host is None:
             return None
         mount["Source"] = host
@@ -318,6 +326,8 @@ def translate_volumes(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
             mount = None
         if mount is None:
             continue
+        if not _host_root_read_only(ctx, here, mount):
+            continue
         target = posixpath.normpath(mount["Target"])  # compose-go cleans targets too
         if target in targets:
             ctx.loc.error(here, f"duplicate mount point {brief(mount['Target'])}")
@@ -330,6 +340,23 @@ def translate_volumes(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
         body.host["Binds"] = binds
     if mounts:
         body.host["Mounts"] = mounts
+
+
+def _host_root_read_only(ctx: StackCtx, path: Path, mount: dict[str, Any]) -> bool:
+    """The host's whole tree (`/:/rootfs:ro`, as node-exporter, cAdvisor and the
+    OpenTelemetry collector's host metrics mount it) is the one bind that may contain
+    desired/: its operator hands the container a read-only view of every host file, and
+    desired/ is one directory among them, read as host state. Writable, it would let the
+    container rewrite desired/ (and Berth's state) behind the repository's review, so it
+    is refused (DESIGN §2). False when refused."""
+    (seen,) = host_mounts(
+        {"Mounts": [mount]} if "Binds" not in mount else {"Binds": [mount["Binds"]]}
+    )
+    if seen.get("Type") != "bind" or seen.get("Source") != HOST_ROOT or seen["ReadOnly"]:
+        return True
+    why = "bind source / is writable and contains desired/: mount it read-only (/:TARGET:ro)"
+    ctx.loc.error(path, f"{why} (security boundary)")
+    return False
 
 
 def host_mounts(host_config: dict[str, Any]) -> list[dict[str, Any]]:

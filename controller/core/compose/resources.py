@@ -1,7 +1,8 @@
 """`deploy` and the resource keys -> replicas and HostConfig limits.
 
 Berth runs containers on one engine, so of `deploy` only what a single host can honour is
-translated (replicas, resources, restart_policy as compose maps it without swarm); swarm
+translated (replicas, resources, restart_policy as compose maps it without swarm; `mode:
+global` is one container, one per host, as compose runs it); swarm
 scheduling keys are refused rather than ignored, and `update_config`/`rollback_config` are
 replaced by `x-berth` (strategy, deadlines, bake). `reservations.cpus` is accepted and has
 no effect, as in compose: one engine has no CPU reservation (compose's setReservations).
@@ -53,17 +54,31 @@ def translate_deploy(ctx: StackCtx, path: Path, value: Any, body: Body) -> int |
         {k: v for k, v in deploy.items() if k not in _DEPLOY_REJECTED},
         ("replicas", "mode", "resources", "restart_policy"),
     )
-    if deploy.get("mode", "replicated") != "replicated" and not swarm:
-        ctx.loc.error((*path, "mode"), "only mode: replicated is supported")
+    mode = deploy.get("mode", "replicated")
+    if mode not in ("replicated", "global") and not swarm:
+        ctx.loc.error((*path, "mode"), "must be replicated or global")
     if deploy.get("resources") is not None:
         _resources(ctx, (*path, "resources"), deploy["resources"], body)
     if deploy.get("restart_policy") is not None:
         _restart_policy(ctx, (*path, "restart_policy"), deploy["restart_policy"], body)
     if deploy.get("replicas") is None:
-        return None
-    return want_int(
+        return 1 if mode == "global" and not swarm else None
+    replicas = want_int(
         ctx.loc, (*path, "replicas"), deploy["replicas"], minimum=0, maximum=MAX_REPLICAS
     )
+    if mode == "global" and not swarm and replicas not in (None, 1):
+        ctx.loc.error((*path, "replicas"), GLOBAL_ONE)
+    return replicas
+
+
+GLOBAL_ONE = "deploy.mode: global runs one container per host (this one host): not more"
+
+
+def one_per_host(ctx: StackCtx, svc: dict[str, Any]) -> bool:
+    """compose `deploy.mode: global` on one engine: a container per node is one container
+    (compose itself runs it once); desired/ cannot scale it."""
+    deploy = svc.get("deploy")
+    return ctx.backend != "swarm" and isinstance(deploy, dict) and deploy.get("mode") == "global"
 
 
 _CONDITIONS = {"": "", "none": "no", "no": "no", "on-failure": "on-failure", "any": "always"}

@@ -29,6 +29,7 @@ from controller.core.compose.mounts import translate_tmpfs, translate_volumes
 from controller.core.compose.networks import translate_networks
 from controller.core.compose.ports import translate_expose, translate_ports
 from controller.core.compose.resources import (
+    one_per_host,
     translate_deploy,
     translate_gpus,
     translate_simple_limits,
@@ -110,6 +111,8 @@ def _simple(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body) -> None:
             items = want_str_list(ctx.loc, (*path, key), svc[key])
             if items is not None:
                 body.host[api] = items
+    if svc.get("attach") is not None:  # compose up's log option: checked, no effect
+        want_bool(ctx.loc, (*path, "attach"), svc["attach"])
     if svc.get("sysctls") is not None:
         pairs = kv_pairs(ctx.loc, (*path, "sysctls"), svc["sysctls"])
         if pairs is not None:
@@ -280,6 +283,7 @@ def translate_service(ctx: StackCtx, name: str, raw: Any) -> tuple[ServiceSpec |
         source_line=where.line,
         build=build,
         container_name=ident.container_name,
+        one_per_host=one_per_host(ctx, svc),
         peers=ident.peers,
         **compat,
     )

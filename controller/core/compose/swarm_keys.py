@@ -54,6 +54,7 @@ SWARM_SERVICE_KEYS: dict[str, str] = {
     "depends_on": "Berth orders rollouts by it",
     "pull_policy": "Berth pulls as it says",
     "scale": "the replica count",
+    "attach": "no effect: `docker compose up`'s log option",
     "extends": "resolved when the file loads",
     "profiles": "resolved when the file loads",
     "x-berth": "Berth's own options",
