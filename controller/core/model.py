@@ -127,6 +127,7 @@ class DependsOn:
         "service_started"
     )
     restart: bool = False  # compose: restart this service when `service` is restarted
+    required: bool = True  # compose: false = a dependency only when `service` is enabled
 
 
 @dataclass(frozen=True)

@@ -430,6 +430,35 @@ def test_depending_on_a_disabled_service_is_an_error() -> None:
     assert "disabled" in found.message and "COMPOSE_PROFILES" in found.message
 
 
+OPTIONAL_DB = (
+    "services:\n  api:\n    image: a\n    depends_on:\n"
+    "      db: {condition: service_healthy, restart: true, required: false}\n"
+    "      cache: {condition: service_started, required: false}\n"
+    "  db: {image: d, profiles: [all, db]}\n"
+)
+
+
+def test_an_optional_dependency_is_dropped_when_its_service_is_not_enabled() -> None:
+    """compose's `required: false`: the dependent starts without a disabled (or absent)
+    dependency, and depends on it as usual when it is enabled (lago's profiles)."""
+    alone = load(OPTIONAL_DB).services["api"]
+    assert alone.depends_on == ()
+    both = load(OPTIONAL_DB, env={"COMPOSE_PROFILES": "db"}).services["api"]
+    (db,) = both.depends_on
+    assert (db.service, db.condition, db.restart, db.required) == (
+        "db",
+        "service_healthy",
+        True,
+        False,
+    )
+    bad = one(
+        "services:\n  a:\n    image: x\n    depends_on: {b: {required: maybe}}\n  b: {image: y}\n"
+    )
+    assert (bad.line, bad.field) == (4, "services.a.depends_on.b.required")
+    needed = one(OPTIONAL_DB.replace("restart: true, required: false", "restart: true"))
+    assert needed.field == "services.api.depends_on.db" and "disabled" in needed.message
+
+
 def test_profiles_merge_across_files_and_bad_profiles_are_located() -> None:
     more = [(f"{DIR}/o.yml", "services:\n  debug: {profiles: [extra]}\n")]
     stack = load(PROFILED, more=more, env={"COMPOSE_PROFILES": "extra"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from controller.core.compose.context import StackCtx
 from controller.core.compose.profiles import Selection
@@ -11,16 +12,31 @@ from controller.core.yamlsrc import Located, Path
 from controller.errors import brief
 
 
-def check_depends(ctx: StackCtx, services: Mapping[str, ServiceSpec], selection: Selection) -> None:
+def check_depends(
+    ctx: StackCtx, services: Mapping[str, ServiceSpec], selection: Selection
+) -> dict[str, ServiceSpec]:
     """Each dependency must be another enabled service. One that failed its own
-    translation was reported already, and is not reported again here."""
+    translation was reported already, and is not reported again here. An optional one
+    (`required: false`) on a service that is not enabled (its profile is off, or it is not
+    in the file) is dropped, as compose starts the dependent without it; returns the
+    services so."""
+    out: dict[str, ServiceSpec] = {}
     for name, spec in services.items():
+        kept = []
         for dep in spec.depends_on:
             path = ("services", name, "depends_on", dep.service)
+            absent = dep.service in selection.disabled or dep.service not in selection.enabled
+            if not dep.required and absent and dep.service != name:
+                continue
+            kept.append(dep)
             if dep.service in selection.disabled:
                 ctx.loc.error(path, selection.why_disabled(dep.service, ctx.env))
             elif dep.service == name or dep.service not in selection.enabled:
                 ctx.loc.error(path, f"{brief(dep.service)} is not another service of this stack")
+        out[name] = (
+            spec if len(kept) == len(spec.depends_on) else replace(spec, depends_on=tuple(kept))
+        )
+    return out
 
 
 def cross_check(

@@ -143,17 +143,19 @@ def _depends_on(ctx: StackCtx, path: Path, value: Any) -> tuple[DependsOn, ...]:
     out: list[DependsOn] = []
     for other, spec in (deps or {}).items():
         here = (*path, other)
-        condition, restart = "service_started", False
+        condition, restart, required = "service_started", False, True
         if spec is not None and (opts := want_map(ctx.loc, here, spec)) is not None:
             check_keys(ctx.loc, here, opts, ("condition", "required", "restart"))
             condition = opts.get("condition", condition)
-            if opts.get("required", True) is not True:
-                ctx.loc.error((*here, "required"), "optional dependencies are not supported")
+            required = want_bool(ctx.loc, (*here, "required"), opts.get("required", True)) in (
+                True,
+                None,
+            )
             restart = want_bool(ctx.loc, (*here, "restart"), opts.get("restart", False)) is True
         if condition not in _CONDITIONS:
             ctx.loc.error((*here, "condition"), f"must be one of {', '.join(_CONDITIONS)}")
             continue
-        out.append(DependsOn(other, condition, restart))  # type: ignore[arg-type]
+        out.append(DependsOn(other, condition, restart, required))  # type: ignore[arg-type]
     return tuple(out)
 
 

@@ -393,5 +393,5 @@ def _services(ctx: StackCtx) -> tuple[dict[str, ServiceSpec], dict[str, str]]:
         if translated is not None:
             services[name] = translated
     cross_check(loc, services, ports)
-    check_depends(ctx, services, selection)
+    services = check_depends(ctx, services, selection)
     return services, {n: selection.why_disabled(n, ctx.env) for n in selection.disabled}
