@@ -263,7 +263,7 @@ def layout_for(proxy: ProxySpec, services: Mapping[str, ServiceSpec]) -> tuple[L
         layout = Layout(host_dir)
     else:
         spec = services.get(proxy.service)
-        from controller.core.compose.mounts import host_mounts  # compose imports this module
+        from controller.core.compose.mount_sources import host_mounts  # compose imports this module
 
         mounts = host_mounts(spec.create.get("HostConfig", {})) if spec else []  # Binds too
         found = container_directory(mounts, host_dir)

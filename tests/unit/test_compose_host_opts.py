@@ -133,8 +133,12 @@ def test_named_volume_with_selinux_label_goes_to_binds_as_compose_sends_it() -> 
         ("../../etc:/e", "volumes[0]", "outside the compose root"),
         ("../desired:/d", "volumes[0]", "inside desired/"),
         ("/srv:/srv", "volumes[0]", "contains desired/"),
-        ("'./x:/x:nocopy'", "volumes[0]", "the engine refuses nocopy on a bind"),
+        ("'./x:/x:nocopy'", "volumes[0]", "mount (the engine refuses it)"),
         ("./x:/x:delegatedd", "volumes[0]", "unsupported volume mode"),
+        # compose drops an unknown mode: zabbix's `roz` would be mounted read-write
+        ("./d:/d:roz", "volumes[0]", "did you mean 'ro,z'? (modes are comma-separated)"),
+        ("./x:/x:rwZ", "volumes[0]", "did you mean 'rw,Z'?"),
+        ("./x:/x:rox", "volumes[0]", "'rox' for a bind mount; compose would drop it"),
         ("{type: bind, source: './a:b', target: /x}", "volumes[0]", "cannot hold ':'"),
         (
             "{type: bind, source: ./a, target: /x, bind: {create_host_path: false, selinux: z}}",

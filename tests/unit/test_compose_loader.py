@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from controller.core.compose import load_stack
-from controller.core.compose.mounts import host_mounts
+from controller.core.compose.mount_sources import host_mounts
 from controller.core.model import StackSpec
 from controller.errors import ConfigError, Problem
 from tests.fakes_files import MemoryTree

@@ -8,7 +8,7 @@ disabled`, which only `Mounts` can express (the host path must then exist). SELi
 relabelling (`z`/`Z`) exists only in `Binds`; a named volume with it goes there too.
 Entries are written as compose writes them: `SOURCE:TARGET:rw|ro[,z|Z][,PROPAGATION]`
 (`,nocopy` for a volume). Other volumes and tmpfs are `Mounts` entries. A bind source is
-checked the same way either way (`host_path`).
+checked the same way either way (`mount_sources.host_path`).
 
 Where Berth differs: compose sends a bind with a propagation mode through Mounts with
 CreateMountpoint, which needs API 1.42 (the 1.41 engine ignores it and refuses a missing
@@ -22,13 +22,6 @@ import posixpath
 import re
 from typing import Any
 
-from controller.core.boundary import (
-    ConfigFiles,
-    boundary_problem,
-    exposure_problem,
-    path_problem,
-    shown,
-)
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import (
     check_keys,
@@ -39,47 +32,12 @@ from controller.core.compose.fields import (
     want_str,
     want_str_list,
 )
-from controller.core.yamlsrc import Located, Path
+from controller.core.compose.mount_sources import host_path, host_root_read_only
+from controller.core.yamlsrc import Path
 from controller.errors import brief
 
-HOST_ROOT = "/"
 _PROPAGATION = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
 _LONG = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency")
-
-
-def host_path(
-    ctx: StackCtx,
-    path: Path,
-    source: str,
-    *,
-    what: str = "bind source",
-    loc: Located | None = None,
-    root_ok: bool = False,
-) -> str | None:
-    """The bind source as the engine gets it. A relative source must stay, symlinks
-    resolved, inside the compose root; no source may lie inside desired/ or contain it, or
-    desired/'s writers would choose what the container sees there (DESIGN §2). Problems
-    go to `loc` (default: the stack's)."""
-    loc = loc or ctx.loc
-    relative = not source.startswith(("/", "~"))
-    if source.startswith("~"):
-        home = ctx.env.get("HOME")
-        if not home:
-            loc.error(path, f"'~' in a {what} needs HOME in the environment")
-            return None
-        source = home + source[1:]
-    full = posixpath.normpath(posixpath.join(ctx.project_dir, source))
-    if (bad := path_problem(full)) is not None:
-        loc.error(path, f"{what} {bad}")
-        return None
-    resolved = ctx.files.resolve(full)
-    problem = boundary_problem(resolved, ctx.files.boundary) if relative else None
-    if full != HOST_ROOT or not root_ok:  # the host's / : see translate_volumes
-        problem = problem or exposure_problem(ctx.files, full)
-    if problem is not None:
-        loc.error(path, f"{what} {shown(full)} {problem} (security boundary)")
-        return None
-    return resolved if relative else full  # the engine gets the path that was checked
 
 
 def _is_path(source: str) -> bool:
@@ -163,8 +121,7 @@ def _short(ctx: StackCtx, path: Path, spec: str) -> dict[str, Any] | None:
         elif opt in _CONSISTENCY:
             pass  # compose-go drops them; Docker Desktop's file sharing modes, none on Linux
         else:
-            why = " (the engine refuses nocopy on a bind)" if opt == "nocopy" else ""
-            ctx.loc.error(path, f"unsupported volume mode {brief(opt)} for a {kind} mount{why}")
+            ctx.loc.error(path, _unknown_mode(opt, kind))
             return None
     if kind == "bind":  # compose: the short syntax creates a missing host path, so Binds
         extra = [o for o in (selinux, propagation) if o]
@@ -178,6 +135,35 @@ def _short(ctx: StackCtx, path: Path, spec: str) -> dict[str, Any] | None:
     if nocopy:
         mount["VolumeOptions"] = {"NoCopy": True}
     return mount
+
+
+_KNOWN_MODES = ("ro", "rw", "nocopy", *_SELINUX, *_PROPAGATION, *_CONSISTENCY)
+
+
+def _unknown_mode(opt: str, kind: str) -> str:
+    """Refused, not ignored: compose drops an unknown mode without a word, so `roz` (for
+    `ro,z`) would mount read-write what its author meant read-only."""
+    if opt == "nocopy":
+        return f"unsupported volume mode 'nocopy' for a {kind} mount (the engine refuses it)"
+    why = f"unsupported volume mode {brief(opt)} for a {kind} mount"
+    parts = _split_modes(opt)
+    hint = f"; did you mean '{','.join(parts)}'? (modes are comma-separated)" if parts else ""
+    return f"{why}{hint}; compose would drop it without a word"
+
+
+def _split_modes(opt: str) -> list[str] | None:
+    """`roz` -> [ro, z]: the known modes that, written together, make `opt` (None if none do)."""
+    if not opt or len(opt) > 40:
+        return None
+    for known in _KNOWN_MODES:
+        if opt.startswith(known):
+            rest = opt[len(known) :]
+            if not rest:
+                return [known] if known != opt else None
+            tail = _split_modes(rest)
+            if tail is not None or rest in _KNOWN_MODES:
+                return [known, *(tail or [rest])]
+    return None
 
 
 def _bind_options(
@@ -326,7 +312,7 @@ def translate_volumes(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
             mount = None
         if mount is None:
             continue
-        if not _host_root_read_only(ctx, here, mount):
+        if not host_root_read_only(ctx, here, mount):
             continue
         target = posixpath.normpath(mount["Target"])  # compose-go cleans targets too
         if target in targets:
@@ -342,37 +328,6 @@ def translate_volumes(ctx: StackCtx, path: Path, value: Any, body: Body) -> None
         body.host["Mounts"] = mounts
 
 
-def _host_root_read_only(ctx: StackCtx, path: Path, mount: dict[str, Any]) -> bool:
-    """The host's whole tree (`/:/rootfs:ro`, as node-exporter, cAdvisor and the
-    OpenTelemetry collector's host metrics mount it) is the one bind that may contain
-    desired/: its operator hands the container a read-only view of every host file, and
-    desired/ is one directory among them, read as host state. Writable, it would let the
-    container rewrite desired/ (and Berth's state) behind the repository's review, so it
-    is refused (DESIGN §2). False when refused."""
-    (seen,) = host_mounts(
-        {"Mounts": [mount]} if "Binds" not in mount else {"Binds": [mount["Binds"]]}
-    )
-    if seen.get("Type") != "bind" or seen.get("Source") != HOST_ROOT or seen["ReadOnly"]:
-        return True
-    why = "bind source / is writable and contains desired/: mount it read-only (/:TARGET:ro)"
-    ctx.loc.error(path, f"{why} (security boundary)")
-    return False
-
-
-def host_mounts(host_config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every mount of a HostConfig as Mounts entries (Type, Source, Target, ReadOnly): the
-    Mounts list and the Binds strings, which `_bind_string` wrote as SOURCE:TARGET:MODE."""
-    out = list(host_config.get("Mounts") or [])
-    for entry in host_config.get("Binds") or []:
-        source, _, rest = str(entry).partition(":")
-        target, _, mode = rest.partition(":")
-        kind = "bind" if source.startswith("/") else "volume"
-        out.append(
-            {"Type": kind, "Source": source, "Target": target, "ReadOnly": "ro" in mode.split(",")}
-        )
-    return out
-
-
 def translate_tmpfs(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
     items = want_str_list(ctx.loc, path, value)
     if items is None:
@@ -385,31 +340,3 @@ def translate_tmpfs(ctx: StackCtx, path: Path, value: Any, body: Body) -> None:
             continue
         tmpfs[target] = options
     body.host["Tmpfs"] = tmpfs
-
-
-_PATH_OPTIONS = ("lowerdir", "upperdir", "workdir")  # overlay's mount options name paths
-
-
-def volume_paths(
-    loc: Located, path: Path, opts: dict[str, Any], where: tuple[str, ConfigFiles]
-) -> None:
-    """A local volume mounts `device` (with `o: bind` or `rbind` it is a bind mount; with
-    `type: overlay` the paths in `o` are layered): none of those host paths may lie inside
-    desired/ or contain it (DESIGN §2), or desired/'s writers would choose what it holds.
-    Paths only: an NFS export (`:/path`) or a tmpfs is not on this host's tree."""
-    project_dir, files = where
-    device, o = opts.get("device"), str(opts.get("o", ""))
-    found: list[tuple[str, str]] = []
-    if isinstance(device, str) and device.startswith(("/", ".")):
-        found.append(("device", device))
-    for option in o.split(","):
-        name, eq, value = option.partition("=")
-        if eq and name.strip() in _PATH_OPTIONS:
-            found += [("o", p) for p in value.split(":") if p]
-    for field, raw in found:
-        full = posixpath.normpath(posixpath.join(project_dir, raw))
-        problem = exposure_problem(files, full)
-        if problem is not None:
-            where_ = (*path, "driver_opts", field)
-            loc.error(where_, f"volume path {shown(full)} {problem} (security boundary)")
-            return

@@ -23,7 +23,8 @@ from typing import Any
 
 from controller.core.compose.context import Body, StackCtx
 from controller.core.compose.fields import check_keys, kv_pairs, want_bool, want_map, want_str
-from controller.core.compose.mounts import file_mode, host_path
+from controller.core.compose.mount_sources import host_path
+from controller.core.compose.mounts import file_mode
 from controller.core.model import InjectedFile
 from controller.core.yamlsrc import Located, Path
 from controller.errors import brief

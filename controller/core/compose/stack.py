@@ -26,7 +26,7 @@ from controller.core.compose.ipam import parse_ipam
 from controller.core.compose.keys import NETWORK_KEYS, TOP_LEVEL_KEYS, VOLUME_KEYS
 from controller.core.compose.loading import Loader
 from controller.core.compose.merge import merge_files
-from controller.core.compose.mounts import volume_paths
+from controller.core.compose.mount_sources import volume_paths
 from controller.core.compose.profiles import how, select_services
 from controller.core.compose.secrets import check_definitions
 from controller.core.compose.service import translate_service
