@@ -435,6 +435,22 @@ def _dotted(path: Sequence[str]) -> str:
     return ".".join(path).replace(".[]", "[]")
 
 
+# values translated into something other than words of the value (pinned by unit tests)
+_DEFAULTS = {
+    ("services.*.deploy.mode", "replicated"),  # compose's default: nothing to translate
+    ("services.*.deploy.mode", "global"),  # ServiceSpec.one_per_host, one replica
+}
+
+
+def _unexplained(key: str, value: Any) -> bool:
+    """A value not found in the translation is suspect unless Berth documents the key as
+    having no effect (the schema-coverage table, tests/unit/compose_schema_context.py, and
+    docs/compose.md) or it is compose's default."""
+    from tests.unit.compose_schema_context import NO_EFFECT
+
+    return key not in NO_EFFECT and (key, value) not in _DEFAULTS
+
+
 def suspected_ignores(proj: Project, root: Path, desired: Path) -> list[str]:
     from controller.adapters.files import load_config
 
@@ -470,8 +486,9 @@ def suspected_ignores(proj: Project, root: Path, desired: Path) -> list[str]:
                 parent = path[-2] if len(path) > 1 else path[0]
                 if parent in FREE_FORM_PARENTS or (parent == "[]" and path[0] == "networks"):
                     want |= atoms(path[-1])
-                if want and not (want & have):
-                    found.append(_dotted(("services", "*", *path)))
+                key = _dotted(("services", "*", *path))
+                if want and not (want & have) and _unexplained(key, value):
+                    found.append(key)
         for section in ("networks", "volumes", "secrets", "configs"):
             for path, value in leaves(doc.get(section) or {}, (section,)):
                 if len(path) < 3 or value is None:
@@ -479,8 +496,9 @@ def suspected_ignores(proj: Project, root: Path, desired: Path) -> list[str]:
                 want = atoms(interpolate(value, proj.env) if isinstance(value, str) else value)
                 if path[-2] in FREE_FORM_PARENTS:
                     want |= atoms(path[-1])
-                if want and not (want & top_atoms):
-                    found.append(_dotted((section, "*", *path[2:])))
+                key = _dotted((section, "*", *path[2:]))
+                if want and not (want & top_atoms) and _unexplained(key, value):
+                    found.append(key)
     return found
 
 
@@ -741,6 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "and a bind source containing desired/ is refused)",
     )
     args = ap.parse_args(argv)
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     corpora = [str(Path(c).resolve()) for c in args.corpora]
     outcomes: list[Outcome] = []
