@@ -384,4 +384,3 @@ class NoticeSink(Protocol):
     def close(self, timeout: float) -> None:
         """Deliver what is queued, for at most `timeout` seconds."""
         ...
-

@@ -126,6 +126,7 @@ def _create(
             internal=net.internal,
             attachable=net.attachable or None,
             labels=dict(labels),
+            enable_ipv6=net.enable_ipv6,
             check_duplicate=True,
         )
 

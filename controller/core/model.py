@@ -108,6 +108,7 @@ class NetworkDef:
     labels: tuple[tuple[str, str], ...] = ()
     ipam_driver: str | None = None
     ipam: tuple[IpamPool, ...] = ()  # empty: the engine picks the subnet
+    enable_ipv6: bool = False  # compose `enable_ipv6`: IPv6 pools allowed in `ipam`
 
 
 @dataclass(frozen=True)

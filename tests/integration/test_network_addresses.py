@@ -180,3 +180,15 @@ def test_without_a_fixed_subnet_the_address_moves_and_berth_says_so(
     assert f"as {moved} (was {ip})" in caplog.text and "ipam" in caplog.text
     thread.join(8)  # the answer (due after 3 s) never arrives; nc may wait far longer
     assert not (out and " 200 " in out[0]), f"the request survived the address change: {out}"
+
+
+def test_a_network_with_enable_ipv6_gets_both_pools(net: Net) -> None:
+    """compose's `enable_ipv6` with an IPv4 and an IPv6 pool reaches the engine as given."""
+    name = f"{net.project}_v6"
+    pools = (IpamPool("10.243.42.0/24"), IpamPool("fd00:b3e7:42::/64"))
+    spec = NetworkDef(name=name, key="v6", ipam=pools, enable_ipv6=True)
+    net.rt.ensure_network(spec, project=net.project)
+    net.networks.append(name)
+    doc = net.api.inspect_network(name)
+    assert doc["EnableIPv6"] is True
+    assert [c["Subnet"] for c in doc["IPAM"]["Config"]] == ["10.243.42.0/24", "fd00:b3e7:42::/64"]

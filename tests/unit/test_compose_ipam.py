@@ -97,12 +97,26 @@ def test_engine_pools_reads_ipv4_pools_of_an_inspected_network() -> None:
     assert engine_pools({}) == ()
 
 
-def test_an_ipv6_pool_is_refused_until_enable_ipv6_is_supported() -> None:
+def test_an_ipv6_pool_needs_enable_ipv6() -> None:
     with pytest.raises(ConfigError) as info:
         load(SERVICE + "    ipam:\n      config:\n        - subnet: fd00:1::/64\n")
     [problem] = info.value.problems
     assert (problem.line, problem.field) == (9, "networks.n.ipam.config[0].subnet")
-    assert "enable_ipv6" in problem.message
+    assert "needs enable_ipv6: true" in problem.message
+
+
+def test_enable_ipv6_keeps_both_pools() -> None:
+    """wg-easy's network: an IPv4 and an IPv6 subnet, passed on to the engine."""
+    net = load(
+        SERVICE + "    enable_ipv6: true\n    ipam:\n      driver: default\n      config:\n"
+        "        - subnet: 10.42.42.0/24\n        - subnet: fdcc:ad94:bacf:61a3::/64\n"
+    ).networks["n"]
+    assert net.enable_ipv6
+    assert [p.subnet for p in net.ipam] == ["10.42.42.0/24", "fdcc:ad94:bacf:61a3::/64"]
+    assert not load(SERVICE + "    internal: true\n").networks["n"].enable_ipv6
+    with pytest.raises(ConfigError) as info:
+        load(SERVICE + "    enable_ipv6: perhaps\n")
+    assert info.value.problems[0].field == "networks.n.enable_ipv6"
 
 
 @pytest.mark.parametrize(

@@ -287,6 +287,12 @@ def test_a_network_driver_other_than_overlay_is_refused() -> None:
     assert problem.line == _line(text, "driver: bridge") and "overlay" in problem.message
 
 
+def test_enable_ipv6_is_refused_on_swarm() -> None:
+    text = GOOD.replace("    driver: overlay\n", "    driver: overlay\n    enable_ipv6: true\n")
+    problem = swarm_problem(text, "networks.back.enable_ipv6")
+    assert problem.line == _line(text, "enable_ipv6: true") and "IPv4 only" in problem.message
+
+
 @pytest.mark.parametrize(
     ("old", "new", "field", "fragment"),
     [

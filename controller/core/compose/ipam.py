@@ -1,8 +1,9 @@
 """A compose network's `ipam:` block -> validated pools.
 
 Only what Berth passes on to the engine: `driver`, and per `config` entry `subnet`,
-`ip_range` and `gateway`, IPv4 only (compose's `aux_addresses` and `options`, and IPv6
-pools, which need `enable_ipv6`, are rejected, not ignored). Addresses are checked here,
+`ip_range` and `gateway`; IPv6 pools only on a network with `enable_ipv6: true`, as the
+engine requires (compose's `aux_addresses` and `options` are rejected, not ignored).
+Addresses are checked here,
 so a typo is reported with its file and line instead of as an engine error in the middle
 of a rollout.
 """
@@ -21,7 +22,9 @@ IPAM_KEYS = frozenset({"driver", "config"})
 POOL_KEYS = frozenset({"subnet", "ip_range", "gateway"})
 
 
-def parse_ipam(loc: Located, path: Path, value: Any) -> tuple[str | None, tuple[IpamPool, ...]]:
+def parse_ipam(
+    loc: Located, path: Path, value: Any, *, ipv6: bool = False
+) -> tuple[str | None, tuple[IpamPool, ...]]:
     spec = want_map(loc, path, value if value is not None else {}) or {}
     check_keys(loc, path, spec, IPAM_KEYS)
     driver = want_str(loc, (*path, "driver"), spec["driver"]) if spec.get("driver") else None
@@ -29,11 +32,11 @@ def parse_ipam(loc: Located, path: Path, value: Any) -> tuple[str | None, tuple[
     if not isinstance(raw, list):
         loc.error((*path, "config"), "must be a list of {subnet, ip_range, gateway}")
         return driver, ()
-    pools = [_pool(loc, (*path, "config", i), item) for i, item in enumerate(raw)]
+    pools = [_pool(loc, (*path, "config", i), item, ipv6) for i, item in enumerate(raw)]
     return driver, tuple(p for p in pools if p is not None)
 
 
-def _pool(loc: Located, path: Path, item: Any) -> IpamPool | None:
+def _pool(loc: Located, path: Path, item: Any, ipv6: bool) -> IpamPool | None:
     spec = want_map(loc, path, item)
     if spec is None:
         return None
@@ -46,8 +49,8 @@ def _pool(loc: Located, path: Path, item: Any) -> IpamPool | None:
     gateway = _address(loc, (*path, "gateway"), spec["gateway"]) if "gateway" in spec else None
     if subnet is None:
         return None
-    if subnet.version == 6:
-        loc.error((*path, "subnet"), "IPv6 pools need enable_ipv6, which Berth does not support")
+    if subnet.version == 6 and not ipv6:
+        loc.error((*path, "subnet"), "an IPv6 pool needs enable_ipv6: true on the network")
         return None
     if ip_range is not None and not _inside(ip_range, subnet):
         loc.error((*path, "ip_range"), f"{ip_range} is not inside the subnet {subnet}")

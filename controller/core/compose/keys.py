@@ -164,6 +164,16 @@ TOP_LEVEL_KEYS = frozenset(
 )
 
 NETWORK_KEYS = frozenset(
-    {"driver", "internal", "external", "attachable", "driver_opts", "labels", "name", "ipam"}
+    {
+        "driver",
+        "internal",
+        "external",
+        "attachable",
+        "driver_opts",
+        "labels",
+        "name",
+        "ipam",
+        "enable_ipv6",
+    }
 )
 VOLUME_KEYS = frozenset({"driver", "external", "driver_opts", "labels", "name"})

@@ -193,7 +193,8 @@ def _networks(loc: Located, project: str, backend: str) -> dict[str, NetworkDef]
         if overlay and common["driver"] is None:
             common["driver"] = "overlay"
         attachable = bool(want_bool(loc, (*path, "attachable"), spec.get("attachable", overlay)))
-        ipam_driver, pools = parse_ipam(loc, (*path, "ipam"), spec.get("ipam"))
+        ipv6 = bool(want_bool(loc, (*path, "enable_ipv6"), spec.get("enable_ipv6", False)))
+        ipam_driver, pools = parse_ipam(loc, (*path, "ipam"), spec.get("ipam"), ipv6=ipv6)
         out[key] = NetworkDef(
             name=name,
             key=key,
@@ -201,6 +202,7 @@ def _networks(loc: Located, project: str, backend: str) -> dict[str, NetworkDef]
             attachable=attachable,
             ipam_driver=ipam_driver,
             ipam=pools,
+            enable_ipv6=ipv6,
             **common,
         )
     if "default" not in out:

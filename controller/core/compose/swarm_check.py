@@ -53,6 +53,9 @@ def check_swarm(ctx: StackCtx, services: Iterable[str]) -> None:
             loc.error(
                 ("networks", key, "driver"), f"{brief(driver)}: {SWARM_NETWORK_DRIVER} {_ON_SWARM}"
             )
+        if isinstance(spec, dict) and spec.get("enable_ipv6"):
+            why = f"IPv6 overlays are not supported {_ON_SWARM} yet (created IPv4 only)"
+            loc.error(("networks", key, "enable_ipv6"), why)
     _proxy(loc, loc.data.get("x-berth"))
 
 
