@@ -37,6 +37,12 @@ class Config:
     files: tuple[str, ...]  # every file read or looked for: for the file watcher
     sources: Mapping[str, str] = field(default_factory=dict)  # desired file -> project
 
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """What the compose files do that compose accepts and Berth follows, but that is
+        worth saying (an unknown volume mode dropped), every stack's, once."""
+        return tuple(dict.fromkeys(w for s in self.stacks.values() for w in s.warnings))
+
 
 @dataclass(frozen=True)
 class PartialConfig:

@@ -231,6 +231,8 @@ class StackSpec:
     # where it is written (None: left out), for the one-backend-per-process check
     backend: str = "local"
     backend_at: Location | None = field(default=None, compare=False)
+    # what compose accepts and Berth follows, but the operator should hear of (errors.Problem)
+    warnings: tuple[Any, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,7 @@ class Located:
         self._table = table
         self._default = default_file
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []  # accepted as compose does, but worth saying
 
     def where(self, path: Path) -> Where:
         """Origin of `path`, or of its nearest ancestor that has one."""
@@ -242,3 +243,6 @@ class Located:
 
     def error(self, path: Path, message: str) -> None:
         self.problems.append(self.problem(path, message))
+
+    def warn(self, path: Path, message: str) -> None:
+        self.warnings.append(self.problem(path, message))

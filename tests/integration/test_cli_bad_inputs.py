@@ -164,3 +164,30 @@ def test_console_script_reader_gone_is_no_traceback(tmp_path: Path) -> None:
         os.close(w)
     assert p.returncode == 1
     assert "Traceback" not in p.stderr, p.stderr
+
+
+def test_a_warning_is_said_by_validate_and_plan_and_the_file_still_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What compose accepts and Berth follows (an unknown volume mode dropped) is valid,
+    and said with its file, line and field: on validate's output, in its JSON, and on
+    plan's stderr."""
+    (tmp_path / "compose").mkdir()
+    (tmp_path / "desired").mkdir()
+    (tmp_path / "compose/docker-compose.yml").write_text(
+        "services:\n  api:\n    image: reg.example/api\n    volumes:\n      - data:/d:roz\n"
+        "volumes:\n  data: {}\n"
+    )
+    (tmp_path / "desired/app.yaml").write_text(
+        "compose: ../compose/docker-compose.yml\nservices:\n  api: {tag: '1.0'}\n"
+    )
+    args = ["--desired", str(tmp_path / "desired"), "--state-dir", str(tmp_path / "state")]
+    assert main([*args, "--docker-host", NOWHERE, "validate"]) == 0
+    out = capsys.readouterr().out
+    want = "docker-compose.yml:5: services.api.volumes[0]: unknown volume mode 'roz' ignored"
+    assert "warning: " in out and want in out and "did you mean 'ro,z'?" in out, out
+    assert main([*args, "--docker-host", NOWHERE, "validate", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["valid"] is True and len(doc["warnings"]) == 1 and want in doc["warnings"][0]
+    main([*args, "--docker-host", NOWHERE, "plan"])  # fails at Docker; the warning comes first
+    assert want in capsys.readouterr().err

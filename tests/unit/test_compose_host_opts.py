@@ -133,12 +133,7 @@ def test_named_volume_with_selinux_label_goes_to_binds_as_compose_sends_it() -> 
         ("../../etc:/e", "volumes[0]", "outside the compose root"),
         ("../desired:/d", "volumes[0]", "inside desired/"),
         ("/srv:/srv", "volumes[0]", "contains desired/"),
-        ("'./x:/x:nocopy'", "volumes[0]", "mount (the engine refuses it)"),
-        ("./x:/x:delegatedd", "volumes[0]", "unsupported volume mode"),
-        # compose drops an unknown mode: zabbix's `roz` would be mounted read-write
-        ("./d:/d:roz", "volumes[0]", "did you mean 'ro,z'? (modes are comma-separated)"),
-        ("./x:/x:rwZ", "volumes[0]", "did you mean 'rw,Z'?"),
-        ("./x:/x:rox", "volumes[0]", "'rox' for a bind mount; compose would drop it"),
+        ("'./x:/x:nocopy'", "volumes[0]", "for a bind (the engine refuses it)"),
         ("{type: bind, source: './a:b', target: /x}", "volumes[0]", "cannot hold ':'"),
         (
             "{type: bind, source: ./a, target: /x, bind: {create_host_path: false, selinux: z}}",
@@ -422,3 +417,30 @@ def test_external_links_on_user_networks_are_refused_with_the_reason() -> None:
     assert "default bridge only" in found["services.s.external_links"]
     bad = refused(SVC + "    network_mode: bridge\n    external_links: ['a b']\n")
     assert "CONTAINER:ALIAS" in bad["services.s.external_links[0]"]
+
+
+# --- a volume mode compose does not know: dropped as compose does, and said ---------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "bind", "fragment"),
+    [
+        # zabbix's `roz`: compose-go drops it, so the volume is read-write under compose too
+        ("roz", "rw", "'roz' ignored, as compose does: mounted rw; did you mean 'ro,z'?"),
+        ("rwZ", "rw", "did you mean 'rw,Z'? (modes are comma-separated)"),
+        ("ro,delegatedd", "ro", "'delegatedd' ignored, as compose does: mounted ro"),
+        ("rox", "rw", "'rox' ignored, as compose does: mounted rw"),
+    ],
+)
+def test_an_unknown_volume_mode_is_ignored_as_compose_does_with_a_warning(
+    mode: str, bind: str, fragment: str
+) -> None:
+    from tests.unit.test_compose_translate import load
+
+    text = f"services:\n  s:\n    image: x\n    volumes:\n      - ./d:/d:{mode}\n"
+    stack = load(text)
+    assert stack.services["s"].create["HostConfig"]["Binds"] == [f"/srv/stack/compose/d:/d:{bind}"]
+    [warning] = stack.warnings
+    assert (warning.line, warning.field) == (5, "services.s.volumes[0]")
+    assert fragment in warning.message
+    assert load("services:\n  s:\n    image: x\n    volumes: ['./d:/d:ro,z']\n").warnings == ()

@@ -41,3 +41,21 @@ def test_a_compose_root_that_cannot_hold_the_boundary_stops_berth_run(tmp_path: 
     ctx = Context(str(tmp_path / "desired"), str(tmp_path / "state"), "tcp://127.0.0.1:1", "/")
     with pytest.raises(ConfigError, match="may not be /"):
         Daemon(ctx, resync=1.0).run("127.0.0.1:1")  # refused before anything binds
+
+
+def test_a_configuration_warning_is_logged_once_not_at_every_resync(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "c.yml").write_text(
+        "services:\n  api:\n    image: reg.example/api\n    volumes: ['./d:/d:roz']\n"
+    )
+    d = _daemon(tmp_path)
+    (tmp_path / "desired" / "a.yaml").write_text(
+        "compose: ../c.yml\nservices:\n  api: {tag: '1.0'}\n"
+    )
+    with caplog.at_level("WARNING", logger="berth"):
+        d.reload("start")
+        d.reload("resync")
+    said = [r.getMessage() for r in caplog.records if "unknown volume mode" in r.getMessage()]
+    assert len(said) == 1 and "c.yml:4: services.api.volumes[0]" in said[0], said
+    assert d.reconciler.config.targets, "the file is valid: the warning does not refuse it"

@@ -108,7 +108,7 @@ def _short(ctx: StackCtx, path: Path, spec: str) -> dict[str, Any] | None:
     mount = _mount(ctx, path, kind=kind, source=source, target=target)
     if mount is None:
         return None
-    selinux, propagation, nocopy = "", "", False
+    selinux, propagation, nocopy, unknown = "", "", False, []
     for opt in parts[2].split(",") if len(parts) == 3 else ():
         if opt in ("ro", "rw"):
             mount["ReadOnly"] = opt == "ro"
@@ -120,9 +120,15 @@ def _short(ctx: StackCtx, path: Path, spec: str) -> dict[str, Any] | None:
             nocopy = True
         elif opt in _CONSISTENCY:
             pass  # compose-go drops them; Docker Desktop's file sharing modes, none on Linux
-        else:
-            ctx.loc.error(path, _unknown_mode(opt, kind))
+        elif opt == "nocopy":
+            ctx.loc.error(
+                path, "unsupported volume mode 'nocopy' for a bind (the engine refuses it)"
+            )
             return None
+        else:
+            unknown.append(opt)
+    for opt in unknown:  # compose-go drops them; said, not silent
+        ctx.loc.warn(path, _unknown_mode(opt, "ro" if mount["ReadOnly"] else "rw"))
     if kind == "bind":  # compose: the short syntax creates a missing host path, so Binds
         extra = [o for o in (selinux, propagation) if o]
         return _bind_string(ctx, path, mount["Source"], mount, extra)
@@ -140,15 +146,12 @@ def _short(ctx: StackCtx, path: Path, spec: str) -> dict[str, Any] | None:
 _KNOWN_MODES = ("ro", "rw", "nocopy", *_SELINUX, *_PROPAGATION, *_CONSISTENCY)
 
 
-def _unknown_mode(opt: str, kind: str) -> str:
-    """Refused, not ignored: compose drops an unknown mode without a word, so `roz` (for
-    `ro,z`) would mount read-write what its author meant read-only."""
-    if opt == "nocopy":
-        return f"unsupported volume mode 'nocopy' for a {kind} mount (the engine refuses it)"
-    why = f"unsupported volume mode {brief(opt)} for a {kind} mount"
+def _unknown_mode(opt: str, access: str) -> str:
+    """compose-go drops a mode it does not know without a word, so zabbix's `roz` (for
+    `ro,z`) mounts read-write under compose. Berth mounts what compose mounts and says so."""
     parts = _split_modes(opt)
     hint = f"; did you mean '{','.join(parts)}'? (modes are comma-separated)" if parts else ""
-    return f"{why}{hint}; compose would drop it without a word"
+    return f"unknown volume mode {brief(opt)} ignored, as compose does: mounted {access}{hint}"
 
 
 def _split_modes(opt: str) -> list[str] | None:

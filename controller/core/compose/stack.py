@@ -316,6 +316,7 @@ def load_stack(
         disabled=disabled,
         backend=backend,
         backend_at=_backend_at(loc),
+        warnings=tuple(lookup.redact(loc.warnings)),
     )
 
 

@@ -35,8 +35,11 @@ def cmd_validate(ctx: Context, *, as_json: bool) -> int:
     cfg = ctx.config()
     n = sum(len(s.services) for s in cfg.stacks.values())
     if as_json:
-        out_json({"valid": True, "stacks": sorted(cfg.stacks), "services": n})
+        warnings = [str(w) for w in cfg.warnings]
+        out_json({"valid": True, "stacks": sorted(cfg.stacks), "services": n, "warnings": warnings})
     else:
+        for w in cfg.warnings:
+            print(f"warning: {w}")
         print(f"ok: {len(cfg.stacks)} stack(s), {n} service(s) in {ctx.desired}")
     return EXIT_OK
 
@@ -47,8 +50,15 @@ def pinned_plan(ctx: Context, cfg: Config, observed: Observed) -> tuple[Plan, Pi
     return plan(pinning.targets, observed), pinning
 
 
+def warn_on_stderr(cfg: Config) -> None:
+    """The configuration's warnings (what compose accepts and Berth follows, but says)."""
+    for w in cfg.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def cmd_plan(ctx: Context, *, as_json: bool) -> int:
     cfg = ctx.config()
+    warn_on_stderr(cfg)
     p, pinning = pinned_plan(ctx, cfg, observe(ctx.runtime, ctx.store))
     if as_json:
         out_json(
@@ -91,6 +101,7 @@ def _pin_note(note: Pinned | None) -> dict[str, str | None]:
 def cmd_apply(ctx: Context, *, as_json: bool) -> int:
     notifier = ctx.notifier()  # before any work: a bad --notify URL is a start-up error
     cfg = ctx.config()
+    warn_on_stderr(cfg)
     results = apply_once(ctx, cfg, as_json=as_json)
     if notifier.enabled:  # rollouts only: a quarantined pass was notified when it failed
         for r in results:

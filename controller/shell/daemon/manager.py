@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from controller.core.analysis import check_names
 from controller.core.config import keep_last_good
 from controller.core.gitsync import SyncOutcome, SyncResult, redact_url
+from controller.errors import Problem
 from controller.shell.daemon.automation import ImageAutomation
 from controller.shell.daemon.config_source import load_or_invalid
 from controller.shell.daemon.gitsync import GitLink
@@ -71,6 +72,7 @@ class Daemon:
         self._lock = threading.Lock()
         self._initial: set[str] | None = None
         self._files: set[str] = set()
+        self._warned: set[Problem] = set()  # configuration warnings already logged
         self._reload_lock = threading.Lock()
         self._waits: dict[str, int] = {}
         self.ready = threading.Event()
@@ -117,6 +119,7 @@ class Daemon:
             self.metrics.desired_valid(file, not problems)
             for p in problems:
                 log.error("invalid desired state: %s", p, extra={"file": file, "error": str(p)})
+        self._warn(partial.config.warnings)
         cfg = keep_last_good(partial, self.reconciler.config)
         self.reconciler.set_config(cfg)
         self.metrics.known_services((t.project, t.service) for t in cfg.targets)
@@ -127,6 +130,13 @@ class Daemon:
         self.watcher.track([*cfg.files, *partial.problems])
         log.debug("config reloaded (%s)", reason)
         self.enqueue_all()
+
+    def _warn(self, warnings: tuple[Problem, ...]) -> None:
+        """Each configuration warning is logged when it first appears, not at every resync."""
+        for w in warnings:
+            if w not in self._warned:
+                log.warning("desired state: %s", w, extra={"file": w.file})
+        self._warned = set(warnings)
 
     def _files_changed(self, paths: list[str]) -> None:
         log.info("desired state changed: %s", ", ".join(os.path.basename(p) for p in paths))
