@@ -206,9 +206,9 @@ def read_project(corpus: str, path: Path) -> Project:
         proj.docs.append((rel, doc))
         for svc_name, svc in (doc.get("services") or {}).items():
             image = svc.get("image") if isinstance(svc, dict) else None
-            wanted = svc.get("profiles") if isinstance(svc, dict) else None
-            if isinstance(wanted, list) and wanted:
-                proj.profiles[str(svc_name)] = [str(p) for p in wanted]
+            wanted = _profiles_with_extends(file, svc, proj.env)
+            if wanted:
+                proj.profiles[str(svc_name)] = wanted
             if isinstance(image, str):
                 proj.services[str(svc_name)] = image
             else:
@@ -220,6 +220,32 @@ def read_project(corpus: str, path: Path) -> Project:
                 if isinstance(p, str):
                     todo.append(os.path.relpath(file.parent / interpolate(p, proj.env), path))
     return proj
+
+
+def _profiles_with_extends(
+    file: Path, svc: Any, env: Mapping[str, str], depth: int = 0
+) -> list[str]:
+    """A service's profiles with those it `extends` (compose-go merges the two lists, so a
+    service extending a profiled one is profiled too: zabbix's compose files do this)."""
+    if not isinstance(svc, dict) or depth > 10:
+        return []
+    own = svc.get("profiles")
+    out = [str(p) for p in own] if isinstance(own, list) else []
+    ext = svc.get("extends")
+    base_name, base_file = (ext, file) if isinstance(ext, str) else (None, file)
+    if isinstance(ext, dict):
+        base_name = ext.get("service")
+        if isinstance(ext.get("file"), str):
+            base_file = (file.parent / interpolate(ext["file"], env)).resolve()
+    if not isinstance(base_name, str) or not base_file.is_file():
+        return out
+    try:
+        doc = _yaml().load(base_file.read_text(errors="replace"))
+    except Exception:
+        return out
+    base = (doc.get("services") or {}).get(base_name) if isinstance(doc, dict) else None
+    inherited = _profiles_with_extends(base_file, base, env, depth + 1)
+    return list(dict.fromkeys([*inherited, *out]))
 
 
 def runs(proj: Project, service: str) -> bool:
