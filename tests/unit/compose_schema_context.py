@@ -121,6 +121,8 @@ ROOT: dict[str, Any] = {
 }
 
 # keys that rightly change nothing in what Berth sends: one reason each
+_WATCH = "`docker compose watch` reads it; `docker compose up` does not, nor does Berth"
+
 NO_EFFECT: dict[str, str] = {
     "version": "obsolete; compose ignores it too",
     "secrets.*.name": "the swarm object's name; a file secret is bind-mounted by its key",
@@ -134,4 +136,18 @@ NO_EFFECT: dict[str, str] = {
     "services.*.ports[].name": "a human-readable label; compose sends nothing for it",
     "services.*.ports[].app_protocol": "a hint for tools; compose sends nothing for it",
     "services.*.attach": "`docker compose up` attaches to its logs; Berth never attaches",
+    "services.*.develop": _WATCH,
+    "services.*.develop.watch": _WATCH,
+    "services.*.develop.watch[].action": _WATCH,
+    "services.*.develop.watch[].exec": _WATCH,
+    "services.*.develop.watch[].exec.command": _WATCH,
+    "services.*.develop.watch[].exec.environment": _WATCH,
+    "services.*.develop.watch[].exec.privileged": _WATCH,
+    "services.*.develop.watch[].exec.user": _WATCH,
+    "services.*.develop.watch[].exec.working_dir": _WATCH,
+    "services.*.develop.watch[].ignore": _WATCH,
+    "services.*.develop.watch[].include": _WATCH,
+    "services.*.develop.watch[].initial_sync": _WATCH,
+    "services.*.develop.watch[].path": _WATCH,
+    "services.*.develop.watch[].target": _WATCH,
 }

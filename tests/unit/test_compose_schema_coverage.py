@@ -295,7 +295,7 @@ def test_verdicts_tell_the_three_cases_apart() -> None:
     """Guards the comparison: an ignored key, a translated one and a refused one."""
     assert verdict("version")[0] == "no effect"
     assert verdict("services.*.init")[0] == "translated"
-    assert verdict("services.*.develop")[0] == "refused"
+    assert verdict("services.*.use_api_socket")[0] == "refused"
 
 
 def test_every_schema_key_is_translated_or_refused() -> None:

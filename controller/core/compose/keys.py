@@ -29,6 +29,8 @@ Service keys, translated (target in the Engine API body, or ServiceSpec field):
   gpus (DeviceRequests), runtime (Runtime), oom_score_adj, platform and pull_policy
   (ServiceSpec fields for the shell: compose/image_opts.py), scale, container_name,
   attach (checked, no effect: `docker compose up`'s log option; Berth never attaches),
+  develop (checked to be a mapping, no effect: `docker compose watch` reads it, `up` does
+  not, and Berth deploys images, it does not sync files),
   network_mode and volumes_from (compose/identity.py, namespaces.py), extends and profiles
   (resolved by the loader before translation: compose/extends.py, profiles.py), x-berth,
   x-*; cpu_period, cpu_quota, cpu_rt_period, cpu_rt_runtime, cpuset, mem_swappiness,
@@ -105,6 +107,7 @@ SERVICE_KEYS = frozenset(
         "volumes_from",
         "scale",
         "attach",  # `docker compose up` log option: no effect (Berth never attaches)
+        "develop",  # `docker compose watch`'s: no effect, as under `docker compose up`
         "extends",
         "profiles",
         "x-berth",
@@ -137,7 +140,6 @@ REJECTED_SERVICE_KEYS: dict[str, str] = {
     "build": "",  # handled in the translator (compose/build.py)
     "annotations": f"{_API} (1.43)",
     "use_api_socket": "is not supported: it hands the container the Docker socket",
-    "develop": "is `docker compose watch`'s; Berth deploys images, it does not sync files",
     "post_start": f"{_API} (lifecycle hooks run through exec; not implemented)",
     "pre_stop": f"{_API} (lifecycle hooks run through exec; not implemented)",
     "models": "is Docker Model Runner's; not supported",

@@ -113,6 +113,8 @@ def _simple(ctx: StackCtx, path: Path, svc: dict[str, Any], body: Body) -> None:
                 body.host[api] = items
     if svc.get("attach") is not None:  # compose up's log option: checked, no effect
         want_bool(ctx.loc, (*path, "attach"), svc["attach"])
+    if svc.get("develop") is not None:  # compose watch's; `up` ignores it as Berth does
+        want_map(ctx.loc, (*path, "develop"), svc["develop"])
     if svc.get("sysctls") is not None:
         pairs = kv_pairs(ctx.loc, (*path, "sysctls"), svc["sysctls"])
         if pairs is not None:

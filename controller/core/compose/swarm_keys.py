@@ -55,6 +55,7 @@ SWARM_SERVICE_KEYS: dict[str, str] = {
     "pull_policy": "Berth pulls as it says",
     "scale": "the replica count",
     "attach": "no effect: `docker compose up`'s log option",
+    "develop": "no effect: `docker compose watch`'s option",
     "extends": "resolved when the file loads",
     "profiles": "resolved when the file loads",
     "x-berth": "Berth's own options",
