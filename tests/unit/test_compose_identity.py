@@ -49,18 +49,6 @@ def test_container_name_is_kept_and_needs_one_replica() -> None:
     assert "not a container name" in error("services:\n  s: {image: x, container_name: -bad}\n")
 
 
-def test_container_name_with_replicas_in_desired_is_refused_at_that_line() -> None:
-    compose = "services:\n  s: {image: x, container_name: one}\n"
-    desired = (
-        "project: compose\ncompose: ../compose/c.yml\nservices:\n  s: {tag: '1', replicas: 2}\n"
-    )
-    tree = MemoryTree({FILE: compose, DESIRED: desired}, root="/r", desired="/r/desired")
-    with pytest.raises(ConfigError) as exc:
-        build_config([(DESIRED, desired)], environ={}, files=tree)
-    assert "app.yaml:4: services.s.replicas" in str(exc.value)
-    assert "container_name" in str(exc.value)
-
-
 def test_global_mode_is_one_container_on_this_host() -> None:
     """compose runs a `deploy.mode: global` service once on one engine (node-exporter,
     cAdvisor, log shippers): one per host is one here."""
@@ -79,8 +67,17 @@ def test_global_mode_is_one_container_on_this_host() -> None:
     assert not load("services:\n  s: {image: x}\n").services["s"].one_per_host
 
 
-def test_global_mode_with_replicas_in_desired_is_refused_at_that_line() -> None:
-    compose = "services:\n  s: {image: x, deploy: {mode: global}}\n"
+@pytest.mark.parametrize(
+    ("service", "why"),
+    [
+        ("{image: x, container_name: one}", "container_name"),
+        ("{image: x, deploy: {mode: global}}", "one container per host"),
+    ],
+)
+def test_one_container_services_refuse_replicas_in_desired_at_that_line(
+    service: str, why: str
+) -> None:
+    compose = f"services:\n  s: {service}\n"
     desired = (
         "project: compose\ncompose: ../compose/c.yml\nservices:\n  s: {tag: '1', replicas: 2}\n"
     )
@@ -88,7 +85,7 @@ def test_global_mode_with_replicas_in_desired_is_refused_at_that_line() -> None:
     with pytest.raises(ConfigError) as exc:
         build_config([(DESIRED, desired)], environ={}, files=tree)
     assert "app.yaml:4: services.s.replicas" in str(exc.value)
-    assert "one container per host" in str(exc.value)
+    assert why in str(exc.value)
     ok = desired.replace("replicas: 2", "replicas: 1")
     tree = MemoryTree({FILE: compose, DESIRED: ok}, root="/r", desired="/r/desired")
     (target,) = build_config([(DESIRED, ok)], environ={}, files=tree).targets
