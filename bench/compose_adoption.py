@@ -230,7 +230,7 @@ def _profiles_with_extends(
     if not isinstance(svc, dict) or depth > 10:
         return []
     own = svc.get("profiles")
-    out = [str(p) for p in own] if isinstance(own, list) else []
+    out = [interpolate(str(p), env).strip() for p in own] if isinstance(own, list) else []
     ext = svc.get("extends")
     base_name, base_file = (ext, file) if isinstance(ext, str) else (None, file)
     if isinstance(ext, dict):
@@ -253,7 +253,8 @@ def runs(proj: Project, service: str) -> bool:
     by COMPOSE_PROFILES (the project's .env here; the benchmark's environment is clean).
     A new user's desired file names the services that run."""
     wanted = proj.profiles.get(service)
-    enabled = {p.strip() for p in proj.env.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+    # compose-go keeps empty names: unset, it enables the empty profile
+    enabled = {p.strip() for p in proj.env.get("COMPOSE_PROFILES", "").split(",")}
     return not wanted or "*" in enabled or bool(enabled & set(wanted))
 
 

@@ -430,6 +430,17 @@ def test_depending_on_a_disabled_service_is_an_error() -> None:
     assert "disabled" in found.message and "COMPOSE_PROFILES" in found.message
 
 
+def test_an_empty_profile_runs_until_a_profile_is_chosen() -> None:
+    """compose-go splits COMPOSE_PROFILES without dropping empty names, so unset it enables
+    the empty profile: pixelfed's `profiles: ["${DOCKER_DB_PROFILE:-}"]` runs by default,
+    and setting the variable to any name switches the service off."""
+    text = "services:\n  web: {image: w}\n  db:\n    image: d\n    profiles: ['${DB_PROFILE:-}']\n"
+    assert set(load(text).services) == {"web", "db"}
+    assert set(load(text, env={"DB_PROFILE": "disabled"}).services) == {"web"}
+    assert set(load(text, env={"COMPOSE_PROFILES": "debug"}).services) == {"web"}
+    assert set(load(text, env={"COMPOSE_PROFILES": "debug,"}).services) == {"web", "db"}
+
+
 OPTIONAL_DB = (
     "services:\n  api:\n    image: a\n    depends_on:\n"
     "      db: {condition: service_healthy, restart: true, required: false}\n"

@@ -4,8 +4,13 @@ A service without `profiles` always runs. A service with `profiles: [a, b]` runs
 `a` or `b` is enabled; the enabled profiles are COMPOSE_PROFILES (comma-separated) of the
 project environment, the process environment over the project's `.env`, as compose reads
 it; `*` enables every profile. A disabled service is not translated at all. An enabled
-service that depends on a disabled one is an error, as in compose (which lets it pass only
-for `required: false`, a form Berth does not support).
+service that depends on a disabled one is an error, as in compose, unless the dependency
+says `required: false` (compose/crosscheck.py drops it then).
+
+The empty profile is a profile like any other, as in compose-go: COMPOSE_PROFILES is split
+on commas without dropping empty names, so an unset (or empty) COMPOSE_PROFILES enables
+exactly `""`. A service with `profiles: ["${X_PROFILE:-}"]` therefore runs by default and
+is switched off by setting X_PROFILE to any name (pixelfed's compose file does this).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ VARIABLE = "COMPOSE_PROFILES"
 
 
 def enabled_profiles(env: Mapping[str, str]) -> frozenset[str]:
-    return frozenset(p.strip() for p in env.get(VARIABLE, "").split(",") if p.strip())
+    """compose-go's WithDefaultProfiles: split on commas, each name trimmed, none dropped."""
+    return frozenset(p.strip() for p in env.get(VARIABLE, "").split(","))
 
 
 @dataclass
@@ -58,9 +64,6 @@ def select_services(loc: Located, services: Mapping[str, Any], env: Mapping[str,
         rest = {k: v for k, v in spec.items() if k != "profiles"}
         path = ("services", name, "profiles")
         profiles = want_str_list(loc, path, spec["profiles"], allow_str=False)
-        if profiles is not None and any(not p for p in profiles):
-            loc.error(path, "a profile name must not be empty")
-            profiles = None
         if profiles is None or not profiles or "*" in enabled or enabled & set(profiles):
             out.enabled[name] = rest
         else:
