@@ -316,17 +316,29 @@ def test_a_service_may_extend_one_brought_in_by_include() -> None:
     assert binds == [f"{ROOT}/db/initdb:/docker-entrypoint-initdb.d:rw"]
 
 
-def test_include_conflict_is_an_error_unless_identical() -> None:
-    files = {f"{DIR}/inc.yml": "services:\n  web: {image: other}\n"}
-    found = one("include: [inc.yml]\nservices:\n  web: {image: mine}\n", files)
-    assert (found.file, found.line, found.field) == (FILE, 3, "services.web")
-    assert "conflicts" in found.message and f"{DIR}/inc.yml:2" in found.message
-    same = load("include: [inc.yml]\nservices:\n  web: {image: other}\n", files)
-    assert same.services["web"].image == "other"
-    both = problems(
-        "include: [inc.yml, inc2.yml]\n", {**files, f"{DIR}/inc2.yml": DB.replace("db:", "web:")}
+def test_an_included_resource_redefined_is_merged_the_including_one_over_it() -> None:
+    """compose-go's include since v2.10 (wger's compose file sets shm_size and a log driver
+    on the db its included postgres.yaml defines): the definition already there is merged
+    over the included one with the rules of merging files, and errors point into it."""
+    inc = (
+        "services:\n  db:\n    image: postgres:15\n    environment: [A=1, B=2]\n"
+        "    volumes: ['pg:/var/lib/postgresql/data']\nvolumes:\n  pg: {}\n"
     )
-    assert any("conflicts" in p.message for p in both)
+    files = {f"{DIR}/inc.yml": inc}
+    mine = "include: [inc.yml]\nservices:\n  db:\n    shm_size: 256mb\n    environment: [B=3]\n"
+    db = load(mine, files).services["db"]
+    assert db.image == "postgres:15"
+    assert db.create["HostConfig"]["ShmSize"] == 256 * 1024 * 1024
+    assert sorted(db.create["Env"]) == ["A=1", "B=3"]
+    assert db.create["HostConfig"]["Mounts"][0]["Source"] == "p_pg"
+    same = load("include: [inc.yml]\nservices:\n  db: {image: postgres:15}\n", files)
+    assert same.services["db"].image == "postgres:15"
+    bad = one(mine.replace("shm_size: 256mb", "shm_size: lots"), files)
+    assert (bad.file, bad.line, bad.field) == (FILE, 4, "services.db.shm_size")
+    inc2 = "services:\n  db: {image: 'postgres:16', shm_size: 1mb}\n"
+    two = load("include: [inc.yml, inc2.yml]\n", {**files, f"{DIR}/inc2.yml": inc2}).services
+    assert two["db"].image == "postgres:15"  # the earlier include's, over the later one's
+    assert two["db"].create["HostConfig"]["ShmSize"] == 1024 * 1024
 
 
 def test_include_cycle_and_self_include() -> None:

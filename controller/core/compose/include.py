@@ -10,9 +10,10 @@ project's environment, then from `env_file` (default: a `.env` in its project di
 when there is one); the including environment wins, as in compose.
 
 A resource an included file defines that is already defined (by the including file or an
-earlier include) is an error unless both definitions are identical: compose-go before
-v2.10 refused every such conflict, later versions merge the including definition over the
-included one; refusing keeps every file Berth accepts meaning the same in both.
+earlier include) is merged: the definition already there over the included one, with the
+rules of merging compose files (compose-go's include does this since v2.10; before, it
+refused every such conflict). wger's compose file sets `shm_size` and a log driver on the
+`db` its included `services/postgres.yaml` defines this way.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from dataclasses import dataclass, replace
 from controller.core.compose.extends import apply_extends
 from controller.core.compose.interpolate import Substituted
 from controller.core.compose.loading import MAX_DEPTH, Loader, Report
-from controller.core.compose.merge import merge_files, plain
+from controller.core.compose.merge import merge_files, merge_resource
 from controller.core.compose.rebase import rebase_file
 from controller.core.yamlsrc import Node, Path, dotted
-from controller.errors import Problem, brief
+from controller.errors import Problem
 
 _IMPORTED = ("services", "networks", "volumes", "secrets", "configs", "models")
 _KNOWN_TOP = frozenset({*_IMPORTED, "name", "version", "include"})
@@ -206,15 +207,7 @@ def _import(loader: Loader, kids: dict[str, Node], imported: Node) -> dict[str, 
         have = dict(target.value) if target is not None and isinstance(target.value, dict) else {}
         for name, spec in source.value.items():
             old = have.get(name)
-            if old is not None and plain(old) != plain(spec):
-                _problem(
-                    loader,
-                    old,
-                    (kind, name),
-                    f"conflicts with {kind[:-1]} {brief(name)} of included file "
-                    f"{spec.file}:{spec.line} (compose refuses a redefined included resource)",
-                )
-            have.setdefault(name, spec)
+            have[name] = spec if old is None else merge_resource(kind, name, spec, old)
         at = target if target is not None else source
         kids[kind] = Node(have, at.file, at.line, at.tag)
     return kids

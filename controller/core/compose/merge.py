@@ -61,6 +61,14 @@ def merge_service(base: Node, over: Node, name: str) -> Node:
     return Node(merged.value, over.file, over.line)
 
 
+def merge_resource(kind: str, name: str, base: Node, over: Node) -> Node:
+    """An included resource redefined by the including file (or an earlier include):
+    `over` merged over `base` with the rules above, as compose-go's include does since
+    v2.10; located where `over` is."""
+    merged = _settle(_merge(base, over, (kind, name)))
+    return Node(merged.value, over.file, over.line)
+
+
 def plain(node: Node) -> Any:
     """The plain value of a node tree (no origins, no tags)."""
     return _plain(node)
