@@ -31,6 +31,7 @@ from controller.core.compose.profiles import how, select_services
 from controller.core.compose.secrets import check_definitions
 from controller.core.compose.service import translate_service
 from controller.core.compose.swarm_check import check_swarm
+from controller.core.compose.unicity import enforce_unicity
 from controller.core.compose.xberth import proxy_spec, stack_backend
 from controller.core.model import (
     NAME_RE,
@@ -337,8 +338,10 @@ def _read_merged(
     problems += found
     if problems or not nodes:
         raise ConfigError(lookup.redact(problems))
-    data, table = unwrap(merge_files(nodes))
-    return env, lookup, loader, Located(data, table, files[0][0])
+    merged, redefined = enforce_unicity(merge_files(nodes))
+    loc = Located(*unwrap(merged), files[0][0])
+    loc.warnings += redefined
+    return env, lookup, loader, loc
 
 
 def _backend_at(loc: Located) -> Location | None:
