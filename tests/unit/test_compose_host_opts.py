@@ -393,7 +393,7 @@ def test_a_link_already_in_depends_on_keeps_its_condition() -> None:
 @pytest.mark.parametrize(
     ("links", "extra", "fragment"),
     [
-        ("['db:database']", DB, "Berth's container names change"),
+        ("['db:s']", DB, "is the name of another service"),
         ("[nope]", DB, "is not another service"),
         ("[s]", DB, "is not another service"),
         ("[db]", "  db:\n    image: p\n    networks: [back]\n", "shares none"),
@@ -444,3 +444,25 @@ def test_an_unknown_volume_mode_is_ignored_as_compose_does_with_a_warning(
     assert (warning.line, warning.field) == (5, "services.s.volumes[0]")
     assert fragment in warning.message
     assert load("services:\n  s:\n    image: x\n    volumes: ['./d:/d:ro,z']\n").warnings == ()
+
+
+def test_an_aliased_link_is_a_network_alias_of_the_linked_service() -> None:
+    """mautic's `links: [db:mysql]`: `mysql` resolves to db's current containers on the
+    networks both join (every container there resolves it, not only the linking one), and
+    the link is a dependency as compose-go adds it."""
+    from tests.unit.test_compose_translate import load
+
+    stack = load(
+        "services:\n  web:\n    image: w\n    links: ['db:mysql', cache]\n"
+        "    networks: [front, back]\n"
+        "  db:\n    image: p\n    networks: {back: {aliases: [pg]}, other: {}}\n"
+        "  cache:\n    image: r\n    networks: [back]\n"
+        "networks:\n  front: {}\n  back: {}\n  other: {}\n"
+    )
+    db = {a.network: a.aliases for a in stack.services["db"].networks}
+    assert "mysql" in db["p_back"] and "pg" in db["p_back"] and "db" in db["p_back"]
+    assert "mysql" not in db["p_other"]  # web does not join it
+    assert [d.service for d in stack.services["web"].depends_on] == ["db", "cache"]
+    on_default = load("services:\n  web: {image: w, links: ['db:mysql']}\n  db: {image: p}\n")
+    (att,) = on_default.services["db"].networks
+    assert "mysql" in att.aliases

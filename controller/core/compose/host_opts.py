@@ -249,14 +249,9 @@ def _links(ctx: StackCtx, path: Path, svc: dict[str, Any]) -> tuple[DependsOn, .
     declared = svc.get("depends_on") or ()
     out: list[DependsOn] = []
     for i, item in enumerate(items or []):
-        name, _, alias = item.partition(":")
-        if alias and alias != name:
-            why = (
-                f"the alias {brief(alias)} is not supported: compose links to containers by "
-                "name, and Berth's container names change at every rollout; the service "
-                f"name {brief(name)} resolves by DNS, or add {brief(alias)} to its "
-                "networks.*.aliases"
-            )
+        name, _, alias = item.partition(":")  # a usable alias became a network alias
+        if alias and alias != name and alias in services:  # (compose/link_aliases.py)
+            why = f"the alias {brief(alias)} is the name of another service of this stack"
             ctx.loc.error((*here, i), why)
             continue
         if name not in services or name == path[-1]:

@@ -14,7 +14,6 @@ from controller.core.boundary import (
 )
 from controller.core.compose.context import StackCtx
 from controller.core.compose.crosscheck import check_depends, cross_check
-from controller.core.compose.fields import check_keys, kv_pairs, want_bool, want_map, want_str
 from controller.core.compose.include import Project, expand
 from controller.core.compose.interpolate import (
     DotenvError,
@@ -22,25 +21,23 @@ from controller.core.compose.interpolate import (
     interpolate_node,
     parse_dotenv,
 )
-from controller.core.compose.ipam import parse_ipam
-from controller.core.compose.keys import NETWORK_KEYS, TOP_LEVEL_KEYS, VOLUME_KEYS
+from controller.core.compose.keys import TOP_LEVEL_KEYS
+from controller.core.compose.link_aliases import alias_links
 from controller.core.compose.loading import Loader
 from controller.core.compose.merge import merge_files
-from controller.core.compose.mount_sources import volume_paths
 from controller.core.compose.profiles import how, select_services
 from controller.core.compose.secrets import check_definitions
 from controller.core.compose.service import translate_service
 from controller.core.compose.swarm_check import check_swarm
+from controller.core.compose.top_objects import BAD_NAME, top_networks, top_volumes
 from controller.core.compose.unicity import enforce_unicity
 from controller.core.compose.xberth import proxy_spec, stack_backend
 from controller.core.model import (
     NAME_RE,
     Location,
-    NetworkDef,
     ProxySpec,
     ServiceSpec,
     StackSpec,
-    VolumeDef,
 )
 from controller.core.peers import layout_for
 from controller.core.yamlsrc import COMPOSE_TAGS, Located, Node, Path, load_node, unwrap
@@ -48,9 +45,6 @@ from controller.errors import ConfigError, Problem, brief
 
 PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _TOP_REJECTED: dict[str, str] = {}  # every compose-spec top-level key is honoured now
-
-
-_BAD_NAME = "name must be 1-255 characters of letters, digits, '.', '_' and '-' (compose-spec)"
 
 
 def normalize_project(name: str) -> str:
@@ -138,101 +132,6 @@ def _project(
     return normalized
 
 
-def _common(loc: Located, path: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    opts = want_map(loc, (*path, "driver_opts"), spec.get("driver_opts") or {}) or {}
-    labels = kv_pairs(loc, (*path, "labels"), spec.get("labels") or {}) or {}
-    external = spec.get("external", False)
-    if isinstance(external, dict):  # legacy `external: {name: x}`
-        check_keys(loc, (*path, "external"), external, ("name",))
-        spec = {**spec, "name": spec.get("name", external.get("name"))}
-        external = True
-    return {
-        "driver": want_str(loc, (*path, "driver"), spec["driver"]) if spec.get("driver") else None,
-        "external": bool(want_bool(loc, (*path, "external"), external)),
-        "driver_opts": tuple(sorted((str(k), str(v)) for k, v in opts.items())),
-        "labels": tuple(sorted((k, v or "") for k, v in labels.items())),
-        "explicit_name": _explicit_name(loc, path, spec.get("name")),
-    }
-
-
-_ENGINE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")  # a Docker object name
-
-
-def _explicit_name(loc: Located, path: Path, name: Any) -> str | None:
-    if name is None:
-        return None
-    if not isinstance(name, str) or not _ENGINE_NAME.fullmatch(name):
-        loc.error((*path, "name"), f"{brief(name)} is not a Docker network or volume name")
-        return None
-    return name
-
-
-def _full_name(project: str, key: str, common: dict[str, Any]) -> str:
-    explicit = common.pop("explicit_name")
-    if explicit:
-        return str(explicit)
-    return key if common["external"] else f"{project}_{key}"
-
-
-def _networks(loc: Located, project: str, backend: str) -> dict[str, NetworkDef]:
-    """On the swarm backend a network Berth creates is an attachable overlay unless the
-    file says otherwise (another driver is refused: compose/swarm_check.py)."""
-    swarm = backend == "swarm"
-    out: dict[str, NetworkDef] = {}
-    raw = want_map(loc, ("networks",), loc.data.get("networks") or {}) or {}
-    for key, spec in raw.items():
-        path: Path = ("networks", key)
-        if not NAME_RE.fullmatch(key):
-            loc.error(path, _BAD_NAME)
-            continue
-        spec = want_map(loc, path, spec or {}) or {}
-        check_keys(loc, path, spec, NETWORK_KEYS)
-        common = _common(loc, path, spec)
-        name = _full_name(project, key, common)
-        internal = bool(want_bool(loc, (*path, "internal"), spec.get("internal", False)))
-        overlay = swarm and not common["external"]
-        if overlay and common["driver"] is None:
-            common["driver"] = "overlay"
-        attachable = bool(want_bool(loc, (*path, "attachable"), spec.get("attachable", overlay)))
-        ipv6 = bool(want_bool(loc, (*path, "enable_ipv6"), spec.get("enable_ipv6", False)))
-        ipam_driver, pools = parse_ipam(loc, (*path, "ipam"), spec.get("ipam"), ipv6=ipv6)
-        out[key] = NetworkDef(
-            name=name,
-            key=key,
-            internal=internal,
-            attachable=attachable,
-            ipam_driver=ipam_driver,
-            ipam=pools,
-            enable_ipv6=ipv6,
-            **common,
-        )
-    if "default" not in out:
-        out["default"] = NetworkDef(
-            name=f"{project}_default",
-            key="default",
-            driver="overlay" if swarm else None,
-            attachable=swarm,
-        )
-    return out
-
-
-def _volumes(loc: Located, project: str, where: tuple[str, ConfigFiles]) -> dict[str, VolumeDef]:
-    out: dict[str, VolumeDef] = {}
-    raw = want_map(loc, ("volumes",), loc.data.get("volumes") or {}) or {}
-    for key, spec in raw.items():
-        path: Path = ("volumes", key)
-        if not NAME_RE.fullmatch(key):
-            loc.error(path, _BAD_NAME)
-            continue
-        spec = want_map(loc, path, spec or {}) or {}
-        check_keys(loc, path, spec, VOLUME_KEYS)
-        if isinstance(spec.get("driver_opts"), dict):
-            volume_paths(loc, path, spec["driver_opts"], where)
-        common = _common(loc, path, spec)
-        out[key] = VolumeDef(name=_full_name(project, key, common), key=key, **common)
-    return out
-
-
 def _check_text(loc: Located) -> None:
     """No key or text value may hold a NUL character: the engine refuses it at create time
     (environment, command, labels, user, sysctls...), so `validate` must refuse it first."""
@@ -278,13 +177,14 @@ def load_stack(
     dotenv_path = posixpath.join(project_dir, ".env")
     env, lookup, loader, loc = _read_merged(files, environ, sources, dotenv_path)
     data = loc.data
+    alias_links(data)  # before any service is translated: it adds aliases to the linked
     _check_top(loc)
     _check_text(loc)
     source = "" if "COMPOSE_PROJECT_NAME" in environ else dotenv_path
     name = _project(loc, project, project_dir, (env, source))
     backend = stack_backend(loc, data.get("x-berth"))
-    networks = _networks(loc, name, backend)
-    volumes = _volumes(loc, name, (project_dir, sources))
+    networks = top_networks(loc, name, backend)
+    volumes = top_volumes(loc, name, (project_dir, sources))
     ctx = StackCtx(
         loc=loc,
         project=name,
@@ -393,7 +293,7 @@ def _services(ctx: StackCtx) -> tuple[dict[str, ServiceSpec], dict[str, str]]:
     ports: dict[str, set[int]] = {}
     for name, spec in selection.enabled.items():
         if not NAME_RE.fullmatch(name):
-            loc.error(("services", name), _BAD_NAME)
+            loc.error(("services", name), BAD_NAME)
             continue
         translated, ports[name] = translate_service(ctx, name, spec)
         if translated is not None:
