@@ -513,6 +513,10 @@ def suspected_ignores(proj: Project, root: Path, desired: Path) -> list[str]:
                 parent = path[-2] if len(path) > 1 else path[0]
                 if parent in FREE_FORM_PARENTS or (parent == "[]" and path[0] == "networks"):
                     want |= atoms(path[-1])
+                if path[0] == "networks":  # a network key stands for its Docker name
+                    named = path[1] if len(path) > 1 and path[1] != "[]" else value
+                    net = stack.networks.get(str(named))
+                    want |= atoms(net.name) if net is not None else set()
                 key = _dotted(("services", "*", *path))
                 if want and not (want & have) and _unexplained(key, value):
                     found.append(key)
