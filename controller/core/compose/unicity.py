@@ -36,11 +36,8 @@ def _mount(default: str) -> Callable[[Any], str]:
     return key
 
 
-def _volume(v: Any) -> str:
-    return str(v.get("target")) if isinstance(v, dict) else _short_target(str(v))
-
-
-def _device(v: Any) -> str:
+def _target(v: Any) -> str:
+    """A volume or device: long syntax by `target`, short by its second field."""
     return str(v.get("target")) if isinstance(v, dict) else _short_target(str(v))
 
 
@@ -60,10 +57,10 @@ def _value(v: Any) -> str:
 
 
 _KEYS: dict[str, Callable[[Any], str]] = {
-    "volumes": _volume,
+    "volumes": _target,
     "secrets": _mount("/run/secrets"),
     "configs": _mount(""),
-    "devices": _device,
+    "devices": _target,
     "ports": _port,
     "expose": _value,
     "env_file": _env_file,
