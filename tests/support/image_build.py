@@ -105,15 +105,30 @@ def apt_mirror(sources: Path = Path("/etc/apt")) -> str:
     return DEFAULT_MIRROR
 
 
-def rootfs_tarball(mirror: str, packages: tuple[str, ...]) -> Path:
+# What a slim rootfs leaves out: nothing a program reads at run time.
+SLIM_REMOVED = (
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+    "var/cache/debconf",
+    "var/cache/apt",
+)
+
+
+def rootfs_tarball(mirror: str, packages: tuple[str, ...], *, slim: bool = False) -> Path:
     """Debootstrap once and cache the rootfs as a tarball; later calls return the cache.
 
     The cache key is the package list, so other images (the swarm node image,
     tests/support/swarm_node.py) share the mechanism and the downloaded .debs.
+    `slim`: without documentation, manual pages and translations, for an image that is
+    pushed to a registry and pulled by every test swarm's nodes (its size is their time).
     """
-    key = hashlib.sha256(
-        json.dumps(["bookworm", "minbase", sorted(packages)]).encode()
-    ).hexdigest()[:12]
+    parts: list[object] = ["bookworm", "minbase", sorted(packages)]
+    if slim:
+        parts.append("slim")
+    key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
     tarball = ROOTFS_CACHE / f"bookworm-{key}.tar"
     if tarball.is_file():
         return tarball
@@ -145,6 +160,13 @@ def rootfs_tarball(mirror: str, packages: tuple[str, ...]) -> Path:
             for item in (rootfs / sub).glob("*"):
                 if item.is_file():
                     item.unlink()
+        if slim:
+            for sub in SLIM_REMOVED:
+                for item in (rootfs / sub).glob("*"):
+                    if item.is_dir() and not item.is_symlink():
+                        shutil.rmtree(item)
+                    else:
+                        item.unlink()
         partial = work / "rootfs.tar"
         subprocess.run(
             [
