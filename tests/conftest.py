@@ -28,8 +28,44 @@ import pytest
 
 from tests.support.cleanup import remove_project
 from tests.support.images import ensure_app_image
+from tests.support.swarm import BRING_UPS
 
 PROJECT_LABEL = "com.docker.compose.project"
+_UNIT = Path(__file__).resolve().parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two groups for `pytest -n 2 --dist loadgroup` (the Makefile): the unit tests, which
+    never touch the engine, on one worker; every other test on the other worker, in
+    collection order and one at a time, as without xdist: they share one engine, its
+    networks and ports, and the machine's timing. Without xdist the marks do nothing."""
+    for item in items:
+        group = "unit" if _UNIT in item.path.parents else "engine"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller prints the summary
+        workeroutput["swarm_bring_ups"] = json.dumps(BRING_UPS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    BRING_UPS.extend(json.loads(getattr(node, "workeroutput", {}).get("swarm_bring_ups", "[]")))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not BRING_UPS:
+        return
+    terminalreporter.section("test swarm bring-up")
+    for b in BRING_UPS:
+        t = b["timings"]
+        terminalreporter.write_line(
+            f"{b['module']}: {b['shape']} nodes up in {t['bring_up']:.1f} s "
+            f"(engines {t['engines']:.1f} s, swarm {t['swarm']:.1f} s; "
+            f"node image check/build {t['node_image']:.1f} s), RSS {b['rss'] / 2**20:.0f} MiB"
+        )
 
 
 @pytest.fixture(scope="session")

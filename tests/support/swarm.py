@@ -52,6 +52,9 @@ OWNER_LABEL = "berth.test.swarm.owner"
 ROLE_LABEL = "berth.test.swarm.role"
 NODE_SECURITY = ["seccomp=unconfined", "apparmor=unconfined"]  # + systempaths, see _start_node
 _T = TypeVar("_T")
+# Each test swarm's bring-up ({module, shape, timings, rss}), printed in the terminal
+# summary (tests/conftest.py); under pytest-xdist a worker hands its list to the controller.
+BRING_UPS: list[dict[str, Any]] = []
 
 
 def wait_for(

@@ -12,7 +12,8 @@
 - `swarm_app`    module-scoped: `berth-test/app:1.0.0` pushed into the swarm's registry;
                  the ref the nodes pull (`REGISTRY_IP:5000/berth-test/app:1.0.0`)
 
-Bring-up times are printed in the terminal summary, so CI logs show the harness's cost.
+Bring-up times are printed in the terminal summary (tests/conftest.py), so CI logs show
+the harness's cost.
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from typing import Any
 import pytest
 
 from tests.support.images import ensure_app_image
-from tests.support.swarm import Swarm, remove_stale_swarms, start_swarm
-
-_BRING_UPS: list[tuple[str, str, dict[str, float], int]] = []
+from tests.support.swarm import BRING_UPS, Swarm, remove_stale_swarms, start_swarm
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +67,13 @@ def swarm(
     )
     s.shared = shared
     try:
-        _BRING_UPS.append(
-            (request.module.__name__, f"{managers}+{workers}", s.timings, s.rss_bytes())
+        BRING_UPS.append(
+            {
+                "module": request.module.__name__,
+                "shape": f"{managers}+{workers}",
+                "timings": s.timings,
+                "rss": s.rss_bytes(),
+            }
         )
         yield s
     finally:
@@ -79,15 +83,3 @@ def swarm(
 @pytest.fixture(scope="module")
 def swarm_app(swarm: Swarm, docker_client: Any) -> str:
     return swarm.push(ensure_app_image("1.0.0", client=docker_client))
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _BRING_UPS:
-        return
-    terminalreporter.section("test swarm bring-up")
-    for module, shape, t, rss in _BRING_UPS:
-        terminalreporter.write_line(
-            f"{module}: {shape} nodes up in {t['bring_up']:.1f} s "
-            f"(engines {t['engines']:.1f} s, swarm {t['swarm']:.1f} s; "
-            f"node image check/build {t['node_image']:.1f} s), RSS {rss / 2**20:.0f} MiB"
-        )
