@@ -16,10 +16,10 @@ venv:
 	@bash scripts/ensure-venv.sh
 
 # pytest exit 5 (nothing collected) is a failure: a green run must have run tests.
-# Two pytest-xdist workers, one per group (tests/conftest.py): the pure unit tests on one,
+# Two pytest-xdist workers, one per work unit (tests/conftest.py): the pure unit tests on one,
 # every test that talks to the engine, in order and alone, on the other.
 test: docker venv
-	@rc=0; $(VENV)/bin/pytest -q -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(VENV)/bin/pytest -q -n 2 --durations=15 $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 	  echo "make test: pytest collected no tests (exit 5); treating that as a failure" >&2; \
 	fi; \

@@ -31,17 +31,22 @@ from tests.support.images import ensure_app_image
 from tests.support.swarm import BRING_UPS
 
 PROJECT_LABEL = "com.docker.compose.project"
-_UNIT = Path(__file__).resolve().parent / "unit"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Two groups for `pytest -n 2 --dist loadgroup` (the Makefile): the unit tests, which
-    never touch the engine, on one worker; every other test on the other worker, in
-    collection order and one at a time, as without xdist: they share one engine, its
-    networks and ports, and the machine's timing. Without xdist the marks do nothing."""
-    for item in items:
-        group = "unit" if _UNIT in item.path.parents else "engine"
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Two work units for `pytest -n 2` (the Makefile): the unit tests, which never touch
+    the engine, on one worker; every other test on the other worker, in collection order
+    and one at a time, as without xdist: they share one engine, its networks and ports, and
+    the machine's timing. (xdist's own `--dist loadgroup` does not group on pytest 9: it
+    renames `item._nodeid`, which pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitBesideEngine(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "unit" if nodeid.startswith("tests/unit/") else "engine"
+
+    return UnitBesideEngine(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
