@@ -1,8 +1,9 @@
 """Unit tests: pure code and in-process fakes, no engine.
 
 Under `make test` (pytest-xdist, two workers) they run on a worker of their own beside the
-engine tests (tests/conftest.py). That worker lowers its own priority, so the unit tests
-take only the CPU the engine tests leave idle and cannot stretch their timing.
+engine tests (tests/conftest.py). That worker lowers its own priority (nice 19). This only
+reduces its share: the engine's containers sit in other cgroups, where nice does not reach,
+so the first ~2 minutes of engine tests still share the CPUs with it.
 """
 
 from __future__ import annotations
