@@ -31,6 +31,7 @@ from controller.core.plan import ActionKind
 from controller.core.rollout_config import RolloutConfig as RolloutConfig
 from controller.core.rollout_config import config_for as config_for
 from controller.core.rollout_config import publishes_host_ports as publishes_host_ports
+from controller.core.rollout_inputs import created_by, this_rollouts_restarts
 from controller.core.rollout_state import NewObs as NewObs
 from controller.core.rollout_state import Phase as Phase
 from controller.core.rollout_state import RolloutObs as RolloutObs
@@ -112,6 +113,7 @@ def next_step(
     state: RolloutState, obs: RolloutObs, now: float, event: Event | None = None
 ) -> tuple[RolloutState, Step]:
     """The step to perform now; `event` is what performing the previous one reported."""
+    state, obs = this_rollouts_restarts(state, obs)
     if event is not None:
         state, step = _on_event(state, obs, event)
         if step is not None:
@@ -211,7 +213,7 @@ def _start(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, 
         if running_old:
             return s, StopOld(running_old)
     dead = [n for n in obs.new if n.gate.state in _DEAD]
-    ours = [n for n in dead if s.started_at and n.created >= int(s.started_at) - 1]
+    ours = [n for n in dead if created_by(s, n)]
     if ours:  # created by this rollout and dead already: the revision does not run
         g = ours[0].gate
         return _abort(
@@ -352,7 +354,11 @@ def _abort(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, 
         )
     outcome = s.outcome or (Outcome.ROLLED_BACK if has_old else Outcome.FAILED)
     done = replace(s, phase=Phase.DONE, outcome=outcome)
-    return done, Abort(remove, keep, restore, not s.infra_failure, s.failure)
+    # A scale-up adds replicas of a revision that already took and serves: its failure (a
+    # lost node, a full disk) is retried with backoff; quarantining the serving revision
+    # would leave the service short of replicas until someone edits desired/.
+    quarantine = not s.infra_failure and s.cfg.kind is not ActionKind.SCALE_UP
+    return done, Abort(remove, keep, restore, quarantine, s.failure)
 
 
 def _done(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:

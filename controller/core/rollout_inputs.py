@@ -1,11 +1,13 @@
-"""Two choices a rollout starts from, pure: which containers already serve, and which
-revision served before (what a rollback returns to)."""
+"""What a rollout starts from and judges by, pure: which containers already serve, which
+revision served before (what a rollback returns to), and which restarts count against it."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 
 from controller.core.plan import ActionKind, ServiceAction
+from controller.core.rollout_state import NewObs, Phase, RolloutObs, RolloutState
 
 
 def serving_ids(action: ServiceAction, routed: frozenset[str] | None) -> frozenset[str]:
@@ -39,3 +41,34 @@ def previous_revision(
         c = max(served, key=lambda c: c.created)
         return c.revision, c.tag
     return None, None
+
+
+_PROBED = (Phase.GATE, Phase.CANARY, Phase.BAKE)  # observe() inspects the new containers
+
+
+def created_by(s: RolloutState, n: NewObs) -> bool:
+    """Created by this rollout (a second of slack: `created` is whole seconds)."""
+    return bool(s.started_at) and n.created >= int(s.started_at) - 1
+
+
+def this_rollouts_restarts(s: RolloutState, obs: RolloutObs) -> tuple[RolloutState, RolloutObs]:
+    """The restart counts the gate, canary and bake judge: every restart of a container
+    this rollout created, but of one that existed before it (a replica a scale-up finds
+    running but not routed; on Swarm, a replica whose task was rescheduled after its node
+    was lost) only those after this rollout first probed it. Its history is not evidence
+    against this rollout: counting it failed a scale-up on a healthy replica forever."""
+    if s.phase not in _PROBED or not obs.new:
+        return s, obs
+    base = dict(s.restart_base)
+    for n in obs.new:
+        mine = not s.started_at or created_by(s, n)  # no start time known: judge it all
+        base.setdefault(n.gate.cid, 0 if mine else n.gate.restart_count)
+    new = tuple(
+        replace(n, gate=replace(n.gate, restart_count=max(0, n.gate.restart_count - b)))
+        if (b := base[n.gate.cid])
+        else n
+        for n in obs.new
+    )
+    if base != s.restart_base:
+        s = replace(s, restart_base=base)
+    return s, replace(obs, new=new)

@@ -55,6 +55,8 @@ class RolloutState:
     deadline: float = 0.0
     bake_until: float = 0.0
     passes: Mapping[str, int] = field(default_factory=dict)
+    # the restart count a container had when this rollout first probed it (0 for its own)
+    restart_base: Mapping[str, int] = field(default_factory=dict)
     failure: str = ""
     outcome: Outcome | None = None  # set when it ends without success
     cut_over: bool = False

@@ -275,6 +275,55 @@ def test_serving_containers_are_neither_gated_nor_removed() -> None:
     assert "new1" not in step.remove and step.keep != "new1"
 
 
+def _scale_up_gate(*, started_at: float = 100.0) -> r.RolloutState:
+    """Scale-up 1 -> 2 with nothing routed: #1 ran before this rollout, #2 is its own."""
+    c = cfg(kind=ActionKind.SCALE_UP, serving=frozenset())
+    s = replace(GATING, cfg=c, started_at=started_at, deadline=started_at + 10)
+    return replace(s, published=True)  # no DNS gating in this stack
+
+
+def test_a_replica_from_before_the_rollout_is_judged_by_its_restarts_since() -> None:
+    # #1 restarted once long before (Swarm rescheduled its task after a node loss) and
+    # serves again: the history is not this scale-up's evidence
+    s = _scale_up_gate()
+    before, mine = new(1, created=50.0, restarts=1), new(2, created=100.0)
+    s, step = r.next_step(s, obs((before, mine), old=()), now=100.5)
+    assert isinstance(step, r.Observe), step
+    s, step = r.next_step(s, obs((before, mine), old=()), now=100.8)
+    assert isinstance(step, r.CutOver), step
+    # ...but a restart while this rollout watches it still counts
+    s = _scale_up_gate()
+    s, _ = r.next_step(s, obs((before, mine), old=()), now=100.5)
+    again = new(1, created=50.0, restarts=2)
+    _, step = r.next_step(s, obs((again, mine), old=()), now=100.8)
+    assert isinstance(step, r.Abort) and "restart count 1" in step.reason
+
+
+def test_a_container_this_rollout_created_counts_every_restart() -> None:
+    s = _scale_up_gate()
+    mine = (new(1, created=100.0, restarts=1), new(2, created=100.0))
+    _, step = r.next_step(s, obs(mine, old=()), now=100.5)
+    assert isinstance(step, r.Abort) and "restarted" in step.reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "quarantined"),
+    [(ActionKind.SCALE_UP, False), (ActionKind.CREATE, True), (ActionKind.REPLACE, True)],
+)
+def test_only_a_new_revision_is_quarantined_when_its_gate_fails(
+    kind: ActionKind, quarantined: bool
+) -> None:
+    # a scale-up adds replicas of a revision that took: retried with backoff, not quarantined
+    s = replace(GATING, cfg=cfg(kind=kind), started_at=100.0, deadline=110.0)
+    old = OLD if kind is ActionKind.REPLACE else ()
+    _, step = r.next_step(s, obs((new(1, EXITED, created=100.0),), old=old), now=100.5)
+    assert isinstance(step, r.Abort) and step.quarantine is quarantined
+    outcome = r.Outcome.ROLLED_BACK if old else r.Outcome.FAILED
+    assert next_pass(outcome, quarantined=step.quarantine) is (
+        NextPass.WAIT if quarantined else NextPass.BACKOFF
+    )
+
+
 def test_supersede_keeps_serving_containers() -> None:
     s = replace(GATING, cfg=cfg(kind=ActionKind.SCALE_UP, serving=frozenset({"new1"})))
     done, step = r.next_step(s, obs((new(1), new(2)), old=()), now=0.0, event=r.Cancelled())
