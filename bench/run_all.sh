@@ -26,7 +26,7 @@ status=0
   echo "(e.g. a test suite) inflates every wall-clock number."
   echo
 } > "$TMP"
-for name in planner rollout_overhead parallelism swap_concurrency reaction_latency webhook_latency registry_overhead cutover_vs_compose traffic_switch footprint swarm_native; do
+for name in planner rollout_overhead parallelism swap_concurrency reaction_latency webhook_latency registry_overhead cutover_vs_compose traffic_switch switch_floor footprint swarm_native; do
   echo ">> $name" >&2
   start=$(date +%s)
   if timeout 900 "$PY" "bench/$name.py" > "$TMP.part" 2> "bench/.$name.stderr"; then
