@@ -10,12 +10,21 @@ Berth skips DNS gating (no alias swaps, no DNS grace). In a stack of 10 on one n
 every service is a DNS client of the others, so each rollout moves aliases (two swaps per
 container) and keeps a retiring container for the DNS grace. The scaling target compares
 like with like: all 10 replaced at once vs 1 of the same 10 replaced (the other 9 steady).
+
+Beside them, the engine alone (no Berth): N containers of the same image created and
+started in parallel through the Engine API on one network, each probed every 50 ms until
+its first pass (the workload's gate); seconds to the last one ready, for N = 1 and N = 10.
+That is the part of any start-first rollout no controller can skip, and how it scales on
+this machine.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +80,50 @@ def measure(n: int, replaced: int) -> tuple[list[float], str, dict[str, list[tup
     return times, note, spread
 
 
+def _ready(api: Any, image: str, network: str, done: list[float], t0: float) -> None:
+    c = api.containers.create(image, network=network, labels={"bench": "parallelism"})
+    try:
+        c.start()
+        c.reload()
+        ip = c.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{ip}:8000/health", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        done.append(time.time() - t0)
+    finally:
+        c.remove(force=True)
+
+
+def engine_alone(n: int) -> list[float]:
+    """Seconds until all of n containers created and started at once answer a probe."""
+    api = client()
+    net = api.networks.create(f"bench-parallel-{os.getpid()}-{n}")
+    times = []
+    try:
+        for r in range(RUNS):
+            done: list[float] = []
+            t0 = time.time()
+            image = f"berth-test/app:{TAGS[r % 2]}"
+            threads = [
+                threading.Thread(target=_ready, args=(api, image, net.name, done, t0))
+                for _ in range(n)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            if len(done) != n:
+                raise RuntimeError(f"engine alone: {len(done)} of {n} ready")
+            times.append(max(done))
+    finally:
+        net.remove()
+        api.close()
+    return times
+
+
 def _runs(xs: list[float]) -> str:
     return ", ".join(f"{x:.2f}" for x in xs)
 
@@ -83,7 +136,9 @@ def main() -> int:
     alone, note_a, _ = measure(1, 1)
     one, note1, spread1 = measure(MANY, 1)
     many, note10, spread10 = measure(MANY, MANY)
+    bare1, bare10 = engine_alone(1), engine_alone(MANY)
     ma, m1, m10 = median(alone), median(one), median(many)
+    b1, b10 = median(bare1), median(bare10)
     ratio = m10 / m1
     print("## Parallel rollouts\n")
     print(
@@ -100,6 +155,8 @@ def main() -> int:
                 ("1 service alone (no DNS gating)", f"{ma:.2f}", _runs(alone)),
                 (f"1 of {MANY} services", f"{m1:.2f}", _runs(one)),
                 (f"all {MANY} services", f"{m10:.2f}", _runs(many)),
+                ("engine alone: 1 container to ready", f"{b1:.2f}", _runs(bare1)),
+                (f"engine alone: {MANY} containers to ready", f"{b10:.2f}", _runs(bare10)),
             ],
         )
     )
@@ -115,6 +172,13 @@ def main() -> int:
                     verdict(ratio <= TARGET_RATIO),
                 ),
                 (f"all {MANY} / 1 service alone", f"{m10 / ma:.2f}x", "(reference)", ""),
+                (f"engine alone, {MANY} / 1", f"{b10 / b1:.2f}x", "(reference)", ""),
+                (
+                    f"all {MANY} minus engine alone {MANY} / 1 of {MANY} minus engine alone 1",
+                    f"{(m10 - b10) / (m1 - b1):.2f}x",
+                    "(Berth's own part)",
+                    "",
+                ),
             ],
         )
     )
