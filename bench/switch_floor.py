@@ -34,11 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import client, free_port, interference_note, median, pct, stack, table, verdict
 from cutover_vs_compose import BERTH_SITE, wait_version
 from reaction_latency import Tail
-from traffic_switch import TAGS, TARGET_FULL_P50, compose, deploy, full_switch
+from traffic_switch import TAGS, TARGET_FULL_P50, compose, deploy, full_switch, paced_load
 
 from tests.support.daemon import berth_run
 from tests.support.images import ensure_app_image, ensure_nginx_image
-from tests.support.load import Load
 
 DEPLOYS = max(2, int(os.environ.get("BENCH_DEPLOYS", "8")))
 PROBE_EVERY = 0.1
@@ -97,13 +96,7 @@ def run(api: Any) -> dict[str, Any]:
         with berth_run(s.desired_dir, s.state_dir, log=s.root / "run.log") as run:
             tail = Tail(run.log)
             wait_version(port, TAGS[0], timeout=90)
-            load = Load(
-                f"http://127.0.0.1:{port}",
-                keep_alive=True,
-                get_threads=4,
-                get_rate=200,
-                extras=False,
-            )
+            load = paced_load(port)
             load.start()
             time.sleep(1)
             current, deploys = TAGS[0], []

@@ -62,6 +62,13 @@ def compose(port: int, mode: str, *, canary: bool = False) -> dict[str, Any]:
     return c
 
 
+def paced_load(port: int) -> Load:
+    """The paced keep-alive client that times the switch: 4 pooled connections, ~200 GET/s."""
+    return Load(
+        f"http://127.0.0.1:{port}", keep_alive=True, get_threads=4, get_rate=200, extras=False
+    )
+
+
 def nginx_cpu(api: Any, project: str) -> float:
     """CPU seconds nginx's container has used (all its processes, cgroup accounting)."""
     (c,) = api.containers.list(
@@ -116,13 +123,7 @@ def run_mode(api: Any, mode: str) -> dict[str, Any]:
             out["cpu_ms"] = (nginx_cpu(api, s.project) - cpu0) / DEPLOYS * 1000
             current = TAGS[DEPLOYS % 2]
             # 3. write -> 100 % new, the paced keep-alive client alone (no wrk)
-            paced = Load(
-                f"http://127.0.0.1:{port}",
-                keep_alive=True,
-                get_threads=4,
-                get_rate=200,
-                extras=False,
-            )
+            paced = paced_load(port)
             paced.start()
             time.sleep(1)
             quiet = []
@@ -150,13 +151,7 @@ def run_mode(api: Any, mode: str) -> dict[str, Any]:
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-            load = Load(
-                f"http://127.0.0.1:{port}",
-                keep_alive=True,
-                get_threads=4,
-                get_rate=200,
-                extras=False,
-            )
+            load = paced_load(port)
             load.start()
             time.sleep(2)
             windows = []
