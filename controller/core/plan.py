@@ -28,6 +28,10 @@ class ActionKind(StrEnum):
 # scale change of a revision that runs already, nor to a removal)
 NEW_REVISION = frozenset({ActionKind.CREATE, ActionKind.REPLACE})
 
+# Passes with no rollout, whose nginx routes are healed to follow the containers (a
+# quarantined desired revision: the version that serves is still kept routed)
+STEADY_KINDS = frozenset({ActionKind.NOTHING, ActionKind.QUARANTINED})
+
 CHANGING = frozenset(
     {
         ActionKind.CREATE,

@@ -9,7 +9,7 @@ mid-rollout reads which containers receive traffic from it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 HEADER = "# Managed by Berth; do not edit: rewritten at every cut-over.\n"
@@ -64,6 +64,15 @@ def parse_upstreams(text: str) -> dict[str, list[Backend]]:
         if line.strip() == "}":
             current = None
     return result
+
+
+def steady_revisions(desired: str, routed: Collection[str], *, quarantined: bool) -> frozenset[str]:
+    """The revisions a steady service's routes follow: its desired revision; while that
+    one is quarantined (it failed and the last good one kept serving), the revisions nginx
+    routes now. So the version that serves is still healed: a container of it that Docker
+    restarted on a new address, or Swarm rescheduled after a node loss, is routed again,
+    and one that stopped is dropped."""
+    return frozenset(routed) if quarantined else frozenset({desired})
 
 
 @dataclass(frozen=True)

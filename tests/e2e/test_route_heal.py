@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_zero_downtime import _served_stack, _wait_http
+from tests.e2e.test_zero_downtime import _served_stack, _wait_http, deploy
 from tests.support.berth import berth
 from tests.support.daemon import berth_run, wait_for
 
@@ -73,6 +73,31 @@ def test_apply_on_a_steady_stack_reroutes_too(
             assert (r.status_code, r.text.strip()) == (200, "1.0.0")
         again = berth(s.desired_dir, s.state_dir, "apply")
         assert again.code == 0 and "routes healed" not in again.err, again.err
+    finally:
+        stranger.remove(force=True)
+
+
+def test_a_quarantined_desired_tag_does_not_stop_healing_what_serves(
+    docker_client: Any, app_image: Any, tmp_stack: Any, project: str
+) -> None:
+    """The desired tag failed and is quarantined; 1.0.0 serves on. A 1.0.0 container that
+    comes back on another address is still routed there (before, a quarantined pass healed
+    nothing, so nginx kept the stale address until desired/ changed)."""
+    s, port = _served_stack(docker_client, app_image, tmp_stack)
+    app_image("2.3.0-crash", mode="crash")
+    assert deploy(s, tmp_stack, port, "2.3.0-crash")[0] == 3
+    network = f"{project}_backend"
+    victim, old_ip = _routed_victim(docker_client, project, s, network)
+    stranger, new_ip = _move_address(docker_client, project, victim, network, old_ip)
+    try:
+        res = berth(s.desired_dir, s.state_dir, "apply")
+        assert res.code == 3 and "quarantined" in res.out + res.err, (res.out, res.err)
+        assert "routes healed: " in res.err and f"{old_ip} -> {new_ip}" in res.err, res.err
+        text = (s.root / "nginx/upstreams/upstreams.conf").read_text()
+        assert f"server {new_ip}:8000;" in text and f"server {old_ip}:8000;" not in text
+        for _ in range(10):
+            r = httpx.get(f"http://127.0.0.1:{port}/version", trust_env=False, timeout=10)
+            assert (r.status_code, r.text.strip()) == (200, "1.0.0")
     finally:
         stranger.remove(force=True)
 

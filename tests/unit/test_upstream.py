@@ -6,6 +6,7 @@ from controller.core.upstream import (
     healed_routes,
     parse_upstreams,
     render_upstreams,
+    steady_revisions,
 )
 
 A = Backend("a" * 64, "demo-api-1111aaaa-1", "172.18.0.5", 8000)
@@ -125,3 +126,19 @@ def test_probe_routed_routes_a_dropped_container_again_once_its_probe_passes() -
 
 def test_probe_routed_changes_nothing_while_every_probe_passes() -> None:
     assert healed_routes([RA, RB], [cand(RA), cand(RB)], lambda c: True, probe_routed=True) is None
+
+
+# -- which revisions a steady service's routes follow ------------------------------------
+
+
+def test_steady_routes_follow_the_desired_revision() -> None:
+    assert steady_revisions("v2", {"v1"}, quarantined=False) == {"v2"}
+
+
+def test_a_quarantined_desired_revision_leaves_the_routes_on_what_serves() -> None:
+    # v2 failed and is quarantined, v1 kept serving: v1's containers are still healed
+    assert steady_revisions("v2", {"v1"}, quarantined=True) == {"v1"}
+    # a switch-back that failed left v2 routed: that is what serves, so it is followed
+    assert steady_revisions("v2", {"v2"}, quarantined=True) == {"v2"}
+    assert steady_revisions("v2", set(), quarantined=True) == frozenset()
+

@@ -12,7 +12,7 @@ from controller.core.config import Config
 from controller.core.digests import Pinned
 from controller.core.model import Observed
 from controller.core.outcome import Outcome
-from controller.core.plan import ActionKind, Plan, plan
+from controller.core.plan import STEADY_KINDS, ActionKind, Plan, plan
 from controller.errors import printable
 from controller.ports import RolloutRecord
 from controller.shell.cli.progress import progress_for
@@ -139,7 +139,7 @@ def apply_once(ctx: Context, cfg: Config, *, as_json: bool) -> tuple[RolloutResu
             # be asked for its Lua module; move it to the dynamic switch before traffic does
             session.prepare(observe(ctx.runtime, ctx.store))
     for a in p.actions:  # steady services: nginx routes still in line with the containers?
-        if a.kind is ActionKind.NOTHING:
+        if a.kind in STEADY_KINDS:
             healed = session.heal_routes(a, observed)
             if healed.error:
                 print(f"{a.key}: routes not healed: {healed.error}", file=sys.stderr)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from controller.core.config import Config
 from controller.core.model import Observed, Target
 from controller.core.outcome import NextPass, Outcome, next_pass
-from controller.core.plan import ActionKind, Plan, ServiceAction, blockers, plan
+from controller.core.plan import STEADY_KINDS, ActionKind, Plan, ServiceAction, blockers, plan
 from controller.shell.daemon.image_metrics import PULL_PHASES
 from controller.shell.daemon.logs import log_rollout_event
 from controller.shell.daemon.metrics import BUILD_PHASES, Metrics
@@ -187,7 +187,7 @@ class Reconciler:
                 # nginx started or changed: with `switch: auto` it can only now be asked for
                 # its Lua module; move the stack to the dynamic switch before traffic does
                 session.prepare(observe(self.ctx.runtime, self.ctx.store))
-            if action.kind is ActionKind.NOTHING:
+            if action.kind in STEADY_KINDS:
                 healed = session.heal_routes(action, observed)
                 if healed.error:
                     log.warning("routes not healed: %s", healed.error, extra=_where(key))

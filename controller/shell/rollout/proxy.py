@@ -27,11 +27,12 @@ from controller.core.peers import (
     canary_set,
     is_dynamic,
 )
-from controller.core.plan import ServiceAction
+from controller.core.plan import ActionKind, ServiceAction
 from controller.core.upstream import (
     Backend,
     Candidate,
     healed_routes,
+    steady_revisions,
 )
 from controller.errors import ProxyError
 from controller.ports import ContainerRuntime, HealthProber
@@ -103,18 +104,18 @@ class NginxSwitch:
             return []
         assert stack.proxy is not None and spec.berth.upstream is not None
         net = _shared_network(stack, spec)
-        rev = action.target.revision
-        candidates = [
-            Candidate(
-                c.id,
-                c.name,
-                c.ips.get(net) if net else None,
-                c.ready and c.revision == rev,
-            )
-            for c in containers
-            if (c.project, c.service) == (stack.project, spec.name)
-        ]
+        mine = [c for c in containers if (c.project, c.service) == (stack.project, spec.name)]
         routed = read_upstreams(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
+        ids = {b.container_id[:12] for b in routed}
+        revs = steady_revisions(
+            action.target.revision,
+            {c.revision for c in mine if c.id[:12] in ids},
+            quarantined=action.kind is ActionKind.QUARANTINED,
+        )
+        candidates = [
+            Candidate(c.id, c.name, c.ips.get(net) if net else None, c.ready and c.revision in revs)
+            for c in mine
+        ]
         if self.probe_routed:  # every address at once: a lost node's probe waits its timeout
             addresses = sorted({c.address for c in candidates if c.serving and c.address})
             with ThreadPoolExecutor(max_workers=max(1, min(16, len(addresses)))) as pool:
