@@ -55,6 +55,16 @@ def _routed_victim(client: Any, project: str, s: Any, network: str) -> tuple[str
     return victim.id, old_ip
 
 
+def _rerouted(s: Any, port: int, err: str, old_ip: str, new_ip: str) -> None:
+    """apply said so, the file routes the new address only, and 1.0.0 still answers."""
+    assert "routes healed: " in err and f"{old_ip} -> {new_ip}" in err, err
+    text = (s.root / "nginx/upstreams/upstreams.conf").read_text()
+    assert f"server {new_ip}:8000;" in text and f"server {old_ip}:8000;" not in text
+    for _ in range(10):
+        r = httpx.get(f"http://127.0.0.1:{port}/version", trust_env=False, timeout=10)
+        assert (r.status_code, r.text.strip()) == (200, "1.0.0")
+
+
 def test_apply_on_a_steady_stack_reroutes_too(
     docker_client: Any, app_image: Any, tmp_stack: Any, project: str
 ) -> None:
@@ -65,12 +75,7 @@ def test_apply_on_a_steady_stack_reroutes_too(
     try:
         res = berth(s.desired_dir, s.state_dir, "apply")
         assert res.code == 0, res.err
-        assert "routes healed: " in res.err and f"{old_ip} -> {new_ip}" in res.err, res.err
-        text = (s.root / "nginx/upstreams/upstreams.conf").read_text()
-        assert f"server {new_ip}:8000;" in text and f"server {old_ip}:8000;" not in text
-        for _ in range(10):
-            r = httpx.get(f"http://127.0.0.1:{port}/version", trust_env=False, timeout=10)
-            assert (r.status_code, r.text.strip()) == (200, "1.0.0")
+        _rerouted(s, port, res.err, old_ip, new_ip)
         again = berth(s.desired_dir, s.state_dir, "apply")
         assert again.code == 0 and "routes healed" not in again.err, again.err
     finally:
@@ -92,12 +97,7 @@ def test_a_quarantined_desired_tag_does_not_stop_healing_what_serves(
     try:
         res = berth(s.desired_dir, s.state_dir, "apply")
         assert res.code == 3 and "quarantined" in res.out + res.err, (res.out, res.err)
-        assert "routes healed: " in res.err and f"{old_ip} -> {new_ip}" in res.err, res.err
-        text = (s.root / "nginx/upstreams/upstreams.conf").read_text()
-        assert f"server {new_ip}:8000;" in text and f"server {old_ip}:8000;" not in text
-        for _ in range(10):
-            r = httpx.get(f"http://127.0.0.1:{port}/version", trust_env=False, timeout=10)
-            assert (r.status_code, r.text.strip()) == (200, "1.0.0")
+        _rerouted(s, port, res.err, old_ip, new_ip)
     finally:
         stranger.remove(force=True)
 

@@ -141,4 +141,3 @@ def test_a_quarantined_desired_revision_leaves_the_routes_on_what_serves() -> No
     # a switch-back that failed left v2 routed: that is what serves, so it is followed
     assert steady_revisions("v2", {"v2"}, quarantined=True) == {"v2"}
     assert steady_revisions("v2", set(), quarantined=True) == frozenset()
-
