@@ -17,8 +17,9 @@ Swarm (no replacement of its own), and nothing routes to it until it is healthy 
 probe passes. A service with no task meant to run (scaled to 0 by `stop`) reads as exited.
 Tasks that ended before the current one (failed, rejected, or replaced for an unhealthy
 check) count as restarts: Swarm restarting a task is what a restart is on one host, and the
-gate fails a new replica on it at once (a task left behind on a lost node keeps its last
-state and does not count).
+gate fails a new replica on it at once. A task Swarm moved off a lost node does not count,
+neither while the node is away (it keeps its last state) nor once it is back and reports
+the task `shutdown`.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ from controller.ports import ContainerStatus
 _WAITING = frozenset({"new", "pending", "assigned", "accepted", "ready", "preparing"})
 # A task that ended while its service was meant to run: it crashed, could not start, or
 # Swarm replaced it for failing its healthcheck (that one exits 0 on the SIGTERM and ends
-# `complete`, with no error). A task left behind on a lost node keeps its last state
-# (`running`) and is not one of these.
-_ENDED = frozenset({"failed", "rejected", "complete", "shutdown"})
+# `complete`, with no error). Not one of these: a task left behind on a lost node, which
+# keeps its last state (`running`), nor the `shutdown` it reports once its node is back
+# (Swarm shut it down by its own decision, having rescheduled it; as it does for an
+# operator's `service update --force`): the revision did nothing wrong.
+_ENDED = frozenset({"failed", "rejected", "complete"})
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,14 @@ def test_a_replica_swarm_reschedules_reads_as_starting_not_as_drift() -> None:
     assert status_from_service(_service(), tasks).restart_count == 0
 
 
+def test_a_task_moved_off_a_lost_node_is_no_restart_once_the_node_is_back() -> None:
+    """The node thawed: Swarm had rescheduled its task and now reports it shut down. The
+    revision did nothing wrong, so no gate may fail on it (seen in CI: a frozen worker)."""
+    tasks = [_task("shutdown", "shutdown", 4), _task("running", "running", 8)]
+    st = status_from_service(_service(), tasks)
+    assert st.restart_count == 0 and st.state is ContainerState.RUNNING
+
+
 def test_a_task_swarm_replaced_for_an_unhealthy_check_counts_as_a_restart() -> None:
     """Swarm stops it with SIGTERM, it exits 0: `complete`, no error; the next waits."""
     tasks = [
