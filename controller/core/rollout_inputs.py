@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import replace
 
 from controller.core.plan import ActionKind, ServiceAction
-from controller.core.rollout_state import NewObs, Phase, RolloutObs, RolloutState
+from controller.core.rollout_state import PROBED_PHASES, NewObs, RolloutObs, RolloutState
 
 
 def serving_ids(action: ServiceAction, routed: frozenset[str] | None) -> frozenset[str]:
@@ -43,9 +43,6 @@ def previous_revision(
     return None, None
 
 
-_PROBED = (Phase.GATE, Phase.CANARY, Phase.BAKE)  # observe() inspects the new containers
-
-
 def created_by(s: RolloutState, n: NewObs) -> bool:
     """Created by this rollout (a second of slack: `created` is whole seconds)."""
     return bool(s.started_at) and n.created >= int(s.started_at) - 1
@@ -57,7 +54,7 @@ def this_rollouts_restarts(s: RolloutState, obs: RolloutObs) -> tuple[RolloutSta
     running but not routed; on Swarm, a replica whose task was rescheduled after its node
     was lost) only those after this rollout first probed it. Its history is not evidence
     against this rollout: counting it failed a scale-up on a healthy replica forever."""
-    if s.phase not in _PROBED or not obs.new:
+    if s.phase not in PROBED_PHASES or not obs.new:
         return s, obs
     base = dict(s.restart_base)
     for n in obs.new:

@@ -27,6 +27,10 @@ class Phase(StrEnum):
     DONE = "done"
 
 
+# The phases in which the executor inspects and probes the new containers (observe())
+PROBED_PHASES = frozenset({Phase.GATE, Phase.CANARY, Phase.BAKE})
+
+
 @dataclass(frozen=True)
 class NewObs:
     """A container of the target revision, as the gate sees it."""

@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from controller.core.plan import ActionKind
+
 HEADER = "# Managed by Berth; do not edit: rewritten at every cut-over.\n"
 PLACEHOLDER = "    server 127.0.0.1:9 down;  # berth: no healthy backend yet\n"
 _SERVER = re.compile(
@@ -66,13 +68,13 @@ def parse_upstreams(text: str) -> dict[str, list[Backend]]:
     return result
 
 
-def steady_revisions(desired: str, routed: Collection[str], *, quarantined: bool) -> frozenset[str]:
+def steady_revisions(kind: ActionKind, desired: str, routed: Collection[str]) -> frozenset[str]:
     """The revisions a steady service's routes follow: its desired revision; while that
     one is quarantined (it failed and the last good one kept serving), the revisions nginx
     routes now. So the version that serves is still healed: a container of it that Docker
     restarted on a new address, or Swarm rescheduled after a node loss, is routed again,
     and one that stopped is dropped."""
-    return frozenset(routed) if quarantined else frozenset({desired})
+    return frozenset(routed) if kind is ActionKind.QUARANTINED else frozenset({desired})
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from controller.core.plan import ActionKind
 from controller.core.upstream import (
     Backend,
     Candidate,
@@ -132,12 +133,12 @@ def test_probe_routed_changes_nothing_while_every_probe_passes() -> None:
 
 
 def test_steady_routes_follow_the_desired_revision() -> None:
-    assert steady_revisions("v2", {"v1"}, quarantined=False) == {"v2"}
+    assert steady_revisions(ActionKind.NOTHING, "v2", {"v1"}) == {"v2"}
 
 
 def test_a_quarantined_desired_revision_leaves_the_routes_on_what_serves() -> None:
     # v2 failed and is quarantined, v1 kept serving: v1's containers are still healed
-    assert steady_revisions("v2", {"v1"}, quarantined=True) == {"v1"}
+    assert steady_revisions(ActionKind.QUARANTINED, "v2", {"v1"}) == {"v1"}
     # a switch-back that failed left v2 routed: that is what serves, so it is followed
-    assert steady_revisions("v2", {"v2"}, quarantined=True) == {"v2"}
-    assert steady_revisions("v2", set(), quarantined=True) == frozenset()
+    assert steady_revisions(ActionKind.QUARANTINED, "v2", {"v2"}) == {"v2"}
+    assert steady_revisions(ActionKind.QUARANTINED, "v2", set()) == frozenset()

@@ -9,6 +9,7 @@ from controller.core import rollout as r
 from controller.core.gate import GateInput
 from controller.core.model import ContainerState, ObservedContainer, Target
 from controller.core.plan import ActionKind, ServiceAction
+from controller.core.rollout_state import PROBED_PHASES
 from controller.errors import NotFound
 from controller.shell.rollout.results import Ports
 
@@ -25,7 +26,7 @@ def observe(p: Ports, action: ServiceAction, state: r.RolloutState) -> r.Rollout
     rev = target.revision
     old = tuple(c for c in listed if c.revision != rev)
     new_rows = [c for c in listed if c.revision == rev]
-    gating = state.phase in (r.Phase.GATE, r.Phase.CANARY, r.Phase.BAKE)
+    gating = state.phase in PROBED_PHASES
     new = tuple(_new_obs(p, c, target, probe=gating) for c in new_rows)
     present = True
     if state.phase is r.Phase.PREPARE and action.kind is not ActionKind.SCALE_DOWN:

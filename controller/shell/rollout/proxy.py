@@ -27,7 +27,7 @@ from controller.core.peers import (
     canary_set,
     is_dynamic,
 )
-from controller.core.plan import ActionKind, ServiceAction
+from controller.core.plan import ServiceAction
 from controller.core.upstream import (
     Backend,
     Candidate,
@@ -108,9 +108,7 @@ class NginxSwitch:
         routed = read_upstreams(stack.proxy.upstreams_file).get(spec.berth.upstream.name, [])
         ids = {b.container_id[:12] for b in routed}
         revs = steady_revisions(
-            action.target.revision,
-            {c.revision for c in mine if c.id[:12] in ids},
-            quarantined=action.kind is ActionKind.QUARANTINED,
+            action.kind, action.target.revision, {c.revision for c in mine if c.id[:12] in ids}
         )
         candidates = [
             Candidate(c.id, c.name, c.ips.get(net) if net else None, c.ready and c.revision in revs)
