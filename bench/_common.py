@@ -20,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,3 +269,42 @@ def docker_events(api: Any, since: float, until: float, prefix: str) -> list[tup
             continue
         out.append((t, what))
     return out
+
+
+def _engine_ready(
+    api: Any, image: str, network: str, t0: float, passes: int, every: float, init: bool
+) -> float:
+    """Create and start one container, probe GET :8000/health every `every` s until
+    `passes` in a row; seconds since `t0`. Removed afterwards, outside the timing."""
+    c = api.containers.create(image, init=init, network=network, labels={"bench": "engine"})
+    try:
+        c.start()
+        c.reload()
+        ip = c.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+        streak = 0
+        while streak < passes:
+            try:
+                with urllib.request.urlopen(f"http://{ip}:8000/health", timeout=1) as res:
+                    streak = streak + 1 if res.status == 200 else 0
+            except OSError:
+                streak = 0
+            if streak < passes:
+                time.sleep(every)
+        return time.time() - t0
+    finally:
+        c.remove(force=True)
+
+
+def engine_alone(
+    api: Any, image: str, network: str, n: int, *, passes: int, every: float, init: bool = False
+) -> float:
+    """The engine with no controller: n containers created and started at once, each probed
+    until `passes` in a row; seconds until the last is ready (what any start-first
+    controller waits for before it may move traffic)."""
+    t0 = time.time()
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        ready = [
+            pool.submit(_engine_ready, api, image, network, t0, passes, every, init)
+            for _ in range(n)
+        ]
+        return max(f.result(timeout=120) for f in ready)

@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     client,
+    engine_alone,
     interference_note,
     median,
     must_apply,
@@ -80,48 +78,19 @@ def measure(n: int, replaced: int) -> tuple[list[float], str, dict[str, list[tup
     return times, note, spread
 
 
-def _ready(api: Any, image: str, network: str, done: list[float], t0: float) -> None:
-    c = api.containers.create(image, network=network, labels={"bench": "parallelism"})
-    try:
-        c.start()
-        c.reload()
-        ip = c.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{ip}:8000/health", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        done.append(time.time() - t0)
-    finally:
-        c.remove(force=True)
-
-
-def engine_alone(n: int) -> list[float]:
-    """Seconds until all of n containers created and started at once answer a probe."""
+def engine_alone_runs(n: int) -> list[float]:
+    """RUNS times: seconds until all of n containers created and started at once answer
+    their first probe (50 ms apart), on a network of their own."""
     api = client()
     net = api.networks.create(f"bench-parallel-{os.getpid()}-{n}")
-    times = []
     try:
-        for r in range(RUNS):
-            done: list[float] = []
-            t0 = time.time()
-            image = f"berth-test/app:{TAGS[r % 2]}"
-            threads = [
-                threading.Thread(target=_ready, args=(api, image, net.name, done, t0))
-                for _ in range(n)
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(120)
-            if len(done) != n:
-                raise RuntimeError(f"engine alone: {len(done)} of {n} ready")
-            times.append(max(done))
+        return [
+            engine_alone(api, f"berth-test/app:{TAGS[r % 2]}", net.name, n, passes=1, every=0.05)
+            for r in range(RUNS)
+        ]
     finally:
         net.remove()
         api.close()
-    return times
 
 
 def _runs(xs: list[float]) -> str:
@@ -136,7 +105,7 @@ def main() -> int:
     alone, note_a, _ = measure(1, 1)
     one, note1, spread1 = measure(MANY, 1)
     many, note10, spread10 = measure(MANY, MANY)
-    bare1, bare10 = engine_alone(1), engine_alone(MANY)
+    bare1, bare10 = engine_alone_runs(1), engine_alone_runs(MANY)
     ma, m1, m10 = median(alone), median(one), median(many)
     b1, b10 = median(bare1), median(bare10)
     ratio = m10 / m1

@@ -23,15 +23,23 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import client, free_port, interference_note, median, pct, stack, table, verdict
+from _common import (
+    client,
+    engine_alone,
+    free_port,
+    interference_note,
+    median,
+    pct,
+    stack,
+    table,
+    verdict,
+)
 from cutover_vs_compose import BERTH_SITE, wait_version
 from reaction_latency import Tail
 from traffic_switch import TAGS, TARGET_FULL_P50, compose, deploy, full_switch, paced_load
@@ -42,47 +50,6 @@ from tests.support.images import ensure_app_image, ensure_nginx_image
 DEPLOYS = max(2, int(os.environ.get("BENCH_DEPLOYS", "8")))
 PROBE_EVERY = 0.1
 THRESHOLD = 2
-
-
-def _probe(ip: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{ip}:8000/health", timeout=1) as res:
-            return bool(res.status == 200)
-    except OSError:
-        return False
-
-
-def _start_and_gate(api: Any, image: str, network: str, out: list[float], t0: float) -> None:
-    c = api.containers.create(image, init=True, network=network, labels={"bench": "floor"})
-    try:
-        c.start()
-        c.reload()
-        ip = c.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
-        streak = 0
-        while streak < THRESHOLD:
-            streak = streak + 1 if _probe(ip) else 0
-            if streak < THRESHOLD:
-                time.sleep(PROBE_EVERY)
-        out.append(time.time() - t0)
-    finally:
-        threading.Thread(target=c.remove, kwargs={"force": True}, daemon=True).start()
-
-
-def engine_alone(api: Any, image: str, network: str) -> float:
-    """Seconds until both new containers passed 2 probes in a row (no Berth, no nginx)."""
-    done: list[float] = []
-    t0 = time.time()
-    threads = [
-        threading.Thread(target=_start_and_gate, args=(api, image, network, done, t0))
-        for _ in range(2)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if len(done) != 2:
-        raise RuntimeError("the engine-alone containers did not pass their probes")
-    return max(done)
 
 
 def run(api: Any) -> dict[str, Any]:
@@ -101,8 +68,13 @@ def run(api: Any) -> dict[str, Any]:
             time.sleep(1)
             current, deploys = TAGS[0], []
             for _ in range(DEPLOYS):
-                out["engine"].append(engine_alone(api, f"berth-test/app:{current}", network))
-                time.sleep(1.0)  # the removals finish
+                image = f"berth-test/app:{current}"
+                out["engine"].append(
+                    engine_alone(
+                        api, image, network, 2, passes=THRESHOLD, every=PROBE_EVERY, init=True
+                    )
+                )
+                time.sleep(1.0)
                 current = TAGS[1] if current == TAGS[0] else TAGS[0]
                 t0, _, cut = deploy(s, tail, current)
                 deploys.append((current, t0, time.time()))
