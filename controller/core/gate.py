@@ -1,9 +1,14 @@
 """The health gate, decided purely from observations.
 
-A new container passes when its own Docker healthcheck (if the image/compose defines one)
-reports healthy and Berth's HTTP probe (if `x-berth.health` is set) succeeds, both
-`healthy_threshold` observations in a row. A container that exits or restarts, or a gate that
-runs past `progress_deadline`, fails at once: waiting longer would only delay the rollback.
+A new container passes when Berth's HTTP probe (if `x-berth.health` is set) has succeeded
+`healthy_threshold` observations in a row and its own Docker healthcheck (if the image or
+compose defines one) reports healthy. The probe's streak counts while Docker still says
+`starting`: Docker's `healthy` is already its own verdict (a passing check, with `retries`
+for the way down), so seeing it on more than one observation adds no evidence, only a probe
+interval of delay. Without a probe, the streak counts observations of Docker's `healthy` (or
+of the container running, when it has no healthcheck either). A container that exits,
+restarts or turns unhealthy, or a gate that runs past `progress_deadline`, fails at once:
+waiting longer would only delay the rollback.
 """
 
 from __future__ import annotations
@@ -52,11 +57,11 @@ def evaluate(
         fail = _hard_failure(o, rules)
         if fail:
             return GateVerdict(False, True, fail, counts)
-        counts[o.cid] = counts.get(o.cid, 0) + 1 if _passes(o, rules) else 0
-    if obs and all(counts.get(o.cid, 0) >= rules.threshold for o in obs):
+        counts[o.cid] = counts.get(o.cid, 0) + 1 if _streak_holds(o, rules) else 0
+    if obs and all(counts.get(o.cid, 0) >= rules.threshold and _ready(o, rules) for o in obs):
         return GateVerdict(True, False, "all new containers healthy", counts)
     if now >= rules.deadline:
-        waiting = [o for o in obs if counts.get(o.cid, 0) < rules.threshold]
+        waiting = [o for o in obs if counts.get(o.cid, 0) < rules.threshold or not _ready(o, rules)]
         detail = "; ".join(f"{o.name}: {_why_not(o, rules)}" for o in waiting)
         return GateVerdict(False, True, f"not healthy within progress_deadline ({detail})", counts)
     return GateVerdict(False, False, "waiting for health", counts)
@@ -78,12 +83,19 @@ def _hard_failure(o: GateInput, rules: GateRules) -> str:
     return ""
 
 
-def _passes(o: GateInput, rules: GateRules) -> bool:
+def _streak_holds(o: GateInput, rules: GateRules) -> bool:
+    """This observation continues the streak: the probe passed (with a probe), else Docker's
+    healthcheck reports healthy (with one), else the container runs."""
     if o.state is not ContainerState.RUNNING:
         return False
-    if _docker(o, rules) and o.health != "healthy":
-        return False
-    return not (rules.http_probe and not o.probe_ok)
+    if rules.http_probe:
+        return bool(o.probe_ok)
+    return not (_docker(o, rules) and o.health != "healthy")
+
+
+def _ready(o: GateInput, rules: GateRules) -> bool:
+    """Docker's own verdict, now: healthy when the container has a healthcheck."""
+    return o.state is ContainerState.RUNNING and not (_docker(o, rules) and o.health != "healthy")
 
 
 def _why_not(o: GateInput, rules: GateRules) -> str:

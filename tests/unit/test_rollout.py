@@ -204,15 +204,38 @@ RULES = GateRules(docker_health=True, http_probe=True, threshold=2, deadline=10.
 
 
 @pytest.mark.parametrize(
-    ("health", "probe", "passes_after"),
-    [("healthy", True, 1), ("starting", True, 0), ("healthy", False, 0), (None, True, 0)],
+    ("health", "probe", "streak_after"),
+    [("healthy", True, 1), ("starting", True, 1), ("healthy", False, 0), (None, True, 1)],
 )
-def test_gate_needs_both_docker_health_and_probe(
-    health: str | None, probe: bool, passes_after: int
+def test_the_streak_counts_probe_passes_and_the_gate_needs_docker_healthy_too(
+    health: str | None, probe: bool, streak_after: int
 ) -> None:
     gi = GateInput("c", "c", RUN, health, None, 0, probe)
-    v = evaluate(RULES, [gi], {}, now=0.0)
-    assert v.passes["c"] == passes_after and not v.failed and not v.passed
+    v = evaluate(RULES, [gi], {"c": 1}, now=0.0)
+    assert v.passes["c"] == (2 if streak_after else 0) and not v.failed
+    assert v.passed is (health == "healthy" and probe)
+
+
+def test_a_probe_streak_built_while_docker_says_starting_passes_once_docker_says_healthy() -> None:
+    starting = GateInput("c", "c", RUN, "starting", None, 0, True)
+    v = evaluate(RULES, [starting], {}, now=0.0)
+    v = evaluate(RULES, [starting], v.passes, now=0.0)
+    v = evaluate(RULES, [starting], v.passes, now=0.0)
+    assert not v.passed and v.passes["c"] == 3  # Docker's verdict is still missing
+    v = evaluate(RULES, [replace(starting, health="healthy")], v.passes, now=0.0)
+    assert v.passed  # at once: no second observation of Docker's healthy
+    late = evaluate(RULES, [starting], v.passes, now=10.0)
+    assert late.failed and "docker health starting" in late.reason
+
+
+def test_without_a_probe_the_streak_counts_docker_healthy_observations() -> None:
+    rules = replace(RULES, http_probe=False)
+    starting = GateInput("c", "c", RUN, "starting", None, 0, None)
+    healthy = replace(starting, health="healthy")
+    v = evaluate(rules, [starting], {}, now=0.0)
+    v = evaluate(rules, [healthy], v.passes, now=0.0)
+    assert not v.passed and v.passes["c"] == 1
+    assert evaluate(rules, [healthy], v.passes, now=0.0).passed
 
 
 def test_gate_consecutive_passes_reset_on_failure() -> None:
