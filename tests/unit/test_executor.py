@@ -483,3 +483,51 @@ def test_container_name_rollback_keeps_the_name_on_the_old_container() -> None:
     names = {c.name: c for c in rt.list_containers()}
     assert names["legacy-api"].tag == "1" and names["legacy-api"].running
     assert store.quarantined()[0].tag == "bad"
+
+
+def test_the_gate_looks_every_probe_interval_however_long_a_look_takes() -> None:
+    """The pause after a look is the probe interval less the look's own time (a Swarm
+    manager's listing of three replicas took most of a 200 ms interval), never below 0."""
+    rt, ports, clock, _ = world()
+    v1, v2 = hc_target("1"), hc_target("2")
+    rt.images |= {v1.image, v2.image}
+    assert converge(ports, [v1]) == ["succeeded"]
+    listing = rt.list_containers
+
+    def slow_listing(**kw: Any) -> Any:
+        clock.advance(0.15)
+        return listing(**kw)
+
+    rt.list_containers = slow_listing  # type: ignore[method-assign]
+    clock.sleeps.clear()
+    assert converge(ports, [v2]) == ["succeeded"]
+    gate_pauses = [round(s, 6) for s in clock.sleeps if 0 < s < 0.25]
+    assert gate_pauses and set(gate_pauses) == {0.1}, clock.sleeps
+    assert 0.25 not in clock.sleeps  # no pause of the full interval after a slow look
+
+
+def test_the_gate_probes_the_new_replicas_side_by_side() -> None:
+    """Each probe waits (up to 1 s) until the other replica's probe has begun too; one
+    after another, every probe would wait alone."""
+    import threading
+
+    from controller.ports import ProbeResult
+
+    rt, ports, _, _ = world()
+    v1, v2 = target("api", "1", 2), target("api", "2", 2)
+    rt.images |= {v1.image, v2.image}
+    assert converge(ports, [v1]) == ["succeeded"]
+    both = threading.Barrier(2)
+    alone: list[str] = []
+
+    class SideBySide(FakeProber):
+        def probe(self, host: str, spec: Any) -> ProbeResult:
+            try:
+                both.wait(timeout=1)
+            except threading.BrokenBarrierError:
+                both.reset()
+                alone.append(host)
+            return super().probe(host, spec)
+
+    assert converge(dataclasses.replace(ports, prober=SideBySide()), [v2]) == ["succeeded"]
+    assert len(running(rt, "2")) == 2 and alone == []

@@ -154,6 +154,7 @@ class Executor:
         state = r.RolloutState(r.config_for(action, from_rev, serving=serving))
         event: r.Event | None = None
         while True:
+            looked_at = self.p.clock.now()
             obs = self.canary.observe(action, state, observe(self.p, action, state))
             if event is None and cancel is not None and cancel.is_set():
                 event = r.Cancelled()
@@ -166,7 +167,7 @@ class Executor:
             if isinstance(step, r.Finish):
                 self.canary.end(action, state)
                 return step.outcome, step.reason, state.withdrawn
-            event = self._perform(action, state, step, proxy_service, ev)
+            event = self._perform(action, state, step, proxy_service, ev, looked_at)
 
     # -- perform -------------------------------------------------------------------------
 
@@ -177,8 +178,10 @@ class Executor:
         step: r.Step,
         proxy_service: str | None,
         ev: Evidence,
+        looked_at: float,
     ) -> r.Event | None:
-        """Do what the step says; what the world answered goes back as an event."""
+        """Do what the step says; what the world answered goes back as an event.
+        `looked_at`: when the observation this step was decided on began."""
         rt = self.p.runtime
         match step:
             case r.Pull(image):
@@ -200,6 +203,9 @@ class Executor:
             case r.Start(ids):
                 return self._start_all(ids)
             case r.Observe(wait, _probe):
+                # `wait` apart from the last look's start (the probe's cadence), not from its
+                # end: a look at three replicas on a Swarm manager takes a probe interval itself
+                wait -= self.p.clock.now() - looked_at
                 if wait > 0:
                     self.p.clock.sleep(wait)
             case r.Publish(ids):

@@ -1,9 +1,14 @@
 """The executor's eyes: what one service looks like to the rollout machine (core/rollout.py)
-at each step, from one container listing, an inspect and a probe per new container."""
+at each step, from one container listing, an inspect and a probe per new container.
+
+The new containers are inspected and probed side by side: one after another, a look at
+three replicas through a Swarm manager (an inspect is two API calls there) took longer than
+the 200 ms probe interval, and the gate saw each replica less often than it was told to."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import concurrent.futures as cf
+from collections.abc import Mapping, Sequence
 
 from controller.core import rollout as r
 from controller.core.gate import GateInput
@@ -27,11 +32,26 @@ def observe(p: Ports, action: ServiceAction, state: r.RolloutState) -> r.Rollout
     old = tuple(c for c in listed if c.revision != rev)
     new_rows = [c for c in listed if c.revision == rev]
     gating = state.phase in PROBED_PHASES
-    new = tuple(_new_obs(p, c, target, probe=gating) for c in new_rows)
+    new = (
+        _look_at_all(p, new_rows, target)
+        if gating
+        else tuple(_new_obs(p, c, target, probe=False) for c in new_rows)
+    )
     present = True
     if state.phase is r.Phase.PREPARE and action.kind is not ActionKind.SCALE_DOWN:
         present = p.runtime.image_present(target.image)
     return r.RolloutObs(present, new, old)
+
+
+def _look_at_all(
+    p: Ports, rows: Sequence[ObservedContainer], target: Target
+) -> tuple[r.NewObs, ...]:
+    """Inspect and probe each new container, in parallel when there are several (the
+    runtime and the prober are thread-safe: the executor creates and starts in parallel)."""
+    if len(rows) <= 1:
+        return tuple(_new_obs(p, c, target, probe=True) for c in rows)
+    with cf.ThreadPoolExecutor(max_workers=min(8, len(rows))) as pool:
+        return tuple(pool.map(lambda c: _new_obs(p, c, target, probe=True), rows))
 
 
 def _new_obs(p: Ports, c: ObservedContainer, target: Target, *, probe: bool) -> r.NewObs:
