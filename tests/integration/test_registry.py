@@ -149,6 +149,19 @@ def test_untrusted_ca_is_refused(registry: RegistryServer, pushed: dict[str, str
     assert "certificate" in str(exc.value).lower()
 
 
+def test_an_insecure_registry_is_asked_over_tls_without_verifying(
+    registry: RegistryServer, pushed: dict[str, str], tmp_path: Path
+) -> None:
+    """A registry in the engine's insecure-registries: TLS is still tried first, and the
+    unknown CA is accepted as the engine accepts it (no trust store loaded for it)."""
+    client = Registry(
+        auth=docker_auth(str(registry.docker_config / "config.json")),
+        insecure=lambda host: True,
+        certs_dir=str(tmp_path),  # nothing trusted: only skipping verification can work
+    )
+    assert client.digest(registry.ref(REPO, "1.0.0")) == pushed["1.0.0"]
+
+
 def test_multi_arch_index_digest_is_pinned(registry: RegistryServer, pushed: dict[str, str],
                                            docker_client: Any) -> None:  # fmt: skip
     """An OCI index over the pushed manifest: the tag resolves to the index's digest (what

@@ -432,3 +432,37 @@ def test_hooks_are_carried_on_swarm() -> None:
     new = "hooks: {success: [{url: 'http://127.0.0.1:9/ok'}]}}"
     stack = load(GOOD.replace(old, new))
     assert stack.services["api"].berth.hooks.success[0].url == "http://127.0.0.1:9/ok"
+
+
+def test_an_apply_on_swarm_parses_the_files_once_and_a_reload_is_seen(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """The backend, the Swarm runtime's pins and the edge prober's sockets come from the
+    configuration the process loaded last (no parse of their own); `config()` stays fresh."""
+    from controller.shell import wiring
+
+    (tmp_path / "compose").mkdir()
+    (tmp_path / "compose" / "c.yml").write_text(GOOD)
+    (tmp_path / "desired").mkdir()
+    (tmp_path / "desired" / "s.yaml").write_text(
+        "compose: ../compose/c.yml\nservices:\n  api: {tag: '1'}\n  web: {tag: '1'}\n"
+    )
+    parses: list[str] = []
+    real = wiring.load_config
+
+    def counted(*a: Any, **k: Any) -> Any:
+        parses.append("parse")
+        return real(*a, **k)
+
+    monkeypatch.setattr(wiring, "load_config", counted)
+    ctx = wiring.Context(str(tmp_path / "desired"), str(tmp_path / "state"), "tcp://127.0.0.1:1")
+    cfg = ctx.config()
+    assert ctx.backend == "swarm"
+    assert type(ctx.runtime).__name__ == "SwarmRuntime"
+    assert type(ctx.prober).__name__ == "EdgeProber"
+    assert len(parses) == 1
+    (tmp_path / "desired" / "s.yaml").write_text(
+        "compose: ../compose/c.yml\nservices:\n  api: {tag: '2'}\n  web: {tag: '1'}\n"
+    )
+    again = ctx.config()
+    assert len(parses) == 2 and again.targets != cfg.targets
