@@ -53,6 +53,11 @@ from controller.ports import ContainerStatus, PullProgress
 log = logging.getLogger("berth.docker")
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+# Connections kept for reuse (the SDK's default is 10). Berth calls the engine from many
+# threads at once: up to 32 rollouts, each creating, starting, inspecting and probing its
+# replicas side by side; past the pool's size every extra connection is opened, used once
+# and dropped with a urllib3 warning in Berth's log ("Connection pool is full").
+POOL_SIZE = 64
 _ADDRESSES = NetworkLocks()  # per network: allocations together, a swap alone
 _ATTACHED = ("host", "none", "bridge", "default")
 
@@ -88,7 +93,10 @@ class DockerRuntime:
             if self._client is None:
                 with translated(f"connect {self._base_url}"):
                     self._client = docker.APIClient(
-                        base_url=self._base_url, version="auto", timeout=int(self._timeout)
+                        base_url=self._base_url,
+                        version="auto",
+                        timeout=int(self._timeout),
+                        max_pool_size=POOL_SIZE,
                     )
             return self._client
 

@@ -235,3 +235,34 @@ def test_logs_of_a_running_container_return_without_following(world: World) -> N
     world.rt.start(cid)
     assert isinstance(world.rt.logs(cid, tail=20), list)
     assert world.rt.inspect(cid).state is ContainerState.RUNNING
+
+
+def test_many_threads_at_once_reuse_connections_without_a_pool_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """40 engine calls in flight at once (parallel rollouts inspect and probe their replicas
+    side by side): each gets its answer, and no connection is dropped afterwards for a full
+    pool (the SDK's default pool keeps 10). Each call is an event read bounded 1 s ahead, so
+    the engine holds all 40 connections open together."""
+    import concurrent.futures as cf
+
+    from controller.adapters.docker_runtime import DockerRuntime
+
+    rt = DockerRuntime(None)
+    rt.list_containers(project="warm-up")  # the client exists before the threads start
+    until = time.time() + 1.0
+
+    def read(_: int) -> list[dict[str, object]]:
+        return list(rt.events(since=until - 0.5, until=until))
+
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="urllib3"),
+            cf.ThreadPoolExecutor(max_workers=40) as pool,
+        ):
+            answers = list(pool.map(read, range(40)))
+    finally:
+        rt.close()
+    assert len(answers) == 40
+    full = [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()]
+    assert full == []
