@@ -8,7 +8,7 @@ controller killed mid-rollout picks the rollout up again from the same observati
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from controller.core.model import Observed, ObservedContainer, Target
@@ -54,9 +54,6 @@ class ServiceAction:
     target: Target | None
     current: tuple[ObservedContainer, ...] = ()  # containers of the target revision
     old: tuple[ObservedContainer, ...] = ()  # containers of any other revision
-    # A repair of the version that serves while the desired revision is quarantined (a
-    # SCALE_UP of that version): why the desired one is not rolled out. "" otherwise.
-    quarantined: str = ""
 
     @property
     def key(self) -> str:
@@ -127,11 +124,11 @@ def _plan_service(
         return ServiceAction(t.project, t.service, kind, reason, t, current, old)
 
     if observed.is_quarantined(t.key, rev):
-        why = (
+        return act(
+            ActionKind.QUARANTINED,
             f"revision {rev[:8]} (tag {t.tag}) failed before; quarantined until "
-            f"desired/ changes or `berth retry {t.service}`"
+            f"desired/ changes or `berth retry {t.service}`",
         )
-        return _repair_serving(t, current, old, why) or act(ActionKind.QUARANTINED, why)
     live = [c for c in current if c.running]
     if old:
         if t.replicas == 0:
@@ -155,44 +152,6 @@ def _plan_service(
             why += f", {dead} stopped or exited (drift)"
         return act(ActionKind.SCALE_UP, why)
     return act(ActionKind.NOTHING, f"{len(live)}/{t.replicas} running {t.tag}")
-
-
-def _repair_serving(
-    t: Target,
-    current: tuple[ObservedContainer, ...],
-    old: tuple[ObservedContainer, ...],
-    why: str,
-) -> ServiceAction | None:
-    """While `t`'s revision is quarantined, the version that serves keeps its replica count:
-    a container of it removed or exited is created again. Only when Berth can rebuild that
-    version exactly: every other container is of one revision, and the target's spec with
-    that revision's image hashes to it (only the tag, or the digest, differs). Otherwise
-    (the compose file changed too, or a container of the quarantined revision still runs:
-    the QUARANTINED pass removes it first) nothing is done, as before. The failed
-    container kept for its logs stays (`old`, which the repair keeps: RolloutConfig.keep)."""
-    revisions = {c.revision for c in old}
-    if any(c.running for c in current) or len(revisions) != 1 or t.replicas <= 0:
-        return None
-    live = [c for c in old if c.running]
-    if len(live) >= t.replicas and len(live) == len(old):
-        return None  # all there: nothing to repair
-    model = max(old, key=lambda c: (c.running, c.created))
-    serving = replace(t, image=model.image, tag=model.tag, digest=model.digest)
-    if serving.revision != model.revision:
-        return None  # Berth cannot rebuild that version from today's compose file
-    dead = len(old) - len(live)
-    state = f"{len(live)}/{t.replicas} running" + (f", {dead} stopped or exited" if dead else "")
-    return ServiceAction(
-        t.project,
-        t.service,
-        ActionKind.SCALE_UP,
-        f"{state} of {model.tag}, which serves while {t.tag} is quarantined: bringing "
-        f"{model.tag} back to {t.replicas}",
-        serving,
-        current=old,
-        old=current,
-        quarantined=why,
-    )
 
 
 def containers_running(cs: Iterable[ObservedContainer]) -> bool:

@@ -328,7 +328,7 @@ def _switch_back(s: RolloutState, obs: RolloutObs, reason: str) -> tuple[Rollout
 
 
 def _retire(s: RolloutState, obs: RolloutObs, now: float) -> tuple[RolloutState, Step]:
-    ids = [c.id for c in obs.old if c.id not in s.cfg.keep]
+    ids = [c.id for c in obs.old]
     ids += [n.gate.cid for n in obs.new if n.number > s.cfg.replicas]
     if ids:
         return s, Retire(tuple(ids))

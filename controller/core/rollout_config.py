@@ -39,9 +39,6 @@ class RolloutConfig:
     # new container starts; HTTP checks of each new container before (and in) the bake
     release: tuple[ReleaseTask, ...] = ()
     smoke: tuple[SmokeCheck, ...] = ()
-    # containers of another revision the rollout leaves alone: a repair of the serving
-    # version under a quarantine keeps the failed container kept for its logs
-    keep: frozenset[str] = frozenset()
 
 
 def config_for(
@@ -84,7 +81,6 @@ def config_for(
         pull_policy=t.spec.pull_policy or "missing",
         release=b.release if action.kind in NEW_REVISION else (),
         smoke=b.smoke,
-        keep=frozenset(c.id for c in action.old) if action.quarantined else frozenset(),
     )
 
 

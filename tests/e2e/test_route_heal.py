@@ -102,42 +102,6 @@ def test_a_quarantined_desired_tag_does_not_stop_healing_what_serves(
         stranger.remove(force=True)
 
 
-def test_a_quarantined_desired_tag_does_not_leave_the_serving_version_short(
-    docker_client: Any, app_image: Any, tmp_stack: Any, project: str
-) -> None:
-    """2.3.0-crash is quarantined and 1.0.0 serves on. One 1.0.0 container is removed by
-    hand: apply brings 1.0.0 back to 2 replicas (still exit 3: the desired tag is not
-    running) and routes them; before, the service stayed at 1 until desired/ changed."""
-    s, port = _served_stack(docker_client, app_image, tmp_stack)
-    app_image("2.3.0-crash", mode="crash")
-    assert deploy(s, tmp_stack, port, "2.3.0-crash")[0] == 3
-    labels = [f"com.docker.compose.project={project}", "com.docker.compose.service=api"]
-
-    def api(tag: str) -> list[Any]:
-        return [
-            c
-            for c in docker_client.containers.list(all=True, filters={"label": labels})
-            if c.labels.get("berth.tag") == tag
-        ]
-
-    victim = sorted(api("1.0.0"), key=lambda c: c.name)[0]
-    victim.remove(force=True)
-    res = berth(s.desired_dir, s.state_dir, "apply")
-    assert res.code == 3 and "quarantined" in res.out + res.err, (res.out, res.err)
-    assert "which serves while 2.3.0-crash is quarantined" in res.err, res.err
-    back = [c for c in api("1.0.0") if c.status == "running"]
-    assert len(back) == 2 and victim.id not in {c.id for c in back}
-    text = (s.root / "nginx/upstreams/upstreams.conf").read_text()
-    for c in back:
-        assert f"id={c.id[:12]}" in text, text
-    for _ in range(10):
-        r = httpx.get(f"http://127.0.0.1:{port}/version", trust_env=False, timeout=10)
-        assert (r.status_code, r.text.strip()) == (200, "1.0.0")
-    again = berth(s.desired_dir, s.state_dir, "apply")
-    assert again.code == 3 and "starting" not in again.err, again.err  # nothing more to do
-    assert len([c for c in api("1.0.0") if c.status == "running"]) == 2
-
-
 def test_daemon_reroutes_a_container_that_changed_address(
     docker_client: Any, app_image: Any, tmp_stack: Any, project: str, tmp_path: Path
 ) -> None:

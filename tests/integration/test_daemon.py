@@ -216,43 +216,6 @@ def test_real_prometheus_scrapes_berth_run(
         assert results["__service__"], results
 
 
-def test_under_a_quarantine_the_daemon_brings_a_removed_serving_replica_back(
-    docker_client: Any, app_image: Any, tmp_stack: Any, project: str, tmp_path: Path
-) -> None:
-    """2.1.0-bad is rolled back and quarantined; a 1.0.0 replica removed by hand is created
-    again at the next resync (a scale-up of 1.0.0, counted as a succeeded rollout), and the
-    bad tag is not tried again."""
-    app_image("1.0.0")
-    app_image("2.1.0-bad", mode="unhealthy")
-    svc = compose(replicas=2)
-    svc["services"]["api"]["x-berth"]["progress_deadline"] = "4s"
-    s = tmp_stack(svc, {"api": {"tag": "1.0.0"}})
-    with berth_run(s.desired_dir, s.state_dir, resync=1.0, log=tmp_path / "berth.log") as d:
-        wait_for(lambda: len(tags(docker_client, project)) == 2, 60, "1.0.0 not created")
-        tmp_stack(svc, {"api": {"tag": "2.1.0-bad"}})
-        wait_for(
-            lambda: d.metric("berth_rollouts_total", service="api", outcome="rolled_back") == 1.0,
-            60,
-            "bad tag not rolled back",
-        )
-        victim = next(c for c in containers(docker_client, project) if c.status == "running")
-        victim.remove(force=True)
-        wait_for(
-            lambda: tags(docker_client, project) == ["1.0.0", "1.0.0"],
-            30,
-            "the removed 1.0.0 replica never came back",
-        )
-        wait_for(
-            lambda: d.metric("berth_rollouts_total", service="api", outcome="succeeded") == 2.0,
-            10,
-            "the repair was not counted",
-        )
-        time.sleep(3)  # three more resyncs: nothing else happens
-        assert d.metric("berth_rollouts_total", service="api", outcome="rolled_back") == 1.0
-        assert tags(docker_client, project) == ["1.0.0", "1.0.0"]
-    assert "which serves while 2.1.0-bad is quarantined" in (tmp_path / "berth.log").read_text()
-
-
 def test_sigterm_mid_rollout_is_safe_and_restart_resumes(
     docker_client: Any, app_image: Any, tmp_stack: Any, project: str, tmp_path: Path
 ) -> None:

@@ -531,22 +531,3 @@ def test_the_gate_probes_the_new_replicas_side_by_side() -> None:
 
     assert converge(dataclasses.replace(ports, prober=SideBySide()), [v2]) == ["succeeded"]
     assert len(running(rt, "2")) == 2 and alone == []
-
-
-def test_under_a_quarantine_a_removed_replica_of_the_serving_version_comes_back() -> None:
-    rt, ports, _, store = world()
-    v1, bad = hc_target("1"), hc_target("bad")
-    rt.images |= {v1.image, bad.image}
-    rt.behaviours[bad.image] = Behaviour(health="unhealthy")
-    converge(ports, [v1])
-    assert converge(ports, [bad]) == ["rolled_back"]
-    gone = running(rt, "1")[0]
-    rt.remove(gone)
-    assert converge(ports, [bad]) == ["quarantined"]  # still: the desired tag is not run
-    assert len(running(rt, "1")) == 2 and gone not in running(rt, "1")
-    last = store.history("demo", "api")[0]
-    assert (last.outcome.value, last.to_tag, last.to_revision) == ("succeeded", "1", v1.revision)
-    kept = [c for c in rt.list_containers() if c.tag == "bad"]
-    assert len(kept) == 1 and kept[0].state is ContainerState.EXITED  # still kept for logs
-    assert converge(ports, [bad]) == ["quarantined"]  # and nothing more to do
-    assert len(running(rt, "1")) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.core.model import ContainerState, Observed, ObservedContainer
+from controller.core.model import ContainerState, Observed
 from controller.core.plan import ActionKind, blockers, plan
 from tests.unit.builders import container, target
 
@@ -80,47 +80,6 @@ def test_quarantined_revision_is_not_retried() -> None:
     assert p.actions[0].kind is ActionKind.QUARANTINED
     assert not p.changes
     assert "berth retry" in p.actions[0].reason
-
-
-QUARANTINED_V2 = frozenset({(V2.key, V2.revision)})
-
-
-@pytest.mark.parametrize(
-    "serving",
-    [
-        [container(V1, 1)],  # one removed by hand
-        [container(V1, 1), container(V1, 2, state=EXITED)],  # one exited, not restarted
-        [container(V1, 1, state=EXITED), container(V1, 2, state=EXITED)],  # all down
-        [container(V1, 1), container(V2, 1, state=EXITED)],  # + the failed one, kept for logs
-    ],
-)
-def test_under_a_quarantine_the_serving_version_is_brought_back_to_its_replicas(
-    serving: list[ObservedContainer],
-) -> None:
-    [a] = plan([V2], Observed(tuple(serving), QUARANTINED_V2)).actions
-    assert a.kind is ActionKind.SCALE_UP and a.changes
-    assert a.target is not None and a.target.revision == V1.revision and a.target.tag == "1"
-    assert a.target.replicas == 2
-    assert a.current == tuple(c for c in serving if c.revision == V1.revision)
-    assert a.old == tuple(c for c in serving if c.revision == V2.revision)
-    assert "berth retry" in a.quarantined and "which serves while 2 is quarantined" in a.reason
-
-
-@pytest.mark.parametrize(
-    ("why", "containers"),
-    [
-        ("all there", [container(V1, 1), container(V1, 2)]),
-        ("the quarantined revision still runs", [container(V1, 1), container(V2, 1)]),
-        ("two old revisions", [container(V1, 1), container(target(tag="0", replicas=2), 2)]),
-        ("compose changed too", [container(target(tag="1", env="A=0"), 1)]),
-        ("nothing left to copy", []),
-    ],
-)
-def test_under_a_quarantine_nothing_is_rebuilt_that_berth_cannot_rebuild_exactly(
-    why: str, containers: list[ObservedContainer]
-) -> None:
-    [a] = plan([V2], Observed(tuple(containers), QUARANTINED_V2)).actions
-    assert a.kind is ActionKind.QUARANTINED and not a.changes, why
 
 
 def test_service_removed_from_compose_is_removed_but_other_projects_are_left() -> None:

@@ -200,16 +200,9 @@ class Reconciler:
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)
-        # a repair of the serving version under a quarantine is a rollout that succeeded
-        # (history has it), though the pass reports the quarantine
-        ended = (
-            Outcome.SUCCEEDED
-            if action.quarantined and result.outcome is Outcome.QUARANTINED
-            else result.outcome
-        )
-        if ended.is_rollout:
+        if result.outcome.is_rollout:
             self.metrics.rollout(
-                action.project, action.service, ended, result.duration, now=time.time()
+                action.project, action.service, result.outcome, result.duration, now=time.time()
             )
         self.notifier.rollout(result)  # at most one notice per change (core/notify.admit)
         if action.target is not None and result.outcome.ok:

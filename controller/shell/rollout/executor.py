@@ -104,11 +104,6 @@ class Executor:
             self.p.store.note_rollout(rid, "\n".join(ev.notes))
         restart_dependents(self.p, action, outcome, stack, self.emit)  # depends_on.restart
         res = self._result(action, outcome, reason, t0, from_tag=from_tag)
-        if action.quarantined and outcome is Outcome.SUCCEEDED:
-            # the version that serves is whole again; the desired one is still quarantined
-            res = replace(
-                res, outcome=Outcome.QUARANTINED, reason=f"{action.quarantined} ({reason})"
-            )
         return replace(
             res,
             commit=self.commit,
