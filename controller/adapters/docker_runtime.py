@@ -53,10 +53,8 @@ from controller.ports import ContainerStatus, PullProgress
 log = logging.getLogger("berth.docker")
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-# Connections kept for reuse (the SDK's default is 10). Berth calls the engine from many
-# threads at once: up to 32 rollouts, each creating, starting, inspecting and probing its
-# replicas side by side; past the pool's size every extra connection is opened, used once
-# and dropped with a urllib3 warning in Berth's log ("Connection pool is full").
+# Connections kept for reuse (SDK default 10): parallel rollouts call from many threads at
+# once, and past the pool's size urllib3 drops each extra one with a warning in Berth's log.
 POOL_SIZE = 64
 _ADDRESSES = NetworkLocks()  # per network: allocations together, a swap alone
 _ATTACHED = ("host", "none", "bridge", "default")
@@ -92,11 +90,9 @@ class DockerRuntime:
         with self._lock:
             if self._client is None:
                 with translated(f"connect {self._base_url}"):
+                    url, timeout = self._base_url, int(self._timeout)
                     self._client = docker.APIClient(
-                        base_url=self._base_url,
-                        version="auto",
-                        timeout=int(self._timeout),
-                        max_pool_size=POOL_SIZE,
+                        base_url=url, version="auto", timeout=timeout, max_pool_size=POOL_SIZE
                     )
             return self._client
 
