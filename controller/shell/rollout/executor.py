@@ -7,7 +7,6 @@ performs the step, records history, and reports progress events.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from controller.shell.rollout.evidence import Evidence, capture
 from controller.shell.rollout.hooks_io import after_event, run_hooks
 from controller.shell.rollout.naming import container_labels, name_for, take_fixed_name
 from controller.shell.rollout.naming import container_name as container_name
-from controller.shell.rollout.observe import observe
+from controller.shell.rollout.observe import observe, side_by_side
 from controller.shell.rollout.peers import resolve_peers
 from controller.shell.rollout.release_io import run_release
 from controller.shell.rollout.results import Event as Event
@@ -203,29 +202,15 @@ class Executor:
             case r.Start(ids):
                 return self._start_all(ids)
             case r.Observe(wait, _probe):
-                # `wait` apart from the last look's start (the probe's cadence), not from its
-                # end: a look at three replicas on a Swarm manager takes a probe interval itself
-                wait -= self.p.clock.now() - looked_at
-                if wait > 0:
-                    self.p.clock.sleep(wait)
+                self._pause(wait, looked_at)
             case r.Publish(ids):
                 self._emit(a, "publish", f"{len(ids)} container(s) passed the gate: DNS name on")
                 nets = a.target.spec.networks if a.target else ()
                 self._parallel(lambda cid: rt.add_aliases(cid, nets), ids)
-            case r.CutOver(new_ids, old_ids):
-                self._emit(a, "cutover", f"{len(new_ids)} new container(s) passed the gate")
-                try:
-                    self.p.proxy.cut_over(a, new_ids, old_ids)
-                except ProxyError as exc:
-                    return r.CutoverFailed(str(exc))
+            case r.CutOver() | r.SwitchBack():
+                return self._switch(a, s, step)
             case r.SetWeight():
                 return self.canary.set_weight(a, s, step)
-            case r.SwitchBack(old_ids, new_ids):
-                self._emit(a, "switch-back", s.failure)
-                try:
-                    self.p.proxy.switch_back(a, old_ids, new_ids)
-                except ProxyError as exc:
-                    return r.SwitchBackFailed(str(exc))
             case r.Retire(ids):
                 self._retire(a, ids, proxy_service)
             case r.Abort():
@@ -234,6 +219,30 @@ class Executor:
                 raise AssertionError("Finish ends the loop; it is never performed")
             case _:
                 assert_never(step)
+        return None
+
+    def _pause(self, wait: float, looked_at: float) -> None:
+        """`wait` apart from the last look's start (the probe's cadence), not from its end:
+        a look at three replicas on a Swarm manager takes a probe interval itself."""
+        wait -= self.p.clock.now() - looked_at
+        if wait > 0:
+            self.p.clock.sleep(wait)
+
+    def _switch(
+        self, a: ServiceAction, s: r.RolloutState, step: r.CutOver | r.SwitchBack
+    ) -> r.Event | None:
+        """Traffic to the new containers, or back to the old ones; nginx refusing is the
+        rollout's event to decide on, not an exception."""
+        try:
+            if isinstance(step, r.CutOver):
+                self._emit(a, "cutover", f"{len(step.new_ids)} new container(s) passed the gate")
+                self.p.proxy.cut_over(a, step.new_ids, step.old_ids)
+            else:
+                self._emit(a, "switch-back", s.failure)
+                self.p.proxy.switch_back(a, step.old_ids, step.new_ids)
+        except ProxyError as exc:
+            failed = r.CutoverFailed if isinstance(step, r.CutOver) else r.SwitchBackFailed
+            return failed(str(exc))
         return None
 
     def _create_all(
@@ -333,13 +342,7 @@ class Executor:
     # -- helpers -------------------------------------------------------------------------
 
     def _parallel(self, fn: Callable[[T], None], items: Sequence[T]) -> None:
-        if len(items) <= 1:
-            for it in items:
-                fn(it)
-            return
-        with cf.ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
-            for f in [pool.submit(fn, it) for it in items]:
-                f.result()
+        side_by_side(fn, items)
 
     def _emit(self, a: ServiceAction, phase: str, message: str) -> None:
         self.emit(Event(a.project, a.service, phase, message, self.p.clock.now()))

@@ -8,7 +8,8 @@ the 200 ms probe interval, and the gate saw each replica less often than it was 
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from controller.core import rollout as r
 from controller.core.gate import GateInput
@@ -17,6 +18,18 @@ from controller.core.plan import ActionKind, ServiceAction
 from controller.core.rollout_state import PROBED_PHASES
 from controller.errors import NotFound
 from controller.shell.rollout.results import Ports
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def side_by_side(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`fn` of each item, in threads (at most 8) when there are several, results in order;
+    the first error is raised. The runtime and probers are thread-safe for this."""
+    if len(items) <= 1:
+        return [fn(it) for it in items]
+    with cf.ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def observe(p: Ports, action: ServiceAction, state: r.RolloutState) -> r.RolloutObs:
@@ -32,26 +45,14 @@ def observe(p: Ports, action: ServiceAction, state: r.RolloutState) -> r.Rollout
     old = tuple(c for c in listed if c.revision != rev)
     new_rows = [c for c in listed if c.revision == rev]
     gating = state.phase in PROBED_PHASES
-    new = (
-        _look_at_all(p, new_rows, target)
-        if gating
-        else tuple(_new_obs(p, c, target, probe=False) for c in new_rows)
-    )
+    if gating:  # an inspect and a probe each: side by side
+        new = tuple(side_by_side(lambda c: _new_obs(p, c, target, probe=True), new_rows))
+    else:
+        new = tuple(_new_obs(p, c, target, probe=False) for c in new_rows)
     present = True
     if state.phase is r.Phase.PREPARE and action.kind is not ActionKind.SCALE_DOWN:
         present = p.runtime.image_present(target.image)
     return r.RolloutObs(present, new, old)
-
-
-def _look_at_all(
-    p: Ports, rows: Sequence[ObservedContainer], target: Target
-) -> tuple[r.NewObs, ...]:
-    """Inspect and probe each new container, in parallel when there are several (the
-    runtime and the prober are thread-safe: the executor creates and starts in parallel)."""
-    if len(rows) <= 1:
-        return tuple(_new_obs(p, c, target, probe=True) for c in rows)
-    with cf.ThreadPoolExecutor(max_workers=min(8, len(rows))) as pool:
-        return tuple(pool.map(lambda c: _new_obs(p, c, target, probe=True), rows))
 
 
 def _new_obs(p: Ports, c: ObservedContainer, target: Target, *, probe: bool) -> r.NewObs:
